@@ -1,0 +1,136 @@
+// swift-tools-version:6.1
+import PackageDescription
+
+let swiftSettings: [SwiftSetting] = [
+    .enableUpcomingFeature("ExistentialAny"),
+]
+
+let package = Package(
+    name: "ipquest",
+    platforms: [.macOS(.v14)],
+    products: [
+        .executable(name: "ipquest", targets: ["ipquest"]),
+        .library(name: "IPAddress", targets: ["IPAddress"]),
+        .library(name: "LocationDB", targets: ["LocationDB"]),
+        .library(name: "CloudRanges", targets: ["CloudRanges"]),
+        .library(name: "Edge", targets: ["Edge"]),
+        .library(name: "Game", targets: ["Game"]),
+        .library(name: "Tunnel", targets: ["Tunnel"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.8.2"),
+        .package(url: "https://github.com/apple/swift-log.git", from: "1.16.2"),
+        .package(url: "https://github.com/apple/swift-metrics.git", from: "2.13.0"),
+        .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.2"),
+        .package(url: "https://github.com/apple/swift-nio-ssl.git", from: "2.37.6"),
+        .package(url: "https://github.com/apple/swift-crypto.git", from: "4.5.2"),
+        .package(url: "https://github.com/hummingbird-project/hummingbird.git", from: "2.28.1"),
+        .package(url: "https://github.com/groue/GRDB.swift.git", from: "7.10.0"),
+        .package(url: "https://github.com/swift-server/swift-service-lifecycle.git", from: "2.13.0"),
+        .package(url: "https://github.com/swift-server/swift-prometheus.git", from: "2.4.1"),
+        .package(url: "https://github.com/swift-server/async-http-client.git", from: "1.37.0"),
+        .package(url: "https://github.com/jpsim/Yams.git", from: "6.2.2"),
+        .package(url: "https://github.com/adam-fowler/compress-nio.git", from: "1.5.0"),
+    ],
+    targets: [
+        // Values, prefixes and longest-prefix-match tables. No dependencies on purpose.
+        .target(name: "IPAddress", swiftSettings: swiftSettings),
+
+        // IPFire libloc v1 database reader/writer.
+        .target(
+            name: "LocationDB",
+            dependencies: [
+                "IPAddress",
+                .product(name: "Crypto", package: "swift-crypto"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+
+        // Cloud provider range feeds and the data-center classifier.
+        .target(
+            name: "CloudRanges",
+            dependencies: [
+                "IPAddress",
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Metrics", package: "swift-metrics"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+
+        // Transport and request guards: client-IP resolution, PROXY protocol, rate limits.
+        .target(
+            name: "Edge",
+            dependencies: [
+                "IPAddress",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "HummingbirdCore", package: "hummingbird"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Metrics", package: "swift-metrics"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+
+        // The capture-the-IP game: claims, scoring, storage, HTTP API.
+        .target(
+            name: "Game",
+            dependencies: [
+                "IPAddress",
+                "Edge",
+                .product(name: "GRDB", package: "GRDB.swift"),
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Metrics", package: "swift-metrics"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "CompressNIO", package: "compress-nio"),
+                .product(name: "Yams", package: "Yams"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+
+        // HTTP CONNECT proxy.
+        .target(
+            name: "Tunnel",
+            dependencies: [
+                "IPAddress",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Metrics", package: "swift-metrics"),
+                .product(name: "Yams", package: "Yams"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+
+        // The command line: argument parsing and wiring only.
+        .executableTarget(
+            name: "ipquest",
+            dependencies: [
+                "IPAddress", "LocationDB", "CloudRanges", "Edge", "Game", "Tunnel",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "Prometheus", package: "swift-prometheus"),
+                .product(name: "Metrics", package: "swift-metrics"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+
+        .testTarget(name: "IPAddressTests", dependencies: ["IPAddress"]),
+        .testTarget(name: "LocationDBTests", dependencies: ["LocationDB"]),
+        .testTarget(name: "CloudRangesTests", dependencies: ["CloudRanges"]),
+        .testTarget(name: "EdgeTests", dependencies: ["Edge"]),
+        .testTarget(
+            name: "GameTests",
+            dependencies: [
+                "Game",
+                .product(name: "GRDB", package: "GRDB.swift"),
+            ]
+        ),
+        .testTarget(name: "TunnelTests", dependencies: ["Tunnel"]),
+    ]
+)

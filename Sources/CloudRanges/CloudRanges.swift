@@ -1,0 +1,1 @@
+// Module CloudRanges: work in progress.

@@ -1,0 +1,1 @@
+// Module Edge: work in progress.

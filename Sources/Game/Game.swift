@@ -1,0 +1,1 @@
+// Module Game: work in progress.

@@ -1,0 +1,1 @@
+// Module LocationDB: work in progress.

@@ -1,0 +1,1 @@
+// Module Tunnel: work in progress.
