@@ -7,6 +7,8 @@ struct IPQuestCommand: AsyncParsableCommand {
         abstract: "Capture-the-IP game server and IP toolkit.",
         subcommands: [
             // One line per tool; each lives in its own file in this folder.
+            ServeCommand.self,
+            ClaimsCommand.self,
         ]
     )
 }

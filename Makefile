@@ -1,0 +1,28 @@
+# The two entry points: `make run` starts the game, `make test` runs every test.
+SWIFT ?= swift
+PORT ?= 8080
+DATABASE ?= ./ipquest.sqlite
+
+.PHONY: run test build release deps-run deps-test bench clean
+
+run: deps-run release
+	.build/release/ipquest serve --port $(PORT) --database $(DATABASE)
+
+test: deps-test
+	$(SWIFT) build --build-tests
+	$(SWIFT) test --skip-build
+
+build:
+	$(SWIFT) build
+
+release:
+	$(SWIFT) build -c release --product ipquest
+
+deps-run:
+	@scripts/install-deps.sh run
+
+deps-test:
+	@scripts/install-deps.sh test
+
+clean:
+	rm -rf .build

@@ -1,1 +1,0 @@
-// Module Edge: work in progress.

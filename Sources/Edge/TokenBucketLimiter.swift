@@ -1,0 +1,111 @@
+import Synchronization
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
+/// Token buckets keyed by network (an IPv4 /24, an IPv6 /48, …), with bounded memory.
+///
+/// Each key starts with `burst` tokens and regains `refillPerSecond` per second up to `burst`.
+/// A bucket that has refilled completely is indistinguishable from a new one, so idle buckets
+/// are dropped when the table grows; the table never holds more than `capacity` keys. When it is
+/// full of busy buckets, unknown keys are refused (fail closed) rather than evicting a busy one,
+/// which would hand an attacker a fresh bucket.
+public final class TokenBucketLimiter<Key: Hashable & Sendable>: Sendable {
+    public struct Configuration: Sendable, Equatable {
+        public var burst: Int
+        public var refillPerSecond: Double
+        public var capacity: Int
+        public init(burst: Int = 127, refillPerSecond: Double = 1, capacity: Int = 1 << 20) {
+            self.burst = burst
+            self.refillPerSecond = refillPerSecond
+            self.capacity = capacity
+        }
+    }
+
+    public enum Decision: Equatable, Sendable {
+        case allowed(remaining: Int)
+        /// Refused; a token will be available after this many seconds (rounded up, ≥ 1).
+        case limited(retryAfter: Int)
+    }
+
+    private struct Bucket {
+        var tokens: Double
+        var updatedAt: UInt64 // nanoseconds, monotonic
+    }
+
+    private struct Shard {
+        var buckets: [Key: Bucket] = [:]
+    }
+
+    public let configuration: Configuration
+    private let shards: [Mutex<Shard>]
+    private let clock: @Sendable () -> UInt64
+
+    /// - Parameter clock: monotonic nanoseconds; injectable for tests.
+    public init(configuration: Configuration, clock: @escaping @Sendable () -> UInt64 = TokenBucketLimiter.monotonicNanoseconds) {
+        precondition(configuration.burst >= 1 && configuration.refillPerSecond > 0 && configuration.capacity >= 16)
+        self.configuration = configuration
+        shards = (0..<16).map { _ in Mutex(Shard()) }
+        self.clock = clock
+    }
+
+    public static func monotonicNanoseconds() -> UInt64 {
+        var ts = timespec()
+        clock_gettime(CLOCK_MONOTONIC, &ts)
+        return UInt64(ts.tv_sec) * 1_000_000_000 + UInt64(ts.tv_nsec)
+    }
+
+    /// Takes `cost` tokens from the bucket of `key` if it has them.
+    public func acquire(_ key: Key, cost: Int = 1) -> Decision {
+        let now = clock()
+        let burst = Double(configuration.burst)
+        let rate = configuration.refillPerSecond
+        let perShardCapacity = configuration.capacity / shards.count
+        let shard = shards[Int(UInt(bitPattern: key.hashValue) % UInt(shards.count))]
+        return shard.withLock { shard -> Decision in
+            var bucket: Bucket
+            if let existing = shard.buckets[key] {
+                bucket = existing
+                let elapsed = Double(now &- existing.updatedAt) / 1e9
+                bucket.tokens = min(burst, bucket.tokens + elapsed * rate)
+            } else {
+                if shard.buckets.count >= perShardCapacity {
+                    Self.dropRefilled(&shard.buckets, now: now, burst: burst, rate: rate)
+                    if shard.buckets.count >= perShardCapacity {
+                        return .limited(retryAfter: max(1, Int((burst / rate).rounded(.up))))
+                    }
+                }
+                bucket = Bucket(tokens: burst, updatedAt: now)
+            }
+            bucket.updatedAt = now
+            let price = Double(cost)
+            if bucket.tokens >= price {
+                bucket.tokens -= price
+                shard.buckets[key] = bucket
+                return .allowed(remaining: Int(bucket.tokens))
+            }
+            shard.buckets[key] = bucket
+            let wait = (price - bucket.tokens) / rate
+            return .limited(retryAfter: max(1, Int(wait.rounded(.up))))
+        }
+    }
+
+    private static func dropRefilled(_ buckets: inout [Key: Bucket], now: UInt64, burst: Double, rate: Double) {
+        buckets = buckets.filter { _, b in
+            b.tokens + Double(now &- b.updatedAt) / 1e9 * rate < burst
+        }
+    }
+
+    /// Number of keys held (for metrics and tests).
+    public var count: Int { shards.reduce(0) { $0 + $1.withLock { $0.buckets.count } } }
+
+    /// Drops every bucket that has refilled completely.
+    public func sweep() {
+        let now = clock()
+        for shard in shards {
+            shard.withLock { Self.dropRefilled(&$0.buckets, now: now, burst: Double(configuration.burst), rate: configuration.refillPerSecond) }
+        }
+    }
+}

@@ -1,0 +1,164 @@
+public import IPAddress
+import Yams
+
+/// A configuration value that failed validation. `description` is one line naming the key.
+public struct ConfigurationError: Error, CustomStringConvertible, Equatable {
+    public var key: String
+    public var problem: String
+    public init(key: String, problem: String) {
+        self.key = key
+        self.problem = problem
+    }
+    public var description: String { "invalid configuration: \(key): \(problem)" }
+}
+
+/// Settings of `ipquest serve`. The YAML file and the command-line flags fill the same schema
+/// and go through the same validation; flags win over the file.
+///
+/// ```yaml
+/// host: 127.0.0.1
+/// port: 8080
+/// database: ./ipquest.sqlite
+/// durability: full            # full | normal
+/// trusted_proxies: [10.0.0.0/8, 192.0.2.1]
+/// proxy_protocol: false
+/// rate_limit: { burst: 127, per_second: 1, max_networks: 1048576 }
+/// claims: { queue_capacity: 65536, max_batch: 4096 }
+/// http: { idle_timeout_seconds: 30 }
+/// ```
+public struct ServeConfiguration: Sendable, Equatable {
+    public var host = "127.0.0.1"
+    public var port = 8080
+    public var database = "./ipquest.sqlite"
+    public var durability = SQLiteClaimStorage.Durability.full
+    public var trustedProxies: [IPPrefix] = []
+    public var proxyProtocol = false
+    public var rateLimitBurst = 127
+    public var rateLimitPerSecond = 1.0
+    public var rateLimitMaxNetworks = 1 << 20
+    public var queueCapacity = 65_536
+    public var maxBatch = 4_096
+    public var idleTimeoutSeconds = 30
+
+    public init() {}
+
+    /// Every key the file may contain, for "unknown key" errors.
+    static let schema: [String: Set<String>?] = [
+        "host": nil, "port": nil, "database": nil, "durability": nil, "trusted_proxies": nil, "proxy_protocol": nil,
+        "rate_limit": ["burst", "per_second", "max_networks"],
+        "claims": ["queue_capacity", "max_batch"],
+        "http": ["idle_timeout_seconds"],
+    ]
+
+    /// Reads YAML text into this configuration, key by key.
+    public mutating func apply(yaml text: String) throws(ConfigurationError) {
+        let root: Any?
+        do { root = try Yams.load(yaml: text) } catch {
+            throw ConfigurationError(key: "(file)", problem: "not valid YAML: \(String(describing: error).split(separator: "\n").first ?? "")")
+        }
+        guard let root else { return } // empty file
+        guard let map = root as? [String: Any] else { throw ConfigurationError(key: "(file)", problem: "expected a mapping of keys") }
+        for (key, value) in map.sorted(by: { $0.key < $1.key }) {
+            guard let sub = Self.schema[key] else { throw ConfigurationError(key: key, problem: "unknown key") }
+            if let allowed = sub {
+                guard let nested = value as? [String: Any] else { throw ConfigurationError(key: key, problem: "expected a mapping") }
+                for (k, v) in nested.sorted(by: { $0.key < $1.key }) {
+                    guard allowed!.contains(k) else { throw ConfigurationError(key: "\(key).\(k)", problem: "unknown key") }
+                    try set("\(key).\(k)", v)
+                }
+            } else {
+                try set(key, value)
+            }
+        }
+    }
+
+    /// Sets one key from a YAML value or a flag's text.
+    public mutating func set(_ key: String, _ value: Any) throws(ConfigurationError) {
+        switch key {
+        case "host":
+            let text = try Self.string(key, value)
+            guard IPAddress(text) != nil || text == "localhost" else {
+                throw ConfigurationError(key: key, problem: "'\(text)' is not an IP address")
+            }
+            host = text
+        case "port": port = try Self.int(key, value, 0...65_535)
+        case "database":
+            let text = try Self.string(key, value)
+            guard !text.isEmpty else { throw ConfigurationError(key: key, problem: "must not be empty") }
+            database = text
+        case "durability":
+            let text = try Self.string(key, value)
+            guard let d = SQLiteClaimStorage.Durability(rawValue: text) else {
+                throw ConfigurationError(key: key, problem: "'\(text)' is not one of full, normal")
+            }
+            durability = d
+        case "trusted_proxies":
+            let items: [Any]
+            if let list = value as? [Any] { items = list } else if let text = value as? String {
+                items = text.split(separator: ",").map { String($0.trimmingCharacters(in: .whitespaces)) }.filter { !$0.isEmpty }
+            } else { throw ConfigurationError(key: key, problem: "expected a list of CIDR prefixes") }
+            var prefixes: [IPPrefix] = []
+            for (i, item) in items.enumerated() {
+                let text = try Self.string("\(key)[\(i)]", item)
+                do { prefixes.append(try IPPrefix(parsing: text)) } catch {
+                    throw ConfigurationError(key: "\(key)[\(i)]", problem: error.description)
+                }
+            }
+            trustedProxies = prefixes
+        case "proxy_protocol": proxyProtocol = try Self.bool(key, value)
+        case "rate_limit.burst": rateLimitBurst = try Self.int(key, value, 1...1_000_000)
+        case "rate_limit.per_second":
+            let d = try Self.double(key, value)
+            guard d > 0, d <= 1_000_000 else { throw ConfigurationError(key: key, problem: "must be > 0 and ≤ 1000000") }
+            rateLimitPerSecond = d
+        case "rate_limit.max_networks": rateLimitMaxNetworks = try Self.int(key, value, 16...100_000_000)
+        case "claims.queue_capacity": queueCapacity = try Self.int(key, value, 1...10_000_000)
+        case "claims.max_batch": maxBatch = try Self.int(key, value, 1...100_000)
+        case "http.idle_timeout_seconds": idleTimeoutSeconds = try Self.int(key, value, 1...86_400)
+        default: throw ConfigurationError(key: key, problem: "unknown key")
+        }
+    }
+
+    static func string(_ key: String, _ v: Any) throws(ConfigurationError) -> String {
+        if let s = v as? String { return s }
+        if let i = v as? Int { return String(i) }
+        throw ConfigurationError(key: key, problem: "expected a string")
+    }
+
+    static func int(_ key: String, _ v: Any, _ range: ClosedRange<Int>) throws(ConfigurationError) -> Int {
+        let parsed: Int?
+        if let i = v as? Int { parsed = i } else if let s = v as? String { parsed = Int(s) } else { parsed = nil }
+        guard let n = parsed else { throw ConfigurationError(key: key, problem: "expected an integer, got '\(v)'") }
+        guard range.contains(n) else { throw ConfigurationError(key: key, problem: "\(n) is outside \(range.lowerBound)…\(range.upperBound)") }
+        return n
+    }
+
+    static func double(_ key: String, _ v: Any) throws(ConfigurationError) -> Double {
+        if let d = v as? Double { return d }
+        if let i = v as? Int { return Double(i) }
+        if let s = v as? String, let d = Double(s) { return d }
+        throw ConfigurationError(key: key, problem: "expected a number, got '\(v)'")
+    }
+
+    static func bool(_ key: String, _ v: Any) throws(ConfigurationError) -> Bool {
+        if let b = v as? Bool { return b }
+        if let s = v as? String {
+            switch s.lowercased() {
+            case "true", "yes", "on", "1": return true
+            case "false", "no", "off", "0": return false
+            default: break
+            }
+        }
+        throw ConfigurationError(key: key, problem: "expected true or false, got '\(v)'")
+    }
+
+    /// Cross-field checks.
+    public func validate() throws(ConfigurationError) {
+        if proxyProtocol, trustedProxies.isEmpty {
+            throw ConfigurationError(key: "proxy_protocol", problem: "needs trusted_proxies: PROXY headers are accepted only from them")
+        }
+        if maxBatch > queueCapacity {
+            throw ConfigurationError(key: "claims.max_batch", problem: "must not exceed claims.queue_capacity (\(queueCapacity))")
+        }
+    }
+}

@@ -1,0 +1,288 @@
+public import IPAddress
+import Logging
+import Metrics
+public import ServiceLifecycle
+import Synchronization
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Wall-clock time as Unix seconds and nanoseconds.
+public struct WallClock: Sendable {
+    public var now: @Sendable () -> (seconds: Int64, nanoseconds: Int32)
+
+    public init(now: @escaping @Sendable () -> (seconds: Int64, nanoseconds: Int32)) { self.now = now }
+
+    public static let system = WallClock {
+        var ts = timespec()
+        clock_gettime(CLOCK_REALTIME, &ts)
+        return (Int64(ts.tv_sec), Int32(ts.tv_nsec))
+    }
+
+    public var seconds: Int64 { now().seconds }
+}
+
+/// Why a claim was not taken.
+public enum ClaimError: Error, Equatable, Sendable {
+    /// The pending-claim queue is full: answer 503 and ask the client to retry.
+    case queueFull
+    /// Storage failed or is shutting down: the claim was not stored.
+    case unavailable(String)
+}
+
+/// The game: the in-memory scoreboard, the group-committing claim writer, and the snapshots
+/// that reads are served from.
+///
+/// Claims enter a bounded queue; one writer task takes everything queued (up to
+/// `maxBatch`), decides each claim's effect against the board, stores the effective ones in
+/// one transaction, and only then applies them to the board and answers the waiting
+/// requests. While one batch commits the next one gathers, so the commit cost is shared.
+public final class GameEngine: Service, Sendable {
+    public struct Configuration: Sendable, Equatable {
+        /// Claims waiting to be written before new ones get 503.
+        public var queueCapacity: Int = 65_536
+        /// Most claims in one transaction.
+        public var maxBatch: Int = 4_096
+        /// Journal rows folded per maintenance step.
+        public var maintenanceChunk: Int = 1_000
+        /// Snapshot refresh interval while claims arrive.
+        public var snapshotInterval: Duration = .milliseconds(200)
+        public init() {}
+    }
+
+    struct Pending {
+        var address: IPv4Address
+        var name: PlayerName
+        var continuation: CheckedContinuation<Scoreboard.Outcome, any Error>
+    }
+
+    struct Queue {
+        var pending: [Pending] = []
+        var writerWaiting: CheckedContinuation<Void, Never>?
+        var closed = false
+    }
+
+    public let configuration: Configuration
+    let storage: any ClaimStorage
+    let clock: WallClock
+    let logger: Logger
+    let board: Mutex<Scoreboard>
+    let queue = Mutex(Queue())
+    let snapshots: SnapshotStore
+    /// Set when the board changed since the last snapshot.
+    let dirty = Atomic<Bool>(true)
+
+    let claimsCounter = Counter(label: "ipquest_claims_total")
+    let unchangedCounter = Counter(label: "ipquest_claims_unchanged_total")
+    let batchRecorder = Recorder(label: "ipquest_claim_batch_size")
+    let commitTimer = Timer(label: "ipquest_claim_commit_duration")
+    let queueFullCounter = Counter(label: "ipquest_claims_rejected_total", dimensions: [("reason", "queue_full")])
+
+    /// Loads the stored claims and builds the board.
+    public init(storage: any ClaimStorage, configuration: Configuration = .init(), clock: WallClock = .system, logger: Logger) async throws {
+        self.storage = storage
+        self.configuration = configuration
+        self.clock = clock
+        self.logger = logger
+        let claims = try await storage.loadAll()
+        let scoreboard = Scoreboard()
+        scoreboard.load(claims, now: clock.seconds)
+        board = Mutex(scoreboard)
+        snapshots = SnapshotStore()
+        logger.info("loaded claims", metadata: ["addresses": "\(claims.count)"])
+        refreshSnapshots()
+    }
+
+    // MARK: Claims
+
+    /// Queues a claim and returns once it is durably stored (or known to change nothing).
+    public func claim(address: IPv4Address, name: PlayerName) async throws -> Scoreboard.Outcome {
+        try await withCheckedThrowingContinuation { continuation in
+            let resumeWriter: CheckedContinuation<Void, Never>? = queue.withLock { q in
+                if q.closed {
+                    continuation.resume(throwing: ClaimError.unavailable("server is shutting down"))
+                    return nil
+                }
+                if q.pending.count >= configuration.queueCapacity {
+                    continuation.resume(throwing: ClaimError.queueFull)
+                    return nil
+                }
+                q.pending.append(Pending(address: address, name: name, continuation: continuation))
+                let waiting = q.writerWaiting
+                q.writerWaiting = nil
+                return waiting
+            }
+            resumeWriter?.resume()
+        }
+    }
+
+    /// Runs the writer and the snapshot refresher until graceful shutdown, then drains the
+    /// queue: every claim accepted before shutdown is stored and answered.
+    public func run() async throws {
+        try await withGracefulShutdownHandler {
+            try await withThrowingDiscardingTaskGroup { group in
+                group.addTask { try await self.writeLoop() }
+                group.addTask { await self.snapshotLoop() }
+            }
+        } onGracefulShutdown: {
+            self.close()
+        }
+    }
+
+    /// Stops taking claims; the writer finishes what is queued and returns.
+    public func close() {
+        let waiting = queue.withLock { q -> CheckedContinuation<Void, Never>? in
+            q.closed = true
+            let w = q.writerWaiting
+            q.writerWaiting = nil
+            return w
+        }
+        waiting?.resume()
+    }
+
+    private func nextBatch() async -> [Pending]? {
+        while true {
+            enum Step { case batch([Pending]), finished, wait }
+            let step: Step = queue.withLock { q in
+                if !q.pending.isEmpty {
+                    let n = min(q.pending.count, configuration.maxBatch)
+                    let batch = Array(q.pending.prefix(n))
+                    q.pending.removeFirst(n)
+                    return .batch(batch)
+                }
+                return q.closed ? .finished : .wait
+            }
+            switch step {
+            case .batch(let b): return b
+            case .finished: return nil
+            case .wait:
+                // Idle: fold some journal while nothing is queued, otherwise sleep until a claim comes.
+                if await maintainIfIdle() { continue }
+                await withCheckedContinuation { (c: CheckedContinuation<Void, Never>) in
+                    let resumeNow = queue.withLock { q -> Bool in
+                        if !q.pending.isEmpty || q.closed { return true }
+                        q.writerWaiting = c
+                        return false
+                    }
+                    if resumeNow { c.resume() }
+                }
+            }
+        }
+    }
+
+    /// One maintenance step when the queue is empty. Returns true if it did some work.
+    private func maintainIfIdle() async -> Bool {
+        do {
+            return try await storage.maintain(budget: configuration.maintenanceChunk) > 0
+        } catch {
+            logger.error("storage maintenance failed", metadata: ["error": "\(error)"])
+            return false
+        }
+    }
+
+    private func writeLoop() async throws {
+        var batchesSinceMaintenance = 0
+        while let batch = await nextBatch() {
+            await process(batch)
+            batchesSinceMaintenance += 1
+            // Under constant load the queue is never empty; fold the journal every few batches.
+            if batchesSinceMaintenance >= 8 {
+                batchesSinceMaintenance = 0
+                _ = await maintainIfIdle()
+            }
+        }
+    }
+
+    func process(_ batch: [Pending]) async {
+        let now = clock.seconds
+        // Decide each claim's effect in order, as if the earlier ones in the batch were applied.
+        var effective: [Claim] = []
+        var outcomes: [Scoreboard.Outcome] = []
+        board.withLock { board in
+            board.advance(to: now)
+            var overlay: [UInt32: (PlayerName, Int64)] = [:]
+            for p in batch {
+                let outcome: Scoreboard.Outcome
+                if let (owner, at) = overlay[p.address.value] {
+                    outcome = owner == p.name && now - at < Scoreboard.refreshInterval ? .unchanged : .claimed(previousOwner: owner)
+                } else {
+                    outcome = board.evaluate(address: p.address, name: p.name, at: now)
+                }
+                if case .claimed = outcome {
+                    overlay[p.address.value] = (p.name, now)
+                    effective.append(Claim(address: p.address, name: p.name, claimedAt: now))
+                }
+                outcomes.append(outcome)
+            }
+        }
+        do {
+            let started = ContinuousClock.now
+            try await storage.append(effective)
+            commitTimer.recordNanoseconds((ContinuousClock.now - started).nanosecondsClamped)
+        } catch {
+            logger.error("claim batch not stored", metadata: ["error": "\(error)", "claims": "\(batch.count)"])
+            for p in batch { p.continuation.resume(throwing: ClaimError.unavailable("storage error")) }
+            return
+        }
+        board.withLock { board in
+            for claim in effective {
+                board.apply(address: claim.address, name: claim.name, at: claim.claimedAt, enforceRefreshInterval: false)
+            }
+        }
+        if !effective.isEmpty { dirty.store(true, ordering: .releasing) }
+        batchRecorder.record(batch.count)
+        claimsCounter.increment(by: effective.count)
+        unchangedCounter.increment(by: batch.count - effective.count)
+        for (p, outcome) in zip(batch, outcomes) { p.continuation.resume(returning: outcome) }
+    }
+
+    // MARK: Reads
+
+    private func snapshotLoop() async {
+        var lastSecond = clock.seconds
+        while !Task.isCancelled, !isClosed {
+            try? await Task.sleep(for: configuration.snapshotInterval)
+            let second = clock.seconds
+            if dirty.load(ordering: .acquiring) || second != lastSecond {
+                lastSecond = second
+                refreshSnapshots()
+            }
+        }
+    }
+
+    private var isClosed: Bool { queue.withLock { $0.closed } }
+
+    /// Rebuilds the encoded read models from the board (called by the refresher; tests call it
+    /// to avoid waiting).
+    public func refreshSnapshots() {
+        dirty.store(false, ordering: .releasing)
+        let (sec, nsec) = clock.now()
+        let views = board.withLock { board -> BoardViews in
+            board.advance(to: sec)
+            return BoardViews(board)
+        }
+        snapshots.publish(views.encode(now: (sec, nsec)))
+    }
+
+    public var snapshot: Snapshot { snapshots.current }
+
+    /// A player's standing, computed from the live board.
+    public func player(_ name: PlayerName, period: Period) -> Scoreboard.PlayerStanding? {
+        board.withLock { board in
+            board.advance(to: clock.seconds)
+            return board.player(name, period: period)
+        }
+    }
+
+    /// Direct read of the board (tests, export).
+    public func withBoard<T>(_ body: (Scoreboard) throws -> T) rethrows -> T {
+        try board.withLock { try body($0) }
+    }
+}
+
+extension Duration {
+    var nanosecondsClamped: Int64 {
+        let (s, a) = components
+        return s * 1_000_000_000 + a / 1_000_000_000
+    }
+}

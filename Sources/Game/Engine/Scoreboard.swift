@@ -1,0 +1,358 @@
+public import IPAddress
+
+/// A scoring window: addresses count when their current claim falls inside it.
+public enum Period: String, CaseIterable, Sendable, Codable {
+    case all, month, week, day, hour
+
+    /// Window length in seconds; nil for all time.
+    public var seconds: Int64? {
+        switch self {
+        case .all: return nil
+        case .month: return 30 * 86_400
+        case .week: return 7 * 86_400
+        case .day: return 86_400
+        case .hour: return 3_600
+        }
+    }
+
+    var index: Int {
+        switch self {
+        case .all: return 0
+        case .month: return 1
+        case .week: return 2
+        case .day: return 3
+        case .hour: return 4
+        }
+    }
+}
+
+/// One stored claim: the current owner of an address.
+public struct Claim: Equatable, Sendable {
+    public var address: IPv4Address
+    public var name: PlayerName
+    /// Unix seconds.
+    public var claimedAt: Int64
+
+    public init(address: IPv4Address, name: PlayerName, claimedAt: Int64) {
+        self.address = address
+        self.name = name
+        self.claimedAt = claimedAt
+    }
+}
+
+/// The game's state and its scores, kept incrementally.
+///
+/// Every address maps to its current owner. For each period the board keeps counts per
+/// (block, player) and per player, updated on every claim in O(1). Timed periods expire
+/// claims through a time-ordered log walked by one cursor per period, so moving time forward
+/// costs O(claims that left the window), never a scan of the table.
+///
+/// Not thread-safe: the engine guards it with a lock.
+public final class Scoreboard {
+    /// Minimum age before a re-claim by the current owner refreshes its timestamp.
+    public static let refreshInterval: Int64 = 3_600
+
+    struct Owner {
+        var name: UInt32
+        var claimedAt: Int64
+        var seq: UInt64
+    }
+
+    struct LogEntry {
+        var ip: UInt32
+        var name: UInt32
+        var claimedAt: Int64
+        var seq: UInt64
+    }
+
+    private(set) var names: [PlayerName] = []
+    private var nameIDs: [String: UInt32] = [:]
+    private var owners: [UInt32: Owner] = [:]
+    private var seq: UInt64 = 0
+
+    /// counts[period][block][name] and totals[period][name].
+    private var counts: [[[UInt32: Int32]]] = Array(repeating: Array(repeating: [:], count: 256), count: Period.allCases.count)
+    private var totals: [[UInt32: Int32]] = Array(repeating: [:], count: Period.allCases.count)
+
+    /// Claims in time order, with one cursor per period: entries at or after
+    /// `cursor[p]` have `claimedAt >= cutoff[p]`.
+    private var log: [LogEntry] = []
+    private var cursor: [Int] = Array(repeating: 0, count: Period.allCases.count)
+    private var cutoff: [Int64] = Array(repeating: Int64.min, count: Period.allCases.count)
+    private var latestTime: Int64 = Int64.min
+
+    /// The most recent effective claims, newest last (bounded).
+    private var recentRing: [LogEntry] = []
+    private static let recentCapacity = 512
+
+    public init() {}
+
+    public var addressCount: Int { owners.count }
+    public var playerCount: Int { totals[0].count }
+
+    // MARK: Updates
+
+    public enum Outcome: Equatable, Sendable {
+        /// The address changed hands or its timestamp was refreshed.
+        case claimed(previousOwner: PlayerName?)
+        /// The owner re-claimed within the refresh interval: nothing to store.
+        case unchanged
+    }
+
+    /// What a claim would do, without doing it.
+    public func evaluate(address: IPv4Address, name: PlayerName, at time: Int64) -> Outcome {
+        if let existing = owners[address.value] {
+            let ownerName = names[Int(existing.name)]
+            if ownerName == name, time - existing.claimedAt < Scoreboard.refreshInterval { return .unchanged }
+            return .claimed(previousOwner: ownerName)
+        }
+        return .claimed(previousOwner: nil)
+    }
+
+    /// Applies a claim. With `enforceRefreshInterval` (live claims) a re-claim by the owner
+    /// within an hour changes nothing; replayed storage rows are applied as they are.
+    @discardableResult
+    public func apply(address: IPv4Address, name: PlayerName, at requestedTime: Int64, enforceRefreshInterval: Bool = true) -> Outcome {
+        let ip = address.value
+        let nameID = intern(name)
+        // Keep the log ordered even if the wall clock steps back a little.
+        let time = max(requestedTime, latestTime)
+        var previous: PlayerName?
+        if let existing = owners[ip] {
+            previous = names[Int(existing.name)]
+            if enforceRefreshInterval, existing.name == nameID, time - existing.claimedAt < Scoreboard.refreshInterval {
+                return .unchanged
+            }
+            adjust(ip: ip, name: existing.name, claimedAt: existing.claimedAt, by: -1)
+        }
+        seq &+= 1
+        owners[ip] = Owner(name: nameID, claimedAt: time, seq: seq)
+        adjust(ip: ip, name: nameID, claimedAt: time, by: 1)
+        let entry = LogEntry(ip: ip, name: nameID, claimedAt: time, seq: seq)
+        if time >= cutoff[Period.month.index] { log.append(entry) }
+        latestTime = max(latestTime, time)
+        recentRing.append(entry)
+        if recentRing.count > 2 * Scoreboard.recentCapacity {
+            recentRing.removeFirst(recentRing.count - Scoreboard.recentCapacity)
+        }
+        return .claimed(previousOwner: previous)
+    }
+
+    private func adjust(ip: UInt32, name: UInt32, claimedAt: Int64, by delta: Int32) {
+        let block = Int(ip >> 24)
+        for p in 0..<Period.allCases.count where claimedAt >= cutoff[p] {
+            let c = counts[p][block][name, default: 0] + delta
+            counts[p][block][name] = c == 0 ? nil : c
+            let t = totals[p][name, default: 0] + delta
+            totals[p][name] = t == 0 ? nil : t
+        }
+    }
+
+    private func intern(_ name: PlayerName) -> UInt32 {
+        if let id = nameIDs[name.value] { return id }
+        let id = UInt32(names.count)
+        names.append(name)
+        nameIDs[name.value] = id
+        return id
+    }
+
+    /// Moves the timed windows to end at `now`: claims that fell out stop counting.
+    public func advance(to now: Int64) {
+        for period in Period.allCases {
+            guard let length = period.seconds else { continue }
+            let p = period.index
+            let newCutoff = now - length
+            guard newCutoff > cutoff[p] else { continue }
+            var i = cursor[p]
+            while i < log.count, log[i].claimedAt < newCutoff {
+                let e = log[i]
+                if let owner = owners[e.ip], owner.seq == e.seq {
+                    let block = Int(e.ip >> 24)
+                    let c = counts[p][block][e.name, default: 0] - 1
+                    counts[p][block][e.name] = c <= 0 ? nil : c
+                    let t = totals[p][e.name, default: 0] - 1
+                    totals[p][e.name] = t <= 0 ? nil : t
+                }
+                i += 1
+            }
+            cursor[p] = i
+            cutoff[p] = newCutoff
+        }
+        // Drop log entries older than the longest window once they are a large share.
+        let oldest = cursor[Period.month.index]
+        if oldest > 4_096, oldest * 2 > log.count {
+            log.removeFirst(oldest)
+            for p in cursor.indices { cursor[p] = max(0, cursor[p] - oldest) }
+        }
+    }
+
+    /// Rebuilds the board from stored claims (any order) as of `now`.
+    public func load(_ claims: [Claim], now: Int64) {
+        // Set the windows first so each claim counts only where it belongs.
+        for period in Period.allCases {
+            if let length = period.seconds { cutoff[period.index] = now - length }
+        }
+        for claim in claims.sorted(by: { $0.claimedAt < $1.claimedAt }) {
+            apply(address: claim.address, name: claim.name, at: claim.claimedAt, enforceRefreshInterval: false)
+        }
+        // Position each cursor on the first entry inside its window (entries before it
+        // were never counted there).
+        for period in Period.allCases where period.seconds != nil {
+            let p = period.index
+            var i = 0
+            while i < log.count, log[i].claimedAt < cutoff[p] { i += 1 }
+            cursor[p] = i
+        }
+    }
+
+    // MARK: Queries
+
+    public func owner(of address: IPv4Address) -> Claim? {
+        guard let o = owners[address.value] else { return nil }
+        return Claim(address: address, name: names[Int(o.name)], claimedAt: o.claimedAt)
+    }
+
+    /// The newest effective claims still current, newest first.
+    public func recent(limit: Int = 50) -> [Claim] {
+        var out: [Claim] = []
+        for e in recentRing.reversed() where out.count < limit {
+            guard let o = owners[e.ip], o.seq == e.seq else { continue }
+            out.append(Claim(address: IPv4Address(e.ip), name: names[Int(e.name)], claimedAt: e.claimedAt))
+        }
+        return out
+    }
+
+    /// Per player, per block address counts (the ipv4.games `/score` shape).
+    public func scores(_ period: Period) -> [(name: PlayerName, blocks: [(block: Int, count: Int)])] {
+        var perName: [UInt32: [(Int, Int)]] = [:]
+        for block in 0..<256 {
+            for (name, count) in counts[period.index][block] {
+                perName[name, default: []].append((block, Int(count)))
+            }
+        }
+        return perName
+            .map { (names[Int($0.key)], $0.value.map { (block: $0.0, count: $0.1) }) }
+            .sorted { $0.0 < $1.0 }
+    }
+
+    public struct BlockStanding: Equatable, Sendable {
+        public var block: Int
+        /// nil when nobody has claimed in the block or when the top is tied.
+        public var holder: PlayerName?
+        public var isTied: Bool
+        /// Addresses of the top player (the tied count when tied).
+        public var count: Int
+        public var runnerUp: PlayerName?
+        public var runnerUpCount: Int
+        /// All addresses claimed in the block.
+        public var total: Int
+        public var players: Int
+    }
+
+    public func blocks(_ period: Period) -> [BlockStanding] {
+        (0..<256).map { standing(block: $0, period: period) }
+    }
+
+    public func standing(block: Int, period: Period) -> BlockStanding {
+        var top: (UInt32, Int32)?
+        var second: (UInt32, Int32)?
+        var total = 0
+        for (name, count) in counts[period.index][block] {
+            total += Int(count)
+            if let t = top, !(count > t.1 || (count == t.1 && names[Int(name)] < names[Int(t.0)])) {
+                if let s = second, !(count > s.1 || (count == s.1 && names[Int(name)] < names[Int(s.0)])) { continue }
+                second = (name, count)
+            } else {
+                second = top
+                top = (name, count)
+            }
+        }
+        let tied = top != nil && second != nil && top!.1 == second!.1
+        return BlockStanding(
+            block: block,
+            holder: tied ? nil : top.map { names[Int($0.0)] },
+            isTied: tied,
+            count: Int(top?.1 ?? 0),
+            runnerUp: second.map { names[Int($0.0)] },
+            runnerUpCount: Int(second?.1 ?? 0),
+            total: total,
+            players: counts[period.index][block].count
+        )
+    }
+
+    public struct LeaderboardEntry: Equatable, Sendable {
+        public var rank: Int
+        public var name: PlayerName
+        public var blocksHeld: [Int]
+        public var addresses: Int
+    }
+
+    /// Players ranked by blocks held, then addresses, then name. Equal (blocks, addresses)
+    /// share a rank.
+    public func leaderboard(_ period: Period) -> [LeaderboardEntry] {
+        var held: [PlayerName: [Int]] = [:]
+        for s in blocks(period) {
+            if let h = s.holder { held[h, default: []].append(s.block) }
+        }
+        var entries = totals[period.index].map { id, total in
+            let name = names[Int(id)]
+            return LeaderboardEntry(rank: 0, name: name, blocksHeld: held[name] ?? [], addresses: Int(total))
+        }
+        entries.sort {
+            ($0.blocksHeld.count, $0.addresses) != ($1.blocksHeld.count, $1.addresses)
+                ? ($0.blocksHeld.count, $0.addresses) > ($1.blocksHeld.count, $1.addresses)
+                : $0.name < $1.name
+        }
+        for i in entries.indices {
+            if i > 0, entries[i].blocksHeld.count == entries[i - 1].blocksHeld.count, entries[i].addresses == entries[i - 1].addresses {
+                entries[i].rank = entries[i - 1].rank
+            } else {
+                entries[i].rank = i + 1
+            }
+        }
+        return entries
+    }
+
+    public struct PlayerBlock: Equatable, Sendable {
+        public var block: Int
+        public var count: Int
+        /// 1 + the number of players with more addresses in the block.
+        public var rank: Int
+        /// Another player has the same count.
+        public var isTied: Bool
+        public var players: Int
+    }
+
+    public struct PlayerStanding: Equatable, Sendable {
+        public var name: PlayerName
+        public var addresses: Int
+        public var blocks: [PlayerBlock]
+        public var blocksHeld: [Int] { blocks.filter { $0.rank == 1 && !$0.isTied }.map(\.block) }
+    }
+
+    public func player(_ name: PlayerName, period: Period) -> PlayerStanding? {
+        guard let id = nameIDs[name.value] else { return nil }
+        let p = period.index
+        var result: [PlayerBlock] = []
+        for block in 0..<256 {
+            guard let mine = counts[p][block][id] else { continue }
+            var above = 0
+            var same = 0
+            for (other, c) in counts[p][block] where other != id {
+                if c > mine { above += 1 } else if c == mine { same += 1 }
+            }
+            result.append(PlayerBlock(block: block, count: Int(mine), rank: above + 1, isTied: same > 0, players: counts[p][block].count))
+        }
+        return PlayerStanding(name: name, addresses: Int(totals[p][id] ?? 0), blocks: result)
+    }
+
+    public func isKnown(_ name: PlayerName) -> Bool { nameIDs[name.value] != nil }
+
+    /// Every current claim (for export and tests), in address order.
+    public func allClaims() -> [Claim] {
+        owners.keys.sorted().map { ip in
+            let o = owners[ip]!
+            return Claim(address: IPv4Address(ip), name: names[Int(o.name)], claimedAt: o.claimedAt)
+        }
+    }
+}

@@ -1,0 +1,141 @@
+import CompressNIO
+public import NIOCore
+import Synchronization
+
+/// One pre-encoded response body with its validator and compressed form.
+public struct EncodedBody: Sendable {
+    public let body: ByteBuffer
+    public let gzip: ByteBuffer?
+    /// Strong validator over the content (the `now` stamp excluded, so an idle board keeps
+    /// its ETag and clients keep getting 304).
+    public let etag: String
+}
+
+/// The read models of one moment, encoded once and served to every reader.
+public struct Snapshot: Sendable {
+    public var bodies: [String: EncodedBody] = [:]
+    public var createdAt: Int64 = 0
+
+    public subscript(key: String) -> EncodedBody? { bodies[key] }
+
+    public static func scoreKey(_ p: Period) -> String { "score/\(p.rawValue)" }
+    public static func leaderboardKey(_ p: Period) -> String { "api/leaderboard/\(p.rawValue)" }
+    public static func blocksKey(_ p: Period) -> String { "api/blocks/\(p.rawValue)" }
+    public static let recentKey = "recent"
+    public static let apiRecentKey = "api/recent"
+}
+
+/// Holds the current snapshot; publishing swaps it atomically.
+final class SnapshotStore: Sendable {
+    private let state = Mutex(Snapshot())
+
+    var current: Snapshot { state.withLock { $0 } }
+
+    /// Publishes new bodies, keeping the old encoding of any body whose content is unchanged.
+    func publish(_ fresh: [String: (content: String, wrap: (String) -> String)]) {
+        let previous = current
+        var next = Snapshot()
+        for (key, item) in fresh {
+            let etag = "\"\(fnv1a64(item.content))\""
+            if let old = previous.bodies[key], old.etag == etag {
+                next.bodies[key] = old
+                continue
+            }
+            let text = item.wrap(item.content)
+            var buffer = ByteBuffer(string: text)
+            let compressed: ByteBuffer? = buffer.readableBytes > 256 ? try? buffer.compress(with: .gzip()) : nil
+            next.bodies[key] = EncodedBody(body: ByteBuffer(string: text), gzip: compressed, etag: etag)
+        }
+        state.withLock { $0 = next }
+    }
+}
+
+func fnv1a64(_ text: String) -> String {
+    var hash: UInt64 = 0xcbf2_9ce4_8422_2325
+    for byte in text.utf8 {
+        hash ^= UInt64(byte)
+        hash &*= 0x0000_0100_0000_01B3
+    }
+    let hex = String(hash, radix: 16)
+    return String(repeating: "0", count: 16 - hex.count) + hex
+}
+
+/// Plain values copied out of the board under its lock, encoded after the lock is released.
+struct BoardViews {
+    var recent: [Claim]
+    var scores: [Period: [(name: PlayerName, blocks: [(block: Int, count: Int)])]] = [:]
+    var blocks: [Period: [Scoreboard.BlockStanding]] = [:]
+    var leaderboards: [Period: [Scoreboard.LeaderboardEntry]] = [:]
+
+    init(_ board: Scoreboard) {
+        recent = board.recent(limit: 50)
+        for p in Period.allCases {
+            scores[p] = board.scores(p)
+            let standings = board.blocks(p)
+            blocks[p] = standings
+            leaderboards[p] = board.leaderboard(p)
+        }
+    }
+
+    func encode(now: (Int64, Int32)) -> [String: (content: String, wrap: (String) -> String)] {
+        let nowArray = "[\(now.0),\(now.1)]"
+        var out: [String: (content: String, wrap: (String) -> String)] = [:]
+
+        // ipv4.games-compatible shapes.
+        let recentContent = recent.map { "[\($0.address.value),\(JSON.string($0.name.value)),\($0.claimedAt)]" }.joined(separator: ",")
+        out[Snapshot.recentKey] = (recentContent, { "{\"now\":\(nowArray),\"recent\":[\($0)]}" })
+        for p in Period.allCases {
+            let content = (scores[p] ?? []).map { entry in
+                JSON.string(entry.name.value) + ":[" + entry.blocks.map { "[\($0.block),\($0.count)]" }.joined(separator: ",") + "]"
+            }.joined(separator: ",")
+            out[Snapshot.scoreKey(p)] = (content, { "{\"now\":\(nowArray),\"score\":{\($0)}}" })
+        }
+
+        // Our own API.
+        let apiRecent = recent.map {
+            "{\"ip\":\"\($0.address)\",\"block\":\($0.address.block),\"name\":\(JSON.string($0.name.value)),\"claimed_at\":\($0.claimedAt)}"
+        }.joined(separator: ",")
+        out[Snapshot.apiRecentKey] = (apiRecent, { "{\"updated_at\":\(now.0),\"claims\":[\($0)]}" })
+        for p in Period.allCases {
+            let board = (leaderboards[p] ?? []).map {
+                "{\"rank\":\($0.rank),\"name\":\(JSON.string($0.name.value)),\"blocks\":[\($0.blocksHeld.map(String.init).joined(separator: ","))],\"block_count\":\($0.blocksHeld.count),\"addresses\":\($0.addresses)}"
+            }.joined(separator: ",")
+            out[Snapshot.leaderboardKey(p)] = (board, { "{\"period\":\"\(p.rawValue)\",\"updated_at\":\(now.0),\"players\":[\($0)]}" })
+
+            let tiles = (blocks[p] ?? []).map { s in
+                let holder = s.holder.map { JSON.string($0.value) } ?? "null"
+                let runnerUp = s.runnerUp.map { JSON.string($0.value) } ?? "null"
+                return "{\"block\":\(s.block),\"holder\":\(holder),\"tied\":\(s.isTied),\"count\":\(s.count),\"runner_up\":\(runnerUp),\"runner_up_count\":\(s.runnerUpCount),\"total\":\(s.total),\"players\":\(s.players)}"
+            }.joined(separator: ",")
+            out[Snapshot.blocksKey(p)] = (tiles, { "{\"period\":\"\(p.rawValue)\",\"updated_at\":\(now.0),\"blocks\":[\($0)]}" })
+        }
+        return out
+    }
+}
+
+/// Minimal JSON text helpers for hand-encoded bodies.
+enum JSON {
+    static func string(_ s: String) -> String {
+        var out = "\""
+        for scalar in s.unicodeScalars {
+            switch scalar {
+            case "\"": out += "\\\""
+            case "\\": out += "\\\\"
+            case "\n": out += "\\n"
+            case "\r": out += "\\r"
+            case "\t": out += "\\t"
+            case "<": out += "\\u003c" // safe to inline in HTML
+            case ">": out += "\\u003e"
+            case "&": out += "\\u0026"
+            default:
+                if scalar.value < 0x20 {
+                    let hex = String(scalar.value, radix: 16)
+                    out += "\\u" + String(repeating: "0", count: 4 - hex.count) + hex
+                } else {
+                    out.unicodeScalars.append(scalar)
+                }
+            }
+        }
+        return out + "\""
+    }
+}

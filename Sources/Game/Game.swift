@@ -1,1 +1,0 @@
-// Module Game: work in progress.

@@ -1,0 +1,142 @@
+import Foundation
+import Hummingbird
+import IPAddress
+
+/// The answer to a successful claim, in the form the client asked for.
+enum ClaimResponse {
+    enum Format: Equatable { case html, text, json, gif }
+
+    /// A 1×1 transparent GIF, so a claim URL can be embedded as an image.
+    static let transparentGIF: [UInt8] = [
+        0x47, 0x49, 0x46, 0x38, 0x39, 0x61, 0x01, 0x00, 0x01, 0x00, 0x80, 0x00, 0x00, 0x00, 0x00, 0x00,
+        0xFF, 0xFF, 0xFF, 0x21, 0xF9, 0x04, 0x01, 0x00, 0x00, 0x00, 0x00, 0x2C, 0x00, 0x00, 0x00, 0x00,
+        0x01, 0x00, 0x01, 0x00, 0x00, 0x02, 0x02, 0x44, 0x01, 0x00, 0x3B,
+    ]
+
+    /// Picks a format from `Accept` by q-value; on a tie the earlier listed type wins.
+    /// No header (or `*/*`) means HTML, like a browser.
+    static func format(accept: String?) -> Format {
+        guard let accept, !accept.isEmpty else { return .html }
+        var best: (Format, Double, Int)?
+        for (index, part) in accept.split(separator: ",").enumerated() {
+            let fields = part.split(separator: ";").map { $0.trimmingCharacters(in: .whitespaces).lowercased() }
+            guard let type = fields.first else { continue }
+            var q = 1.0
+            for f in fields.dropFirst() where f.hasPrefix("q=") { q = Double(f.dropFirst(2)) ?? 0 }
+            guard q > 0 else { continue }
+            let format: Format?
+            switch type {
+            case "text/html", "application/xhtml+xml", "text/*", "*/*": format = .html
+            case "text/plain": format = .text
+            case "application/json": format = .json
+            default: format = type.hasPrefix("image/") ? .gif : nil
+            }
+            guard let format else { continue }
+            // */* only fills in when nothing specific was listed.
+            let effectiveQ = type == "*/*" ? q - 0.0001 : q
+            if best == nil || effectiveQ > best!.1 { best = (format, effectiveQ, index) }
+        }
+        return best?.0 ?? .html
+    }
+
+    static func make(address: IPv4Address, name: PlayerName, outcome: Scoreboard.Outcome, accept: String?) -> Response {
+        var headers: HTTPFields = [
+            .accessControlAllowOrigin: "*",
+            .cacheControl: "no-store",
+            .vary: "Accept",
+        ]
+        let sentence = "The IP \(address) was claimed for \(name.value)."
+        let body: ByteBuffer
+        switch format(accept: accept) {
+        case .gif:
+            headers[.contentType] = "image/gif"
+            body = ByteBuffer(bytes: transparentGIF)
+        case .text:
+            headers[.contentType] = "text/plain; charset=utf-8"
+            body = ByteBuffer(string: sentence + "\n")
+        case .json:
+            headers[.contentType] = "application/json"
+            let previous: String
+            let refreshed: Bool
+            switch outcome {
+            case .claimed(let p):
+                previous = p.map { JSON.string($0.value) } ?? "null"
+                refreshed = p == name
+            case .unchanged:
+                previous = JSON.string(name.value)
+                refreshed = false
+            }
+            body = ByteBuffer(string: "{\"ip\":\"\(address)\",\"block\":\(address.block),\"name\":\(JSON.string(name.value)),\"previous_owner\":\(previous),\"changed\":\(outcome != .unchanged && !refreshed),\"message\":\(JSON.string(sentence))}")
+        case .html:
+            headers[.contentType] = "text/html; charset=utf-8"
+            let escaped = HTML.escape(name.value)
+            let link = "/players/" + HTML.escape(URLPath.encodeSegment(name.value))
+            body = ByteBuffer(string: """
+                <!doctype html>
+                <html lang="en"><meta charset="utf-8">
+                <meta name="viewport" content="width=device-width, initial-scale=1">
+                <title>The IP \(address) was claimed for \(escaped).</title>
+                <p>The IP \(address) was claimed for <a href="\(link)">\(escaped)</a>.</p>
+                <p><a href="/">Back to the map</a></p>
+
+                """)
+        }
+        return Response(status: .ok, headers: headers, body: .init(byteBuffer: body))
+    }
+}
+
+enum HTML {
+    static func escape(_ s: String) -> String {
+        var out = ""
+        out.reserveCapacity(s.utf8.count)
+        for c in s {
+            switch c {
+            case "&": out += "&amp;"
+            case "<": out += "&lt;"
+            case ">": out += "&gt;"
+            case "\"": out += "&quot;"
+            case "'": out += "&#39;"
+            default: out.append(c)
+            }
+        }
+        return out
+    }
+}
+
+enum URLPath {
+    /// Percent-encodes everything but unreserved characters (RFC 3986).
+    static func encodeSegment(_ s: String) -> String {
+        var allowed = CharacterSet.alphanumerics
+        allowed.insert(charactersIn: "-._~")
+        return s.addingPercentEncoding(withAllowedCharacters: allowed) ?? s
+    }
+}
+
+/// JSON for `/api/players/{name}`.
+enum PlayerJSON {
+    static func ordinal(_ n: Int) -> String {
+        let suffix: String
+        switch (n % 10, n % 100) {
+        case (_, 11...13): suffix = "th"
+        case (1, _): suffix = "st"
+        case (2, _): suffix = "nd"
+        case (3, _): suffix = "rd"
+        default: suffix = "th"
+        }
+        return "\(n)\(suffix)"
+    }
+
+    /// "tied 2nd in 10.0.0.0/8 with 312 addresses"
+    static func summary(_ b: Scoreboard.PlayerBlock) -> String {
+        let noun = b.count == 1 ? "address" : "addresses"
+        return "\(b.isTied ? "tied " : "")\(ordinal(b.rank)) in \(b.block).0.0.0/8 with \(b.count) \(noun)"
+    }
+
+    static func encode(_ s: Scoreboard.PlayerStanding, period: Period) -> String {
+        let blocks = s.blocks.map { b in
+            "{\"block\":\(b.block),\"cidr\":\"\(b.block).0.0.0/8\",\"count\":\(b.count),\"rank\":\(b.rank),\"tied\":\(b.isTied),\"players\":\(b.players),\"summary\":\(JSON.string(summary(b)))}"
+        }.joined(separator: ",")
+        let held = s.blocksHeld.map(String.init).joined(separator: ",")
+        return "{\"name\":\(JSON.string(s.name.value)),\"period\":\"\(period.rawValue)\",\"addresses\":\(s.addresses),\"blocks_held\":[\(held)],\"blocks\":[\(blocks)]}"
+    }
+}

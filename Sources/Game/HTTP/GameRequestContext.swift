@@ -1,0 +1,27 @@
+public import Edge
+public import Hummingbird
+public import IPAddress
+public import NIOCore
+
+/// Per-request context: Hummingbird's core storage plus the TCP peer (or the client a
+/// trusted PROXY header announced for this connection).
+public struct GameRequestContext: RequestContext, RemoteAddressRequestContext {
+    public var coreContext: CoreRequestContextStorage
+    /// The connection's peer as a socket address (for tracing).
+    public let remoteAddress: SocketAddress?
+    /// The connection's client: the PROXY-announced source if any, else the TCP peer.
+    public let peer: IPAddress?
+
+    public init(source: ApplicationRequestContextSource) {
+        coreContext = .init(source: source)
+        remoteAddress = source.channel.remoteAddress
+        if ConnectionAddressRegistry.shared.isEnabled, let announced = ConnectionAddressRegistry.shared.address(for: source.channel) {
+            peer = announced
+        } else {
+            peer = source.channel.remoteAddress.flatMap(IPAddress.init(socketAddress:))
+        }
+    }
+
+    /// Claims carry no body; keep uploads tiny.
+    public var maxUploadSize: Int { 64 * 1024 }
+}

@@ -1,0 +1,234 @@
+import Edge
+import Foundation
+public import Hummingbird
+import IPAddress
+import Logging
+
+/// Network key for rate limiting: an IPv4 /24 or an IPv6 /48.
+public enum NetworkKey: Hashable, Sendable {
+    case v4(UInt32)
+    case v6(UInt64)
+
+    public init(_ address: IPAddress) {
+        switch address.unmapped {
+        case .v4(let a): self = .v4(a.value & 0xFFFF_FF00)
+        case .v6(let a): self = .v6(a.high & 0xFFFF_FFFF_FFFF_0000)
+        }
+    }
+}
+
+/// Everything the HTTP handlers need.
+public struct GameRoutes: Sendable {
+    public let engine: GameEngine
+    public let resolver: ClientAddressResolver
+    public let claimLimiter: TokenBucketLimiter<NetworkKey>
+    /// Prometheus text exposition, when metrics are enabled.
+    public let metricsText: (@Sendable () -> String)?
+
+    public init(engine: GameEngine, resolver: ClientAddressResolver, claimLimiter: TokenBucketLimiter<NetworkKey>, metricsText: (@Sendable () -> String)? = nil) {
+        self.engine = engine
+        self.resolver = resolver
+        self.claimLimiter = claimLimiter
+        self.metricsText = metricsText
+    }
+
+    static let otherMethods: [HTTPRequest.Method] = [.post, .put, .delete, .patch]
+
+    public func register(on router: Router<GameRequestContext>) {
+        router.add(middleware: ErrorFormattingMiddleware())
+
+        get(router, "claim") { request, context in
+            try await claim(request, context, nameText: request.uri.queryParameters.get("name"))
+        }
+        get(router, "claim/**") { request, context in
+            let raw = context.parameters.getCatchAll().joined(separator: "/")
+            return try await claim(request, context, nameText: raw.removingPercentEncoding ?? raw)
+        }
+        get(router, "ip") { request, context in
+            let client = try clientAddress(request, context)
+            return Response(status: .ok, headers: [.contentType: "text/plain; charset=utf-8", .cacheControl: "private, no-store"],
+                            body: .init(byteBuffer: ByteBuffer(string: "\(client)\n")))
+        }
+        get(router, "api/ip") { request, context in
+            let client = try clientAddress(request, context)
+            let body = "{\"ip\":\"\(client)\",\"version\":\(client.isIPv4 ? 4 : 6)}"
+            return Response(status: .ok, headers: [.contentType: "application/json", .cacheControl: "private, no-store"],
+                            body: .init(byteBuffer: ByteBuffer(string: body)))
+        }
+        get(router, "recent") { request, _ in
+            try serve(Snapshot.recentKey, request)
+        }
+        get(router, "score") { request, _ in
+            try serve(Snapshot.scoreKey(.all), request)
+        }
+        get(router, "score/{period}") { request, context in
+            let text = context.parameters.get("period") ?? ""
+            guard let period = Period(rawValue: text), period != .all else {
+                throw HTTPError(.notFound, message: "unknown period '\(text)'; use hour, day, week or month")
+            }
+            return try serve(Snapshot.scoreKey(period), request)
+        }
+        get(router, "api/recent") { request, _ in
+            try serve(Snapshot.apiRecentKey, request)
+        }
+        get(router, "api/leaderboard") { request, _ in
+            try serve(Snapshot.leaderboardKey(try period(request)), request)
+        }
+        get(router, "api/blocks") { request, _ in
+            try serve(Snapshot.blocksKey(try period(request)), request)
+        }
+        get(router, "api/players/**") { request, context in
+            let raw = context.parameters.getCatchAll().joined(separator: "/")
+            let text = raw.removingPercentEncoding ?? raw
+            let name: PlayerName
+            do { name = try PlayerName(validating: text) } catch {
+                throw HTTPError(.badRequest, message: error.description)
+            }
+            let period = try period(request)
+            guard let standing = engine.player(name, period: period) else {
+                throw HTTPError(.notFound, message: "no player named '\(text)'")
+            }
+            return jsonResponse(PlayerJSON.encode(standing, period: period))
+        }
+        get(router, "healthz") { _, _ in
+            let (addresses, players) = engine.withBoard { ($0.addressCount, $0.playerCount) }
+            return jsonResponse("{\"status\":\"ok\",\"addresses\":\(addresses),\"players\":\(players)}", cache: "no-store")
+        }
+        if let metricsText {
+            get(router, "metrics") { _, _ in
+                Response(status: .ok, headers: [.contentType: "text/plain; version=0.0.4"], body: .init(byteBuffer: ByteBuffer(string: metricsText())))
+            }
+        }
+    }
+
+    /// Registers GET (HEAD follows) and answers 405 for the other methods on the same path.
+    private func get(_ router: Router<GameRequestContext>, _ path: RouterPath, _ handler: @escaping @Sendable (Request, GameRequestContext) async throws -> Response) {
+        router.get(path, use: handler)
+        for method in Self.otherMethods {
+            router.on(path, method: method) { _, _ -> Response in
+                throw HTTPError(.methodNotAllowed, headers: [.allow: "GET, HEAD"], message: "method not allowed; use GET")
+            }
+        }
+    }
+
+    func period(_ request: Request) throws -> Period {
+        guard let text = request.uri.queryParameters.get("period") else { return .all }
+        guard let p = Period(rawValue: text) else {
+            throw HTTPError(.badRequest, message: "unknown period '\(text)'; use all, month, week, day or hour")
+        }
+        return p
+    }
+
+    func clientAddress(_ request: Request, _ context: GameRequestContext) throws -> IPAddress {
+        guard let peer = context.peer else {
+            throw HTTPError(.badRequest, message: "cannot determine the client address")
+        }
+        if resolver.trustedProxies.isEmpty { return peer }
+        let headers = ClientAddressResolver.ForwardingHeaders(
+            forwarded: request.headers[values: .forwarded],
+            xForwardedFor: request.headers[values: .xForwardedFor],
+            xRealIP: request.headers[values: .xRealIP]
+        )
+        return resolver.resolve(peer: peer, headers: headers)
+    }
+
+    // MARK: Claims
+
+    func claim(_ request: Request, _ context: GameRequestContext, nameText: String?) async throws -> Response {
+        let client = try clientAddress(request, context)
+        if case .limited(let retryAfter) = claimLimiter.acquire(NetworkKey(client)) {
+            throw HTTPError(.tooManyRequests, headers: [.retryAfter: "\(retryAfter)", .accessControlAllowOrigin: "*"],
+                            message: "too many claims from your network; retry in \(retryAfter) s")
+        }
+        guard let address = client.ipv4 else {
+            throw HTTPError(.badRequest, headers: [.accessControlAllowOrigin: "*"], message: "IPv4 only: the game counts IPv4 addresses, and you came from \(client)")
+        }
+        guard let nameText else {
+            throw HTTPError(.badRequest, headers: [.accessControlAllowOrigin: "*"], message: PlayerName.ValidationError.missing.description)
+        }
+        let name: PlayerName
+        do { name = try PlayerName(validating: nameText) } catch {
+            throw HTTPError(.badRequest, headers: [.accessControlAllowOrigin: "*"], message: error.description)
+        }
+        let outcome: Scoreboard.Outcome
+        do {
+            outcome = try await engine.claim(address: address, name: name)
+        } catch ClaimError.queueFull {
+            throw HTTPError(.serviceUnavailable, headers: [.retryAfter: "1", .accessControlAllowOrigin: "*"], message: "claims queue full; retry in 1 s")
+        } catch {
+            throw HTTPError(.serviceUnavailable, headers: [.retryAfter: "5", .accessControlAllowOrigin: "*"], message: "claim not stored: \(error)")
+        }
+        return ClaimResponse.make(address: address, name: name, outcome: outcome, accept: request.headers[.accept])
+    }
+
+    // MARK: Snapshots
+
+    func serve(_ key: String, _ request: Request) throws -> Response {
+        guard let encoded = engine.snapshot[key] else { throw HTTPError(.notFound) }
+        var headers: HTTPFields = [
+            .contentType: "application/json",
+            .eTag: encoded.etag,
+            .cacheControl: "public, max-age=1, stale-while-revalidate=5",
+            .vary: "Accept-Encoding",
+            .accessControlAllowOrigin: "*",
+        ]
+        if let match = request.headers[.ifNoneMatch], match.split(separator: ",").contains(where: { $0.trimmingCharacters(in: .whitespaces) == encoded.etag || $0.trimmingCharacters(in: .whitespaces) == "*" }) {
+            return Response(status: .notModified, headers: headers)
+        }
+        if let gzip = encoded.gzip, acceptsGzip(request) {
+            headers[.contentEncoding] = "gzip"
+            return Response(status: .ok, headers: headers, body: .init(byteBuffer: gzip))
+        }
+        return Response(status: .ok, headers: headers, body: .init(byteBuffer: encoded.body))
+    }
+
+    func acceptsGzip(_ request: Request) -> Bool {
+        guard let value = request.headers[.acceptEncoding] else { return false }
+        for part in value.split(separator: ",") {
+            let fields = part.split(separator: ";").map { $0.trimmingCharacters(in: .whitespaces).lowercased() }
+            guard fields.first == "gzip" else { continue }
+            return !fields.dropFirst().contains { $0 == "q=0" || $0 == "q=0.0" || $0 == "q=0.00" || $0 == "q=0.000" }
+        }
+        return false
+    }
+
+    func jsonResponse(_ body: String, cache: String = "public, max-age=1") -> Response {
+        Response(status: .ok, headers: [.contentType: "application/json", .cacheControl: cache, .accessControlAllowOrigin: "*"],
+                 body: .init(byteBuffer: ByteBuffer(string: body)))
+    }
+}
+
+extension HTTPField.Name {
+    static let xForwardedFor = HTTPField.Name("X-Forwarded-For")!
+    static let xRealIP = HTTPField.Name("X-Real-IP")!
+    static let forwarded = HTTPField.Name("Forwarded")!
+}
+
+/// Formats errors: JSON under /api, plain text elsewhere; unknown routes get a 404 body.
+struct ErrorFormattingMiddleware: RouterMiddleware {
+    typealias Context = GameRequestContext
+
+    func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
+        let isAPI = request.uri.path.hasPrefix("/api/")
+        do {
+            return try await next(request, context)
+        } catch let error as HTTPError {
+            let message = error.body ?? (error.status == .notFound ? "not found: \(request.uri.path)" : error.status.reasonPhrase)
+            return Self.errorResponse(status: error.status, headers: error.headers, message: message, json: isAPI)
+        }
+    }
+
+    static func errorResponse(status: HTTPResponse.Status, headers: HTTPFields, message: String, json: Bool) -> Response {
+        var headers = headers
+        let body: String
+        if json {
+            headers[.contentType] = "application/json"
+            body = "{\"error\":\(JSON.string(message)),\"status\":\(status.code)}"
+        } else {
+            headers[.contentType] = "text/plain; charset=utf-8"
+            body = message + "\n"
+        }
+        if headers[.cacheControl] == nil { headers[.cacheControl] = "no-store" }
+        return Response(status: status, headers: headers, body: .init(byteBuffer: ByteBuffer(string: body)))
+    }
+}

@@ -1,0 +1,87 @@
+import ArgumentParser
+import Foundation
+import Game
+import Hummingbird
+import Logging
+import Metrics
+import Prometheus
+
+/// `ipquest serve`: the game server.
+struct ServeCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "serve",
+        abstract: "Run the capture-the-IP game server (SQLite by default)."
+    )
+
+    @Option(help: "Address to listen on (default 127.0.0.1).") var host: String?
+    @Option(help: "Port to listen on (default 8080; 0 picks a free port).") var port: String?
+    @Option(help: "SQLite database file, created on first start (default ./ipquest.sqlite).") var database: String?
+    @Option(help: "YAML configuration file; flags override its values.") var config: String?
+    @Option(name: .customLong("trusted-proxy"), help: "CIDR of a proxy whose forwarding headers are believed (repeatable).")
+    var trustedProxies: [String] = []
+    @Flag(name: .customLong("proxy-protocol"), help: "Accept PROXY protocol v1/v2 headers from trusted proxies.")
+    var proxyProtocol = false
+    @Option(help: "full (fsync per commit) or normal (survives process crashes only).") var durability: String?
+
+    func run() async throws {
+        let settings = try Self.loadConfiguration(file: config) { cfg throws(ConfigurationError) in
+            if let host { try cfg.set("host", host) }
+            if let port { try cfg.set("port", port) }
+            if let database { try cfg.set("database", database) }
+            if let durability { try cfg.set("durability", durability) }
+            if !trustedProxies.isEmpty { try cfg.set("trusted_proxies", trustedProxies) }
+            if proxyProtocol { cfg.proxyProtocol = true }
+        }
+
+        let registry = PrometheusCollectorRegistry()
+        MetricsSystem.bootstrap(PrometheusMetricsFactory(registry: registry))
+        var logger = Logger(label: "ipquest")
+        logger.logLevel = ProcessInfo.processInfo.environment["LOG_LEVEL"].flatMap(Logger.Level.init(rawValue:)) ?? .info
+
+        let storage: SQLiteClaimStorage
+        do {
+            storage = try SQLiteClaimStorage(path: settings.database, durability: settings.durability)
+        } catch {
+            FileHandle.standardError.write(Data("ipquest: cannot open database \(settings.database): \(error)\n".utf8))
+            throw ExitCode(1)
+        }
+        var engineConfiguration = GameEngine.Configuration()
+        engineConfiguration.queueCapacity = settings.queueCapacity
+        engineConfiguration.maxBatch = settings.maxBatch
+        let engine = try await GameEngine(storage: storage, configuration: engineConfiguration, logger: logger)
+        let app = GameServer.makeApplication(
+            configuration: settings,
+            engine: engine,
+            logger: logger,
+            metricsText: { registry.emitToString() },
+            onServerRunning: { channel in
+                let port = channel.localAddress?.port ?? settings.port
+                // One line on stdout that scripts and tests wait for.
+                print("ipquest listening on http://\(settings.host):\(port)")
+                fflush(stdout)
+            }
+        )
+        try await app.runService(gracefulShutdownSignals: [.sigterm, .sigint])
+        logger.info("stopped")
+    }
+
+    /// Reads the YAML file (if any), then applies the flags, then validates. Any problem is one
+    /// line on stderr naming the key, and exit code 2.
+    static func loadConfiguration(file: String?, flags: (inout ServeConfiguration) throws(ConfigurationError) -> Void) throws -> ServeConfiguration {
+        var cfg = ServeConfiguration()
+        do {
+            if let file {
+                guard let data = FileManager.default.contents(atPath: file), let text = String(data: data, encoding: .utf8) else {
+                    throw ConfigurationError(key: "--config", problem: "cannot read \(file)")
+                }
+                try cfg.apply(yaml: text)
+            }
+            try flags(&cfg)
+            try cfg.validate()
+        } catch {
+            FileHandle.standardError.write(Data("ipquest: \(error)\n".utf8))
+            throw ExitCode(2)
+        }
+        return cfg
+    }
+}

@@ -1,0 +1,217 @@
+import Testing
+import IPAddress
+@testable import Game
+
+func ip(_ s: String) -> IPv4Address { IPv4Address(s)! }
+func name(_ s: String) -> PlayerName { PlayerName(s)! }
+
+@Suite struct PlayerNameTests {
+    @Test(arguments: ["a", "Zed", "jart", "user@example.com", "https://x.y/z", "a.b^c+d!e-f_g*h", String(repeating: "x", count: 40), "0123456789"])
+    func accepts(text: String) { #expect(PlayerName(text) != nil) }
+
+    @Test func rejectsWithReasons() {
+        #expect(throws: PlayerName.ValidationError.empty) { try PlayerName(validating: "") }
+        #expect(throws: PlayerName.ValidationError.tooLong(41)) { try PlayerName(validating: String(repeating: "x", count: 41)) }
+        #expect(throws: PlayerName.ValidationError.invalidCharacter(position: 3)) { try PlayerName(validating: "abc def") }
+        for bad in ["<script>", "a&b", "ä", "a\"b", "a'b", "a%b", "a#b", "a?b", "a=b", "tab\t", "émile", "a,b", "a;b", "a\\b"] {
+            #expect(PlayerName(bad) == nil, "accepted \(bad)")
+        }
+        #expect(PlayerName.ValidationError.invalidCharacter(position: 0).description.contains("@ / : . ^ + ! - _ *"))
+    }
+}
+
+@Suite struct ScoreboardTests {
+    @Test func lastClaimWinsAndOwnerRefreshIsHourly() {
+        let b = Scoreboard()
+        #expect(b.apply(address: ip("1.0.0.1"), name: name("alice"), at: 1_000) == .claimed(previousOwner: nil))
+        #expect(b.apply(address: ip("1.0.0.1"), name: name("bob"), at: 1_001) == .claimed(previousOwner: name("alice")))
+        #expect(b.owner(of: ip("1.0.0.1"))?.name == name("bob"))
+        #expect(b.apply(address: ip("1.0.0.1"), name: name("bob"), at: 1_500) == .unchanged)
+        #expect(b.owner(of: ip("1.0.0.1"))?.claimedAt == 1_001)
+        #expect(b.apply(address: ip("1.0.0.1"), name: name("bob"), at: 1_001 + 3_600) == .claimed(previousOwner: name("bob")))
+        #expect(b.owner(of: ip("1.0.0.1"))?.claimedAt == 4_601)
+        #expect(b.addressCount == 1)
+        #expect(b.player(name("alice"), period: .all)?.addresses == 0)
+    }
+
+    @Test func blockHoldersTiesAndRunnersUp() {
+        let b = Scoreboard()
+        let t: Int64 = 10_000
+        for i in 1...3 { b.apply(address: IPv4Address(10, 0, 0, UInt8(i)), name: name("alice"), at: t) }
+        for i in 4...5 { b.apply(address: IPv4Address(10, 0, 0, UInt8(i)), name: name("bob"), at: t) }
+        for i in 1...2 { b.apply(address: IPv4Address(11, 0, 0, UInt8(i)), name: name("bob"), at: t) }
+        for i in 3...4 { b.apply(address: IPv4Address(11, 0, 0, UInt8(i)), name: name("carol"), at: t) }
+        let ten = b.standing(block: 10, period: .all)
+        #expect(ten.holder == name("alice") && !ten.isTied && ten.count == 3)
+        #expect(ten.runnerUp == name("bob") && ten.runnerUpCount == 2 && ten.total == 5 && ten.players == 2)
+        let eleven = b.standing(block: 11, period: .all)
+        #expect(eleven.holder == nil && eleven.isTied && eleven.count == 2)
+        let empty = b.standing(block: 12, period: .all)
+        #expect(empty.holder == nil && !empty.isTied && empty.total == 0)
+
+        let board = b.leaderboard(.all)
+        #expect(board.map(\.name.value) == ["alice", "bob", "carol"])
+        #expect(board[0].blocksHeld == [10] && board[0].addresses == 3 && board[0].rank == 1)
+        #expect(board[1].blocksHeld == [] && board[1].addresses == 4 && board[1].rank == 2)
+        #expect(board[2].addresses == 2 && board[2].rank == 3)
+
+        let bob = b.player(name("bob"), period: .all)!
+        #expect(bob.addresses == 4)
+        #expect(bob.blocks == [
+            .init(block: 10, count: 2, rank: 2, isTied: false, players: 2),
+            .init(block: 11, count: 2, rank: 1, isTied: true, players: 2),
+        ])
+        #expect(PlayerJSON.summary(bob.blocks[1]) == "tied 1st in 11.0.0.0/8 with 2 addresses")
+        #expect(PlayerJSON.summary(bob.blocks[0]) == "2nd in 10.0.0.0/8 with 2 addresses")
+        #expect(b.player(name("nobody"), period: .all) == nil)
+    }
+
+    @Test func equalPlayersShareARank() {
+        let b = Scoreboard()
+        b.apply(address: ip("20.0.0.1"), name: name("x"), at: 1)
+        b.apply(address: ip("21.0.0.1"), name: name("y"), at: 1)
+        b.apply(address: ip("22.0.0.1"), name: name("z"), at: 1)
+        b.apply(address: ip("22.0.0.2"), name: name("z"), at: 1)
+        let board = b.leaderboard(.all)
+        #expect(board.map(\.rank) == [1, 2, 2])
+        #expect(board.map(\.name.value) == ["z", "x", "y"])
+    }
+
+    @Test func periodsCountOnlyClaimsInsideTheirWindow() {
+        let b = Scoreboard()
+        let now: Int64 = 100 * 86_400
+        b.advance(to: now - 40 * 86_400)
+        b.apply(address: ip("1.0.0.1"), name: name("old"), at: now - 40 * 86_400)     // only all-time
+        b.advance(to: now - 10 * 86_400)
+        b.apply(address: ip("1.0.0.2"), name: name("month"), at: now - 10 * 86_400)   // month
+        b.advance(to: now - 3 * 86_400)
+        b.apply(address: ip("1.0.0.3"), name: name("week"), at: now - 3 * 86_400)     // week
+        b.advance(to: now - 7_200)
+        b.apply(address: ip("1.0.0.4"), name: name("day"), at: now - 7_200)          // day
+        b.advance(to: now - 60)
+        b.apply(address: ip("1.0.0.5"), name: name("hour"), at: now - 60)            // hour
+        b.advance(to: now)
+        func names(_ p: Period) -> Set<String> { Set(b.leaderboard(p).map(\.name.value)) }
+        #expect(names(.all) == ["old", "month", "week", "day", "hour"])
+        #expect(names(.month) == ["month", "week", "day", "hour"])
+        #expect(names(.week) == ["week", "day", "hour"])
+        #expect(names(.day) == ["day", "hour"])
+        #expect(names(.hour) == ["hour"])
+        // An hour later the hourly board is empty, the daily one unchanged.
+        b.advance(to: now + 3_600)
+        #expect(names(.hour).isEmpty)
+        #expect(names(.day) == ["day", "hour"])
+        #expect(b.standing(block: 1, period: .hour).total == 0)
+    }
+
+    @Test func supersededClaimLeavesWindowsOnce() {
+        let b = Scoreboard()
+        b.advance(to: 1_000_000)
+        b.apply(address: ip("5.0.0.1"), name: name("a"), at: 1_000_000)
+        b.apply(address: ip("5.0.0.1"), name: name("b"), at: 1_000_010)
+        b.apply(address: ip("5.0.0.1"), name: name("a"), at: 1_000_020)
+        #expect(b.player(name("a"), period: .hour)?.addresses == 1)
+        #expect(b.player(name("b"), period: .hour)?.addresses == 0)
+        b.advance(to: 1_000_000 + 3_615) // the first two log entries expire; the third is current
+        #expect(b.player(name("a"), period: .hour)?.addresses == 1)
+        b.advance(to: 1_000_000 + 3_625)
+        #expect(b.player(name("a"), period: .hour)?.addresses == 0)
+        #expect(b.player(name("a"), period: .all)?.addresses == 1)
+        #expect(b.standing(block: 5, period: .hour).total == 0)
+    }
+
+    @Test func loadRebuildsTheSameBoard() {
+        let live = Scoreboard()
+        var stored: [UInt32: Claim] = [:]
+        var rng = SystemRandomNumberGenerator()
+        let players = (0..<20).map { name("p\($0)") }
+        let start: Int64 = 50 * 86_400
+        for i in 0..<5_000 {
+            let t = start + Int64(i * 60)
+            live.advance(to: t)
+            let a = IPv4Address(UInt32.random(in: 0..<(1 << 12), using: &rng) << 20 | UInt32(i % 7))
+            let n = players.randomElement(using: &rng)!
+            if case .claimed = live.apply(address: a, name: n, at: t) {
+                stored[a.value] = Claim(address: a, name: n, claimedAt: t)
+            }
+        }
+        let now = start + 5_000 * 60
+        live.advance(to: now)
+        let loaded = Scoreboard()
+        loaded.load(Array(stored.values), now: now)
+        for p in Period.allCases {
+            #expect(loaded.leaderboard(p) == live.leaderboard(p), "period \(p)")
+            #expect(loaded.blocks(p) == live.blocks(p), "period \(p)")
+        }
+        #expect(loaded.allClaims() == live.allClaims())
+    }
+
+    @Test func recentListsCurrentClaimsNewestFirst() {
+        let b = Scoreboard()
+        for i in 0..<60 { b.apply(address: IPv4Address(9, 0, 0, UInt8(i)), name: name("n\(i)"), at: Int64(i)) }
+        b.apply(address: IPv4Address(9, 0, 0, 59), name: name("taker"), at: 100)
+        let recent = b.recent(limit: 50)
+        #expect(recent.count == 50)
+        #expect(recent[0].name == name("taker") && recent[0].address == IPv4Address(9, 0, 0, 59))
+        #expect(recent[1].name == name("n58"))
+        #expect(!recent.contains { $0.name == name("n59") })
+    }
+}
+
+@Suite struct ClaimResponseFormatTests {
+    @Test(arguments: [
+        (nil as String?, ClaimResponse.Format.html), ("*/*", .html), ("text/html,application/xhtml+xml", .html),
+        ("text/plain", .text), ("application/json", .json), ("image/webp,image/*,*/*;q=0.8", .gif),
+        ("image/gif", .gif), ("text/plain;q=0.5, application/json", .json), ("text/html;q=0, text/plain", .text),
+        ("application/json;q=0.9, text/html", .html), ("*/*, application/json", .json),
+    ])
+    func negotiates(accept: String?, expected: ClaimResponse.Format) {
+        #expect(ClaimResponse.format(accept: accept) == expected)
+    }
+}
+
+@Suite struct ServeConfigurationTests {
+    @Test func readsYAML() throws {
+        var c = ServeConfiguration()
+        try c.apply(yaml: """
+            host: 0.0.0.0
+            port: 9000
+            trusted_proxies: [10.0.0.0/8, "192.0.2.1"]
+            proxy_protocol: true
+            rate_limit: { burst: 10, per_second: 0.5 }
+            claims:
+              max_batch: 100
+            """)
+        try c.validate()
+        #expect(c.host == "0.0.0.0" && c.port == 9000 && c.proxyProtocol)
+        #expect(c.trustedProxies.map(\.description) == ["10.0.0.0/8", "192.0.2.1/32"])
+        #expect(c.rateLimitBurst == 10 && c.rateLimitPerSecond == 0.5 && c.maxBatch == 100)
+    }
+
+    @Test(arguments: [
+        ("port: 70000", "invalid configuration: port: 70000 is outside 0…65535"),
+        ("port: abc", "invalid configuration: port: expected an integer, got 'abc'"),
+        ("colour: red", "invalid configuration: colour: unknown key"),
+        ("rate_limit: { brust: 3 }", "invalid configuration: rate_limit.brust: unknown key"),
+        ("trusted_proxies: [10.0.0.1/8]", "invalid configuration: trusted_proxies[0]: '10.0.0.1/8' has host bits set (did you mean 10.0.0.0/8?)"),
+        ("durability: sometimes", "invalid configuration: durability: 'sometimes' is not one of full, normal"),
+        ("host: example.com", "invalid configuration: host: 'example.com' is not an IP address"),
+        ("rate_limit: 5", "invalid configuration: rate_limit: expected a mapping"),
+    ])
+    func badValuesNameTheKey(yaml: String, message: String) {
+        var c = ServeConfiguration()
+        do {
+            try c.apply(yaml: yaml)
+            Issue.record("accepted \(yaml)")
+        } catch {
+            #expect(error.description == message)
+            #expect(!error.description.contains("\n"))
+        }
+    }
+
+    @Test func proxyProtocolNeedsTrustedProxies() {
+        var c = ServeConfiguration()
+        c.proxyProtocol = true
+        #expect(throws: ConfigurationError(key: "proxy_protocol", problem: "needs trusted_proxies: PROXY headers are accepted only from them")) { try c.validate() }
+    }
+}

@@ -1,0 +1,166 @@
+import Foundation
+import Synchronization
+import Testing
+import IPAddress
+@testable import Game
+
+/// The real `ipquest` binary as a separate process: exit codes, signals, kill -9.
+@Suite(.serialized) struct ServeProcessTests {
+    static var binary: String {
+        if let path = ProcessInfo.processInfo.environment["IPQUEST_BIN"] { return path }
+        let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+        return root.appendingPathComponent(".build/debug/ipquest").path
+    }
+
+    struct Running {
+        let process: Process
+        let port: UInt16
+        let stderr: Pipe
+    }
+
+    static func tempDirectory() throws -> String {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("ipquest-proc-\(UUID().uuidString)").path
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        return dir
+    }
+
+    static func launch(_ arguments: [String]) throws -> Running {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: binary)
+        process.arguments = arguments
+        let out = Pipe(), err = Pipe()
+        process.standardOutput = out
+        process.standardError = err
+        try process.run()
+        // Wait (bounded) for the "listening on" line.
+        var text = ""
+        let deadline = Date().addingTimeInterval(20)
+        while Date() < deadline, !text.contains("\n") {
+            let data = out.fileHandleForReading.availableData
+            if data.isEmpty { break }
+            text += String(decoding: data, as: UTF8.self)
+        }
+        guard let portText = text.split(separator: ":").last?.trimmingCharacters(in: .whitespacesAndNewlines), let port = UInt16(portText) else {
+            process.terminate()
+            throw LoopbackHTTPClient.Failure.socket("server did not start: \(text)")
+        }
+        return Running(process: process, port: port, stderr: err)
+    }
+
+    static func run(_ arguments: [String]) throws -> (status: Int32, stderr: String) {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: binary)
+        process.arguments = arguments
+        let err = Pipe()
+        process.standardError = err
+        process.standardOutput = Pipe()
+        try process.run()
+        let data = err.fileHandleForReading.readDataToEndOfFile()
+        process.waitUntilExit()
+        return (process.terminationStatus, String(decoding: data, as: UTF8.self))
+    }
+
+    @Test func badConfigurationIsOneLineNamingTheKeyAndExitCode2() throws {
+        let dir = try Self.tempDirectory()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let badPort = try Self.run(["serve", "--port", "99999", "--database", dir + "/x.sqlite"])
+        #expect(badPort.status == 2)
+        #expect(badPort.stderr == "ipquest: invalid configuration: port: 99999 is outside 0…65535\n")
+        try "port: 8080\nrate_limit:\n  burst: -1\n".write(toFile: dir + "/c.yaml", atomically: true, encoding: .utf8)
+        let badFile = try Self.run(["serve", "--config", dir + "/c.yaml"])
+        #expect(badFile.status == 2)
+        #expect(badFile.stderr == "ipquest: invalid configuration: rate_limit.burst: -1 is outside 1…1000000\n")
+        let badProxy = try Self.run(["serve", "--trusted-proxy", "10.0.0.1/8", "--database", dir + "/x.sqlite"])
+        #expect(badProxy.status == 2 && badProxy.stderr.contains("trusted_proxies[0]"))
+        #expect(!FileManager.default.fileExists(atPath: dir + "/x.sqlite"), "nothing is created on a bad configuration")
+    }
+
+    @Test func sigtermFinishesAndKeepsClaims() throws {
+        let dir = try Self.tempDirectory()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let db = dir + "/game.sqlite"
+        let server = try Self.launch(["serve", "--port", "0", "--database", db])
+        let client = LoopbackHTTPClient(port: server.port)
+        for i in 0..<50 {
+            #expect(try client.get("/claim?name=term", source: LoopbackHTTPClient.sourceAddress(i)).status == 200)
+        }
+        kill(server.process.processIdentifier, SIGTERM)
+        server.process.waitUntilExit()
+        #expect(server.process.terminationStatus == 0)
+        #expect(server.process.terminationReason == .exit)
+        let export = try Self.run(["claims", "export", "--database", db, "--output", dir + "/out.tsv"])
+        #expect(export.status == 0)
+        let lines = try String(contentsOfFile: dir + "/out.tsv", encoding: .utf8).split(separator: "\n")
+        #expect(lines.first == "ip\tname\tclaimed_at")
+        #expect(lines.count == 51)
+        #expect(lines.dropFirst().allSatisfy { $0.split(separator: "\t")[1] == "term" })
+
+        // Import into a fresh database restores the same claims; a bad row aborts everything.
+        let restored = dir + "/restored.sqlite"
+        #expect(try Self.run(["claims", "import", "--database", restored, dir + "/out.tsv"]).status == 0)
+        let restoredClaims = try awaitResult { try await SQLiteClaimStorage(path: restored).loadAll() }
+        #expect(restoredClaims.count == 50)
+        try "ip\tname\tclaimed_at\n1.2.3.4\tok\t5\n1.2.3\tbad\t6\n".write(toFile: dir + "/bad.tsv", atomically: true, encoding: .utf8)
+        let bad = try Self.run(["claims", "import", "--database", restored, dir + "/bad.tsv"])
+        #expect(bad.status == 2 && bad.stderr.contains("line 3: '1.2.3' is not an IPv4 address"))
+        #expect(try awaitResult { try await SQLiteClaimStorage(path: restored).loadAll() }.count == 50)
+    }
+
+    /// Claims are acknowledged only after commit: SIGKILL in the middle of a storm loses none
+    /// of the acknowledged ones.
+    @Test func killDuringClaimStormLosesNoAcknowledgedClaim() throws {
+        let dir = try Self.tempDirectory()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let db = dir + "/game.sqlite"
+        let server = try Self.launch(["serve", "--port", "0", "--database", db, "--durability", "normal"])
+        let client = LoopbackHTTPClient(port: server.port, timeoutSeconds: 5)
+        let acknowledged = Mutex<[String: String]>([:])
+        let killed = Atomic<Bool>(false)
+        DispatchQueue.concurrentPerform(iterations: 9) { worker in
+            if worker == 8 {
+                // The killer: wait for a good number of acknowledgements, then SIGKILL.
+                while acknowledged.withLock({ $0.count }) < 1_500 { usleep(1_000) }
+                kill(server.process.processIdentifier, SIGKILL)
+                killed.store(true, ordering: .sequentiallyConsistent)
+                return
+            }
+            var i = worker
+            while !killed.load(ordering: .sequentiallyConsistent), i < 40_000 {
+                let source = LoopbackHTTPClient.sourceAddress(i)
+                let name = "k\(i % 97)"
+                if let r = try? client.get("/claim?name=\(name)", source: source), r.status == 200 {
+                    acknowledged.withLock { $0[source] = name }
+                }
+                i += 8
+            }
+        }
+        server.process.waitUntilExit()
+        #expect(server.process.terminationReason == .uncaughtSignal)
+        let acked = acknowledged.withLock { $0 }
+        #expect(acked.count >= 1_500)
+        let stored = try awaitResult { try await SQLiteClaimStorage(path: db).loadAll() }
+        let owners = Dictionary(uniqueKeysWithValues: stored.map { ($0.address.description, $0.name.value) })
+        let lost = acked.filter { owners[$0.key] != $0.value }
+        #expect(lost.isEmpty, "lost \(lost.count) acknowledged claims, e.g. \(lost.first.map { "\($0)" } ?? "")")
+
+        // And the server starts again on the same file with everything in place.
+        let again = try Self.launch(["serve", "--port", "0", "--database", db])
+        let health = try LoopbackHTTPClient(port: again.port).get("/healthz").text
+        #expect(health.contains("\"addresses\":\(stored.count)"))
+        kill(again.process.processIdentifier, SIGTERM)
+        again.process.waitUntilExit()
+        #expect(again.process.terminationStatus == 0)
+    }
+}
+
+/// Runs async work from a synchronous test body.
+func awaitResult<T: Sendable>(_ body: @escaping @Sendable () async throws -> T) throws -> T {
+    let box = Mutex<Result<T, any Error>?>(nil)
+    let done = DispatchSemaphore(value: 0)
+    Task {
+        do { let v = try await body(); box.withLock { $0 = .success(v) } } catch { box.withLock { $0 = .failure(error) } }
+        done.signal()
+    }
+    done.wait()
+    return try box.withLock { $0! }.get()
+}

@@ -1,0 +1,25 @@
+#!/usr/bin/env bash
+# Installs what building (run) or testing (test) needs, from Debian's packages and PyPI.
+# Idempotent: installs only what is missing.
+set -euo pipefail
+mode=${1:-test}
+
+apt_packages=(libsqlite3-dev)
+if [ "$mode" = test ]; then
+  # location + libloc-database: the reference libloc CLI/library and a real database for LocationDB tests.
+  apt_packages+=(location libloc-database python3-location)
+fi
+
+missing=()
+for p in "${apt_packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  SUDO=""
+  [ "$(id -u)" -ne 0 ] && SUDO=sudo
+  echo "installing: ${missing[*]}"
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null \
+    || { DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --fix-broken >/dev/null; \
+         DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null; }
+fi
