@@ -1,1 +1,0 @@
-// Module LocationDB: work in progress.
