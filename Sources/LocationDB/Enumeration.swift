@@ -133,9 +133,13 @@ extension LocationDatabase {
                 if last == .max { exhausted6 = true } else { gap6Start = last.successor }
             }
         }
-        if gap6Start != .zero, !exhausted6 { emitGap(gap6Start, .max) }
-        if !exhausted4, gap4Start <= .ipv4Last { emitGap(gap4Start, .ipv4Last) }
-        // The reference emits per family as it goes; the combined order is by address.
+        // The closing gaps of both families go through libloc's sorted stack together, so
+        // they come out in address order (IPv4, at ::ffff:0:0/96, before the IPv6 tail).
+        var closing: [(Address128, Int)] = []
+        if gap6Start != .zero, !exhausted6 { summarizeRange(gap6Start, .max) { closing.append(($0, $1)) } }
+        if !exhausted4, gap4Start <= .ipv4Last { summarizeRange(gap4Start, .ipv4Last) { closing.append(($0, $1)) } }
+        closing.sort { ($0.0, $0.1) < ($1.0, $1.1) }
+        result += closing.map { $0.0.prefix(depth: $0.1) }
         let filtered: [IPPrefix]
         switch family {
         case .none: filtered = result

@@ -111,30 +111,35 @@ struct ReaderReferenceTests {
         #expect(ours == reference.stdout, "first difference near: \(firstDifference(ours, reference.stdout))")
     }
 
-    @Test("export (flattened networks) equals the reference CLI", .timeLimit(.minutes(5)),
-          arguments: ["LI", "A3", "AS3320"])
-    func export(_ object: String) throws {
+    @Test("export (flattened networks, all formats) equals the reference CLI", .timeLimit(.minutes(5)),
+          arguments: [["LI", "AT", "AS3320"], ["AS15169"]], ["list", "ipset", "nftables"])
+    func export(_ objects: [String], _ format: String) throws {
         let db = try Shared.open()
         let directory = FileManager.default.temporaryDirectory.appendingPathComponent("locdb-export-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(at: directory) }
         let reference = try Reference.run([try Reference.locationCLI(), "-d", try Reference.databasePath(), "export",
-                                           "--directory", directory.path, "--format", "list", object])
+                                           "--directory", directory.path, "--format", format] + objects)
         #expect(reference.status == 0, "\(reference.stderr)")
-        var filter = NetworkFilter()
-        if object.hasPrefix("AS") {
-            filter.asns = [UInt32(object.dropFirst(2))!]
-        } else if let special = NetworkFlags.specialCountryCodes.first(where: { $0.0.description == object }) {
-            filter.flags = special.1
-        } else {
-            filter.countryCodes = [CountryCode(object)!]
+        let sets = db.export(objects: objects.map { ExportObject($0)! }, format: ExportFormat(rawValue: format)!)
+        #expect(sets.count == objects.count * 2)
+        for set in sets {
+            let expected = try Data(contentsOf: directory.appendingPathComponent(set.fileName))
+            let ours = set.output()
+            #expect(set.networkCount > 0 || set.family == .ipv6)
+            #expect(ours == [UInt8](expected), "\(set.fileName): \(firstDifference(String(decoding: ours, as: UTF8.self), String(decoding: expected, as: UTF8.self)))")
         }
-        let flattened = db.flattenedNetworks(matching: filter)
-        for (family, suffix) in [(AddressFamily.ipv4, "v4"), (.ipv6, "v6")] {
-            let expected = try String(contentsOf: directory.appendingPathComponent("\(object)\(suffix).networks"), encoding: .utf8)
-            let ours = flattened.filter { $0.isIPv4 == (family == .ipv4) }.map { $0.description + "\n" }.joined()
-            #expect(ours == expected, "\(object)\(suffix): first difference near: \(firstDifference(ours, expected))")
-        }
+    }
+
+    @Test("export of a flag pseudo-code alone lists the flagged networks (the reference exports nothing)")
+    func exportFlagOnly() throws {
+        let db = try Shared.open()
+        let sets = db.export(objects: [ExportObject("A3")!], families: [.ipv4], format: .list)
+        let expected = db.flattenedNetworks(matching: NetworkFilter(family: .ipv4, flags: .anycast))
+        #expect(sets.count == 1)
+        #expect(sets[0].networkCount == expected.count)
+        #expect(expected.count > 1000)
+        #expect(sets[0].output() == Array(expected.map { "\($0)\n" }.joined().utf8))
     }
 
     @Test("list-bogons equals the reference CLI", .timeLimit(.minutes(5)))
