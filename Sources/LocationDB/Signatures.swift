@@ -8,7 +8,8 @@ public enum DatabasePublicKey: Sendable {
     case p521(P521.Signing.PublicKey)
 
     /// Parses a PEM `PUBLIC KEY` (SubjectPublicKeyInfo) for P-256, P-384 or P-521.
-    public init(pem: String) throws(LocationDatabaseError) {
+    public init(pem text: String) throws(LocationDatabaseError) {
+        let pem = pemBlock(text)
         if let key = try? P521.Signing.PublicKey(pemRepresentation: pem) { self = .p521(key); return }
         if let key = try? P384.Signing.PublicKey(pemRepresentation: pem) { self = .p384(key); return }
         if let key = try? P256.Signing.PublicKey(pemRepresentation: pem) { self = .p256(key); return }
@@ -30,6 +31,15 @@ public enum DatabasePublicKey: Sendable {
     }
 }
 
+/// The first `-----BEGIN …-----` … `-----END …-----` block; like OpenSSL, text around it
+/// (IPFire's key file starts with comment lines) is ignored.
+func pemBlock(_ text: String) -> String {
+    let lines = text.split(omittingEmptySubsequences: false, whereSeparator: \.isNewline)
+    guard let begin = lines.firstIndex(where: { $0.hasPrefix("-----BEGIN ") }),
+          let end = lines[begin...].firstIndex(where: { $0.hasPrefix("-----END ") }) else { return text }
+    return lines[begin...end].joined(separator: "\n") + "\n"
+}
+
 /// An EC private key for signing databases.
 public enum DatabaseSigningKey: Sendable {
     case p256(P256.Signing.PrivateKey)
@@ -37,7 +47,8 @@ public enum DatabaseSigningKey: Sendable {
     case p521(P521.Signing.PrivateKey)
 
     /// Parses a PEM private key (`EC PRIVATE KEY` or PKCS#8 `PRIVATE KEY`).
-    public init(pem: String) throws(LocationDatabaseError) {
+    public init(pem text: String) throws(LocationDatabaseError) {
+        let pem = pemBlock(text)
         if let key = try? P521.Signing.PrivateKey(pemRepresentation: pem) { self = .p521(key); return }
         if let key = try? P384.Signing.PrivateKey(pemRepresentation: pem) { self = .p384(key); return }
         if let key = try? P256.Signing.PrivateKey(pemRepresentation: pem) { self = .p256(key); return }

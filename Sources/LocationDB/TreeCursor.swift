@@ -50,15 +50,14 @@ struct TreeCursor {
                 guard network == Format.noNetwork || Int(network) < networkCount else {
                     throw .corrupt("tree node \(node) points to network record \(network) of \(networkCount)")
                 }
-            } else if depth >= 128 || zero >= nodeCount || one >= nodeCount {
-                continue  // cannot happen on a validated file; never read out of bounds anyway
             }
-            if one != 0 {
+            // On a validated file these guards never trigger; they keep reads in bounds anyway.
+            if depth < 128, one != 0, one < nodeCount {
                 var child = address
                 child.setBit(depth)
                 stack.append((one, depth + 1, child))
             }
-            if zero != 0 { stack.append((zero, depth + 1, address)) }
+            if depth < 128, zero != 0, zero < nodeCount { stack.append((zero, depth + 1, address)) }
             if network != Format.noNetwork, Int(network) < networkCount {
                 return TreeNetwork(address: address, depth: depth, record: network)
             }
