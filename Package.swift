@@ -10,6 +10,7 @@ let package = Package(
     platforms: [.macOS(.v14)],
     products: [
         .executable(name: "ipquest", targets: ["ipquest"]),
+        .executable(name: "ranges-bench", targets: ["RangesBench"]),
         .library(name: "IPAddress", targets: ["IPAddress"]),
         .library(name: "LocationDB", targets: ["LocationDB"]),
         .library(name: "CloudRanges", targets: ["CloudRanges"]),
@@ -120,9 +121,20 @@ let package = Package(
             swiftSettings: swiftSettings
         ),
 
+        // Longest-prefix-match benchmark driven by bench/ranges/run.sh (release builds only).
+        .executableTarget(name: "RangesBench", dependencies: ["IPAddress"], swiftSettings: swiftSettings),
+
         .testTarget(name: "IPAddressTests", dependencies: ["IPAddress"]),
         .testTarget(name: "LocationDBTests", dependencies: ["LocationDB"]),
-        .testTarget(name: "CloudRangesTests", dependencies: ["CloudRanges"]),
+        .testTarget(
+            name: "CloudRangesTests",
+            dependencies: [
+                "CloudRanges",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+            ]
+        ),
         .testTarget(name: "EdgeTests", dependencies: ["Edge"]),
         .testTarget(
             name: "GameTests",

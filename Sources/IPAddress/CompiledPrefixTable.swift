@@ -6,10 +6,11 @@
 /// covering `::ffff:0:0/96`, and the most specific prefix wins. When the same prefix is given twice
 /// the later value wins.
 ///
-/// Cost: building sorts the prefixes (O(n log n)); memory is about 0.5 MiB per family in use plus
-/// 6 (IPv4) or 20 (IPv6) bytes per range (at most two ranges per prefix) plus the prefixes and values
-/// themselves. A lookup reads one directory slot and, only when ranges start inside that /16, does a
-/// binary search over two-byte keys. See `RangeIndex.swift`.
+/// Cost: building sorts the prefixes (O(n log n)); memory is 2 MiB (8 MiB above 200,000 IPv4
+/// prefixes) of IPv4 directory and 0.5 MiB of IPv6 directory, for the families in use, plus at most
+/// 16 (IPv4) or 20 (IPv6) bytes per range (at most two ranges per prefix), plus the prefixes and
+/// values themselves. A lookup reads one directory slot and, only when ranges start inside that
+/// slot, does a short binary search. See `RangeIndex.swift`.
 public struct CompiledPrefixTable<Value: Sendable>: Sendable {
     @usableFromInline let v4Prefixes: [IPv4Prefix]
     @usableFromInline let v4Values: [Value]
@@ -37,14 +38,47 @@ public struct CompiledPrefixTable<Value: Sendable>: Sendable {
         self.init(v4: v4, v6: v6)
     }
 
-    /// Builds the table from IPv4 entries only (the bulk path: no hashing when the prefixes are
-    /// already unique). For a prefix given more than once the last value is kept.
+    /// Builds the table from IPv4 entries only (the bulk path: one integer sort, no hashing).
+    /// For a prefix given more than once the last value is kept.
     public init(ipv4 entries: [(prefix: IPv4Prefix, value: Value)]) {
-        // Stable sort by prefix, then keep the last of each run of equal prefixes.
-        let order = entries.indices.sorted { a, b in
-            let x = entries[a].prefix, y = entries[b].prefix
-            if x != y { return x < y }
-            return a < b
+        let (prefixes, values) = Self.sortedUnique(entries)
+        self.init(v4Prefixes: prefixes, v4Values: values, v6Prefixes: [], v6Values: [])
+    }
+
+    init(v4: [IPv4Prefix: Value], v6: [IPv6Prefix: Value]) {
+        let (p4, v4values) = Self.sortedUnique(v4.map { (prefix: $0.key, value: $0.value) })
+        let v6sorted = v6.sorted { $0.key < $1.key }
+        self.init(v4Prefixes: p4, v4Values: v4values, v6Prefixes: v6sorted.map(\.key), v6Values: v6sorted.map(\.value))
+    }
+
+    /// Both families sorted by (network, length) and unique.
+    init(v4Prefixes: [IPv4Prefix], v4Values: [Value], v6Prefixes: [IPv6Prefix], v6Values: [Value]) {
+        self.v4Prefixes = v4Prefixes
+        self.v4Values = v4Values
+        // A finer directory once there are many ranges: shorter searches for 8 MiB instead of 0.5.
+        v4Index = v4Prefixes.isEmpty ? nil
+            : IPv4RangeIndex(sortedPrefixes: v4Prefixes, directoryBits: v4Prefixes.count > 200_000 ? 20 : 18)
+        self.v6Prefixes = v6Prefixes
+        self.v6Values = v6Values
+        v6Index = v6Prefixes.isEmpty ? nil : IPv6RangeIndex(prefixes: v6Prefixes)
+    }
+
+    /// Sorts by (network, length) and keeps the last value of a repeated prefix. The sort key packs
+    /// network, length and input position into one integer.
+    static func sortedUnique(_ entries: [(prefix: IPv4Prefix, value: Value)]) -> ([IPv4Prefix], [Value]) {
+        var order: [Int]
+        if entries.count < 1 << 26 {
+            var keys = [UInt64](repeating: 0, count: entries.count)
+            for (i, e) in entries.enumerated() {
+                keys[i] = (UInt64(e.prefix.network.value) << 6 | UInt64(e.prefix.length)) << 26 | UInt64(i)
+            }
+            keys.sort()
+            order = keys.map { Int($0 & (1 << 26 - 1)) }
+        } else {
+            order = entries.indices.sorted { a, b in
+                let x = entries[a].prefix, y = entries[b].prefix
+                return x != y ? x < y : a < b
+            }
         }
         var prefixes: [IPv4Prefix] = []
         var values: [Value] = []
@@ -55,21 +89,7 @@ public struct CompiledPrefixTable<Value: Sendable>: Sendable {
             prefixes.append(entries[i].prefix)
             values.append(entries[i].value)
         }
-        v4Prefixes = prefixes
-        v4Values = values
-        v4Index = prefixes.isEmpty ? nil : IPv4RangeIndex(prefixes: prefixes)
-        v6Prefixes = []
-        v6Values = []
-        v6Index = nil
-    }
-
-    init(v4: [IPv4Prefix: Value], v6: [IPv6Prefix: Value]) {
-        v4Prefixes = Array(v4.keys)
-        v4Values = v4Prefixes.map { v4[$0]! }
-        v4Index = v4Prefixes.isEmpty ? nil : IPv4RangeIndex(prefixes: v4Prefixes)
-        v6Prefixes = Array(v6.keys)
-        v6Values = v6Prefixes.map { v6[$0]! }
-        v6Index = v6Prefixes.isEmpty ? nil : IPv6RangeIndex(prefixes: v6Prefixes)
+        return (prefixes, values)
     }
 
     /// Number of distinct prefixes (IPv4-mapped IPv6 prefixes count as IPv4).
@@ -144,12 +164,8 @@ public struct CompiledPrefixTable<Value: Sendable>: Sendable {
     public var entries: [(prefix: IPPrefix, value: Value)] {
         var out: [(prefix: IPPrefix, value: Value)] = []
         out.reserveCapacity(count)
-        for i in v4Prefixes.indices.sorted(by: { v4Prefixes[$0] < v4Prefixes[$1] }) {
-            out.append((.v4(v4Prefixes[i]), v4Values[i]))
-        }
-        for i in v6Prefixes.indices.sorted(by: { v6Prefixes[$0] < v6Prefixes[$1] }) {
-            out.append((.v6(v6Prefixes[i]), v6Values[i]))
-        }
+        for i in v4Prefixes.indices { out.append((.v4(v4Prefixes[i]), v4Values[i])) }
+        for i in v6Prefixes.indices { out.append((.v6(v6Prefixes[i]), v6Values[i])) }
         return out
     }
 }

@@ -226,6 +226,30 @@ struct LPMTableTests {
         #expect(compiled.compiled().count == compiled.count)
     }
 
+    @Test("Large tables (finer directory) agree with the hash-probing PrefixTable")
+    func largeTableAgreesWithHashProbing() {
+        var rng = SplitMix64(state: 2026)
+        var hashTable = PrefixTable<Int>()
+        var bulk: [(prefix: IPv4Prefix, value: Int)] = []
+        var prefixes: [IPv4Prefix] = []
+        for i in 0..<210_000 {
+            let length = UInt8.random(in: 8...32, using: &rng)
+            let p = IPv4Prefix(IPv4Address(UInt32.random(in: 0...UInt32.max, using: &rng)), length: length)
+            hashTable.insert(p, i)
+            bulk.append((p, i))
+            prefixes.append(p)
+        }
+        let compiled = CompiledPrefixTable(ipv4: bulk)
+        #expect(compiled.count == hashTable.count)
+        var probes = (0..<20_000).map { _ in IPv4Address(UInt32.random(in: 0...UInt32.max, using: &rng)) }
+        for p in prefixes.prefix(5_000) { probes += [p.first, p.last, IPv4Address(p.last.value &+ 1)] }
+        for address in probes {
+            let expected = hashTable.longestMatch(address)
+            let got = compiled.longestMatch(address)
+            #expect(got?.prefix == expected?.prefix && got?.value == expected?.value, "address \(address)")
+        }
+    }
+
     @Test("PrefixSet is compiled by its initializers and keeps its answers")
     func prefixSetUsesCompiledTable() throws {
         let set = PrefixSet.privateAndLoopback
