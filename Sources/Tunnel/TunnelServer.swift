@@ -1,0 +1,551 @@
+import IPAddress
+import Logging
+import Metrics
+import NIOConcurrencyHelpers
+import NIOCore
+import NIOPosix
+import NIOSSL
+
+/// What the listener speaks.
+public enum TunnelMode: Sendable {
+    /// Plain TCP listener, HTTP CONNECT handshake.
+    case http
+    /// TLS-terminating listener, then the HTTP CONNECT handshake inside TLS.
+    case https(NIOSSLContext)
+    /// No handshake: every connection is relayed to a fixed destination.
+    case tcp(destination: TargetAddress)
+
+    var name: String {
+        switch self {
+        case .http: "http"
+        case .https: "https"
+        case .tcp: "tcp"
+        }
+    }
+}
+
+/// The per-server metrics (swift-metrics; exported by whatever backend the process bootstraps).
+struct TunnelMetrics: Sendable {
+    let clientToTargetBytes = Counter(label: "tunnel_bytes_total", dimensions: [("direction", "client_to_target")])
+    let targetToClientBytes = Counter(label: "tunnel_bytes_total", dimensions: [("direction", "target_to_client")])
+    let duration = Metrics.Timer(label: "tunnel_duration_seconds", preferredDisplayUnit: .seconds)
+    let active = Gauge(label: "tunnel_active_connections")
+
+    func requests(result: String) -> Counter {
+        Counter(label: "tunnel_requests_total", dimensions: [("result", result)])
+    }
+
+    func ended(reason: TunnelEndReason) -> Counter {
+        Counter(label: "tunnel_ended_total", dimensions: [("reason", reason.rawValue)])
+    }
+}
+
+/// Everything the connection handlers share. Immutable apart from the locked connection count.
+final class TunnelServerContext: Sendable {
+    let configuration: TunnelConfiguration
+    let mode: TunnelMode
+    let resolver: any TargetNameResolver
+    let logger: Logger
+    let metrics = TunnelMetrics()
+    let activeConnections = NIOLockedValueBox(0)
+
+    init(configuration: TunnelConfiguration, mode: TunnelMode, resolver: any TargetNameResolver, logger: Logger) {
+        self.configuration = configuration
+        self.mode = mode
+        self.resolver = resolver
+        self.logger = logger
+    }
+
+    /// Takes a connection slot; false when the cap is reached.
+    func acquireConnectionSlot() -> Bool {
+        let (admitted, count) = activeConnections.withLockedValue { count -> (Bool, Int) in
+            if let cap = configuration.maxConnections, count >= cap { return (false, count) }
+            count += 1
+            return (true, count)
+        }
+        if admitted { metrics.active.record(count) }
+        return admitted
+    }
+
+    func releaseConnectionSlot() {
+        let count = activeConnections.withLockedValue { count -> Int in
+            count -= 1
+            return count
+        }
+        metrics.active.record(count)
+    }
+}
+
+/// A running tunnel listener.
+public final class TunnelServer: Sendable {
+    private let serverChannel: any Channel
+    let context: TunnelServerContext
+
+    /// The address actually bound (useful with port 0).
+    public var localAddress: SocketAddress? { serverChannel.localAddress }
+
+    /// Number of client connections currently open.
+    public var activeConnectionCount: Int { context.activeConnections.withLockedValue { $0 } }
+
+    private init(serverChannel: any Channel, context: TunnelServerContext) {
+        self.serverChannel = serverChannel
+        self.context = context
+    }
+
+    /// Binds the listener and starts accepting.
+    /// - Parameter resolver: how target names are resolved; defaults to `getaddrinfo` behind a TTL cache.
+    public static func start(
+        host: String,
+        port: Int,
+        mode: TunnelMode,
+        configuration: TunnelConfiguration,
+        group: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton,
+        resolver: (any TargetNameResolver)? = nil,
+        logger: Logger = Logger(label: "ipquest.tunnel")
+    ) async throws -> TunnelServer {
+        let resolver =
+            resolver
+            ?? CachingNameResolver(upstream: SystemNameResolver(), ttl: configuration.targetConnection.dnsCacheTTL)
+        let context = TunnelServerContext(configuration: configuration, mode: mode, resolver: resolver, logger: logger)
+        let bootstrap = ServerBootstrap(group: group)
+            .serverChannelOption(.backlog, value: 1024)
+            .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
+            .childChannelOption(.autoRead, value: false)
+            .childChannelOption(.allowRemoteHalfClosure, value: true)
+            .childChannelOption(.tcpOption(.tcp_nodelay), value: 1)
+            .childChannelOption(.recvAllocator, value: AdaptiveRecvByteBufferAllocator(minimum: 1024, initial: 16384, maximum: 262_144))
+            .childChannelInitializer { channel in
+                channel.eventLoop.makeCompletedFuture {
+                    let admitted = context.acquireConnectionSlot()
+                    if admitted {
+                        channel.closeFuture.whenComplete { _ in context.releaseConnectionSlot() }
+                    }
+                    if case .https(let sslContext) = mode {
+                        try channel.pipeline.syncOperations.addHandler(NIOSSLServerHandler(context: sslContext))
+                    }
+                    try channel.pipeline.syncOperations.addHandler(
+                        ProxyConnectionHandler(server: context, admitted: admitted))
+                }
+            }
+        let channel = try await bootstrap.bind(host: host, port: port).get()
+        return TunnelServer(serverChannel: channel, context: context)
+    }
+
+    /// Stops accepting; open tunnels run on until they end.
+    public func close() async throws {
+        try await serverChannel.close()
+    }
+
+    /// Completes when the listener is closed.
+    public func waitUntilClosed() async throws {
+        try await serverChannel.closeFuture.get()
+    }
+}
+
+/// The client side of one connection: reads the request head, checks it, connects to the target,
+/// then relays. Lives on the client channel's event loop, as does everything it creates.
+final class ProxyConnectionHandler: ChannelInboundHandler {
+    typealias InboundIn = ByteBuffer
+    typealias OutboundOut = ByteBuffer
+
+    private enum State {
+        case awaitingHead(ByteBuffer)
+        case connecting(pendingBytes: ByteBuffer, clientInputClosed: Bool)
+        case relaying(TunnelRelay)
+        /// An error answer was sent; the client's remaining input is read and dropped until it closes.
+        case closing
+        case done
+    }
+
+    private let server: TunnelServerContext
+    private let admitted: Bool
+    private var state: State = .awaitingHead(ByteBuffer())
+    private var initiationTask: Scheduled<Void>?
+    private let tunnelID: String
+    private var targetDescription = "-"
+    private var clientAddress: SocketAddress?
+    private let started = NIODeadline.now()
+
+    init(server: TunnelServerContext, admitted: Bool) {
+        self.server = server
+        self.admitted = admitted
+        self.tunnelID = String(UInt64.random(in: 0...UInt64.max), radix: 16)
+    }
+
+    func channelActive(context: ChannelHandlerContext) {
+        clientAddress = context.channel.remoteAddress
+        guard admitted else {
+            respond(.serviceUnavailable, detail: "too many connections", context: context)
+            return
+        }
+        if case .tcp(let destination) = server.mode {
+            targetDescription = destination.description
+            state = .connecting(pendingBytes: context.channel.allocator.buffer(capacity: 0), clientInputClosed: false)
+            resolveAndConnect(to: destination, kind: nil, context: context)
+            return
+        }
+        let timeout = TimeAmount(server.configuration.clientConnection.initiationTimeout)
+        initiationTask = context.eventLoop.assumeIsolated().scheduleTask(in: timeout) { [self] in
+            if case .awaitingHead = state {
+                respond(.requestTimeout, detail: "request head not received in time", context: context)
+            }
+        }
+        context.read()
+        context.fireChannelActive()
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        var bytes = unwrapInboundIn(data)
+        switch state {
+        case .awaitingHead(var buffer):
+            buffer.writeBuffer(&bytes)
+            state = .awaitingHead(buffer)
+            examineHead(buffer, context: context)
+        case .connecting(var pending, let inputClosed):
+            pending.writeBuffer(&bytes)
+            state = .connecting(pendingBytes: pending, clientInputClosed: inputClosed)
+        case .relaying(let relay):
+            relay.received(bytes, from: .client)
+        case .closing, .done:
+            break
+        }
+    }
+
+    func channelReadComplete(context: ChannelHandlerContext) {
+        switch state {
+        case .awaitingHead, .closing:
+            context.read()
+        case .relaying(let relay):
+            relay.readComplete(from: .client)
+        case .connecting, .done:
+            break
+        }
+    }
+
+    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+        guard let event = event as? ChannelEvent, event == .inputClosed else {
+            context.fireUserInboundEventTriggered(event)
+            return
+        }
+        switch state {
+        case .awaitingHead(let buffer):
+            if buffer.readableBytes == 0 {
+                state = .done
+                context.close(promise: nil)
+            } else {
+                respond(.badRequest, detail: "connection closed before the request head was complete", context: context)
+            }
+        case .connecting(let pending, _):
+            state = .connecting(pendingBytes: pending, clientInputClosed: true)
+        case .relaying(let relay):
+            relay.inputClosed(on: .client)
+        case .closing:
+            state = .done
+            context.close(promise: nil)
+        case .done:
+            break
+        }
+    }
+
+    func channelWritabilityChanged(context: ChannelHandlerContext) {
+        if case .relaying(let relay) = state { relay.writabilityChanged(of: .client) }
+        context.fireChannelWritabilityChanged()
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        initiationTask?.cancel()
+        switch state {
+        case .relaying(let relay):
+            relay.channelInactive(.client)
+        case .connecting:
+            state = .done
+            logOutcome(result: "client_closed", summary: nil)
+        case .awaitingHead, .closing, .done:
+            state = .done
+        }
+        context.fireChannelInactive()
+    }
+
+    func errorCaught(context: ChannelHandlerContext, error: any Error) {
+        switch state {
+        case .relaying(let relay):
+            relay.errorCaught(on: .client)
+        case .awaitingHead, .closing:
+            state = .done
+            context.close(promise: nil)
+        case .connecting, .done:
+            context.close(promise: nil)
+        }
+    }
+
+    // MARK: handshake
+
+    private func examineHead(_ buffer: ByteBuffer, context: ChannelHandlerContext) {
+        let outcome = ProxyRequestHeadParser.parse(
+            buffer.readableBytesView, allowForwarding: server.configuration.forwardPlainHTTP)
+        switch outcome {
+        case .incomplete:
+            return
+        case .rejected(let status, let detail):
+            respond(status, detail: detail, context: context)
+        case .complete(let head, let headLength):
+            initiationTask?.cancel()
+            var early = buffer
+            early.moveReaderIndex(forwardBy: headLength)
+            targetDescription = head.target.description
+            state = .connecting(pendingBytes: early, clientInputClosed: false)
+            if let verdict = check(head) {
+                respond(verdict.0, detail: verdict.1, context: context)
+                return
+            }
+            resolveAndConnect(to: head.target, kind: head.kind, context: context)
+        }
+    }
+
+    /// Authorization and target rules that need no DNS. Returns the refusal, if any.
+    private func check(_ head: ProxyRequestHead) -> (TunnelStatus, String)? {
+        let configuration = server.configuration
+        if let auth = configuration.clientConnection.proxyAuthorization,
+           !BasicProxyCredentials.isAuthorized(head.proxyAuthorization, users: auth.users)
+        {
+            return (.proxyAuthenticationRequired, "valid Proxy-Authorization Basic credentials required")
+        }
+        let target = configuration.targetConnection
+        if let pattern = target.allowedTargets {
+            let subject = head.kind == .connect ? head.requestTarget : head.target.description
+            if !pattern.matches(subject) { return (.forbidden, "target not allowed") }
+        }
+        if !target.allowedPorts.isEmpty, !target.allowedPorts.contains(UInt16(head.target.port)) {
+            return (.forbidden, "target port not allowed")
+        }
+        if let literal = IPAddress(head.target.host), target.deniedNetworks.contains(literal) {
+            return (.forbidden, "target network not allowed")
+        }
+        return nil
+    }
+
+    private func resolveAndConnect(to target: TargetAddress, kind: ProxyRequestHead.Kind?, context: ChannelHandlerContext) {
+        let eventLoop = context.eventLoop
+        let deadline = NIODeadline.now() + TimeAmount(server.configuration.targetConnection.connectTimeout)
+        let addresses: EventLoopFuture<[SocketAddress]>
+        if IPAddress(target.host) != nil, let literal = try? SocketAddress(ipAddress: target.host, port: target.port) {
+            addresses = eventLoop.makeSucceededFuture([literal])
+        } else {
+            addresses = server.resolver.resolve(host: target.host, port: target.port, on: eventLoop)
+        }
+        let checkDenied = kind != nil  // tcp mode's fixed destination is the operator's choice
+        let denied = server.configuration.targetConnection.deniedNetworks
+        // A resolution that outlives the connect deadline ends in 504.
+        let resolutionTimeout = eventLoop.assumeIsolated().scheduleTask(deadline: deadline) { [self] in
+            if case .connecting = state {
+                failConnect(.gatewayTimeout, detail: "resolving \(target.host) timed out", context: context)
+            }
+        }
+        addresses.assumeIsolated().whenComplete { [self] result in
+            resolutionTimeout.cancel()
+            guard case .connecting = state else { return }
+            switch result {
+            case .failure(let error):
+                failConnect(.badGateway, detail: "cannot resolve target: \(error)", context: context)
+            case .success(let all):
+                let allowed = checkDenied ? all.filter { !Self.isDenied($0, by: denied) } : all
+                if allowed.isEmpty {
+                    failConnect(.forbidden, detail: "target network not allowed", context: context)
+                    return
+                }
+                connect(candidates: allowed[...], deadline: deadline, lastError: nil, kind: kind, context: context)
+            }
+        }
+    }
+
+    private static func isDenied(_ address: SocketAddress, by denied: PrefixSet) -> Bool {
+        guard let text = address.ipAddress, let ip = IPAddress(text) else { return true }
+        return denied.contains(ip)
+    }
+
+    /// Tries each address in turn until one connects or the deadline passes.
+    private func connect(
+        candidates: ArraySlice<SocketAddress>, deadline: NIODeadline, lastError: (any Error)?,
+        kind: ProxyRequestHead.Kind?, context: ChannelHandlerContext
+    ) {
+        guard case .connecting = state else { return }
+        let remaining = deadline - .now()
+        guard let address = candidates.first, remaining > .zero else {
+            if remaining <= .zero || Self.isTimeout(lastError) {
+                failConnect(.gatewayTimeout, detail: "connecting to the target timed out", context: context)
+            } else {
+                failConnect(.badGateway, detail: "cannot connect to the target", context: context)
+            }
+            return
+        }
+        ClientBootstrap(group: context.eventLoop)
+            .connectTimeout(remaining)
+            .channelOption(.autoRead, value: false)
+            .channelOption(.allowRemoteHalfClosure, value: true)
+            .channelOption(.tcpOption(.tcp_nodelay), value: 1)
+            .channelOption(.recvAllocator, value: AdaptiveRecvByteBufferAllocator(minimum: 1024, initial: 16384, maximum: 262_144))
+            .connect(to: address)
+            .assumeIsolated()
+            .whenComplete { [self] result in
+                switch result {
+                case .failure(let error):
+                    connect(candidates: candidates.dropFirst(), deadline: deadline, lastError: error, kind: kind, context: context)
+                case .success(let targetChannel):
+                    guard case .connecting(let pending, let clientInputClosed) = state else {
+                        targetChannel.close(promise: nil)
+                        return
+                    }
+                    startRelay(
+                        targetChannel: targetChannel, pending: pending, clientInputClosed: clientInputClosed,
+                        kind: kind, context: context)
+                }
+            }
+    }
+
+    private static func isTimeout(_ error: (any Error)?) -> Bool {
+        if let error = error as? ChannelError, case .connectTimeout = error { return true }
+        return false
+    }
+
+    private func failConnect(_ status: TunnelStatus, detail: String, context: ChannelHandlerContext) {
+        if case .tcp = server.mode {
+            state = .done
+            logOutcome(result: status.resultName, summary: nil, detail: detail)
+            context.close(promise: nil)
+            return
+        }
+        respond(status, detail: detail, context: context)
+    }
+
+    private func startRelay(
+        targetChannel: any Channel, pending: ByteBuffer, clientInputClosed: Bool,
+        kind: ProxyRequestHead.Kind?, context: ChannelHandlerContext
+    ) {
+        let configuration = server.configuration
+        let relay = TunnelRelay(
+            client: context.channel, target: targetChannel,
+            clientPolicy: configuration.clientConnection.relayPolicy,
+            targetPolicy: configuration.targetConnection.relayPolicy
+        ) { [self] summary in
+            logOutcome(result: "ok", summary: summary)
+        }
+        state = .relaying(relay)
+        do {
+            try targetChannel.pipeline.syncOperations.addHandler(TargetRelayHandler(relay: relay))
+        } catch {
+            relay.abort(.targetError)
+            return
+        }
+        var initial = pending
+        switch kind {
+        case .connect:
+            context.writeAndFlush(wrapOutboundOut(ByteBuffer(string: TunnelStatus.established.response(detail: ""))), promise: nil)
+        case .forward(let originFormHead):
+            var head = ByteBuffer(string: originFormHead)
+            head.writeBuffer(&initial)
+            initial = head
+        case nil:
+            break
+        }
+        relay.start(initialBytesToTarget: initial)
+        if clientInputClosed { relay.inputClosed(on: .client) }
+    }
+
+    // MARK: answers and logging
+
+    private func respond(_ status: TunnelStatus, detail: String, context: ChannelHandlerContext) {
+        switch state {
+        case .done, .closing: return
+        default: break
+        }
+        state = .closing
+        initiationTask?.cancel()
+        let realm = server.configuration.clientConnection.proxyAuthorization?.realm
+        let response = ByteBuffer(string: status.response(detail: detail, realm: realm))
+        logOutcome(result: status.resultName, summary: nil, detail: detail)
+        let channel = context.channel
+        // Send the answer and a FIN, then drain what the client still sends (briefly), so that closing with
+        // unread bytes does not turn into a reset that could destroy the answer before the client reads it.
+        context.writeAndFlush(wrapOutboundOut(response)).assumeIsolated().whenComplete { _ in
+            channel.close(mode: .output).assumeIsolated().whenFailure { _ in channel.close(promise: nil) }
+        }
+        context.eventLoop.assumeIsolated().scheduleTask(in: .seconds(2)) {
+            channel.close(promise: nil)
+        }
+        context.read()
+    }
+
+    private func logOutcome(result: String, summary: TunnelSummary?, detail: String? = nil) {
+        let metrics = server.metrics
+        metrics.requests(result: result).increment()
+        var metadata: Logger.Metadata = [
+            "tunnel_id": "\(tunnelID)",
+            "mode": "\(server.mode.name)",
+            "target": "\(targetDescription)",
+            "result": "\(result)",
+        ]
+        if server.configuration.logClientAddress, let clientAddress {
+            metadata["client"] = "\(clientAddress)"
+        }
+        if let detail { metadata["detail"] = "\(detail)" }
+        if let summary {
+            metrics.clientToTargetBytes.increment(by: Int64(clamping: summary.clientToTargetBytes))
+            metrics.targetToClientBytes.increment(by: Int64(clamping: summary.targetToClientBytes))
+            metrics.duration.record(duration: summary.duration)
+            metrics.ended(reason: summary.endReason).increment()
+            metadata["end_reason"] = "\(summary.endReason.rawValue)"
+            metadata["client_to_target_bytes"] = "\(summary.clientToTargetBytes)"
+            metadata["target_to_client_bytes"] = "\(summary.targetToClientBytes)"
+            metadata["duration_ms"] = "\(summary.duration.milliseconds)"
+        } else {
+            metadata["duration_ms"] = "\((NIODeadline.now() - started).nanoseconds / 1_000_000)"
+        }
+        server.logger.info("tunnel", metadata: metadata)
+    }
+}
+
+extension Duration {
+    var milliseconds: Int64 {
+        let (seconds, attoseconds) = components
+        return seconds * 1000 + attoseconds / 1_000_000_000_000_000
+    }
+}
+
+/// The target side of a tunnel: hands everything to the relay.
+final class TargetRelayHandler: ChannelInboundHandler {
+    typealias InboundIn = ByteBuffer
+
+    private let relay: TunnelRelay
+
+    init(relay: TunnelRelay) {
+        self.relay = relay
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        relay.received(unwrapInboundIn(data), from: .target)
+    }
+
+    func channelReadComplete(context: ChannelHandlerContext) {
+        relay.readComplete(from: .target)
+    }
+
+    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+        if let event = event as? ChannelEvent, event == .inputClosed {
+            relay.inputClosed(on: .target)
+        } else {
+            context.fireUserInboundEventTriggered(event)
+        }
+    }
+
+    func channelWritabilityChanged(context: ChannelHandlerContext) {
+        relay.writabilityChanged(of: .target)
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        relay.channelInactive(.target)
+    }
+
+    func errorCaught(context: ChannelHandlerContext, error: any Error) {
+        relay.errorCaught(on: .target)
+    }
+}

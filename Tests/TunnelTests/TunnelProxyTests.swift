@@ -1,0 +1,318 @@
+import Foundation
+import NIOCore
+import NIOPosix
+import Testing
+
+@testable import Tunnel
+
+/// Real sockets on loopback: a client speaking CONNECT, the tunnel, and a target started by the test.
+@Suite("CONNECT proxy over loopback", .timeLimit(.minutes(1)))
+struct TunnelProxyTests {
+    @Test func connectRelaysBothWaysAndDeliversBytesPipelinedAfterTheHead() async throws {
+        let echo = try await LoopbackServer.echo()
+        defer { Task { await echo.close() } }
+        try await withTunnel(loopbackConfiguration()) { server in
+            let port = server.localAddress!.port!
+            try await onThread {
+                let client = try BlockingClient(port: port)
+                // The head and the first payload bytes in one write, as an eager TLS client does.
+                let answer = try client.connect(to: "127.0.0.1:\(echo.port)", earlyData: "early-bytes|")
+                #expect(answer.status == 200)
+                try client.send("second")
+                let echoed = try client.receive(exactly: "early-bytes|second".utf8.count)
+                #expect(String(decoding: echoed, as: UTF8.self) == "early-bytes|second")
+            }
+        }
+    }
+
+    @Test func namesAreResolvedByTheConfiguredResolver() async throws {
+        let echo = try await LoopbackServer.echo()
+        defer { Task { await echo.close() } }
+        try await withTunnel(loopbackConfiguration()) { server in
+            let port = server.localAddress!.port!
+            try await onThread {
+                let client = try BlockingClient(port: port)
+                #expect(try client.connect(to: "echo.test:\(echo.port)").status == 200)
+                try client.send("ping")
+                #expect(try client.receive(exactly: 4) == Array("ping".utf8))
+            }
+        }
+    }
+
+    @Test func halfCloseFromTheClientStillDeliversTheTargetsAnswer() async throws {
+        let echo = try await LoopbackServer.echo()
+        defer { Task { await echo.close() } }
+        try await withTunnel(loopbackConfiguration()) { server in
+            let port = server.localAddress!.port!
+            try await onThread {
+                let client = try BlockingClient(port: port)
+                #expect(try client.connect(to: "127.0.0.1:\(echo.port)").status == 200)
+                let payload = patternBytes(count: 300_000)
+                try client.send(payload)
+                client.shutdownWrite()
+                // The echo server answers everything, then half-closes back: the client sees all bytes, then EOF.
+                let received = try client.receiveUntilEOF()
+                #expect(received.count == payload.count)
+                let identical = received.elementsEqual(payload)
+                #expect(identical, "relayed bytes differ from those sent")
+            }
+        }
+    }
+
+    @Test func largePayloadsBothWaysAreRelayedIntact() async throws {
+        let echo = try await LoopbackServer.echo()
+        defer { Task { await echo.close() } }
+        try await withTunnel(loopbackConfiguration()) { server in
+            let port = server.localAddress!.port!
+            let payload = patternBytes(count: 32 << 20)
+            let client = try await onThread { () -> BlockingClient in
+                let client = try BlockingClient(port: port)
+                #expect(try client.connect(to: "127.0.0.1:\(echo.port)").status == 200)
+                return client
+            }
+            // Send and receive at once: the echo path must apply backpressure, not buffer 32 MiB.
+            async let sent: Void = onThread {
+                try client.send(payload)
+                client.shutdownWrite()
+            }
+            let received = try await onThread { try client.receiveUntilEOF(limit: 40 << 20) }
+            try await sent
+            #expect(received.count == payload.count)
+            let identical = received.elementsEqual(payload)
+            #expect(identical, "relayed bytes differ from those sent")
+        }
+    }
+
+    @Test func targetsNotMatchingAllowedTargetsAre403() async throws {
+        let configuration = loopbackConfiguration {
+            $0.targetConnection.allowedTargets = try! TargetPattern(#"^echo\.test:\d+$"#)
+        }
+        try await withTunnel(configuration) { server in
+            let port = server.localAddress!.port!
+            try await onThread {
+                let answer = try BlockingClient(port: port).connect(to: "127.0.0.1:9")
+                #expect(answer.status == 403)
+                #expect(answer.headers.contains("Connection: close"))
+                #expect(answer.body.contains("not allowed"))
+            }
+        }
+    }
+
+    @Test func portsOutsideTheAllowlistAre403() async throws {
+        let configuration = loopbackConfiguration { $0.targetConnection.allowedPorts = [443] }
+        try await withTunnel(configuration) { server in
+            let port = server.localAddress!.port!
+            try await onThread {
+                let answer = try BlockingClient(port: port).connect(to: "127.0.0.1:22")
+                #expect(answer.status == 403)
+                #expect(answer.body.contains("port"))
+            }
+        }
+    }
+
+    @Test func deniedNetworksAre403ByDefaultForLoopbackLiteralsAndResolvedNames() async throws {
+        let echo = try await LoopbackServer.echo()
+        defer { Task { await echo.close() } }
+        var configuration = loopbackConfiguration()
+        configuration.targetConnection.deniedNetworks = TargetConnectionConfiguration.defaultDeniedNetworks
+        try await withTunnel(configuration) { server in
+            let port = server.localAddress!.port!
+            try await onThread { () throws -> Void in
+                #expect(try BlockingClient(port: port).connect(to: "127.0.0.1:\(echo.port)").status == 403)
+                #expect(try BlockingClient(port: port).connect(to: "[::1]:\(echo.port)").status == 403)
+                // A name that resolves into a denied network is refused after resolution.
+                #expect(try BlockingClient(port: port).connect(to: "echo.test:\(echo.port)").status == 403)
+            }
+        }
+    }
+
+    @Test func malformedRequestIs400AndOversizedHeadIs400() async throws {
+        try await withTunnel(loopbackConfiguration()) { server in
+            let port = server.localAddress!.port!
+            try await onThread {
+                let client = try BlockingClient(port: port)
+                try client.send("CONNECT  127.0.0.1:80 HTTP/1.1\r\n\r\n")
+                let head = try client.receiveResponseHead()
+                #expect(head.statusLine == "HTTP/1.1 400 Bad Request")
+                #expect(head.headers.contains("Connection: close"))
+
+                let big = try BlockingClient(port: port)
+                try big.send("CONNECT 127.0.0.1:80 HTTP/1.1\r\nX-Filler: " + String(repeating: "x", count: 17_000))
+                #expect(try big.receiveResponseHead().statusLine == "HTTP/1.1 400 Bad Request")
+            }
+        }
+    }
+
+    @Test func otherMethodsAre405() async throws {
+        try await withTunnel(loopbackConfiguration()) { server in
+            let port = server.localAddress!.port!
+            try await onThread {
+                let client = try BlockingClient(port: port)
+                try client.send("GET http://127.0.0.1:80/ HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+                let head = try client.receiveResponseHead()
+                #expect(head.statusLine == "HTTP/1.1 405 Method Not Allowed")
+                #expect(head.headers.contains("Allow: CONNECT"))
+                #expect(head.headers.contains("Connection: close"))
+            }
+        }
+    }
+
+    @Test func proxyAuthorizationIsRequiredWhenUsersAreConfigured() async throws {
+        let echo = try await LoopbackServer.echo()
+        defer { Task { await echo.close() } }
+        let configuration = loopbackConfiguration {
+            $0.clientConnection.proxyAuthorization = ProxyAuthorization(realm: "tests", users: ["alice": "s3cret"])
+        }
+        try await withTunnel(configuration) { server in
+            let port = server.localAddress!.port!
+            try await onThread {
+                let anonymous = try BlockingClient(port: port).connect(to: "127.0.0.1:\(echo.port)")
+                #expect(anonymous.status == 407)
+                #expect(anonymous.headers.contains("Proxy-Authenticate: Basic realm=\"tests\""))
+                let wrong = try BlockingClient(port: port).connect(
+                    to: "127.0.0.1:\(echo.port)",
+                    extraHeaders: ["Proxy-Authorization: Basic " + Base64.encode(Array("alice:nope".utf8))])
+                #expect(wrong.status == 407)
+                let client = try BlockingClient(port: port)
+                let good = try client.connect(
+                    to: "127.0.0.1:\(echo.port)",
+                    extraHeaders: ["Proxy-Authorization: Basic " + Base64.encode(Array("alice:s3cret".utf8))])
+                #expect(good.status == 200)
+                try client.send("authorized")
+                #expect(try client.receive(exactly: 10) == Array("authorized".utf8))
+            }
+        }
+    }
+
+    @Test func incompleteHeadTimesOutWith408() async throws {
+        let configuration = loopbackConfiguration { $0.clientConnection.initiationTimeout = .milliseconds(300) }
+        try await withTunnel(configuration) { server in
+            let port = server.localAddress!.port!
+            try await onThread {
+                let client = try BlockingClient(port: port)
+                try client.send("CONNECT 127.0.0.1:80 HTTP/1.1\r\n")
+                let start = ContinuousClock.now
+                #expect(try client.receiveResponseHead().statusLine == "HTTP/1.1 408 Request Timeout")
+                let waited = seconds(since: start)
+                #expect(waited > 0.2 && waited < 3)
+            }
+        }
+    }
+
+    @Test func refusedTargetIs502() async throws {
+        // Bind and close a listener to get a loopback port with nobody listening.
+        let closed = try await LoopbackServer.echo()
+        let deadPort = closed.port
+        await closed.close()
+        try await withTunnel(loopbackConfiguration()) { server in
+            let port = server.localAddress!.port!
+            try await onThread {
+                let answer = try BlockingClient(port: port).connect(to: "127.0.0.1:\(deadPort)")
+                #expect(answer.status == 502)
+                #expect(answer.headers.contains("Connection: close"))
+            }
+        }
+    }
+
+    @Test func resolutionFailureIs502() async throws {
+        try await withTunnel(loopbackConfiguration()) { server in
+            let port = server.localAddress!.port!
+            try await onThread {
+                // The test resolver knows only echo.test; nothing leaves the machine.
+                let answer = try BlockingClient(port: port).connect(to: "no-such-name.test:443")
+                #expect(answer.status == 502)
+                #expect(answer.body.contains("resolve"))
+            }
+        }
+    }
+
+    @Test func everyResolvedAddressIsTriedInTurn() async throws {
+        let echo = try await LoopbackServer.echo()
+        defer { Task { await echo.close() } }
+        // 127.0.0.2 has nothing on the echo port: refused, then 127.0.0.1 answers.
+        let resolver = FixedResolver(table: ["multi.test": ["127.0.0.2", "127.0.0.1"]])
+        try await withTunnel(loopbackConfiguration(), resolver: resolver) { server in
+            let port = server.localAddress!.port!
+            try await onThread {
+                let client = try BlockingClient(port: port)
+                #expect(try client.connect(to: "multi.test:\(echo.port)").status == 200)
+                try client.send("x")
+                #expect(try client.receive(exactly: 1) == [UInt8(ascii: "x")])
+            }
+        }
+    }
+
+    @Test func connectTimeoutIs504() async throws {
+        let blackhole = try BlackholeListener()
+        let configuration = loopbackConfiguration { $0.targetConnection.connectTimeout = .milliseconds(400) }
+        try await withTunnel(configuration) { server in
+            let port = server.localAddress!.port!
+            let targetPort = blackhole.port
+            try await onThread {
+                let start = ContinuousClock.now
+                let answer = try BlockingClient(port: port).connect(to: "127.0.0.1:\(targetPort)")
+                #expect(answer.status == 504)
+                let waited = seconds(since: start)
+                #expect(waited > 0.3 && waited < 3)
+            }
+        }
+        withExtendedLifetime(blackhole) {}
+    }
+
+    @Test func connectionsBeyondTheCapGet503() async throws {
+        let echo = try await LoopbackServer.echo()
+        defer { Task { await echo.close() } }
+        let configuration = loopbackConfiguration { $0.maxConnections = 1 }
+        try await withTunnel(configuration) { server in
+            let port = server.localAddress!.port!
+            try await onThread {
+                let first = try BlockingClient(port: port)
+                #expect(try first.connect(to: "127.0.0.1:\(echo.port)").status == 200)
+                let second = try BlockingClient(port: port)
+                let answer = try second.connect(to: "127.0.0.1:\(echo.port)")
+                #expect(answer.status == 503)
+                #expect(answer.headers.contains("Connection: close"))
+                // The first tunnel still works.
+                try first.send("still")
+                #expect(try first.receive(exactly: 5) == Array("still".utf8))
+            }
+        }
+    }
+
+    @Test func absoluteFormGetIsForwardedWhenEnabled() async throws {
+        let echo = try await LoopbackServer.echo()
+        defer { Task { await echo.close() } }
+        let configuration = loopbackConfiguration { $0.forwardPlainHTTP = true }
+        try await withTunnel(configuration) { server in
+            let port = server.localAddress!.port!
+            try await onThread {
+                let client = try BlockingClient(port: port)
+                try client.send(
+                    "GET http://127.0.0.1:\(echo.port)/path?q=1 HTTP/1.1\r\nHost: 127.0.0.1:\(echo.port)\r\nProxy-Connection: keep-alive\r\n\r\n")
+                // The echo target returns exactly what it was sent: the origin-form request.
+                let expected = "GET /path?q=1 HTTP/1.1\r\nHost: 127.0.0.1:\(echo.port)\r\nConnection: close\r\n\r\n"
+                let echoed = try client.receive(exactly: expected.utf8.count)
+                #expect(String(decoding: echoed, as: UTF8.self) == expected)
+            }
+        }
+    }
+
+    @Test func tcpModeRelaysToTheFixedDestination() async throws {
+        let echo = try await LoopbackServer.echo()
+        defer { Task { await echo.close() } }
+        let mode = TunnelMode.tcp(destination: TargetAddress(host: "127.0.0.1", port: echo.port))
+        try await withTunnel(loopbackConfiguration(), mode: mode) { server in
+            let port = server.localAddress!.port!
+            try await onThread {
+                let client = try BlockingClient(port: port)
+                let payload = patternBytes(count: 100_000)
+                try client.send(payload)
+                client.shutdownWrite()
+                let echoed = try client.receiveUntilEOF()
+                #expect(echoed.count == payload.count)
+                let identical = echoed.elementsEqual(payload)
+                #expect(identical, "relayed bytes differ from those sent")
+            }
+        }
+    }
+}
