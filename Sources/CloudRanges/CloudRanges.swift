@@ -1,1 +1,0 @@
-// Module CloudRanges: work in progress.

@@ -1,0 +1,415 @@
+import AsyncHTTPClient
+import Foundation
+import IPAddress
+import Logging
+import Metrics
+import NIOCore
+import NIOHTTP1
+
+/// The state of one source after the latest refresh.
+public struct SourceStatus: Sendable, CustomStringConvertible {
+    public var source: RangeSource
+    /// Ranges currently contributed (the last good copy, whatever happened since).
+    public var ranges: Int
+    /// Malformed entries in the last good copy.
+    public var malformed: Int
+    /// Where the current data came from.
+    public var origin: Origin
+    public var lastSuccess: Date?
+    public var lastAttempt: Date?
+    /// The latest failure, cleared by the next success.
+    public var lastError: String?
+    public var consecutiveFailures: Int
+
+    public enum Origin: String, Sendable {
+        case none, file, network, cache
+    }
+
+    public var description: String {
+        var text = "\(source): \(ranges) ranges (\(origin.rawValue))"
+        if malformed > 0 { text += ", \(malformed) malformed" }
+        if let lastError { text += ", failing ×\(consecutiveFailures): \(lastError)" }
+        return text
+    }
+}
+
+/// Cloud provider ranges from several sources, refreshed in the background and swapped in atomically.
+///
+/// - `classify` is synchronous and cheap (a lock-protected reference read and a table lookup); it
+///   never waits for a refresh.
+/// - `refresh()` fetches every source (conditional requests with `If-None-Match` /
+///   `If-Modified-Since`), parses, and when something changed builds a new `RangeTable` and swaps it.
+/// - A source that fails (network, HTTP status, empty or unparsable file) keeps its last good data;
+///   the failure is logged and counted in metrics. The table never silently loses a provider.
+/// - With a cache directory, each URL source's last good body is kept on disk and loaded by
+///   `loadCache()`, so a restart without network still classifies.
+///
+/// Metrics: `cloudranges_refresh_total{source,result=updated|not_modified|failed}`,
+/// `cloudranges_source_ranges{source}`, `cloudranges_source_malformed{source}`,
+/// `cloudranges_source_failures{source}` (consecutive), `cloudranges_source_last_success_seconds{source}`
+/// (Unix time), `cloudranges_table_prefixes`, `cloudranges_table_build_seconds` (timer).
+public final class RangeSet: Sendable {
+    public let sources: [RangeSource]
+    public let refreshInterval: Duration
+    private let current: LockedTable
+    private let refresher: Refresher
+    private let logger: Logger
+
+    /// - Parameters:
+    ///   - cacheDirectory: where last good copies of URL sources are kept; nil for none.
+    ///   - requestTimeout: per HTTP request.
+    ///   - maxBodyBytes: larger responses are a failure (Azure's file is about 4 MB).
+    public init(
+        sources: [RangeSource],
+        cacheDirectory: String? = nil,
+        refreshInterval: Duration = .seconds(6 * 3600),
+        httpClient: HTTPClient = .shared,
+        requestTimeout: Duration = .seconds(60),
+        maxBodyBytes: Int = 64 << 20,
+        logger: Logger = Logger(label: "ipquest.cloudranges")
+    ) {
+        self.sources = sources
+        self.refreshInterval = refreshInterval
+        self.logger = logger
+        current = LockedTable()
+        refresher = Refresher(
+            sources: sources, cacheDirectory: cacheDirectory, httpClient: httpClient,
+            requestTimeout: requestTimeout, maxBodyBytes: maxBodyBytes, logger: logger, publish: current)
+    }
+
+    /// The table in use now.
+    public var table: RangeTable { current.get() }
+
+    /// The most specific published range containing `address`, from the table in use now.
+    public func classify(_ address: IPAddress) -> Classification? { current.get().classify(address) }
+
+    /// Loads the on-disk last good copies (for URL sources that have one) and publishes a table.
+    /// Sources already loaded by a refresh are left alone.
+    public func loadCache() async { await refresher.loadCache() }
+
+    /// Refreshes every source once and publishes a new table if anything changed.
+    @discardableResult
+    public func refresh() async -> [SourceStatus] { await refresher.refreshAll() }
+
+    /// The latest state of every source.
+    public func statuses() async -> [SourceStatus] { await refresher.statuses() }
+
+    /// The first `ServiceTags_Public_YYYYMMDD.json` download link in an HTML page (Azure's
+    /// download page names a new file every week).
+    static func serviceTagsLink(in html: Data) -> String? {
+        let text = String(decoding: html, as: UTF8.self)
+        guard let regex = try? NSRegularExpression(pattern: #"https?://[^"'\s<>]*/ServiceTags_Public_[0-9]+\.json"#)
+        else { return nil }
+        guard let match = regex.firstMatch(in: text, range: NSRange(text.startIndex..., in: text)),
+              let range = Range(match.range, in: text)
+        else { return nil }
+        return String(text[range])
+    }
+
+    /// Loads the cache, then refreshes every `refreshInterval` until the task is cancelled.
+    public func run() async {
+        await loadCache()
+        while !Task.isCancelled {
+            await refresh()
+            do { try await Task.sleep(for: refreshInterval) } catch { break }
+        }
+    }
+}
+
+/// The published table; the only state the request path touches.
+private final class LockedTable: @unchecked Sendable {
+    private let lock = NSLock()
+    private var table = RangeTable.empty
+
+    func get() -> RangeTable {
+        lock.lock()
+        defer { lock.unlock() }
+        return table
+    }
+
+    func set(_ new: RangeTable) {
+        lock.lock()
+        table = new
+        lock.unlock()
+    }
+}
+
+/// Metadata stored beside a cached body.
+private struct CacheMetadata: Codable {
+    var location: String
+    var etag: String?
+    var lastModified: String?
+    var resolvedURL: String?
+    var fetchedAt: Date
+}
+
+/// Serialises refreshes; owns the per-source state.
+private actor Refresher {
+    struct State {
+        var parsed: ParsedRanges?
+        var origin: SourceStatus.Origin = .none
+        var etag: String?
+        var lastModified: String?
+        /// For the Azure download page: the JSON file it pointed to last time.
+        var resolvedURL: String?
+        var lastSuccess: Date?
+        var lastAttempt: Date?
+        var lastError: String?
+        var consecutiveFailures = 0
+        /// Hash of the last file body read, to skip re-parsing an unchanged file.
+        var fileBodyHash: Int?
+    }
+
+    enum Outcome { case updated, notModified, failed }
+
+    let sources: [RangeSource]
+    let cacheDirectory: String?
+    let httpClient: HTTPClient
+    let requestTimeout: Duration
+    let maxBodyBytes: Int
+    let logger: Logger
+    let publish: LockedTable
+    var states: [State]
+    var cacheLoaded = false
+
+    init(sources: [RangeSource], cacheDirectory: String?, httpClient: HTTPClient, requestTimeout: Duration,
+         maxBodyBytes: Int, logger: Logger, publish: LockedTable) {
+        self.sources = sources
+        self.cacheDirectory = cacheDirectory
+        self.httpClient = httpClient
+        self.requestTimeout = requestTimeout
+        self.maxBodyBytes = maxBodyBytes
+        self.logger = logger
+        self.publish = publish
+        states = Array(repeating: State(), count: sources.count)
+    }
+
+    func statuses() -> [SourceStatus] {
+        zip(sources, states).map { source, state in
+            SourceStatus(source: source, ranges: state.parsed?.ranges.count ?? 0, malformed: state.parsed?.malformed.count ?? 0,
+                         origin: state.origin, lastSuccess: state.lastSuccess, lastAttempt: state.lastAttempt,
+                         lastError: state.lastError, consecutiveFailures: state.consecutiveFailures)
+        }
+    }
+
+    func loadCache() {
+        guard !cacheLoaded else { return }
+        cacheLoaded = true
+        guard let cacheDirectory else { return }
+        var loaded = false
+        for (i, source) in sources.enumerated() {
+            guard case .url = source.location, states[i].parsed == nil else { continue }
+            let (bodyPath, metaPath) = cachePaths(cacheDirectory, source)
+            guard let body = FileManager.default.contents(atPath: bodyPath),
+                  let metaData = FileManager.default.contents(atPath: metaPath),
+                  let meta = try? JSONDecoder().decode(CacheMetadata.self, from: metaData),
+                  meta.location == source.location.description
+            else { continue }
+            do {
+                let parsed = try RangeParser.parse(body, format: source.format, provider: source.name)
+                states[i].parsed = parsed
+                states[i].origin = .cache
+                states[i].etag = meta.etag
+                states[i].lastModified = meta.lastModified
+                states[i].resolvedURL = meta.resolvedURL
+                loaded = true
+                logger.info("loaded cached ranges", metadata: [
+                    "source": "\(source)", "ranges": "\(parsed.ranges.count)", "fetched_at": "\(meta.fetchedAt)",
+                ])
+                recordGauges(i)
+            } catch {
+                logger.warning("ignoring unreadable cache", metadata: ["source": "\(source)", "error": "\(error)"])
+            }
+        }
+        if loaded { rebuild() }
+    }
+
+    func refreshAll() async -> [SourceStatus] {
+        var changed = false
+        for i in sources.indices {
+            let outcome = await refresh(i)
+            Counter(label: "cloudranges_refresh_total", dimensions: [("source", sources[i].description), ("result", "\(outcome)")]).increment()
+            if outcome == .updated { changed = true }
+        }
+        if changed { rebuild() }
+        return statuses()
+    }
+
+    private func refresh(_ i: Int) async -> Outcome {
+        let source = sources[i]
+        states[i].lastAttempt = Date()
+        do {
+            let outcome: Outcome
+            switch source.location {
+            case .file(let path):
+                guard let data = FileManager.default.contents(atPath: path) else {
+                    throw RefreshError.cannotRead(path)
+                }
+                if data.hashValue == states[i].fileBodyHash, states[i].parsed != nil {
+                    outcome = .notModified
+                } else {
+                    try accept(i, data, origin: .file)
+                    states[i].fileBodyHash = data.hashValue
+                    outcome = .updated
+                }
+            case .url(let url):
+                outcome = try await fetch(i, url)
+            }
+            states[i].lastSuccess = Date()
+            states[i].lastError = nil
+            states[i].consecutiveFailures = 0
+            recordGauges(i)
+            return outcome
+        } catch {
+            states[i].lastError = "\(error)"
+            states[i].consecutiveFailures += 1
+            recordGauges(i)
+            logger.error("range source failed; keeping its last good data", metadata: [
+                "source": "\(source)", "error": "\(error)",
+                "kept_ranges": "\(states[i].parsed?.ranges.count ?? 0)",
+                "consecutive_failures": "\(states[i].consecutiveFailures)",
+            ])
+            return .failed
+        }
+    }
+
+    /// Parses a new body; on success it becomes the source's data.
+    private func accept(_ i: Int, _ data: Data, origin: SourceStatus.Origin) throws {
+        let source = sources[i]
+        let parsed = try RangeParser.parse(data, format: source.format, provider: source.name)
+        if !parsed.malformed.isEmpty {
+            logger.warning("malformed entries skipped", metadata: [
+                "source": "\(source)", "count": "\(parsed.malformed.count)",
+                "first": "\(parsed.malformed.prefix(5).map(\.description))",
+            ])
+        }
+        states[i].parsed = parsed
+        states[i].origin = origin
+    }
+
+    private func fetch(_ i: Int, _ url: String) async throws -> Outcome {
+        let source = sources[i]
+        var target = url
+        var conditional = true
+        var response = try await get(url, etag: states[i].etag, lastModified: states[i].lastModified)
+        if response.status == .notModified { return .notModified }
+        // Azure's download page: follow the link to the current ServiceTags_Public_*.json.
+        if source.format == .azure, response.isHTML {
+            guard let link = RangeSet.serviceTagsLink(in: response.body) else {
+                throw RefreshError.noServiceTagsLink(url)
+            }
+            if link == states[i].resolvedURL, states[i].parsed != nil { return .notModified }
+            target = link
+            conditional = false
+            response = try await get(link, etag: nil, lastModified: nil)
+        }
+        guard response.status == .ok else { throw RefreshError.httpStatus(target, response.status.code) }
+        try accept(i, response.body, origin: .network)
+        if conditional {
+            states[i].etag = response.etag
+            states[i].lastModified = response.lastModified
+        }
+        states[i].resolvedURL = target == url ? nil : target
+        writeCache(i, response.body)
+        return .updated
+    }
+
+    private struct Response {
+        var status: HTTPResponseStatus
+        var body: Data
+        var etag: String?
+        var lastModified: String?
+        var isHTML: Bool
+    }
+
+    private func get(_ url: String, etag: String?, lastModified: String?) async throws -> Response {
+        var request = HTTPClientRequest(url: url)
+        request.headers.add(name: "User-Agent", value: "ipquest-cloudranges/1")
+        if let etag { request.headers.add(name: "If-None-Match", value: etag) }
+        if let lastModified { request.headers.add(name: "If-Modified-Since", value: lastModified) }
+        let response = try await httpClient.execute(request, timeout: .nanoseconds(requestTimeout.nanoseconds))
+        let body = try await response.body.collect(upTo: maxBodyBytes)
+        return Response(
+            status: response.status,
+            body: Data(body.readableBytesView),
+            etag: response.headers.first(name: "ETag"),
+            lastModified: response.headers.first(name: "Last-Modified"),
+            isHTML: response.headers.first(name: "Content-Type")?.lowercased().contains("html") ?? false)
+    }
+
+    private func writeCache(_ i: Int, _ body: Data) {
+        guard let cacheDirectory else { return }
+        let source = sources[i]
+        let (bodyPath, metaPath) = cachePaths(cacheDirectory, source)
+        do {
+            try FileManager.default.createDirectory(atPath: cacheDirectory, withIntermediateDirectories: true)
+            let meta = CacheMetadata(location: source.location.description, etag: states[i].etag,
+                                     lastModified: states[i].lastModified, resolvedURL: states[i].resolvedURL, fetchedAt: Date())
+            try body.write(to: URL(fileURLWithPath: bodyPath), options: .atomic)
+            try JSONEncoder().encode(meta).write(to: URL(fileURLWithPath: metaPath), options: .atomic)
+        } catch {
+            logger.warning("could not write range cache", metadata: ["source": "\(source)", "error": "\(error)"])
+        }
+    }
+
+    private func cachePaths(_ directory: String, _ source: RangeSource) -> (String, String) {
+        let safeName = source.name.map { $0.isLetter || $0.isNumber || $0 == "-" || $0 == "_" ? $0 : "_" }
+        let base = "\(directory)/\(String(safeName))-\(Refresher.stableHash(source.location.description))"
+        return (base + ".data", base + ".meta.json")
+    }
+
+    /// FNV-1a, stable across runs (unlike `Hasher`), for cache file names.
+    static func stableHash(_ text: String) -> String {
+        var hash: UInt64 = 0xCBF2_9CE4_8422_2325
+        for byte in text.utf8 {
+            hash ^= UInt64(byte)
+            hash &*= 0x0000_0100_0000_01B3
+        }
+        return String(hash, radix: 16)
+    }
+
+    private func rebuild() {
+        let start = ContinuousClock.now
+        let table = RangeTable(states.compactMap(\.parsed).flatMap(\.ranges))
+        let elapsed = ContinuousClock.now - start
+        publish.set(table)
+        Metrics.Timer(label: "cloudranges_table_build_seconds").recordNanoseconds(elapsed.nanoseconds)
+        Gauge(label: "cloudranges_table_prefixes").record(table.count)
+        logger.info("published range table", metadata: [
+            "prefixes": "\(table.count)", "build_ms": "\(elapsed.nanoseconds / 1_000_000)",
+        ])
+    }
+
+    private func recordGauges(_ i: Int) {
+        let name = sources[i].description
+        let state = states[i]
+        Gauge(label: "cloudranges_source_ranges", dimensions: [("source", name)]).record(state.parsed?.ranges.count ?? 0)
+        Gauge(label: "cloudranges_source_malformed", dimensions: [("source", name)]).record(state.parsed?.malformed.count ?? 0)
+        Gauge(label: "cloudranges_source_failures", dimensions: [("source", name)]).record(state.consecutiveFailures)
+        if let success = state.lastSuccess {
+            Gauge(label: "cloudranges_source_last_success_seconds", dimensions: [("source", name)]).record(success.timeIntervalSince1970)
+        }
+    }
+}
+
+/// Why a refresh of one source failed.
+public enum RefreshError: Error, CustomStringConvertible {
+    case cannotRead(String)
+    case httpStatus(String, UInt)
+    case noServiceTagsLink(String)
+
+    public var description: String {
+        switch self {
+        case .cannotRead(let path): return "cannot read \(path)"
+        case .httpStatus(let url, let code): return "HTTP \(code) from \(url)"
+        case .noServiceTagsLink(let url): return "no ServiceTags_Public_*.json link on \(url)"
+        }
+    }
+}
+
+extension Duration {
+    var nanoseconds: Int64 {
+        let (seconds, attoseconds) = components
+        return seconds * 1_000_000_000 + attoseconds / 1_000_000_000
+    }
+}
