@@ -80,6 +80,8 @@ final class TunnelServerContext: Sendable {
 public final class TunnelServer: Sendable {
     private let serverChannel: any Channel
     let context: TunnelServerContext
+    /// The event loops the listener and its tunnels run on.
+    public let eventLoopGroup: any EventLoopGroup
 
     /// The address actually bound (useful with port 0).
     public var localAddress: SocketAddress? { serverChannel.localAddress }
@@ -87,9 +89,19 @@ public final class TunnelServer: Sendable {
     /// Number of client connections currently open.
     public var activeConnectionCount: Int { context.activeConnections.withLockedValue { $0 } }
 
-    private init(serverChannel: any Channel, context: TunnelServerContext) {
+    private init(serverChannel: any Channel, context: TunnelServerContext, group: any EventLoopGroup) {
         self.serverChannel = serverChannel
         self.context = context
+        self.eventLoopGroup = group
+    }
+
+    /// Starts on a new group of `eventLoopThreads` event loops (default: one per core).
+    public static func start(
+        host: String, port: Int, mode: TunnelMode, configuration: TunnelConfiguration, eventLoopThreads: Int?,
+        logger: Logger = Logger(label: "ipquest.tunnel")
+    ) async throws -> TunnelServer {
+        let group = MultiThreadedEventLoopGroup(numberOfThreads: max(1, eventLoopThreads ?? System.coreCount))
+        return try await start(host: host, port: port, mode: mode, configuration: configuration, group: group, logger: logger)
     }
 
     /// Binds the listener and starts accepting.
@@ -128,7 +140,7 @@ public final class TunnelServer: Sendable {
                 }
             }
         let channel = try await bootstrap.bind(host: host, port: port).get()
-        return TunnelServer(serverChannel: channel, context: context)
+        return TunnelServer(serverChannel: channel, context: context, group: group)
     }
 
     /// Stops accepting; open tunnels run on until they end.

@@ -19,3 +19,15 @@ public enum TunnelTLS {
         return try NIOSSLContext(configuration: configuration)
     }
 }
+
+extension TunnelMode {
+    /// An `https` listener with a PEM certificate chain and key.
+    public static func https(certificateChainPEMFile: String, privateKeyPEMFile: String) throws -> TunnelMode {
+        .https(try TunnelTLS.serverContext(certificateChainPEMFile: certificateChainPEMFile, privateKeyPEMFile: privateKeyPEMFile))
+    }
+
+    /// An `https` listener with a PKCS#12 bundle.
+    public static func https(pkcs12File: String, password: String) throws -> TunnelMode {
+        .https(try TunnelTLS.serverContext(pkcs12File: pkcs12File, password: password))
+    }
+}

@@ -1,1 +1,0 @@
-// Module Tunnel: work in progress.
