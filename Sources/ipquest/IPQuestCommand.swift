@@ -9,7 +9,6 @@ struct IPQuestCommand: AsyncParsableCommand {
             // One line per tool; each lives in its own file in this folder.
             ServeCommand.self,
             ClaimsCommand.self,
-            RangesCommand.self,
             TunnelCommand.self,
         ]
     )
