@@ -26,8 +26,8 @@ struct LocationCommand: ParsableCommand {
 }
 
 /// Where Debian's `location` and `libloc-database` packages put the database and IPFire's key.
-let defaultLocationDatabasePath = "/var/lib/location/database.db"
-let defaultLocationPublicKeyPath = "/var/lib/location/signing-key.pem"
+private let defaultLocationDatabasePath = "/var/lib/location/database.db"
+private let defaultLocationPublicKeyPath = "/var/lib/location/signing-key.pem"
 
 struct LocationGlobalOptions: ParsableArguments {
     @Option(name: [.customShort("d"), .long], help: "Path to the database.")
@@ -48,25 +48,25 @@ struct LocationGlobalOptions: ParsableArguments {
             return try LocationDatabase(path: database)
         } catch {
             if case .cannotOpen(_, let reason) = error {
-                printError("location: Could not open database \(database): \(reason)")
+                locationPrintError("location: Could not open database \(database): \(reason)")
             } else {
-                printError("location: Could not open database \(database): \(error)")
+                locationPrintError("location: Could not open database \(database): \(error)")
             }
             throw ExitCode(1)
         }
     }
 
     func info(_ message: String) {
-        if !quiet { printError(message) }
+        if !quiet { locationPrintError(message) }
     }
 }
 
-func printError(_ message: String) {
+private func locationPrintError(_ message: String) {
     FileHandle.standardError.write(Data((message + "\n").utf8))
 }
 
 /// Buffered standard output (large listings are written in big chunks).
-struct StandardOutput {
+private struct LocationStandardOutput {
     private var buffer: [UInt8] = []
 
     mutating func write(_ text: String) {
@@ -107,7 +107,7 @@ enum LocationFamily: String, ExpressibleByArgument, CaseIterable {
 }
 
 /// JSON text of a string.
-func jsonString(_ s: String) -> String {
+private func locationJSONString(_ s: String) -> String {
     var out = "\""
     for scalar in s.unicodeScalars {
         switch scalar {
@@ -128,7 +128,7 @@ func jsonString(_ s: String) -> String {
     return out + "\""
 }
 
-func flagNames(_ flags: NetworkFlags) -> [String] {
+private func locationFlagNames(_ flags: NetworkFlags) -> [String] {
     var names: [String] = []
     if flags.contains(.anonymousProxy) { names.append("anonymous-proxy") }
     if flags.contains(.satelliteProvider) { names.append("satellite-provider") }
@@ -138,41 +138,41 @@ func flagNames(_ flags: NetworkFlags) -> [String] {
 }
 
 /// One network as a JSON object (one line).
-func networkJSON(_ network: LocationNetwork, database: LocationDatabase, address: String? = nil) -> String {
+private func locationNetworkJSON(_ network: LocationNetwork, database: LocationDatabase, address: String? = nil) -> String {
     var fields: [String] = []
-    if let address { fields.append("\"address\":\(jsonString(address))") }
-    fields.append("\"network\":\(jsonString(network.description))")
+    if let address { fields.append("\"address\":\(locationJSONString(address))") }
+    fields.append("\"network\":\(locationJSONString(network.description))")
     fields.append("\"family\":\(network.isIPv4 ? "\"ipv4\"" : "\"ipv6\"")")
     if network.countryCode.isNone {
         fields.append("\"country_code\":null")
     } else {
-        fields.append("\"country_code\":\(jsonString(network.countryCode.description))")
-        if let country = database.country(code: network.countryCode) { fields.append("\"country\":\(jsonString(country.name))") }
+        fields.append("\"country_code\":\(locationJSONString(network.countryCode.description))")
+        if let country = database.country(code: network.countryCode) { fields.append("\"country\":\(locationJSONString(country.name))") }
     }
     fields.append("\"asn\":\(network.asn == 0 ? "null" : String(network.asn))")
     if network.asn != 0, let system = database.autonomousSystem(number: network.asn) {
-        fields.append("\"as_name\":\(jsonString(system.name))")
+        fields.append("\"as_name\":\(locationJSONString(system.name))")
     }
-    fields.append("\"flags\":[\(flagNames(network.flags).map(jsonString).joined(separator: ","))]")
+    fields.append("\"flags\":[\(locationFlagNames(network.flags).map(locationJSONString).joined(separator: ","))]")
     return "{" + fields.joined(separator: ",") + "}"
 }
 
 /// Writes one named list of networks the way `list-networks-*` and `list-bogons` do.
-func writeNetworkList(name: String, family: LocationFamily?, format: LocationOutputFormat, networks: some Sequence<LocationNetwork>,
+private func locationWriteNetworkList(name: String, family: LocationFamily?, format: LocationOutputFormat, networks: some Sequence<LocationNetwork>,
                       database: LocationDatabase) throws {
-    var out = StandardOutput()
+    var out = LocationStandardOutput()
     if format == .json {
-        for network in networks { out.write(networkJSON(network, database: database) + "\n") }
+        for network in networks { out.write(locationNetworkJSON(network, database: database) + "\n") }
         out.flush()
         return
     }
     guard let exportFormat = format.exportFormat, exportFormat != .xtGeoIP else {
-        printError("Won't write binary output to stdout")
+        locationPrintError("Won't write binary output to stdout")
         throw ExitCode(1)
     }
     var set = ExportSet(name: name, family: family?.family, format: exportFormat)
     for network in networks { set.write(network) }
-    out.write(bytes: set.output(knownSize: StandardOutput.isRegularFile))
+    out.write(bytes: set.output(knownSize: LocationStandardOutput.isRegularFile))
     out.flush()
 }
 
@@ -204,21 +204,21 @@ struct LocationLookup: ParsableCommand {
     func run() throws {
         let db = try global.open()
         var status: Int32 = 0
-        var out = StandardOutput()
+        var out = LocationStandardOutput()
         func handle(_ text: String) throws {
             guard let address = IPAddress(text) else {
                 out.flush()
-                printError("Invalid IP address: \(text)")
+                locationPrintError("Invalid IP address: \(text)")
                 throw ExitCode(2)
             }
             guard let network = db.lookup(address) else {
                 out.flush()
-                printError("Nothing found for \(text)")
+                locationPrintError("Nothing found for \(text)")
                 status = 1
                 return
             }
             if format == .json {
-                out.write(networkJSON(network, database: db, address: text) + "\n")
+                out.write(locationNetworkJSON(network, database: db, address: text) + "\n")
                 return
             }
             func line(_ key: String, _ value: String) -> String {
@@ -263,13 +263,13 @@ struct LocationDump: ParsableCommand {
         let db = try global.open()
         if let output {
             guard FileManager.default.createFile(atPath: output, contents: nil), let handle = FileHandle(forWritingAtPath: output) else {
-                printError("location: cannot write \(output)")
+                locationPrintError("location: cannot write \(output)")
                 throw ExitCode(2)
             }
             DumpFormat.write(db) { handle.write(Data($0.utf8)) }
             try handle.close()
         } else {
-            var out = StandardOutput()
+            var out = LocationStandardOutput()
             DumpFormat.write(db) { out.write($0) }
             out.flush()
         }
@@ -286,12 +286,12 @@ struct LocationGetAS: ParsableCommand {
         var status: Int32 = 0
         for text in asn {
             guard let number = UInt32(text) else {
-                printError("Invalid ASN: \(text)")
+                locationPrintError("Invalid ASN: \(text)")
                 status = 1
                 continue
             }
             guard let system = db.autonomousSystem(number: number) else {
-                printError("Could not find AS\(number)")
+                locationPrintError("Could not find AS\(number)")
                 status = 1
                 continue
             }
@@ -310,7 +310,7 @@ struct LocationSearchAS: ParsableCommand {
     func run() throws {
         let db = try global.open()
         for system in db.searchAutonomousSystems(query) {
-            print(format == "json" ? "{\"asn\":\(system.number),\"name\":\(jsonString(system.name))}" : system.description)
+            print(format == "json" ? "{\"asn\":\(system.number),\"name\":\(locationJSONString(system.name))}" : system.description)
         }
     }
 }
@@ -325,7 +325,7 @@ struct LocationListNetworksByAS: ParsableCommand {
     func run() throws {
         let db = try global.open()
         let networks = db.networks(matching: NetworkFilter(family: family?.family, asns: [asn]))
-        try writeNetworkList(name: "AS\(asn)", family: family, format: format, networks: networks, database: db)
+        try locationWriteNetworkList(name: "AS\(asn)", family: family, format: format, networks: networks, database: db)
     }
 }
 
@@ -344,10 +344,10 @@ struct LocationListNetworksByCC: ParsableCommand {
         } else if let code = CountryCode(countryCode), code.isValidCountry {
             filter.countryCodes = [code]
         } else {
-            printError("Could not create country")
+            locationPrintError("Could not create country")
             throw ExitCode(1)
         }
-        try writeNetworkList(name: countryCode, family: family, format: format, networks: db.networks(matching: filter), database: db)
+        try locationWriteNetworkList(name: countryCode, family: family, format: format, networks: db.networks(matching: filter), database: db)
     }
 }
 
@@ -369,10 +369,10 @@ struct LocationListNetworksByFlags: ParsableCommand {
         if anycast { flags.insert(.anycast) }
         if drop { flags.insert(.drop) }
         guard !flags.isEmpty else {
-            printError("You must at least pass one flag")
+            locationPrintError("You must at least pass one flag")
             throw ExitCode(2)
         }
-        try writeNetworkList(name: "custom", family: family, format: format,
+        try locationWriteNetworkList(name: "custom", family: family, format: format,
                              networks: db.networks(matching: NetworkFilter(family: family?.family, flags: flags)), database: db)
     }
 }
@@ -386,7 +386,7 @@ struct LocationListBogons: ParsableCommand {
     func run() throws {
         let db = try global.open()
         let networks = db.bogons(family: family?.family).map { LocationNetwork(prefix: $0, properties: NetworkProperties()) }
-        try writeNetworkList(name: "bogons", family: family, format: format, networks: networks, database: db)
+        try locationWriteNetworkList(name: "bogons", family: family, format: format, networks: networks, database: db)
     }
 }
 
@@ -399,10 +399,10 @@ struct LocationListCountries: ParsableCommand {
 
     func run() throws {
         let db = try global.open()
-        var out = StandardOutput()
+        var out = LocationStandardOutput()
         for country in db.countries {
             if format == "json" {
-                out.write("{\"code\":\(jsonString(country.code.description)),\"continent\":\(jsonString(country.continentCode.description)),\"name\":\(jsonString(country.name))}\n")
+                out.write("{\"code\":\(locationJSONString(country.code.description)),\"continent\":\(locationJSONString(country.continentCode.description)),\"name\":\(locationJSONString(country.name))}\n")
                 continue
             }
             var fields = [country.code.description]
@@ -427,10 +427,10 @@ struct LocationExport: ParsableCommand {
         let db = try global.open()
         var parsed: [ExportObject] = []
         for object in objects {
-            if let o = ExportObject(object) { parsed.append(o) } else { printError("Invalid argument: \(object)") }
+            if let o = ExportObject(object) { parsed.append(o) } else { locationPrintError("Invalid argument: \(object)") }
         }
         guard let exportFormat = format.exportFormat else {
-            printError("export does not support --format json")
+            locationPrintError("export does not support --format json")
             throw ExitCode(2)
         }
         let families: [AddressFamily] = family.map { [$0.family] } ?? [.ipv6, .ipv4]
@@ -441,16 +441,16 @@ struct LocationExport: ParsableCommand {
             for set in sets {
                 let path = (directory as NSString).appendingPathComponent(set.fileName)
                 guard FileManager.default.createFile(atPath: path, contents: Data(set.output())) else {
-                    printError("location: cannot write \(path)")
+                    locationPrintError("location: cannot write \(path)")
                     throw ExitCode(1)
                 }
             }
         } else {
             guard exportFormat != .xtGeoIP else {
-                printError("Won't write binary output to stdout")
+                locationPrintError("Won't write binary output to stdout")
                 throw ExitCode(1)
             }
-            var out = StandardOutput()
+            var out = LocationStandardOutput()
             for set in sets { out.write(bytes: set.output(knownSize: false)) }
             out.flush()
         }
@@ -465,13 +465,13 @@ struct LocationVerify: ParsableCommand {
         let db = try global.open()
         let pem: String
         do { pem = try String(contentsOfFile: global.publicKey, encoding: .utf8) } catch {
-            printError("location: cannot read public key \(global.publicKey): \(error.localizedDescription)")
+            locationPrintError("location: cannot read public key \(global.publicKey): \(error.localizedDescription)")
             throw ExitCode(1)
         }
         do {
             try db.verify(publicKeyPEM: pem)
         } catch {
-            printError("Could not verify database: \(error)")
+            locationPrintError("Could not verify database: \(error)")
             throw ExitCode(1)
         }
         global.info("Database successfully verified")
@@ -501,7 +501,7 @@ struct LocationWrite: ParsableCommand {
         }
         let text: Data
         do { text = try Data(contentsOf: URL(fileURLWithPath: dumpFile), options: .alwaysMapped) } catch {
-            printError("location: cannot read \(dumpFile): \(error.localizedDescription)")
+            locationPrintError("location: cannot read \(dumpFile): \(error.localizedDescription)")
             throw ExitCode(1)
         }
         var writer = DatabaseWriter()
@@ -510,7 +510,7 @@ struct LocationWrite: ParsableCommand {
         let quiet = global.quiet
         try text.withUnsafeBytes { raw in
             try DumpFormat.read(raw, into: &writer) { done in
-                if !quiet { printError("reading \(dumpFile): \(done * 100 / max(total, 1))%") }
+                if !quiet { locationPrintError("reading \(dumpFile): \(done * 100 / max(total, 1))%") }
             }
         }
         if let vendor { writer.vendor = vendor }
@@ -569,7 +569,7 @@ struct LocationUpdate: ParsableCommand {
         defer { try? FileManager.default.removeItem(atPath: compressed) }
         switch fetched {
         case .failure(let message):
-            printError("Could not download a new database: \(message)")
+            locationPrintError("Could not download a new database: \(message)")
             throw ExitCode(1)
         case .notModified:
             global.info("Already on the latest version")
@@ -585,17 +585,17 @@ struct LocationUpdate: ParsableCommand {
         _ = FileManager.default.createFile(atPath: candidate, contents: nil)
         xz.standardOutput = FileHandle(forWritingAtPath: candidate)
         do { try xz.run() } catch {
-            printError("Could not decompress the download (needs /usr/bin/xz): \(error.localizedDescription)")
+            locationPrintError("Could not decompress the download (needs /usr/bin/xz): \(error.localizedDescription)")
             throw ExitCode(1)
         }
         xz.waitUntilExit()
         guard xz.terminationStatus == 0 else {
-            printError("Could not decompress the download")
+            locationPrintError("Could not decompress the download")
             throw ExitCode(1)
         }
         let downloaded: LocationDatabase
         do { downloaded = try LocationDatabase(path: candidate) } catch {
-            printError("The downloaded database is invalid: \(error)")
+            locationPrintError("The downloaded database is invalid: \(error)")
             throw ExitCode(1)
         }
         if let current, downloaded.createdAt <= current.createdAt {
@@ -605,12 +605,12 @@ struct LocationUpdate: ParsableCommand {
         do {
             try downloaded.verify(publicKeyPEM: String(contentsOfFile: global.publicKey, encoding: .utf8))
         } catch {
-            printError("Could not verify the downloaded database: \(error)")
+            locationPrintError("Could not verify the downloaded database: \(error)")
             throw ExitCode(1)
         }
         chmod(candidate, 0o444)
         guard rename(candidate, global.database) == 0 else {
-            printError("Could not replace \(global.database): \(String(cString: strerror(errno)))")
+            locationPrintError("Could not replace \(global.database): \(String(cString: strerror(errno)))")
             throw ExitCode(1)
         }
         global.info("Updated to the database of \(formatHTTPDate(downloaded.createdAt))")
