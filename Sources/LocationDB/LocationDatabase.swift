@@ -226,16 +226,16 @@ struct StringPoolView {
     let offset: Int
     let length: Int
 
-    func check(_ reference: UInt32, what: String) throws(LocationDatabaseError) {
+    func check(_ reference: UInt32, what: @autoclosure () -> String) throws(LocationDatabaseError) {
         // An empty pool is tolerated for offset 0 (nothing was ever added); it reads as "".
         if length == 0, reference == 0 { return }
         guard Int(reference) < length else {
-            throw .corrupt("\(what): string offset \(reference) is outside the string pool (\(length) bytes)")
+            throw .corrupt("\(what()): string offset \(reference) is outside the string pool (\(length) bytes)")
         }
     }
 
-    func string(at reference: UInt32, what: String) throws(LocationDatabaseError) -> String {
-        try check(reference, what: what)
+    func string(at reference: UInt32, what: @autoclosure () -> String) throws(LocationDatabaseError) -> String {
+        try check(reference, what: what())
         return uncheckedString(at: reference)
     }
 

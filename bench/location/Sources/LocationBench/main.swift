@@ -45,6 +45,11 @@ func measure(_ count: Int, _ body: () -> (Int, UInt64)) -> Timing {
     return Timing(wallNanoseconds: wall1 - wall0, cpuNanoseconds: cpu1 - cpu0, hits: hits, asnSum: sum)
 }
 
+func fmt(_ v: Double) -> String {
+    let r = (v * 10).rounded() / 10
+    return String(r)
+}
+
 // MARK: The reference library, through dlopen (no headers needed; Debian package libloc1).
 
 typealias LocNew = @convention(c) (UnsafeMutablePointer<OpaquePointer?>) -> Int32
@@ -87,8 +92,84 @@ struct ReferenceLibrary {
 // MARK: Inputs
 
 let arguments = CommandLine.arguments
-let path = arguments.count > 1 ? arguments[1] : "/var/lib/location/database.db"
-let count = arguments.count > 2 ? Int(arguments[2])! : 1_000_000
+let mode = arguments.count > 1 && ["fuzz", "lookups-only"].contains(arguments[1]) ? arguments[1] : "compare"
+let positional = mode == "compare" ? Array(arguments.dropFirst()) : Array(arguments.dropFirst(2))
+let path = positional.count > 0 ? positional[0] : "/var/lib/location/database.db"
+let count = positional.count > 1 ? Int(positional[1])! : 1_000_000
+
+// `LocationBench fuzz DB ROUNDS`: mutation fuzzing of the reader in release mode. A small
+// database is written from the first networks of DB, then bytes are changed at random (header,
+// tree, anywhere) or the file is cut; every mutant must be rejected or fully usable.
+if mode == "fuzz" {
+    let source: LocationDatabase
+    do { source = try LocationDatabase(path: path) } catch { fatalError("\(error)") }
+    var writer = DatabaseWriter()
+    writer.vendor = "fuzz"
+    writer.mergesNetworks = false
+    for country in source.countries.prefix(20) { writer.addCountry(country) }
+    for system in source.autonomousSystems.prefix(50) { writer.addAutonomousSystem(number: system.number, name: system.name) }
+    var added = 0
+    for network in source.networks() where added < 150 {
+        if (try? writer.addNetwork(network.prefix, properties: network.properties)) != nil { added += 1 }
+    }
+    for network in source.networks(matching: NetworkFilter(family: .ipv6)) where added < 300 {
+        if (try? writer.addNetwork(network.prefix, properties: network.properties)) != nil { added += 1 }
+    }
+    let base: [UInt8]
+    do { base = try writer.makeBytes() } catch { fatalError("\(error)") }
+    func field(_ offset: Int) -> Int { (offset..<(offset + 4)).reduce(0) { $0 << 8 | Int(base[$1]) } }
+    let tree = field(44), treeLength = field(48)
+    var random = SplitMix64(state: 0xF0CC)
+    var opened = 0, rejected = 0
+    let start = now(CLOCK_MONOTONIC)
+    for round in 0..<count {
+        var b = base
+        for _ in 0..<(1 + Int(random.next() % 8)) {
+            let offset: Int
+            switch random.next() % 4 {
+            case 0: offset = Int(random.next() % 80)
+            case 1: offset = Int(random.next() % UInt64(b.count))
+            default: offset = tree + Int(random.next() % UInt64(max(treeLength, 1)))
+            }
+            b[offset] = random.next() % 2 == 0 ? UInt8(truncatingIfNeeded: random.next()) : b[offset] ^ (1 << UInt8(random.next() % 8))
+        }
+        if round % 10 == 0 { b = Array(b.prefix(Int(random.next() % UInt64(b.count)))) }
+        guard let db = try? LocationDatabase(bytes: b) else { rejected += 1; continue }
+        opened += 1
+        for _ in 0..<20 {
+            _ = db.lookup(IPv4Address(UInt32(truncatingIfNeeded: random.next())))
+            _ = db.lookup(IPv6Address(high: random.next(), low: random.next()))
+        }
+        var n = 0
+        for _ in db.networks() { n += 1 }
+        _ = db.flattenedNetworks()
+        _ = db.bogons()
+        _ = db.countries
+        _ = db.searchAutonomousSystems("net")
+        _ = db.autonomousSystem(number: UInt32(truncatingIfNeeded: random.next() % 100))
+        var dumped = 0
+        DumpFormat.write(db) { dumped += $0.utf8.count }
+    }
+    let seconds = Double(now(CLOCK_MONOTONIC) - start) / 1e9
+    print("fuzz: \(count) mutants of a \(base.count)-byte database in \(fmt(seconds)) s: \(rejected) rejected, \(opened) opened and fully exercised, no crash")
+    exit(0)
+}
+
+// `LocationBench lookups-only DB N`: only LocationDB lookups (for allocation counting, e.g.
+// `valgrind --tool=memcheck`: the number of heap allocations must not grow with N).
+if mode == "lookups-only" {
+    let db: LocationDatabase
+    do { db = try LocationDatabase(path: path) } catch { fatalError("\(error)") }
+    var random = SplitMix64(state: 7)
+    var hits = 0, sum: UInt64 = 0
+    for i in 0..<count {
+        let n = i % 2 == 0 ? db.lookup(IPv4Address(UInt32(truncatingIfNeeded: random.next())))
+                           : db.lookup(IPv6Address(high: 0x2000_0000_0000_0000 | (random.next() >> 3), low: random.next()))
+        if let n { hits += 1; sum &+= UInt64(n.asn) }
+    }
+    print("lookups-only: \(count) lookups, \(hits) hits, ASN sum \(sum)")
+    exit(0)
+}
 
 /// Resident set size from /proc/self/statm, in MiB.
 func residentMegabytes() -> Double {
@@ -173,10 +254,6 @@ func perLookup(_ t: Timing, _ n: Int) -> (Double, Double) {
 }
 
 func pad(_ s: String, _ width: Int) -> String { s.count >= width ? s : s + String(repeating: " ", count: width - s.count) }
-func fmt(_ v: Double) -> String {
-    let r = (v * 10).rounded() / 10
-    return String(r)
-}
 
 print("database: \(path) (\(database.networkCount) networks, \(database.treeNodeCount) nodes)")
 print("open: LocationDB \(fmt(Double(openNanoseconds) / 1e6)) ms (validates the whole tree, builds the indexes; RSS \(fmt(rssBefore)) -> \(fmt(rssAfterOpen)) MB), libloc \(fmt(Double(reference.openNanoseconds) / 1e6)) ms")
