@@ -87,9 +87,10 @@ public final class RangeSet: Sendable {
     /// Sources already loaded by a refresh are left alone.
     public func loadCache() async { await refresher.loadCache() }
 
-    /// Refreshes every source once and publishes a new table if anything changed.
+    /// Refreshes every source once and publishes a new table if anything changed. With
+    /// `network: false` only file sources are read (URL sources keep what they have, e.g. the cache).
     @discardableResult
-    public func refresh() async -> [SourceStatus] { await refresher.refreshAll() }
+    public func refresh(network: Bool = true) async -> [SourceStatus] { await refresher.refreshAll(network: network) }
 
     /// The latest state of every source.
     public func statuses() async -> [SourceStatus] { await refresher.statuses() }
@@ -224,9 +225,10 @@ private actor Refresher {
         if loaded { rebuild() }
     }
 
-    func refreshAll() async -> [SourceStatus] {
+    func refreshAll(network: Bool) async -> [SourceStatus] {
         var changed = false
         for i in sources.indices {
+            if !network, case .url = sources[i].location { continue }
             let outcome = await refresh(i)
             Counter(label: "cloudranges_refresh_total", dimensions: [("source", sources[i].description), ("result", "\(outcome)")]).increment()
             if outcome == .updated { changed = true }

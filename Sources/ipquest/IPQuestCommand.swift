@@ -9,6 +9,7 @@ struct IPQuestCommand: AsyncParsableCommand {
             // One line per tool; each lives in its own file in this folder.
             ServeCommand.self,
             ClaimsCommand.self,
+            RangesCommand.self,
             LocationCommand.self,
             TunnelCommand.self,
         ]
