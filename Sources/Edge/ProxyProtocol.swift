@@ -70,8 +70,10 @@ public enum ProxyProtocolParser {
         // Find CRLF within the first 107 bytes.
         var end: Int?
         var i = 0
-        while i + 1 < min(b.count, v1MaxLength) {
+        while i < min(b.count, v1MaxLength) {
+            if b[i] == 0x0A { return .invalid("v1: LF without CR") }
             if b[i] == 0x0D {
+                guard i + 1 < b.count else { return .needMoreData }
                 guard b[i + 1] == 0x0A else { return .invalid("v1: CR without LF") }
                 end = i
                 break

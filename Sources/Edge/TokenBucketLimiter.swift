@@ -39,15 +39,20 @@ public final class TokenBucketLimiter<Key: Hashable & Sendable>: Sendable {
         var buckets: [Key: Bucket] = [:]
     }
 
+    /// Mutex is non-copyable, so each shard's lock lives in a small box.
+    private final class LockedShard: Sendable {
+        let mutex = Mutex(Shard())
+    }
+
     public let configuration: Configuration
-    private let shards: [Mutex<Shard>]
+    private let shards: [LockedShard]
     private let clock: @Sendable () -> UInt64
 
     /// - Parameter clock: monotonic nanoseconds; injectable for tests.
     public init(configuration: Configuration, clock: @escaping @Sendable () -> UInt64 = TokenBucketLimiter.monotonicNanoseconds) {
         precondition(configuration.burst >= 1 && configuration.refillPerSecond > 0 && configuration.capacity >= 16)
         self.configuration = configuration
-        shards = (0..<16).map { _ in Mutex(Shard()) }
+        shards = (0..<16).map { _ in LockedShard() }
         self.clock = clock
     }
 
@@ -64,7 +69,7 @@ public final class TokenBucketLimiter<Key: Hashable & Sendable>: Sendable {
         let rate = configuration.refillPerSecond
         let perShardCapacity = configuration.capacity / shards.count
         let shard = shards[Int(UInt(bitPattern: key.hashValue) % UInt(shards.count))]
-        return shard.withLock { shard -> Decision in
+        return shard.mutex.withLock { shard -> Decision in
             var bucket: Bucket
             if let existing = shard.buckets[key] {
                 bucket = existing
@@ -99,13 +104,13 @@ public final class TokenBucketLimiter<Key: Hashable & Sendable>: Sendable {
     }
 
     /// Number of keys held (for metrics and tests).
-    public var count: Int { shards.reduce(0) { $0 + $1.withLock { $0.buckets.count } } }
+    public var count: Int { shards.reduce(0) { $0 + $1.mutex.withLock { $0.buckets.count } } }
 
     /// Drops every bucket that has refilled completely.
     public func sweep() {
         let now = clock()
         for shard in shards {
-            shard.withLock { Self.dropRefilled(&$0.buckets, now: now, burst: Double(configuration.burst), rate: configuration.refillPerSecond) }
+            shard.mutex.withLock { Self.dropRefilled(&$0.buckets, now: now, burst: Double(configuration.burst), rate: configuration.refillPerSecond) }
         }
     }
 }

@@ -57,8 +57,7 @@ struct ServeCommand: AsyncParsableCommand {
             onServerRunning: { channel in
                 let port = channel.localAddress?.port ?? settings.port
                 // One line on stdout that scripts and tests wait for.
-                print("ipquest listening on http://\(settings.host):\(port)")
-                fflush(stdout)
+                FileHandle.standardOutput.write(Data("ipquest listening on http://\(settings.host):\(port)\n".utf8))
             }
         )
         try await app.runService(gracefulShutdownSignals: [.sigterm, .sigint])

@@ -11,29 +11,29 @@ import Edge
         let server = try await TestServer.start()
         defer { server.removeFiles() }
         let c = server.client
-        let html = try c.get("/claim?name=alice", source: "127.1.0.1")
+        let html = try await c.get("/claim?name=alice", source: "127.1.0.1")
         #expect(html.status == 200)
         #expect(html.headers["content-type"] == "text/html; charset=utf-8")
         #expect(html.headers["access-control-allow-origin"] == "*")
         #expect(html.text.contains("The IP 127.1.0.1 was claimed for <a href=\"/players/alice\">alice</a>."))
         #expect(html.text.contains("<title>The IP 127.1.0.1 was claimed for alice.</title>"))
 
-        let text = try c.get("/claim?name=bob", source: "127.1.0.1", headers: [("Accept", "text/plain")])
+        let text = try await c.get("/claim?name=bob", source: "127.1.0.1", headers: [("Accept", "text/plain")])
         #expect(text.status == 200 && text.text == "The IP 127.1.0.1 was claimed for bob.\n")
 
-        let json = try c.get("/claim?name=carol", source: "127.1.0.1", headers: [("Accept", "application/json")])
+        let json = try await c.get("/claim?name=carol", source: "127.1.0.1", headers: [("Accept", "application/json")])
         let object = try JSONSerialization.jsonObject(with: Data(json.body)) as! [String: Any]
         #expect(object["ip"] as? String == "127.1.0.1" && object["name"] as? String == "carol" && object["previous_owner"] as? String == "bob")
 
-        let gif = try c.get("/claim?name=dave", source: "127.1.0.2", headers: [("Accept", "image/avif,image/webp,*/*")])
+        let gif = try await c.get("/claim?name=dave", source: "127.1.0.2", headers: [("Accept", "image/avif,image/webp,*/*")])
         #expect(gif.status == 200 && gif.headers["content-type"] == "image/gif")
         #expect(gif.body == ClaimResponse.transparentGIF && gif.body.count == 43)
 
         // The path form keeps slashes and other allowed punctuation.
-        let path = try c.get("/claim/https:/x.y%2Fz", source: "127.1.0.3", headers: [("Accept", "text/plain")])
+        let path = try await c.get("/claim/https:/x.y%2Fz", source: "127.1.0.3", headers: [("Accept", "text/plain")])
         #expect(path.text == "The IP 127.1.0.3 was claimed for https:/x.y/z.\n")
         // Special characters allowed by the rule survive the query string.
-        let plus = try c.get("/claim?name=a%2Bb*c", source: "127.1.0.4", headers: [("Accept", "text/plain")])
+        let plus = try await c.get("/claim?name=a%2Bb*c", source: "127.1.0.4", headers: [("Accept", "text/plain")])
         #expect(plus.text == "The IP 127.1.0.4 was claimed for a+b*c.\n")
 
         await server.stop()
@@ -53,23 +53,23 @@ import Edge
             ("/claim?name=" + String(repeating: "x", count: 41), "41 characters"),
             ("/claim/a%20b", "invalid character at position 2"),
         ] {
-            let r = try c.get(path, source: "127.2.0.1")
+            let r = try await c.get(path, source: "127.2.0.1")
             #expect(r.status == 400, "\(path)")
             #expect(r.text.contains(fragment), "\(path): \(r.text)")
             #expect(r.text.contains("ASCII letters, digits and @ / : . ^ + ! - _ *"))
         }
-        let post = try c.request("POST", "/claim?name=x", source: "127.2.0.1")
+        let post = try await c.request("POST", "/claim?name=x", source: "127.2.0.1")
         #expect(post.status == 405 && post.headers["allow"] == "GET, HEAD")
-        let missing = try c.get("/nope")
+        let missing = try await c.get("/nope")
         #expect(missing.status == 404 && missing.headers["content-type"]?.hasPrefix("text/plain") == true)
-        let apiMissing = try c.get("/api/nope")
+        let apiMissing = try await c.get("/api/nope")
         #expect(apiMissing.status == 404 && apiMissing.headers["content-type"] == "application/json")
         #expect(apiMissing.text.contains("\"error\""))
-        let badPeriod = try c.get("/api/leaderboard?period=year")
+        let badPeriod = try await c.get("/api/leaderboard?period=year")
         #expect(badPeriod.status == 400 && badPeriod.text.contains("all, month, week, day or hour"))
-        let unknownPlayer = try c.get("/api/players/ghost")
+        let unknownPlayer = try await c.get("/api/players/ghost")
         #expect(unknownPlayer.status == 404 && unknownPlayer.text.contains("ghost"))
-        let badPlayer = try c.get("/api/players/a%3Cb")
+        let badPlayer = try await c.get("/api/players/a%3Cb")
         #expect(badPlayer.status == 400)
         #expect(server.engine.withBoard { $0.addressCount } == 0, "nothing was stored by bad requests")
         await server.stop()
@@ -78,9 +78,9 @@ import Edge
     @Test func forwardingHeadersOnlyFromTrustedProxies() async throws {
         // Untrusted: headers are ignored.
         let plain = try await TestServer.start()
-        let spoofed = try plain.client.get("/ip", source: "127.3.0.9", headers: [("X-Forwarded-For", "8.8.8.8"), ("Forwarded", "for=9.9.9.9"), ("X-Real-IP", "7.7.7.7")])
+        let spoofed = try await plain.client.get("/ip", source: "127.3.0.9", headers: [("X-Forwarded-For", "8.8.8.8"), ("Forwarded", "for=9.9.9.9"), ("X-Real-IP", "7.7.7.7")])
         #expect(spoofed.text == "127.3.0.9\n")
-        let claim = try plain.client.get("/claim?name=spoofer", source: "127.3.0.9", headers: [("X-Forwarded-For", "8.8.8.8")])
+        let claim = try await plain.client.get("/claim?name=spoofer", source: "127.3.0.9", headers: [("X-Forwarded-For", "8.8.8.8")])
         #expect(claim.text.contains("127.3.0.9"))
         await plain.stop()
         plain.removeFiles()
@@ -89,13 +89,13 @@ import Edge
         let proxied = try await TestServer.start { $0.trustedProxies = [IPPrefix("127.0.0.1/32")!] }
         defer { proxied.removeFiles() }
         let c = proxied.client
-        #expect(try c.get("/ip", source: "127.0.0.1", headers: [("X-Forwarded-For", "6.6.6.6, 203.0.113.5")]).text == "203.0.113.5\n")
-        #expect(try c.get("/api/ip", source: "127.0.0.1", headers: [("Forwarded", "for=198.51.100.2")]).text == "{\"ip\":\"198.51.100.2\",\"version\":4}")
+        #expect(try await c.get("/ip", source: "127.0.0.1", headers: [("X-Forwarded-For", "6.6.6.6, 203.0.113.5")]).text == "203.0.113.5\n")
+        #expect(try await c.get("/api/ip", source: "127.0.0.1", headers: [("Forwarded", "for=198.51.100.2")]).text == "{\"ip\":\"198.51.100.2\",\"version\":4}")
         // Not the trusted address: ignored even on the same machine.
-        #expect(try c.get("/ip", source: "127.0.0.2", headers: [("X-Forwarded-For", "6.6.6.6")]).text == "127.0.0.2\n")
-        let v6 = try c.get("/claim?name=six", source: "127.0.0.1", headers: [("X-Forwarded-For", "2001:db8::1")])
+        #expect(try await c.get("/ip", source: "127.0.0.2", headers: [("X-Forwarded-For", "6.6.6.6")]).text == "127.0.0.2\n")
+        let v6 = try await c.get("/claim?name=six", source: "127.0.0.1", headers: [("X-Forwarded-For", "2001:db8::1")])
         #expect(v6.status == 400 && v6.text.hasPrefix("IPv4 only"))
-        let remote = try c.get("/claim?name=far", source: "127.0.0.1", headers: [("X-Forwarded-For", "203.0.113.5"), ("Accept", "text/plain")])
+        let remote = try await c.get("/claim?name=far", source: "127.0.0.1", headers: [("X-Forwarded-For", "203.0.113.5"), ("Accept", "text/plain")])
         #expect(remote.text == "The IP 203.0.113.5 was claimed for far.\n")
         await proxied.stop()
     }
@@ -108,19 +108,19 @@ import Edge
         defer { server.removeFiles() }
         let c = server.client
         let v1 = ProxyProtocolParser.encodeV1(source: IPAddress("192.0.2.10")!, destination: IPAddress("127.0.0.1")!, sourcePort: 5555, destinationPort: c.port)
-        #expect(try c.get("/ip", source: "127.0.0.1", prefix: v1).text == "192.0.2.10\n")
+        #expect(try await c.get("/ip", source: "127.0.0.1", prefix: v1).text == "192.0.2.10\n")
         let v2 = ProxyProtocolParser.encodeV2(source: IPv4Address("198.51.100.77")!, destination: IPv4Address("127.0.0.1")!, sourcePort: 1, destinationPort: c.port)
-        let claimed = try c.get("/claim?name=viaproxy", source: "127.0.0.1", headers: [("Accept", "text/plain")], prefix: v2)
+        let claimed = try await c.get("/claim?name=viaproxy", source: "127.0.0.1", headers: [("Accept", "text/plain")], prefix: v2)
         #expect(claimed.text == "The IP 198.51.100.77 was claimed for viaproxy.\n")
         let v6 = ProxyProtocolParser.encodeV1(source: IPAddress("2001:db8::9")!, destination: IPAddress("::1")!, sourcePort: 1, destinationPort: 2)
-        #expect(try c.get("/claim?name=x", source: "127.0.0.1", prefix: v6).status == 400)
+        #expect(try await c.get("/claim?name=x", source: "127.0.0.1", prefix: v6).status == 400)
         // Without a header a trusted peer is itself.
-        #expect(try c.get("/ip", source: "127.0.0.1").text == "127.0.0.1\n")
+        #expect(try await c.get("/ip", source: "127.0.0.1").text == "127.0.0.1\n")
         // A PROXY header from an untrusted peer, or a malformed one, closes the connection.
-        #expect(throws: (any Error).self) { try c.get("/ip", source: "127.0.0.2", prefix: v1) }
-        #expect(throws: (any Error).self) { try c.get("/ip", source: "127.0.0.1", prefix: Array("PROXY TCP4 1.2.3.4 5.6.7.8 1\r\n".utf8)) }
+        await #expect(throws: (any Error).self) { try await c.get("/ip", source: "127.0.0.2", prefix: v1) }
+        await #expect(throws: (any Error).self) { try await c.get("/ip", source: "127.0.0.1", prefix: Array("PROXY TCP4 1.2.3.4 5.6.7.8 1\r\n".utf8)) }
         // Untrusted peers without a header are served normally.
-        #expect(try c.get("/ip", source: "127.0.0.2").text == "127.0.0.2\n")
+        #expect(try await c.get("/ip", source: "127.0.0.2").text == "127.0.0.2\n")
         await server.stop()
     }
 
@@ -132,12 +132,12 @@ import Edge
         defer { server.removeFiles() }
         let c = server.client
         for i in 1...5 {
-            #expect(try c.get("/claim?name=r", source: "127.4.4.\(i)").status == 200)
+            #expect(try await c.get("/claim?name=r", source: "127.4.4.\(i)").status == 200)
         }
-        let limited = try c.get("/claim?name=r", source: "127.4.4.200")
+        let limited = try await c.get("/claim?name=r", source: "127.4.4.200")
         #expect(limited.status == 429)
         #expect(limited.headers["retry-after"] == "100")
-        #expect(try c.get("/claim?name=r", source: "127.4.5.1").status == 200, "a different /24 has its own budget")
+        #expect(try await c.get("/claim?name=r", source: "127.4.5.1").status == 200, "a different /24 has its own budget")
         await server.stop()
     }
 
@@ -145,22 +145,22 @@ import Edge
         let server = try await TestServer.start()
         defer { server.removeFiles() }
         let c = server.client
-        _ = try c.get("/claim?name=etag", source: "127.5.0.1")
+        _ = try await c.get("/claim?name=etag", source: "127.5.0.1")
         server.engine.refreshSnapshots()
-        let first = try c.get("/score")
+        let first = try await c.get("/score")
         let etag = try #require(first.headers["etag"])
         #expect(first.text.contains("\"etag\":[[127,1]]"))
-        let notModified = try c.get("/score", headers: [("If-None-Match", etag)])
+        let notModified = try await c.get("/score", headers: [("If-None-Match", etag)])
         #expect(notModified.status == 304 && notModified.body.isEmpty)
-        let gz = try c.get("/score", headers: [("Accept-Encoding", "gzip, br")])
+        let gz = try await c.get("/score", headers: [("Accept-Encoding", "gzip, br")])
         // Small bodies are sent as they are; large ones compressed (checked below).
         #expect(gz.status == 200)
-        for i in 0..<300 { _ = try c.get("/claim?name=player\(i % 40)", source: "127.5.\(1 + i / 200).\(i % 200 + 2)") }
+        for i in 0..<300 { _ = try await c.get("/claim?name=player\(i % 40)", source: "127.5.\(1 + i / 200).\(i % 200 + 2)") }
         server.engine.refreshSnapshots()
-        let big = try c.get("/api/blocks", headers: [("Accept-Encoding", "gzip")])
+        let big = try await c.get("/api/blocks", headers: [("Accept-Encoding", "gzip")])
         #expect(big.headers["content-encoding"] == "gzip")
         #expect(big.body.starts(with: [0x1F, 0x8B]))
-        let changed = try c.get("/score", headers: [("If-None-Match", etag)])
+        let changed = try await c.get("/score", headers: [("If-None-Match", etag)])
         #expect(changed.status == 200 && changed.headers["etag"] != etag)
         await server.stop()
     }
@@ -183,8 +183,8 @@ import Edge
         let failures = Mutex(0)
         // First pass concurrently over distinct addresses, then the overriding claims.
         for slice in [Array(plan[0..<total]), Array(plan[total...])] {
-            DispatchQueue.concurrentPerform(iterations: 8) { worker in
-                for p in slice.enumerated() where p.offset % 8 == worker {
+            await runOnThreads(16) { worker in
+                for p in slice.enumerated() where p.offset % 16 == worker {
                     let r = try? client.get("/claim?name=\(p.element.name)", source: p.element.source, headers: [("Accept", "text/plain")])
                     if r?.status != 200 { failures.withLock { $0 += 1 } }
                 }
@@ -198,7 +198,7 @@ import Edge
         var score: [String: [[Int]]] = [:]
         let deadline = ContinuousClock.now + .seconds(1)
         repeat {
-            let body = try client.get("/score").body
+            let body = try await client.get("/score").body
             let json = try JSONSerialization.jsonObject(with: Data(body)) as! [String: Any]
             score = json["score"] as! [String: [[Int]]]
             if score.mapValues({ $0.first?[1] ?? 0 }) == counts { break }
@@ -208,19 +208,19 @@ import Edge
         #expect(score.values.allSatisfy { $0.count == 1 && $0[0][0] == 127 })
 
         let top = counts.max { ($0.value, $1.key) < ($1.value, $0.key) }!
-        let blocks = try JSONSerialization.jsonObject(with: Data(client.get("/api/blocks").body)) as! [String: Any]
+        let blocks = try await JSONSerialization.jsonObject(with: Data(await client.get("/api/blocks").body)) as! [String: Any]
         let tile = (blocks["blocks"] as! [[String: Any]])[127]
         let tied = counts.values.filter { $0 == top.value }.count > 1
         #expect(tile["tied"] as? Bool == tied)
         if !tied { #expect(tile["holder"] as? String == top.key && tile["count"] as? Int == top.value) }
         #expect(tile["total"] as? Int == expected.count)
 
-        let board = try JSONSerialization.jsonObject(with: Data(client.get("/api/leaderboard?period=hour").body)) as! [String: Any]
+        let board = try await JSONSerialization.jsonObject(with: Data(await client.get("/api/leaderboard?period=hour").body)) as! [String: Any]
         let ranked = (board["players"] as! [[String: Any]]).map { ($0["name"] as! String, $0["addresses"] as! Int) }
         #expect(Dictionary(uniqueKeysWithValues: ranked) == counts)
         #expect(ranked.map(\.1) == ranked.map(\.1).sorted(by: >))
 
-        let player = try JSONSerialization.jsonObject(with: Data(client.get("/api/players/\(top.key)").body)) as! [String: Any]
+        let player = try await JSONSerialization.jsonObject(with: Data(await client.get("/api/players/\(top.key)").body)) as! [String: Any]
         #expect(player["addresses"] as? Int == top.value)
         let line = (player["blocks"] as! [[String: Any]])[0]["summary"] as! String
         #expect(line == "\(tied ? "tied " : "")1st in 127.0.0.0/8 with \(top.value) addresses")
@@ -228,9 +228,9 @@ import Edge
         // Restart: everything is still there.
         await server.stop()
         let again = try await TestServer.start(directory: server.directory)
-        let after = try JSONSerialization.jsonObject(with: Data(again.client.get("/score").body)) as! [String: Any]
+        let after = try await JSONSerialization.jsonObject(with: Data(await again.client.get("/score").body)) as! [String: Any]
         #expect((after["score"] as! [String: [[Int]]]).mapValues { $0.first?[1] ?? 0 } == counts)
-        let recent = try JSONSerialization.jsonObject(with: Data(again.client.get("/recent").body)) as! [String: Any]
+        let recent = try await JSONSerialization.jsonObject(with: Data(await again.client.get("/recent").body)) as! [String: Any]
         let rows = recent["recent"] as! [[Any]]
         #expect(rows.count == 50)
         for row in rows {

@@ -12,7 +12,7 @@ import IPAddress
         return root.appendingPathComponent(".build/debug/ipquest").path
     }
 
-    struct Running {
+    struct Running: @unchecked Sendable {
         let process: Process
         let port: UInt16
         let stderr: Pipe
@@ -47,6 +47,14 @@ import IPAddress
         return Running(process: process, port: port, stderr: err)
     }
 
+    static func launchAsync(_ arguments: [String]) async throws -> Running {
+        try await onThread { try launch(arguments) }
+    }
+
+    static func runAsync(_ arguments: [String]) async throws -> (status: Int32, stderr: String) {
+        try await onThread { try run(arguments) }
+    }
+
     static func run(_ arguments: [String]) throws -> (status: Int32, stderr: String) {
         let process = Process()
         process.executableURL = URL(fileURLWithPath: binary)
@@ -60,35 +68,35 @@ import IPAddress
         return (process.terminationStatus, String(decoding: data, as: UTF8.self))
     }
 
-    @Test func badConfigurationIsOneLineNamingTheKeyAndExitCode2() throws {
+    @Test func badConfigurationIsOneLineNamingTheKeyAndExitCode2() async throws {
         let dir = try Self.tempDirectory()
         defer { try? FileManager.default.removeItem(atPath: dir) }
-        let badPort = try Self.run(["serve", "--port", "99999", "--database", dir + "/x.sqlite"])
+        let badPort = try await Self.runAsync(["serve", "--port", "99999", "--database", dir + "/x.sqlite"])
         #expect(badPort.status == 2)
         #expect(badPort.stderr == "ipquest: invalid configuration: port: 99999 is outside 0…65535\n")
         try "port: 8080\nrate_limit:\n  burst: -1\n".write(toFile: dir + "/c.yaml", atomically: true, encoding: .utf8)
-        let badFile = try Self.run(["serve", "--config", dir + "/c.yaml"])
+        let badFile = try await Self.runAsync(["serve", "--config", dir + "/c.yaml"])
         #expect(badFile.status == 2)
         #expect(badFile.stderr == "ipquest: invalid configuration: rate_limit.burst: -1 is outside 1…1000000\n")
-        let badProxy = try Self.run(["serve", "--trusted-proxy", "10.0.0.1/8", "--database", dir + "/x.sqlite"])
+        let badProxy = try await Self.runAsync(["serve", "--trusted-proxy", "10.0.0.1/8", "--database", dir + "/x.sqlite"])
         #expect(badProxy.status == 2 && badProxy.stderr.contains("trusted_proxies[0]"))
         #expect(!FileManager.default.fileExists(atPath: dir + "/x.sqlite"), "nothing is created on a bad configuration")
     }
 
-    @Test func sigtermFinishesAndKeepsClaims() throws {
+    @Test func sigtermFinishesAndKeepsClaims() async throws {
         let dir = try Self.tempDirectory()
         defer { try? FileManager.default.removeItem(atPath: dir) }
         let db = dir + "/game.sqlite"
-        let server = try Self.launch(["serve", "--port", "0", "--database", db])
+        let server = try await Self.launchAsync(["serve", "--port", "0", "--database", db])
         let client = LoopbackHTTPClient(port: server.port)
         for i in 0..<50 {
-            #expect(try client.get("/claim?name=term", source: LoopbackHTTPClient.sourceAddress(i)).status == 200)
+            #expect(try await client.get("/claim?name=term", source: LoopbackHTTPClient.sourceAddress(i)).status == 200)
         }
         kill(server.process.processIdentifier, SIGTERM)
-        server.process.waitUntilExit()
+        try await onThread { server.process.waitUntilExit() }
         #expect(server.process.terminationStatus == 0)
         #expect(server.process.terminationReason == .exit)
-        let export = try Self.run(["claims", "export", "--database", db, "--output", dir + "/out.tsv"])
+        let export = try await Self.runAsync(["claims", "export", "--database", db, "--output", dir + "/out.tsv"])
         #expect(export.status == 0)
         let lines = try String(contentsOfFile: dir + "/out.tsv", encoding: .utf8).split(separator: "\n")
         #expect(lines.first == "ip\tname\tclaimed_at")
@@ -97,26 +105,26 @@ import IPAddress
 
         // Import into a fresh database restores the same claims; a bad row aborts everything.
         let restored = dir + "/restored.sqlite"
-        #expect(try Self.run(["claims", "import", "--database", restored, dir + "/out.tsv"]).status == 0)
-        let restoredClaims = try awaitResult { try await SQLiteClaimStorage(path: restored).loadAll() }
+        #expect(try await Self.runAsync(["claims", "import", "--database", restored, dir + "/out.tsv"]).status == 0)
+        let restoredClaims = try await SQLiteClaimStorage(path: restored).loadAll()
         #expect(restoredClaims.count == 50)
         try "ip\tname\tclaimed_at\n1.2.3.4\tok\t5\n1.2.3\tbad\t6\n".write(toFile: dir + "/bad.tsv", atomically: true, encoding: .utf8)
-        let bad = try Self.run(["claims", "import", "--database", restored, dir + "/bad.tsv"])
+        let bad = try await Self.runAsync(["claims", "import", "--database", restored, dir + "/bad.tsv"])
         #expect(bad.status == 2 && bad.stderr.contains("line 3: '1.2.3' is not an IPv4 address"))
-        #expect(try awaitResult { try await SQLiteClaimStorage(path: restored).loadAll() }.count == 50)
+        #expect(try await SQLiteClaimStorage(path: restored).loadAll().count == 50)
     }
 
     /// Claims are acknowledged only after commit: SIGKILL in the middle of a storm loses none
     /// of the acknowledged ones.
-    @Test func killDuringClaimStormLosesNoAcknowledgedClaim() throws {
+    @Test func killDuringClaimStormLosesNoAcknowledgedClaim() async throws {
         let dir = try Self.tempDirectory()
         defer { try? FileManager.default.removeItem(atPath: dir) }
         let db = dir + "/game.sqlite"
-        let server = try Self.launch(["serve", "--port", "0", "--database", db, "--durability", "normal"])
+        let server = try await Self.launchAsync(["serve", "--port", "0", "--database", db, "--durability", "normal"])
         let client = LoopbackHTTPClient(port: server.port, timeoutSeconds: 5)
         let acknowledged = Mutex<[String: String]>([:])
         let killed = Atomic<Bool>(false)
-        DispatchQueue.concurrentPerform(iterations: 9) { worker in
+        await runOnThreads(9) { worker in
             if worker == 8 {
                 // The killer: wait for a good number of acknowledgements, then SIGKILL.
                 while acknowledged.withLock({ $0.count }) < 1_500 { usleep(1_000) }
@@ -134,33 +142,22 @@ import IPAddress
                 i += 8
             }
         }
-        server.process.waitUntilExit()
+        try await onThread { server.process.waitUntilExit() }
         #expect(server.process.terminationReason == .uncaughtSignal)
         let acked = acknowledged.withLock { $0 }
         #expect(acked.count >= 1_500)
-        let stored = try awaitResult { try await SQLiteClaimStorage(path: db).loadAll() }
+        let stored = try await SQLiteClaimStorage(path: db).loadAll()
         let owners = Dictionary(uniqueKeysWithValues: stored.map { ($0.address.description, $0.name.value) })
         let lost = acked.filter { owners[$0.key] != $0.value }
         #expect(lost.isEmpty, "lost \(lost.count) acknowledged claims, e.g. \(lost.first.map { "\($0)" } ?? "")")
 
         // And the server starts again on the same file with everything in place.
-        let again = try Self.launch(["serve", "--port", "0", "--database", db])
-        let health = try LoopbackHTTPClient(port: again.port).get("/healthz").text
+        let again = try await Self.launchAsync(["serve", "--port", "0", "--database", db])
+        let health = try await LoopbackHTTPClient(port: again.port).get("/healthz").text
         #expect(health.contains("\"addresses\":\(stored.count)"))
         kill(again.process.processIdentifier, SIGTERM)
-        again.process.waitUntilExit()
+        try await onThread { again.process.waitUntilExit() }
         #expect(again.process.terminationStatus == 0)
     }
 }
 
-/// Runs async work from a synchronous test body.
-func awaitResult<T: Sendable>(_ body: @escaping @Sendable () async throws -> T) throws -> T {
-    let box = Mutex<Result<T, any Error>?>(nil)
-    let done = DispatchSemaphore(value: 0)
-    Task {
-        do { let v = try await body(); box.withLock { $0 = .success(v) } } catch { box.withLock { $0 = .failure(error) } }
-        done.signal()
-    }
-    done.wait()
-    return try box.withLock { $0! }.get()
-}

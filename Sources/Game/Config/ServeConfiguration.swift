@@ -63,7 +63,7 @@ public struct ServeConfiguration: Sendable, Equatable {
             if let allowed = sub {
                 guard let nested = value as? [String: Any] else { throw ConfigurationError(key: key, problem: "expected a mapping") }
                 for (k, v) in nested.sorted(by: { $0.key < $1.key }) {
-                    guard allowed!.contains(k) else { throw ConfigurationError(key: "\(key).\(k)", problem: "unknown key") }
+                    guard allowed.contains(k) else { throw ConfigurationError(key: "\(key).\(k)", problem: "unknown key") }
                     try set("\(key).\(k)", v)
                 }
             } else {

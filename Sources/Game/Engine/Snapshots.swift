@@ -83,31 +83,31 @@ struct BoardViews {
 
         // ipv4.games-compatible shapes.
         let recentContent = recent.map { "[\($0.address.value),\(JSON.string($0.name.value)),\($0.claimedAt)]" }.joined(separator: ",")
-        out[Snapshot.recentKey] = (recentContent, { "{\"now\":\(nowArray),\"recent\":[\($0)]}" })
+        out[Snapshot.recentKey] = (recentContent, { (inner: String) -> String in "{\"now\":\(nowArray),\"recent\":[\(inner)]}" })
         for p in Period.allCases {
-            let content = (scores[p] ?? []).map { entry in
+            let content = (scores[p] ?? []).map { entry -> String in
                 JSON.string(entry.name.value) + ":[" + entry.blocks.map { "[\($0.block),\($0.count)]" }.joined(separator: ",") + "]"
             }.joined(separator: ",")
-            out[Snapshot.scoreKey(p)] = (content, { "{\"now\":\(nowArray),\"score\":{\($0)}}" })
+            out[Snapshot.scoreKey(p)] = (content, { (inner: String) -> String in "{\"now\":\(nowArray),\"score\":{\(inner)}}" })
         }
 
         // Our own API.
         let apiRecent = recent.map {
             "{\"ip\":\"\($0.address)\",\"block\":\($0.address.block),\"name\":\(JSON.string($0.name.value)),\"claimed_at\":\($0.claimedAt)}"
         }.joined(separator: ",")
-        out[Snapshot.apiRecentKey] = (apiRecent, { "{\"updated_at\":\(now.0),\"claims\":[\($0)]}" })
+        out[Snapshot.apiRecentKey] = (apiRecent, { (inner: String) -> String in "{\"updated_at\":\(now.0),\"claims\":[\(inner)]}" })
         for p in Period.allCases {
             let board = (leaderboards[p] ?? []).map {
                 "{\"rank\":\($0.rank),\"name\":\(JSON.string($0.name.value)),\"blocks\":[\($0.blocksHeld.map(String.init).joined(separator: ","))],\"block_count\":\($0.blocksHeld.count),\"addresses\":\($0.addresses)}"
             }.joined(separator: ",")
-            out[Snapshot.leaderboardKey(p)] = (board, { "{\"period\":\"\(p.rawValue)\",\"updated_at\":\(now.0),\"players\":[\($0)]}" })
+            out[Snapshot.leaderboardKey(p)] = (board, { (inner: String) -> String in "{\"period\":\"\(p.rawValue)\",\"updated_at\":\(now.0),\"players\":[\(inner)]}" })
 
-            let tiles = (blocks[p] ?? []).map { s in
+            let tiles = (blocks[p] ?? []).map { s -> String in
                 let holder = s.holder.map { JSON.string($0.value) } ?? "null"
                 let runnerUp = s.runnerUp.map { JSON.string($0.value) } ?? "null"
                 return "{\"block\":\(s.block),\"holder\":\(holder),\"tied\":\(s.isTied),\"count\":\(s.count),\"runner_up\":\(runnerUp),\"runner_up_count\":\(s.runnerUpCount),\"total\":\(s.total),\"players\":\(s.players)}"
             }.joined(separator: ",")
-            out[Snapshot.blocksKey(p)] = (tiles, { "{\"period\":\"\(p.rawValue)\",\"updated_at\":\(now.0),\"blocks\":[\($0)]}" })
+            out[Snapshot.blocksKey(p)] = (tiles, { (inner: String) -> String in "{\"period\":\"\(p.rawValue)\",\"updated_at\":\(now.0),\"blocks\":[\(inner)]}" })
         }
         return out
     }

@@ -1,5 +1,6 @@
 import Foundation
 import Hummingbird
+import HTTPTypes
 import IPAddress
 
 /// The answer to a successful claim, in the form the client asked for.

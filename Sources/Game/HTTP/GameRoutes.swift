@@ -1,6 +1,7 @@
 import Edge
 import Foundation
 public import Hummingbird
+import HTTPTypes
 import IPAddress
 import Logging
 
@@ -81,7 +82,7 @@ public struct GameRoutes: Sendable {
             let raw = context.parameters.getCatchAll().joined(separator: "/")
             let text = raw.removingPercentEncoding ?? raw
             let name: PlayerName
-            do { name = try PlayerName(validating: text) } catch {
+            do throws(PlayerName.ValidationError) { name = try PlayerName(validating: text) } catch {
                 throw HTTPError(.badRequest, message: error.description)
             }
             let period = try period(request)
@@ -147,7 +148,7 @@ public struct GameRoutes: Sendable {
             throw HTTPError(.badRequest, headers: [.accessControlAllowOrigin: "*"], message: PlayerName.ValidationError.missing.description)
         }
         let name: PlayerName
-        do { name = try PlayerName(validating: nameText) } catch {
+        do throws(PlayerName.ValidationError) { name = try PlayerName(validating: nameText) } catch {
             throw HTTPError(.badRequest, headers: [.accessControlAllowOrigin: "*"], message: error.description)
         }
         let outcome: Scoreboard.Outcome

@@ -103,3 +103,32 @@ struct LoopbackHTTPClient {
         "127.\(1 + i % 250).\((i / 250) % 256).\(1 + (i / 64_000) % 254)"
     }
 }
+
+/// Runs blocking work on a thread of its own and awaits it, so that tests never block the
+/// Swift concurrency pool (the in-process server needs it to answer).
+func onThread<T: Sendable>(_ body: @escaping @Sendable () throws -> T) async throws -> T {
+    try await withCheckedThrowingContinuation { continuation in
+        Thread {
+            do { continuation.resume(returning: try body()) } catch { continuation.resume(throwing: error) }
+        }.start()
+    }
+}
+
+/// Runs `body(i)` on `count` dedicated threads and awaits them all.
+func runOnThreads(_ count: Int, _ body: @escaping @Sendable (Int) -> Void) async {
+    await withTaskGroup(of: Void.self) { group in
+        for i in 0..<count {
+            group.addTask { _ = try? await onThread { body(i) } }
+        }
+    }
+}
+
+extension LoopbackHTTPClient {
+    func get(_ path: String, source: String = "127.0.0.1", headers: [(String, String)] = [], prefix: [UInt8] = []) async throws -> Response {
+        try await onThread { try self.get(path, source: source, headers: headers, prefix: prefix) }
+    }
+
+    func request(_ method: String, _ path: String, source: String = "127.0.0.1") async throws -> Response {
+        try await onThread { try self.request(method, path, source: source) }
+    }
+}

@@ -31,9 +31,9 @@ final class TestServer: Sendable {
         engineConfiguration.snapshotInterval = .milliseconds(50)
         let engine = try await GameEngine(storage: storage, configuration: engineConfiguration, logger: logger)
         let portBox = Mutex<UInt16?>(nil)
-        let app = GameServer.makeApplication(configuration: settings, engine: engine, logger: logger) { channel in
+        let app = GameServer.makeApplication(configuration: settings, engine: engine, logger: logger, onServerRunning: { channel in
             portBox.withLock { $0 = UInt16(channel.localAddress?.port ?? 0) }
-        }
+        })
         let group = ServiceGroup(configuration: .init(services: [app], logger: logger))
         let runTask = Task<Void, any Error>.detached { try await group.run() }
         var port: UInt16?

@@ -1,0 +1,45 @@
+#!/usr/bin/env bash
+# Durable claims/s over HTTP from many source addresses, next to the same server's /ip route
+# (pure HTTP, no storage) measured in the same run. Also RSS idle and after the storm.
+#
+#   bench/claims.sh [CONNECTIONS=1000] [SECONDS=15]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+conns=${1:-1000}
+secs=${2:-15}
+out=bench/out
+mkdir -p "$out"
+command -v gcc >/dev/null || { echo "needs gcc"; exit 1; }
+gcc -O2 -o "$out/loadgen" bench/loadgen.c
+swift build -c release --product ipquest >/dev/null
+bin=.build/release/ipquest
+db=$(mktemp -d)/bench.sqlite
+cat > "$out/bench.yaml" <<YAML
+rate_limit: { burst: 1000000, per_second: 1000000 }
+durability: full
+YAML
+"$bin" serve --port 0 --database "$db" --config "$out/bench.yaml" > "$out/serve.log" 2>&1 &
+pid=$!
+trap 'kill $pid 2>/dev/null || true' EXIT
+for _ in $(seq 100); do grep -q listening "$out/serve.log" && break; sleep 0.1; done
+port=$(sed -n 's/.*:\([0-9]*\)$/\1/p' "$out/serve.log" | head -1)
+rss() { awk '/VmRSS/ {print $2/1024 " MB"}' /proc/$pid/status; }
+echo "server pid $pid port $port; RSS idle: $(rss)"
+
+echo "== /ip (HTTP only, no storage), $conns connections from distinct addresses, ${secs}s"
+ip_line=$("$out/loadgen" -p "$port" -c "$conns" -d "$secs" -P /ip)
+echo "$ip_line"
+echo "== /claim (durable: committed before 2xx), $conns connections, ${secs}s"
+claim_line=$("$out/loadgen" -p "$port" -c "$conns" -d "$secs" -P '/claim?name=%n' -n 2)
+echo "$claim_line"
+sleep 1
+echo "RSS after claims: $(rss)"
+ip_rps=$(echo "$ip_line" | sed -n 's/.*rps=\([0-9]*\).*/\1/p')
+claim_rps=$(echo "$claim_line" | sed -n 's/.*rps=\([0-9]*\).*/\1/p')
+python3 - "$ip_rps" "$claim_rps" <<'PY'
+import sys
+ip, claim = map(float, sys.argv[1:3])
+print(f"claims/s {claim:,.0f} vs /ip {ip:,.0f} req/s: ratio {claim/ip:.2f} (durability costs {100*(1-claim/ip):.0f}% of the HTTP ceiling; target <= 30%)")
+PY
+curl -s "http://127.0.0.1:$port/healthz"; echo
+kill -TERM $pid; wait $pid || true
