@@ -81,28 +81,30 @@ extension LocationDatabase {
         return result
     }
 
-    /// Calls `body` with every flattened network (see `flattenedNetworks`), unfiltered.
-    public func forEachFlattenedNetwork(_ body: (LocationNetwork) throws -> Void) rethrows {
+    /// Calls `body` with every flattened network (see `flattenedNetworks`), unfiltered, in order.
+    public func forEachFlattenedNetwork(_ body: (LocationNetwork) -> Void) {
         let none = UInt64.max
-        var sweep = IntervalSweep(first: .zero, last: .max, baseValue: none, baseDepth: 0)
-        var cursor = treeCursor()
-        func drain(_ sweep: inout IntervalSweep) throws {
-            for interval in sweep.completed where interval.value != none {
-                let properties = NetworkProperties(packed: index.recordProperties(UInt32(truncatingIfNeeded: interval.value)))
-                try summarizeRange(interval.first, interval.last) { start, length in
-                    try body(LocationNetwork(prefix: start.prefix(depth: length), properties: properties))
+        withoutActuallyEscaping(body) { body in
+            struct Sink: IntervalSink {
+                let index: LookupIndex
+                let body: (LocationNetwork) -> Void
+                mutating func interval(first: Address128, last: Address128, value: UInt64, depth: UInt8) {
+                    guard value != UInt64.max else { return }
+                    let properties = NetworkProperties(packed: index.recordProperties(UInt32(truncatingIfNeeded: value)))
+                    summarizeRange(first, last) { start, length in
+                        body(LocationNetwork(prefix: start.prefix(depth: length), properties: properties))
+                    }
                 }
             }
-            sweep.completed.removeAll(keepingCapacity: true)
+            var sweep = IntervalSweep(first: .zero, last: .max, baseValue: none, baseDepth: 0, sink: Sink(index: index, body: body))
+            var cursor = treeCursor()
+            while let raw = (try? cursor.next()) ?? nil {
+                // Value: the record, tagged with the depth so that two networks never merge.
+                let value = UInt64(raw.record) | UInt64(raw.depth) << 32
+                sweep.add(first: raw.address, last: raw.address.lastAddress(raw.depth), value: value, depth: 0)
+            }
+            sweep.finish()
         }
-        while let raw = (try? cursor.next()) ?? nil {
-            // Value: the record, tagged with the depth so two networks never merge.
-            let value = UInt64(raw.record) | UInt64(raw.depth) << 32
-            sweep.add(first: raw.address, last: raw.address.lastAddress(raw.depth), value: value, depth: 0)
-            if sweep.completed.count >= 4096 { try drain(&sweep) }
-        }
-        sweep.finish()
-        try drain(&sweep)
     }
 
     /// Address space not covered by any network that has a country code (the reference's

@@ -9,6 +9,13 @@
 /// IPv6: the same on the top 64 bits for networks of length ≤ 64, bucketed by the top
 /// `ipv6BucketBits` bits. A /64 containing longer networks is marked `fallback`, and so is
 /// `::/64` (home of the IPv4 mapping); those lookups walk the tree.
+/// Interval starts (keys) with their values, as collected at open.
+protocol IntervalKeys {
+    var keys: [UInt64] { get }
+    var values: [UInt64] { get }
+    var depths: [UInt8] { get }
+}
+
 final class LookupIndex: @unchecked Sendable {
     static let noMatch: UInt8 = 0xFF
     static let fallback: UInt8 = 0xFE
@@ -45,35 +52,57 @@ final class LookupIndex: @unchecked Sendable {
             return UInt64(storage.u16(base)) << 48 | UInt64(storage.u16(base + 8)) << 32 | UInt64(storage.u32(base + 4))
         }
 
-        var v4 = IntervalSweep(first: .ipv4First, last: .ipv4Last, baseValue: 0, baseDepth: Self.noMatch)
-        var v6 = IntervalSweep(first: .zero, last: .max, baseValue: 0, baseDepth: Self.noMatch)
+        // Interval starts as keys: the IPv4 address for IPv4, the top 64 bits for IPv6.
+        struct KeySink: IntervalSink, IntervalKeys {
+            var keys: [UInt64] = []
+            var values: [UInt64] = []
+            var depths: [UInt8] = []
+            let ipv4: Bool
+            init(ipv4: Bool, capacity: Int) {
+                self.ipv4 = ipv4
+                keys.reserveCapacity(capacity)
+                values.reserveCapacity(capacity)
+                depths.reserveCapacity(capacity)
+            }
+            mutating func interval(first: Address128, last: Address128, value: UInt64, depth: UInt8) {
+                keys.append(ipv4 ? first.low & 0xFFFF_FFFF : first.high)
+                values.append(value)
+                depths.append(depth)
+            }
+        }
+
+        var v4 = IntervalSweep(first: .ipv4First, last: .ipv4Last, baseValue: 0, baseDepth: Self.noMatch,
+                               sink: KeySink(ipv4: true, capacity: 2 * networkCount + 2))
+        var v6 = IntervalSweep(first: .zero, last: .max, baseValue: 0, baseDepth: Self.noMatch,
+                               sink: KeySink(ipv4: false, capacity: 1024))
         var cursor = TreeCursor(storage: storage, nodeOffset: nodeOffset, nodeCount: nodeCount, networkCount: networkCount, validating: true)
+        var lastFallback: UInt64? = nil
         while let network = try cursor.next() {
             let value = properties(network.record)
             let depth = network.depth
             let first = network.address
+            let last = first.lastAddress(depth)
             if depth <= 64 {
-                v6.add(first: first, last: first.lastAddress(depth), value: value, depth: UInt8(depth))
-                if first.lastAddress(depth) >= .ipv4Last && first <= .ipv4First {
-                    v4.setBase(value: value, depth: UInt8(depth))
-                }
-            } else {
-                // Longer than /64: that /64 is answered by walking the tree.
+                v6.add(first: first, last: last, value: value, depth: UInt8(depth))
+            } else if lastFallback != first.high {
+                // Longer than /64: that /64 is answered by walking the tree (marked once).
                 v6.add(first: Address128(high: first.high, low: 0), last: Address128(high: first.high, low: .max), value: 0, depth: Self.fallback)
-                if depth >= 96, first.isIPv4Mapped {
-                    v4.add(first: first, last: first.lastAddress(depth), value: value, depth: UInt8(depth))
-                } else if depth < 96, first.lastAddress(depth) >= .ipv4Last && first <= .ipv4First {
-                    v4.setBase(value: value, depth: UInt8(depth))
-                }
+                lastFallback = first.high
+            }
+            if depth >= 96, first.isIPv4Mapped {
+                v4.add(first: first, last: last, value: value, depth: UInt8(depth))
+            } else if depth < 96, last >= .ipv4Last, first <= .ipv4First {
+                // A network above ::ffff:0:0/96 answers for IPv4 addresses nothing deeper covers.
+                v4.setBase(value: value, depth: UInt8(depth))
             }
         }
         v4.finish()
         v6.finish()
 
-        ipv4IntervalCount = v4.completed.count
-        ipv6IntervalCount = v6.completed.count
-        (v4Buckets, v4Starts, v4Values, v4Depths) = Self.bucketize(v4.completed, bucketBits: 16, key: { UInt64(UInt32(truncatingIfNeeded: $0.low)) }, keyBits: 32, start: { UInt16(truncatingIfNeeded: $0) })
-        (v6Buckets, v6Starts, v6Values, v6Depths) = Self.directory(v6.completed, bucketBits: Self.ipv6BucketBits)
+        ipv4IntervalCount = v4.sink.keys.count
+        ipv6IntervalCount = v6.sink.keys.count
+        (v4Buckets, v4Starts, v4Values, v4Depths) = Self.bucketize(v4.sink, bucketBits: 16, keyBits: 32, start: { UInt16(truncatingIfNeeded: $0) })
+        (v6Buckets, v6Starts, v6Values, v6Depths) = Self.directory(v6.sink, bucketBits: Self.ipv6BucketBits)
     }
 
     deinit {
@@ -86,18 +115,17 @@ final class LookupIndex: @unchecked Sendable {
     /// Cuts sorted intervals (covering the whole key space) into buckets: for each bucket, the
     /// interval containing the bucket's first key (stored with start 0) and every interval that
     /// starts inside the bucket.
-    private static func bucketize<Start: FixedWidthInteger>(
-        _ intervals: [IntervalSweep.Interval], bucketBits: Int, key: (Address128) -> UInt64, keyBits: Int,
-        start: (UInt64) -> Start
+    private static func bucketize<Sink: IntervalKeys, Start: FixedWidthInteger>(
+        _ intervals: Sink, bucketBits: Int, keyBits: Int, start: (UInt64) -> Start
     ) -> (UnsafeMutableBufferPointer<UInt32>, UnsafeMutableBufferPointer<Start>, UnsafeMutableBufferPointer<UInt64>, UnsafeMutableBufferPointer<UInt8>) {
         let bucketCount = 1 << bucketBits
         let shift = UInt64(keyBits - bucketBits)
         let withinMask: UInt64 = shift == 64 ? .max : (1 << shift) - 1
-        let keys = intervals.map { key($0.first) }
+        let keys = intervals.keys
         var starts: [Start] = [], values: [UInt64] = [], depths: [UInt8] = []
-        starts.reserveCapacity(intervals.count + bucketCount)
-        values.reserveCapacity(intervals.count + bucketCount)
-        depths.reserveCapacity(intervals.count + bucketCount)
+        starts.reserveCapacity(intervals.keys.count + bucketCount)
+        values.reserveCapacity(intervals.keys.count + bucketCount)
+        depths.reserveCapacity(intervals.keys.count + bucketCount)
         let buckets = UnsafeMutableBufferPointer<UInt32>.allocate(capacity: bucketCount + 1)
         var j = 0
         for b in 0..<bucketCount {
@@ -106,14 +134,14 @@ final class LookupIndex: @unchecked Sendable {
             while j + 1 < keys.count, keys[j + 1] <= bucketFirst { j += 1 }
             if !keys.isEmpty {
                 starts.append(0)
-                values.append(intervals[j].value)
-                depths.append(intervals[j].depth)
+                values.append(intervals.values[j])
+                depths.append(intervals.depths[j])
             }
             var k = j + 1
             while k < keys.count, keys[k] >> shift == UInt64(b) {
                 starts.append(start(keys[k] & withinMask))
-                values.append(intervals[k].value)
-                depths.append(intervals[k].depth)
+                values.append(intervals.values[k])
+                depths.append(intervals.depths[k])
                 k += 1
             }
         }
@@ -129,19 +157,19 @@ final class LookupIndex: @unchecked Sendable {
     /// For IPv6: full 64-bit interval starts, no copies; bucket `b` holds the index of the
     /// interval containing the bucket's first key, so the answer for any key of bucket `b` lies
     /// between entries `buckets[b]` and `buckets[b + 1]` inclusive.
-    private static func directory(_ intervals: [IntervalSweep.Interval], bucketBits: Int)
+    private static func directory<Sink: IntervalKeys>(_ intervals: Sink, bucketBits: Int)
         -> (UnsafeMutableBufferPointer<UInt32>, UnsafeMutableBufferPointer<UInt64>, UnsafeMutableBufferPointer<UInt64>, UnsafeMutableBufferPointer<UInt8>) {
         let bucketCount = 1 << bucketBits
         let shift = UInt64(64 - bucketBits)
-        let count = intervals.count
+        let count = intervals.keys.count
         let buckets = UnsafeMutableBufferPointer<UInt32>.allocate(capacity: bucketCount + 1)
         let starts = UnsafeMutableBufferPointer<UInt64>.allocate(capacity: Swift.max(count, 1))
         let values = UnsafeMutableBufferPointer<UInt64>.allocate(capacity: Swift.max(count, 1))
         let depths = UnsafeMutableBufferPointer<UInt8>.allocate(capacity: Swift.max(count, 1))
-        for (i, interval) in intervals.enumerated() {
-            starts[i] = interval.first.high
-            values[i] = interval.value
-            depths[i] = interval.depth
+        for i in 0..<count {
+            starts[i] = intervals.keys[i]
+            values[i] = intervals.values[i]
+            depths[i] = intervals.depths[i]
         }
         var j = 0
         for b in 0..<bucketCount {

@@ -66,29 +66,28 @@ struct TreeCursor {
     }
 }
 
+/// Receives the intervals of an `IntervalSweep`, in ascending order.
+protocol IntervalSink {
+    mutating func interval(first: Address128, last: Address128, value: UInt64, depth: UInt8)
+}
+
 /// Turns a pre-order stream of (possibly nested) networks into the flat partition of an address
 /// range: each interval carries the value of the deepest network covering it (or the base
-/// value). Adjacent intervals with equal value and depth are merged.
-struct IntervalSweep {
-    struct Interval {
-        var first: Address128
-        var last: Address128
-        var value: UInt64
-        var depth: UInt8
-    }
-
+/// value). Adjacent intervals with equal value and depth are merged before reaching the sink.
+struct IntervalSweep<Sink: IntervalSink> {
     private var stack: [(last: Address128, value: UInt64, depth: UInt8)]
     private var cursor: Address128
     private var finished = false
     private let spaceLast: Address128
-    private var pending: Interval?
-    /// Completed intervals; callers may drain this as they go.
-    var completed: [Interval] = []
+    private var pending: (first: Address128, last: Address128, value: UInt64, depth: UInt8)?
+    var sink: Sink
 
-    init(first: Address128, last: Address128, baseValue: UInt64, baseDepth: UInt8) {
+    init(first: Address128, last: Address128, baseValue: UInt64, baseDepth: UInt8, sink: Sink) {
         stack = [(last, baseValue, baseDepth)]
+        stack.reserveCapacity(260)
         cursor = first
         spaceLast = last
+        self.sink = sink
     }
 
     /// Replaces the value for addresses covered by no added network (before anything is added).
@@ -114,18 +113,17 @@ struct IntervalSweep {
         while let top = stack.popLast() {
             emit(through: top.last, value: top.value, depth: top.depth)
         }
-        if let p = pending { completed.append(p) }
+        if let p = pending { sink.interval(first: p.first, last: p.last, value: p.value, depth: p.depth) }
         pending = nil
     }
 
     private mutating func emit(through end: Address128, value: UInt64, depth: UInt8) {
         guard !finished, cursor <= end else { return }
-        if var p = pending, p.value == value, p.depth == depth, p.last.successor == cursor {
-            p.last = end
-            pending = p
+        if let p = pending, p.value == value, p.depth == depth {
+            pending = (p.first, end, value, depth)
         } else {
-            if let p = pending { completed.append(p) }
-            pending = Interval(first: cursor, last: end, value: value, depth: depth)
+            if let p = pending { sink.interval(first: p.first, last: p.last, value: p.value, depth: p.depth) }
+            pending = (cursor, end, value, depth)
         }
         if end == spaceLast { finished = true } else { cursor = end.successor }
     }
