@@ -7,10 +7,10 @@
 /// the later value wins.
 ///
 /// Cost: building sorts the prefixes (O(n log n)); memory is 2 MiB (8 MiB above 200,000 IPv4
-/// prefixes) of IPv4 directory and 0.5 MiB of IPv6 directory, for the families in use, plus at most
-/// 16 (IPv4) or 20 (IPv6) bytes per range (at most two ranges per prefix), plus the prefixes and
-/// values themselves. A lookup reads one directory slot and, only when ranges start inside that
-/// slot, does a short binary search. See `RangeIndex.swift`.
+/// prefixes) of IPv4 directory and 0.5 MiB of IPv6 directory, for the families in use, plus about
+/// 24 (IPv4) or 20 (IPv6) bytes at most per range (at most two ranges per prefix), plus the prefixes and
+/// values themselves. A lookup reads one directory entry and, only where many ranges start close
+/// together, a sub-directory entry and a short binary search. See `RangeIndex.swift`.
 public struct CompiledPrefixTable<Value: Sendable>: Sendable {
     @usableFromInline let v4Prefixes: [IPv4Prefix]
     @usableFromInline let v4Values: [Value]

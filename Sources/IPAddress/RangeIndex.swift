@@ -4,18 +4,19 @@
 // lookups per second in software", 2012).
 //
 // A set of N nested-or-disjoint prefixes splits the address space into at most 2N + 1 ranges, each
-// answered by one prefix (the most specific one covering it) or by none. The ranges are stored as
-// sorted start addresses. The IPv4 directory has one slot per 2^(32 - bits) addresses (bits = 18,
-// or 20 for big tables): the answer at the slot's first address and where the ranges that start
-// strictly inside the slot begin in the inner array. A lookup reads one directory slot (and its
-// neighbour, same cache line); when no range starts inside the slot that is the answer. Otherwise a
-// branch-free binary search over the slot's inner records (8 bytes: start bits and answer) finds
-// the range. Dense slots (more than 8 inner ranges) get a sub-directory of their own that cuts the
-// search down to about two records. The big arrays are 2 MiB aligned and marked for transparent
-// huge pages: random lookups otherwise spend much of their time in TLB misses.
+// answered by one prefix (the most specific one covering it) or by none. The IPv4 directory has one
+// 8-byte entry per 2^(32 - bits) addresses (bits = 18, or 20 above 200,000 prefixes). An entry
+// holds the answer itself when no range starts inside its slot, or the answers before and after
+// the single range start inside it, or points to the slot's sorted range records for a short
+// branch-free binary search. Slots with more than 8 range starts get a sub-directory of entries of
+// the same kinds with about one range start each. So most lookups are one directory read plus the
+// caller's read of the value. The big arrays are 2 MiB aligned and marked for transparent huge
+// pages: random lookups otherwise spend much of their time in TLB misses.
 //
 // Memory is bounded by the number of prefixes, whatever their lengths: 2 or 8 MiB of IPv4
-// directory plus at most 16 bytes per range, 512 KiB of IPv6 directory plus 20 bytes per range.
+// directory plus at most about 24 bytes per range, 512 KiB of IPv6 directory plus 20 bytes per
+// range. The IPv6 index is the plain form: a directory on the top 16 bits and a binary search over
+// full 128-bit range starts.
 
 #if canImport(Glibc)
 import Glibc
@@ -46,10 +47,6 @@ func allocateLookupArray<T>(_ type: T.Type, count: Int) -> UnsafeMutablePointer<
 func freeLookupArray<T>(_ pointer: UnsafeMutablePointer<T>) {
     free(pointer)
 }
-
-/// Marks a directory slot that points to a sub-directory.
-@usableFromInline
-let denseSlotFlag: UInt64 = 1 << 63
 
 /// Slots with more inner ranges than this get a sub-directory.
 let denseSlotThreshold = 8
@@ -116,30 +113,38 @@ func sweepRanges<Key: Comparable>(
 }
 
 /// The IPv4 range index. Immutable once built; the buffers are owned and freed by this object.
+///
+/// A directory (or sub-directory) entry is one of four kinds, told by its top two bits:
+/// - 0 `direct`: no range starts inside the slot; bits 0–31 are the answer.
+/// - 1 `one split`: exactly one range starts inside the slot, at offset bits 48–61; bits 0–23 answer
+///   before it and bits 24–47 from it on (`0xFFFFFF` = no entry). Used while entries fit in 24 bits.
+/// - 2 `search`: bits 0–31 index the slot's records in `inner`, bits 32–61 count them; the first
+///   record starts at offset 0 and carries the answer at the slot's start.
+/// - 3 `dense` (directory only): bits 0–31 index a sub-directory of `1 << stride` entries of kinds
+///   0–2, stride in bits 32–36, one sub-slot per `1 << (slotShift - stride)` addresses.
 @usableFromInline
 final class IPv4RangeIndex: @unchecked Sendable {
-    /// `1 << directoryBits` + 1 slots. High 32 bits: the first inner index of the slot (bits 32–62)
-    /// and, in bit 63, `denseSlotFlag`. Low 32 bits: the answer at the slot's first address; for a
-    /// dense slot instead its sub-directory: stride in bits 27–31, offset in bits 0–26.
     @usableFromInline let directory: UnsafeMutablePointer<UInt64>
-    /// Sub-directories of dense slots (more than `denseSlotThreshold` inner ranges), each
-    /// `1 << stride` + 1 entries laid out like plain directory slots, so a search covers about two
-    /// ranges.
     @usableFromInline let subdirectory: UnsafeMutablePointer<UInt64>
-    let subdirectoryCount: Int
+    /// Records `offset << 32 | entry`, offset = the range start's bits below the slot.
+    @usableFromInline let inner: UnsafeMutablePointer<UInt64>
     /// `32 - directoryBits`: an address's slot is `address >> slotShift`.
     @usableFromInline let slotShift: UInt32
-    /// One record per range start that lies strictly inside its slot, in address order: the start's
-    /// bits below the slot in the high 32 bits, the range's answer in the low 32 (one load yields both).
-    @usableFromInline let inner: UnsafeMutablePointer<UInt64>
     let directoryBits: Int
+    let subdirectoryCount: Int
     let innerCount: Int
     let rangeCount: Int
 
+    static let kindDirect: UInt64 = 0
+    static let kindOneSplit: UInt64 = 1 << 62
+    static let kindSearch: UInt64 = 2 << 62
+    static let kindDense: UInt64 = 3 << 62
+    static let smallNoEntry: UInt64 = 0xFF_FFFF
+
     /// `prefixes` must be unique and sorted by (network, length); lookups answer positions in it.
-    /// `directoryBits` (16...20) trades directory size (8 bytes × 2^bits) for shorter searches.
+    /// `directoryBits` (18...20) trades directory size (8 bytes × 2^bits) for shorter searches.
     init(sortedPrefixes prefixes: [IPv4Prefix], directoryBits: Int) {
-        precondition((16...20).contains(directoryBits), "directory bits must be 16...20")
+        precondition((18...20).contains(directoryBits), "directory bits must be 18...20")
         self.directoryBits = directoryBits
         slotShift = UInt32(32 - directoryBits)
         // Sweep: ranges as (start, entry), neighbours with different entries.
@@ -183,64 +188,87 @@ final class IPv4RangeIndex: @unchecked Sendable {
         }
         rangeCount = starts.count
 
-        // Directory and inner ranges.
+        // Directory, sub-directories and search records.
         let slots = 1 << directoryBits
-        let lowMask = (UInt32(1) << slotShift) - 1
-        var inner = 0
-        for s in starts where s & lowMask != 0 { inner += 1 }
-        innerCount = inner
-        directory = allocateLookupArray(UInt64.self, count: slots + 1)
-        self.inner = allocateLookupArray(UInt64.self, count: inner)
+        let shift = slotShift
+        let lowMask = (UInt32(1) << shift) - 1
+        let smallEntries = prefixes.count < Int(IPv4RangeIndex.smallNoEntry)
+        var directoryEntries = [UInt64](repeating: 0, count: slots)
         var subEntries: [UInt64] = []
-        var k = 0
-        var currentEntry = rangeIndexNoEntry
+        var records: [UInt64] = []
+        records.reserveCapacity(starts.count + starts.count / 2)
+
+        func small(_ entry: UInt32) -> UInt64 {
+            entry == rangeIndexNoEntry ? IPv4RangeIndex.smallNoEntry : UInt64(entry)
+        }
+        /// Encodes a (sub-)slot answering `initial` at its start, then `splits` (offsets > 0 within
+        /// the slot, ascending) — as kind 0, 1 or 2.
+        func encodeLeaf(_ initial: UInt32, _ splits: ArraySlice<(offset: UInt32, entry: UInt32)>) -> UInt64 {
+            if splits.isEmpty { return UInt64(initial) }
+            if splits.count == 1, smallEntries {
+                let split = splits[splits.startIndex]
+                return IPv4RangeIndex.kindOneSplit | UInt64(split.offset) << 48 | small(split.entry) << 24 | small(initial)
+            }
+            let offset = records.count
+            records.append(UInt64(initial))
+            for split in splits { records.append(UInt64(split.offset) << 32 | UInt64(split.entry)) }
+            return IPv4RangeIndex.kindSearch | UInt64(splits.count + 1) << 32 | UInt64(offset)
+        }
+
         var j = 0
+        var current = rangeIndexNoEntry
         let n = starts.count
+        var splits: [(offset: UInt32, entry: UInt32)] = []
         for slot in 0..<slots {
-            let slotStart = UInt32(slot) << slotShift
+            let slotStart = UInt32(slot) << shift
             if j < n, starts[j] == slotStart {
-                currentEntry = entries[j]
+                current = entries[j]
                 j += 1
             }
-            let slotEntry = currentEntry
-            let first = k
-            let slotEnd = UInt64(slotStart) + (UInt64(1) << UInt64(slotShift))
+            let initial = current
+            splits.removeAll(keepingCapacity: true)
+            let slotEnd = UInt64(slotStart) + (UInt64(1) << UInt64(shift))
             while j < n, UInt64(starts[j]) < slotEnd {
-                self.inner[k] = UInt64(starts[j] & lowMask) << 32 | UInt64(entries[j])
-                currentEntry = entries[j]
-                k += 1
+                splits.append((starts[j] & lowMask, entries[j]))
+                current = entries[j]
                 j += 1
             }
-            let count = k - first
-            if count <= denseSlotThreshold {
-                directory[slot] = UInt64(first) << 32 | UInt64(slotEntry)
+            if splits.count <= denseSlotThreshold {
+                directoryEntries[slot] = encodeLeaf(initial, splits[...])
                 continue
             }
-            // Dense slot: split it into 2^stride sub-slots holding about two ranges each.
-            var stride = 1
-            while stride < Int(slotShift), (1 << stride) * 2 < count { stride += 1 }
-            let subShift = Int(slotShift) - stride
-            let offset = subEntries.count
-            var cursor = first
-            var subEntry = slotEntry
-            for sub in 0..<(1 << stride) {
-                let subStart = UInt32(sub << subShift)
-                // Ranges starting before this sub-slot decide its default answer.
-                while cursor < k, UInt32(truncatingIfNeeded: self.inner[cursor] >> 32) < subStart {
-                    subEntry = UInt32(truncatingIfNeeded: self.inner[cursor])
-                    cursor += 1
+            // Dense slot: about one split per sub-slot.
+            var stride: UInt32 = 1
+            while stride < shift, 1 << stride < splits.count { stride += 1 }
+            let subShift = shift - stride
+            let base = subEntries.count
+            var k = 0
+            var subInitial = initial
+            for sub in 0..<(UInt32(1) << stride) {
+                let subStart = sub << subShift
+                let subEnd = subStart + (1 << subShift)
+                // A split exactly at the sub-slot's start is its initial answer.
+                while k < splits.count, splits[k].offset <= subStart {
+                    subInitial = splits[k].entry
+                    k += 1
                 }
-                subEntries.append(UInt64(cursor) << 32 | UInt64(subEntry))
+                let first = k
+                while k < splits.count, splits[k].offset < subEnd { k += 1 }
+                subEntries.append(encodeLeaf(subInitial, splits[first..<k]))
+                if k > first { subInitial = splits[k - 1].entry }
             }
-            subEntries.append(UInt64(k) << 32 | UInt64(rangeIndexNoEntry))
-            precondition(offset < 1 << 27, "range index: sub-directory too large")
-            directory[slot] = denseSlotFlag | UInt64(first) << 32 | UInt64(stride) << 27 | UInt64(offset)
+            precondition(subEntries.count < 1 << 32, "range index: sub-directory too large")
+            directoryEntries[slot] = IPv4RangeIndex.kindDense | UInt64(stride) << 32 | UInt64(base)
         }
-        precondition(k == inner && j == n, "range index: inner count mismatch")
-        directory[slots] = UInt64(k) << 32 | UInt64(rangeIndexNoEntry)
+        precondition(j == n && records.count < 1 << 32, "range index: sweep mismatch")
+        directory = allocateLookupArray(UInt64.self, count: slots)
+        for (i, e) in directoryEntries.enumerated() { directory[i] = e }
         subdirectoryCount = subEntries.count
         subdirectory = allocateLookupArray(UInt64.self, count: subEntries.count)
         for (i, e) in subEntries.enumerated() { subdirectory[i] = e }
+        innerCount = records.count
+        inner = allocateLookupArray(UInt64.self, count: records.count)
+        for (i, e) in records.enumerated() { inner[i] = e }
     }
 
     deinit {
@@ -250,39 +278,35 @@ final class IPv4RangeIndex: @unchecked Sendable {
     }
 
     /// Bytes held by the index.
-    var byteCount: Int { ((1 << directoryBits) + 1 + subdirectoryCount + innerCount) * 8 }
+    var byteCount: Int { ((1 << directoryBits) + subdirectoryCount + innerCount) * 8 }
 
     /// The entry of the longest prefix containing `address`, or `rangeIndexNoEntry`.
     @inlinable @inline(__always)
     func entry(_ address: UInt32) -> UInt32 {
-        let slot = Int(truncatingIfNeeded: address >> slotShift)
-        let head = directory[slot]
-        let lo: Int
-        var n: Int
-        let fallback: UInt32
-        if head & denseSlotFlag == 0 {
-            lo = Int(truncatingIfNeeded: head >> 32)
-            n = Int(truncatingIfNeeded: (directory[slot + 1] >> 32) & 0x7FFF_FFFF) - lo
-            fallback = UInt32(truncatingIfNeeded: head)
-        } else {
-            let stride = UInt32(truncatingIfNeeded: head >> 27) & 31
-            let offset = Int(truncatingIfNeeded: head & (1 << 27 - 1))
-            let sub = offset + Int(truncatingIfNeeded: (address & ((1 << slotShift) - 1)) >> (slotShift - stride))
-            let subHead = subdirectory[sub]
-            lo = Int(truncatingIfNeeded: subHead >> 32)
-            n = Int(truncatingIfNeeded: subdirectory[sub + 1] >> 32) - lo
-            fallback = UInt32(truncatingIfNeeded: subHead)
+        let offset = address & ((1 << slotShift) - 1)
+        var e = directory[Int(truncatingIfNeeded: address >> slotShift)]
+        if e >> 62 == 3 {
+            let stride = UInt32(truncatingIfNeeded: e >> 32) & 31
+            e = subdirectory[Int(truncatingIfNeeded: e & 0xFFFF_FFFF) + Int(truncatingIfNeeded: offset >> (slotShift - stride))]
         }
-        if n == 0 { return fallback }
-        let key = UInt64(address & ((1 << slotShift) - 1)) << 32 | 0xFFFF_FFFF
-        var base = lo
-        while n > 1 {
-            let half = n >> 1
-            base = inner[base + half] <= key ? base + half : base
-            n -= half
+        switch e >> 62 {
+        case 0:
+            return UInt32(truncatingIfNeeded: e)
+        case 1:
+            let split = UInt32(truncatingIfNeeded: e >> 48) & 0x3FFF
+            let small = UInt32(truncatingIfNeeded: offset >= split ? e >> 24 : e) & 0xFF_FFFF
+            return small == 0xFF_FFFF ? rangeIndexNoEntry : small
+        default:
+            var base = Int(truncatingIfNeeded: e & 0xFFFF_FFFF)
+            var n = Int(truncatingIfNeeded: (e >> 32) & 0x3FFF_FFFF)
+            let key = UInt64(offset) << 32 | 0xFFFF_FFFF
+            while n > 1 {
+                let half = n >> 1
+                base = inner[base + half] <= key ? base + half : base
+                n -= half
+            }
+            return UInt32(truncatingIfNeeded: inner[base])
         }
-        let record = inner[base]
-        return record <= key ? UInt32(truncatingIfNeeded: record) : fallback
     }
 }
 
