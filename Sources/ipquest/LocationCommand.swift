@@ -556,12 +556,24 @@ struct LocationUpdate: ParsableCommand {
                 throw ExitCode(3)
             }
         }
-        // The reference first asks DNS (TXT _v1._db.location.ipfire.org) for the newest version;
-        // here the HTTP If-Modified-Since check does that job (no resolver library is linked).
+        // Like the reference, ask DNS (TXT _v1._db.location.ipfire.org) for the newest version
+        // first; without an answer, the HTTP If-Modified-Since check still avoids a useless download.
+        var latest: UInt64?
+        do {
+            latest = try DatabaseVersionDiscovery.latestVersion()
+        } catch {
+            global.info("Could not discover the latest version over DNS: \(error)")
+        }
+        if let latest, let current, current.createdAt >= latest {
+            global.info("Already on the latest version")
+            return
+        }
         guard let downloadURL = URL(string: url) else { throw ValidationError("bad URL \(url)") }
         var request = URLRequest(url: downloadURL, timeoutInterval: 60)
         request.setValue("location/ipquest", forHTTPHeaderField: "User-Agent")
-        if let current { request.setValue(formatHTTPDate(current.createdAt), forHTTPHeaderField: "If-Modified-Since") }
+        if let since = latest ?? current?.createdAt {
+            request.setValue(formatHTTPDate(since), forHTTPHeaderField: "If-Modified-Since")
+        }
 
         let directory = (global.database as NSString).deletingLastPathComponent
         let compressed = (directory as NSString).appendingPathComponent(".location-update-\(getpid()).db.xz")
@@ -596,6 +608,10 @@ struct LocationUpdate: ParsableCommand {
         let downloaded: LocationDatabase
         do { downloaded = try LocationDatabase(path: candidate) } catch {
             locationPrintError("The downloaded database is invalid: \(error)")
+            throw ExitCode(1)
+        }
+        if let latest, downloaded.createdAt < latest {
+            locationPrintError("The downloaded database is older than the published version")
             throw ExitCode(1)
         }
         if let current, downloaded.createdAt <= current.createdAt {
