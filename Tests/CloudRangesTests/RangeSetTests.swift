@@ -111,6 +111,29 @@ struct RangeSetTests {
         #expect(set.table.count == 6)
     }
 
+    @Test("run() refreshes on its interval and stops when cancelled")
+    func periodicRefresh() async throws {
+        let directory = try temporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let path = directory + "/list.txt"
+        try "198.51.100.0/24\n".write(toFile: path, atomically: true, encoding: .utf8)
+        let set = RangeSet(sources: [RangeSource(name: "hosting", location: .file(path))], refreshInterval: .milliseconds(50))
+        let running = Task { await set.run() }
+        func waitFor(_ text: String) async throws -> Bool {
+            for _ in 0..<200 {
+                if set.classify(IPAddress(text)!) != nil { return true }
+                try await Task.sleep(for: .milliseconds(10))
+            }
+            return false
+        }
+        #expect(try await waitFor("198.51.100.1"))
+        try "203.0.113.0/24\n".write(toFile: path, atomically: true, encoding: .utf8)
+        #expect(try await waitFor("203.0.113.1"))
+        #expect(set.classify(IPAddress("198.51.100.1")!) == nil)
+        running.cancel()
+        await running.value
+    }
+
     @Test("HTTP sources: conditional requests, failures keep data, changes swap in without a dropped lookup, disk cache survives a restart")
     func httpSources() async throws {
         let server = try await LoopbackHTTPServer()
