@@ -26,16 +26,18 @@ public struct CompiledPrefixTable<Value: Sendable>: Sendable {
 
     /// Builds the table; for a prefix given more than once the last value is kept.
     public init(_ entries: some Sequence<(prefix: IPPrefix, value: Value)>) {
-        var v4: [IPv4Prefix: Value] = [:]
-        var v6: [IPv6Prefix: Value] = [:]
+        var v4: [(prefix: IPv4Prefix, value: Value)] = []
+        var v6: [(prefix: IPv6Prefix, value: Value)] = []
         for (prefix, value) in entries {
             switch prefix {
-            case .v4(let p): v4[p] = value
+            case .v4(let p): v4.append((p, value))
             case .v6(let p):
-                if let mapped = p.ipv4Mapped { v4[mapped] = value } else { v6[p] = value }
+                if let mapped = p.ipv4Mapped { v4.append((mapped, value)) } else { v6.append((p, value)) }
             }
         }
-        self.init(v4: v4, v6: v6)
+        let (p4, values4) = Self.sortedUnique(v4)
+        let (p6, values6) = Self.sortedUnique(v6)
+        self.init(v4Prefixes: p4, v4Values: values4, v6Prefixes: p6, v6Values: values6)
     }
 
     /// Builds the table from IPv4 entries only (the bulk path: one integer sort, no hashing).
@@ -43,12 +45,6 @@ public struct CompiledPrefixTable<Value: Sendable>: Sendable {
     public init(ipv4 entries: [(prefix: IPv4Prefix, value: Value)]) {
         let (prefixes, values) = Self.sortedUnique(entries)
         self.init(v4Prefixes: prefixes, v4Values: values, v6Prefixes: [], v6Values: [])
-    }
-
-    init(v4: [IPv4Prefix: Value], v6: [IPv6Prefix: Value]) {
-        let (p4, v4values) = Self.sortedUnique(v4.map { (prefix: $0.key, value: $0.value) })
-        let v6sorted = v6.sorted { $0.key < $1.key }
-        self.init(v4Prefixes: p4, v4Values: v4values, v6Prefixes: v6sorted.map(\.key), v6Values: v6sorted.map(\.value))
     }
 
     /// Both families sorted by (network, length) and unique.
@@ -60,7 +56,7 @@ public struct CompiledPrefixTable<Value: Sendable>: Sendable {
             : IPv4RangeIndex(sortedPrefixes: v4Prefixes, directoryBits: v4Prefixes.count > 200_000 ? 20 : 18)
         self.v6Prefixes = v6Prefixes
         self.v6Values = v6Values
-        v6Index = v6Prefixes.isEmpty ? nil : IPv6RangeIndex(prefixes: v6Prefixes)
+        v6Index = v6Prefixes.isEmpty ? nil : IPv6RangeIndex(sortedPrefixes: v6Prefixes)
     }
 
     /// Sorts by (network, length) and keeps the last value of a repeated prefix. The sort key packs
@@ -81,6 +77,24 @@ public struct CompiledPrefixTable<Value: Sendable>: Sendable {
             }
         }
         var prefixes: [IPv4Prefix] = []
+        var values: [Value] = []
+        prefixes.reserveCapacity(order.count)
+        values.reserveCapacity(order.count)
+        for (position, i) in order.enumerated() {
+            if position + 1 < order.count, entries[order[position + 1]].prefix == entries[i].prefix { continue }
+            prefixes.append(entries[i].prefix)
+            values.append(entries[i].value)
+        }
+        return (prefixes, values)
+    }
+
+    /// Sorts by (network, length) and keeps the last value of a repeated prefix.
+    static func sortedUnique(_ entries: [(prefix: IPv6Prefix, value: Value)]) -> ([IPv6Prefix], [Value]) {
+        let order = entries.indices.sorted { a, b in
+            let x = entries[a].prefix, y = entries[b].prefix
+            return x != y ? x < y : a < b
+        }
+        var prefixes: [IPv6Prefix] = []
         var values: [Value] = []
         prefixes.reserveCapacity(order.count)
         values.reserveCapacity(order.count)

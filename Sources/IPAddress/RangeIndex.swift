@@ -320,17 +320,14 @@ final class IPv6RangeIndex: @unchecked Sendable {
     let innerCount: Int
     let rangeCount: Int
 
-    init(prefixes: [IPv6Prefix]) {
-        let order = prefixes.indices.sorted { a, b in
-            let x = prefixes[a], y = prefixes[b]
-            return x.network != y.network ? x.network < y.network : x.length < y.length
-        }
+    /// `prefixes` must be unique and sorted by (network, length); lookups answer positions in it.
+    init(sortedPrefixes prefixes: [IPv6Prefix]) {
         let ranges = sweepRanges(
-            count: order.count,
+            count: prefixes.count,
             zero: IPv6Address.any,
-            first: { prefixes[order[$0]].network },
-            last: { prefixes[order[$0]].last },
-            entry: { UInt32(order[$0]) },
+            first: { prefixes[$0].network },
+            last: { prefixes[$0].last },
+            entry: { UInt32($0) },
             successor: { a in
                 if a.low != .max { return IPv6Address(high: a.high, low: a.low + 1) }
                 if a.high != .max { return IPv6Address(high: a.high + 1, low: 0) }
