@@ -1,7 +1,7 @@
 import NIOCore
 
 /// Why a tunnel ended, as logged and counted.
-public enum TunnelEndReason: String, Sendable {
+public enum TunnelEndReason: String, Sendable, CaseIterable {
     /// Both sides finished sending (EOF each way).
     case completed
     case clientClosed = "client_closed"

@@ -24,19 +24,38 @@ public enum TunnelMode: Sendable {
     }
 }
 
-/// The per-server metrics (swift-metrics; exported by whatever backend the process bootstraps).
+/// The per-server metrics (swift-metrics; exported by whatever backend the process bootstraps). Every
+/// counter is created once here, so recording a tunnel costs no factory lookups.
 struct TunnelMetrics: Sendable {
     let clientToTargetBytes = Counter(label: "tunnel_bytes_total", dimensions: [("direction", "client_to_target")])
     let targetToClientBytes = Counter(label: "tunnel_bytes_total", dimensions: [("direction", "target_to_client")])
     let duration = Metrics.Timer(label: "tunnel_duration_seconds", preferredDisplayUnit: .seconds)
     let active = Gauge(label: "tunnel_active_connections")
+    private let requestsByResult: [String: Counter]
+    private let endedByReason: [TunnelEndReason: Counter]
+
+    /// Every value the `result` dimension takes.
+    static let resultNames = TunnelStatus.allCases.map(\.resultName) + ["client_closed"]
+
+    init() {
+        var requests: [String: Counter] = [:]
+        for name in Self.resultNames {
+            requests[name] = Counter(label: "tunnel_requests_total", dimensions: [("result", name)])
+        }
+        requestsByResult = requests
+        var ended: [TunnelEndReason: Counter] = [:]
+        for reason in TunnelEndReason.allCases {
+            ended[reason] = Counter(label: "tunnel_ended_total", dimensions: [("reason", reason.rawValue)])
+        }
+        endedByReason = ended
+    }
 
     func requests(result: String) -> Counter {
-        Counter(label: "tunnel_requests_total", dimensions: [("result", result)])
+        requestsByResult[result] ?? Counter(label: "tunnel_requests_total", dimensions: [("result", result)])
     }
 
     func ended(reason: TunnelEndReason) -> Counter {
-        Counter(label: "tunnel_ended_total", dimensions: [("reason", reason.rawValue)])
+        endedByReason[reason]!
     }
 }
 
