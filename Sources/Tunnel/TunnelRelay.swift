@@ -86,7 +86,8 @@ final class TunnelRelay {
     private var clientOpen = true
     private var targetOpen = true
     private var reported = false
-    private let onFinish: (TunnelSummary) -> Void
+    /// Called once with the summary; dropped afterwards (it captures the client handler, which holds this relay).
+    private var onFinish: ((TunnelSummary) -> Void)?
 
     init(
         client: any Channel, target: any Channel, clientPolicy: RelayPolicy, targetPolicy: RelayPolicy,
@@ -261,7 +262,9 @@ final class TunnelRelay {
         guard !reported, let endReason else { return }
         reported = true
         let elapsed = NIODeadline.now() - started
-        onFinish(
+        let onFinish = self.onFinish
+        self.onFinish = nil
+        onFinish?(
             TunnelSummary(
                 clientToTargetBytes: clientToTarget.bytes, targetToClientBytes: targetToClient.bytes,
                 duration: .nanoseconds(elapsed.nanoseconds), endReason: endReason))

@@ -114,6 +114,9 @@ public final class TunnelServer: Sendable {
         self.eventLoopGroup = group
     }
 
+    /// A side stops being read while the other side has more than `high` bytes queued, and is read again below `low`.
+    static let writeBufferWaterMark = ChannelOptions.Types.WriteBufferWaterMark(low: 256 * 1024, high: 512 * 1024)
+
     /// Starts on a new group of `eventLoopThreads` event loops (default: one per core).
     public static func start(
         host: String, port: Int, mode: TunnelMode, configuration: TunnelConfiguration, eventLoopThreads: Int?,
@@ -140,11 +143,14 @@ public final class TunnelServer: Sendable {
         let context = TunnelServerContext(configuration: configuration, mode: mode, resolver: resolver, logger: logger)
         let bootstrap = ServerBootstrap(group: group)
             .serverChannelOption(.backlog, value: 1024)
+            .serverChannelOption(.maxMessagesPerRead, value: 16)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
             .childChannelOption(.autoRead, value: false)
             .childChannelOption(.allowRemoteHalfClosure, value: true)
             .childChannelOption(.tcpOption(.tcp_nodelay), value: 1)
             .childChannelOption(.recvAllocator, value: AdaptiveRecvByteBufferAllocator(minimum: 1024, initial: 16384, maximum: 262_144))
+            .childChannelOption(.maxMessagesPerRead, value: 8)
+            .childChannelOption(.writeBufferWaterMark, value: Self.writeBufferWaterMark)
             .childChannelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
                     let admitted = context.acquireConnectionSlot()
@@ -287,6 +293,7 @@ final class ProxyConnectionHandler: ChannelInboundHandler {
         initiationTask?.cancel()
         switch state {
         case .relaying(let relay):
+            state = .done  // the relay lives on through the target handler until both sides are closed
             relay.channelInactive(.client)
         case .connecting:
             state = .done
@@ -415,6 +422,8 @@ final class ProxyConnectionHandler: ChannelInboundHandler {
             .channelOption(.allowRemoteHalfClosure, value: true)
             .channelOption(.tcpOption(.tcp_nodelay), value: 1)
             .channelOption(.recvAllocator, value: AdaptiveRecvByteBufferAllocator(minimum: 1024, initial: 16384, maximum: 262_144))
+            .channelOption(.maxMessagesPerRead, value: 8)
+            .channelOption(.writeBufferWaterMark, value: TunnelServer.writeBufferWaterMark)
             .connect(to: address)
             .assumeIsolated()
             .whenComplete { [self] result in
