@@ -88,6 +88,12 @@ final class TunnelRelay {
     private var reported = false
     /// Called once with the summary; dropped afterwards (it captures the client handler, which holds this relay).
     private var onFinish: ((TunnelSummary) -> Void)?
+    /// Called when this relay is freed (the server counts relays alive, which tests use to catch leaks).
+    var onDeinit: (() -> Void)?
+
+    deinit {
+        onDeinit?()
+    }
 
     init(
         client: any Channel, target: any Channel, clientPolicy: RelayPolicy, targetPolicy: RelayPolicy,
@@ -167,7 +173,8 @@ final class TunnelRelay {
             }
             return true
         }
-        if writeNow { destination.write(buffer, promise: nil) }
+        // Flushed at once rather than at readComplete: the peer starts draining while the next read happens.
+        if writeNow { destination.writeAndFlush(buffer, promise: nil) }
         if capped {
             destination.flush()
             finish(.payloadCap, graceful: true)

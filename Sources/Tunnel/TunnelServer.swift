@@ -67,6 +67,8 @@ final class TunnelServerContext: Sendable {
     let logger: Logger
     let metrics = TunnelMetrics()
     let activeConnections = NIOLockedValueBox(0)
+    /// Relays not yet freed; returns to zero once every tunnel has ended and been released.
+    let liveRelays = NIOLockedValueBox(0)
 
     init(configuration: TunnelConfiguration, mode: TunnelMode, resolver: any TargetNameResolver, logger: Logger) {
         self.configuration = configuration
@@ -104,6 +106,9 @@ public final class TunnelServer: Sendable {
 
     /// The address actually bound (useful with port 0).
     public var localAddress: SocketAddress? { serverChannel.localAddress }
+
+    /// Tunnels whose relay state is still in memory (it should fall back to 0 once tunnels end).
+    public var liveTunnelCount: Int { context.liveRelays.withLockedValue { $0 } }
 
     /// Number of client connections currently open.
     public var activeConnectionCount: Int { context.activeConnections.withLockedValue { $0 } }
@@ -470,6 +475,9 @@ final class ProxyConnectionHandler: ChannelInboundHandler {
             logOutcome(result: "ok", summary: summary)
         }
         state = .relaying(relay)
+        let liveRelays = server.liveRelays
+        liveRelays.withLockedValue { $0 += 1 }
+        relay.onDeinit = { liveRelays.withLockedValue { $0 -= 1 } }
         do {
             try targetChannel.pipeline.syncOperations.addHandler(TargetRelayHandler(relay: relay))
         } catch {

@@ -316,3 +316,30 @@ struct TunnelProxyTests {
         }
     }
 }
+
+@Suite("Tunnel lifecycle", .timeLimit(.minutes(1)))
+struct TunnelLifecycleTests {
+    @Test func endedTunnelsAreFreedAndTheirConnectionSlotsReleased() async throws {
+        let echo = try await LoopbackServer.echo()
+        defer { Task { await echo.close() } }
+        try await withTunnel(loopbackConfiguration { $0.maxConnections = 100 }) { server in
+            let port = server.localAddress!.port!
+            try await onThread {
+                for round in 0..<20 {
+                    let client = try BlockingClient(port: port)
+                    #expect(try client.connect(to: "127.0.0.1:\(echo.port)").status == 200)
+                    try client.send("round \(round)")
+                    _ = try client.receive(exactly: "round \(round)".utf8.count)
+                    if round % 2 == 0 { client.shutdownWrite() }  // half the tunnels end by EOF, half by close
+                }
+            }
+            // Every client is gone: the relays must be released and the slots returned, promptly.
+            let deadline = ContinuousClock.now + .seconds(5)
+            while (server.liveTunnelCount > 0 || server.activeConnectionCount > 0) && ContinuousClock.now < deadline {
+                try await Task.sleep(for: .milliseconds(50))
+            }
+            #expect(server.liveTunnelCount == 0)
+            #expect(server.activeConnectionCount == 0)
+        }
+    }
+}
