@@ -96,42 +96,42 @@ public enum DumpFormat {
                             progress: ((Int) -> Void)? = nil) throws(LocationDatabaseError) {
         var comments: [String] = []
         var inHeader = true
-        var block: [(key: Substring, value: Substring)] = []
         var lineNumber = 0
-        var blockLine = 0
 
-        func finishBlock(_ block: [(key: Substring, value: Substring)], line: Int, _ writer: inout DatabaseWriter) throws(LocationDatabaseError) {
-            guard let (firstKey, firstValue) = block.first else { return }
-            switch firstKey {
-            case "aut-num:":
-                guard firstValue.hasPrefix("AS"), let number = UInt32(firstValue.dropFirst(2)) else {
-                    throw .invalidInput("line \(line): bad AS number '\(firstValue)'")
-                }
-                let name = block.first(where: { $0.key == "name:" })?.value ?? ""
-                writer.addAutonomousSystem(number: number, name: String(name))
-            case "net:":
-                let prefix: IPPrefix
-                do { prefix = try IPPrefix(parsing: firstValue, strict: false) } catch {
-                    throw .invalidInput("line \(line): bad network '\(firstValue)': \(error)")
-                }
-                var properties = NetworkProperties()
-                for (key, value) in block.dropFirst() {
-                    switch key {
-                    case "country:":
-                        guard let code = CountryCode(value) else { throw .invalidInput("line \(line): bad country '\(value)'") }
-                        properties.countryCode = code
-                    case "aut-num:":
-                        guard let asn = UInt32(value) else { throw .invalidInput("line \(line): bad ASN '\(value)'") }
-                        properties.asn = asn
-                    default:
-                        if let (flag, _) = flagKeys.first(where: { $0.1 == key }), value == "yes" { properties.flags.insert(flag) }
-                    }
-                }
-                try writer.addNetwork(prefix, properties: properties)
-            default:
-                throw .invalidInput("line \(line): unknown object '\(firstKey)'")
-            }
+        enum Block {
+            case none
+            case autonomousSystem(number: UInt32, name: String, line: Int)
+            case network(prefix: IPPrefix, properties: NetworkProperties, line: Int)
         }
+        var block = Block.none
+
+        func flush(_ block: inout Block, _ writer: inout DatabaseWriter) throws(LocationDatabaseError) {
+            switch block {
+            case .none: break
+            case .autonomousSystem(let number, let name, _): writer.addAutonomousSystem(number: number, name: name)
+            case .network(let prefix, let properties, let line):
+                do { try writer.addNetwork(prefix, properties: properties) } catch {
+                    throw .invalidInput("line \(line): \(error)")
+                }
+            }
+            block = .none
+        }
+        func matches(_ bytes: UnsafeRawBufferPointer, _ literal: StaticString) -> Bool {
+            guard bytes.count == literal.utf8CodeUnitCount else { return false }
+            let l = literal.utf8Start
+            for i in 0..<bytes.count where bytes[i] != l[i] { return false }
+            return true
+        }
+        func decimal(_ bytes: UnsafeRawBufferPointer) -> UInt32? {
+            guard !bytes.isEmpty, bytes.count <= 10 else { return nil }
+            var v: UInt64 = 0
+            for b in bytes {
+                guard b >= 48, b <= 57 else { return nil }
+                v = v * 10 + UInt64(b - 48)
+            }
+            return v <= UInt64(UInt32.max) ? UInt32(v) : nil
+        }
+        func string(_ bytes: UnsafeRawBufferPointer) -> String { String(decoding: bytes, as: UTF8.self) }
 
         var start = 0
         let count = text.count
@@ -140,36 +140,72 @@ public enum DumpFormat {
             var end = start
             while end < count, text[end] != 0x0A { end += 1 }
             lineNumber += 1
-            var lineBytes = UnsafeRawBufferPointer(rebasing: text[start..<end])
-            if let last = lineBytes.last, last == 0x0D { lineBytes = UnsafeRawBufferPointer(rebasing: lineBytes.dropLast()) }
-            let line = Substring(String(decoding: lineBytes, as: UTF8.self))
+            var line = UnsafeRawBufferPointer(rebasing: text[start..<end])
+            if let last = line.last, last == 0x0D { line = UnsafeRawBufferPointer(rebasing: line.dropLast()) }
             start = end + 1
             if start >= nextProgress { progress?(start); nextProgress += 1 << 22 }
 
-            if inHeader, line.hasPrefix("#") {
-                comments.append(String(line.dropFirst(line.hasPrefix("# ") ? 2 : 1)))
+            if line.first == UInt8(ascii: "#") {
+                if inHeader {
+                    let skip = line.count > 1 && line[1] == UInt8(ascii: " ") ? 2 : 1
+                    comments.append(string(UnsafeRawBufferPointer(rebasing: line[skip...])))
+                }
                 continue
             }
             inHeader = false
             if line.isEmpty {
-                try finishBlock(block, line: blockLine, &writer)
-                block.removeAll(keepingCapacity: true)
+                try flush(&block, &writer)
                 continue
             }
-            if line.hasPrefix("#") { continue }
-            guard let colon = line.firstIndex(of: ":") else { throw .invalidInput("line \(lineNumber): no key in '\(line)'") }
-            let key = line[...colon]
-            var value = line[line.index(after: colon)...]
-            // Values start in column 25 ("%-24s %s"); keep anything after that verbatim.
-            let column = line.utf8.count - value.utf8.count
-            let padding = max(0, 25 - column)
-            var dropped = 0
-            while dropped < padding, value.first == " " { value = value.dropFirst(); dropped += 1 }
-            if dropped == 0 { while value.first == " " { value = value.dropFirst() } }
-            if block.isEmpty { blockLine = lineNumber }
-            block.append((key, value))
+            guard let colon = line.firstIndex(of: UInt8(ascii: ":")) else {
+                throw .invalidInput("line \(lineNumber): no key in '\(string(line))'")
+            }
+            let key = UnsafeRawBufferPointer(rebasing: line[...colon])
+            // Values start in column 25 ("%-24s %s"); anything after that is kept verbatim.
+            var valueStart = colon + 1
+            let padded = max(valueStart, 25)
+            while valueStart < padded, valueStart < line.count, line[valueStart] == UInt8(ascii: " ") { valueStart += 1 }
+            if valueStart == colon + 1 { while valueStart < line.count, line[valueStart] == UInt8(ascii: " ") { valueStart += 1 } }
+            let value = UnsafeRawBufferPointer(rebasing: line[valueStart...])
+
+            switch block {
+            case .none:
+                if matches(key, "aut-num:") {
+                    guard value.count > 2, value[0] == UInt8(ascii: "A"), value[1] == UInt8(ascii: "S"),
+                          let number = decimal(UnsafeRawBufferPointer(rebasing: value[2...])) else {
+                        throw .invalidInput("line \(lineNumber): bad AS number '\(string(value))'")
+                    }
+                    block = .autonomousSystem(number: number, name: "", line: lineNumber)
+                } else if matches(key, "net:") {
+                    do {
+                        block = .network(prefix: try IPPrefix(parsing: string(value), strict: false), properties: NetworkProperties(), line: lineNumber)
+                    } catch {
+                        throw .invalidInput("line \(lineNumber): bad network '\(string(value))': \(error)")
+                    }
+                } else {
+                    throw .invalidInput("line \(lineNumber): unknown object '\(string(key))'")
+                }
+            case .autonomousSystem(let number, _, let line):
+                if matches(key, "name:") { block = .autonomousSystem(number: number, name: string(value), line: line) }
+            case .network(let prefix, var properties, let line):
+                if matches(key, "country:") {
+                    guard value.count == 2, value[0] > 0, value[0] < 0x80, value[1] > 0, value[1] < 0x80 else {
+                        throw .invalidInput("line \(lineNumber): bad country '\(string(value))'")
+                    }
+                    properties.countryCode = CountryCode(rawValue: UInt16(value[0]) << 8 | UInt16(value[1]))
+                } else if matches(key, "aut-num:") {
+                    guard let asn = decimal(value) else { throw .invalidInput("line \(lineNumber): bad ASN '\(string(value))'") }
+                    properties.asn = asn
+                } else if matches(value, "yes") {
+                    if matches(key, "is-anonymous-proxy:") { properties.flags.insert(.anonymousProxy) }
+                    if matches(key, "is-satellite-provider:") { properties.flags.insert(.satelliteProvider) }
+                    if matches(key, "is-anycast:") { properties.flags.insert(.anycast) }
+                    if matches(key, "drop:") { properties.flags.insert(.drop) }
+                }
+                block = .network(prefix: prefix, properties: properties, line: line)
+            }
         }
-        try finishBlock(block, line: blockLine, &writer)
+        try flush(&block, &writer)
 
         // Header: "Generated:", "Vendor:", "License:", then "" and the description up to the next "".
         var rest: [String] = []

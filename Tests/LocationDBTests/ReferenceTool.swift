@@ -137,3 +137,9 @@ enum Shared {
     }
     static func open() throws -> LocationDatabase { try database.get() }
 }
+
+/// Everything that uses the real database and the reference tools runs one test at a time: the
+/// reference CLI and the big round trip are heavy, and running them side by side on a small
+/// machine only makes each of them slower.
+@Suite("Real Debian database and reference implementation", .serialized)
+struct RealDatabaseTests {}
