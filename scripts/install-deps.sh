@@ -8,6 +8,8 @@ apt_packages=(libsqlite3-dev)
 if [ "$mode" = test ]; then
   # location + libloc-database: the reference libloc CLI/library and a real database for LocationDB tests.
   apt_packages+=(location libloc-database python3-location)
+  # chromium + chromium-driver: the web pages' browser tests (Tests/web, Selenium from PyPI).
+  apt_packages+=(chromium chromium-driver)
 fi
 
 missing=()
@@ -22,4 +24,8 @@ if [ ${#missing[@]} -gt 0 ]; then
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null \
     || { DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --fix-broken >/dev/null; \
          DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null; }
+fi
+
+if [ "$mode" = test ]; then
+  python3 -c 'import selenium, pytest' 2>/dev/null || pip install -q selenium pytest
 fi

@@ -347,6 +347,48 @@ public final class Scoreboard: @unchecked Sendable {
         return PlayerStanding(name: name, addresses: Int(totals[p][id] ?? 0), blocks: result)
     }
 
+    /// The players of one block with their address counts, most first, then by name (web block page).
+    public func blockPlayers(block: Int, period: Period, limit: Int = 10) -> [(name: PlayerName, count: Int)] {
+        guard (0..<256).contains(block) else { return [] }
+        return counts[period.index][block]
+            .map { (name: names[Int($0.key)], count: Int($0.value)) }
+            .sorted { $0.count != $1.count ? $0.count > $1.count : $0.name < $1.name }
+            .prefix(limit).map { $0 }
+    }
+
+    /// Who leads each /24 of a block among current owners (web block map): `holders[i]` for the
+    /// /24 `block.(i >> 8).(i & 255).0` is an index into `names`, -1 when empty, -2 when tied.
+    /// One pass over all owners: callers cache the result.
+    public func areaHolders(block: Int) -> (names: [PlayerName], holders: [Int32]) {
+        var keys: [UInt64] = []
+        for (ip, owner) in owners where Int(ip >> 24) == block {
+            keys.append(UInt64((ip >> 8) & 0xFFFF) << 32 | UInt64(owner.name))
+        }
+        keys.sort()
+        var holders = [Int32](repeating: -1, count: 65_536)
+        var local: [UInt32: Int32] = [:]
+        var outNames: [PlayerName] = []
+        var i = 0
+        while i < keys.count {
+            let area = Int(keys[i] >> 32)
+            var best: (name: UInt32, count: Int) = (0, 0)
+            var tied = false
+            while i < keys.count, Int(keys[i] >> 32) == area {
+                let name = UInt32(truncatingIfNeeded: keys[i])
+                var n = 0
+                while i < keys.count, keys[i] == (UInt64(area) << 32 | UInt64(name)) { n += 1; i += 1 }
+                if n > best.count { best = (name, n); tied = false } else if n == best.count { tied = true }
+            }
+            if tied { holders[area] = -2; continue }
+            if let id = local[best.name] { holders[area] = id; continue }
+            let id = Int32(outNames.count)
+            local[best.name] = id
+            outNames.append(names[Int(best.name)])
+            holders[area] = id
+        }
+        return (outNames, holders)
+    }
+
     public func isKnown(_ name: PlayerName) -> Bool { nameIDs[name.value] != nil }
 
     /// Every current claim (for export and tests), in address order.

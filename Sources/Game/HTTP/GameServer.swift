@@ -23,6 +23,7 @@ public enum GameServer {
         let routes = GameRoutes(engine: engine, resolver: ClientAddressResolver(trustedProxies: trusted), claimLimiter: limiter, metricsText: metricsText)
         let router = Router(context: GameRequestContext.self)
         routes.register(on: router)
+        WebSite(routes: routes).register(on: router)
 
         let http1 = HTTP1Channel.Configuration(idleTimeout: .seconds(Int64(configuration.idleTimeoutSeconds)))
         let server: HTTPServerBuilder
