@@ -1,4 +1,4 @@
-import IPAddress
+@_exported import IPAddress  // the public API speaks in IPAddress types
 
 /// A two-letter country code as stored in the database (two ASCII bytes; zero means "none").
 public struct CountryCode: Hashable, Comparable, Sendable, CustomStringConvertible {

@@ -1,4 +1,3 @@
-import IPAddress
 import LocationDB
 import Testing
 

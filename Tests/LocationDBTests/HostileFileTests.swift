@@ -1,5 +1,4 @@
 import Foundation
-import IPAddress
 import LocationDB
 import Testing
 
