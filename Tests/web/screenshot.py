@@ -44,9 +44,50 @@ def demo_rows(now: int) -> list[tuple[str, str, int]]:
     return list(dedup.values())
 
 
+FIGURES_SCRIPT = """
+    var nav = performance.getEntriesByType('navigation')[0];
+    var res = performance.getEntriesByType('resource');
+    var fcp = performance.getEntriesByName('first-contentful-paint')[0];
+    return {transfer_bytes: nav.transferSize + res.reduce(function (a, r) { return a + r.transferSize; }, 0),
+            html_bytes: nav.transferSize, html_decoded_bytes: nav.decodedBodySize, requests: 1 + res.length,
+            first_contentful_paint_ms: fcp ? fcp.startTime : null, dom_content_loaded_ms: nav.domContentLoadedEventEnd};"""
+
+
+# Paint entries are queued asynchronously: wait (bounded) until first-contentful-paint is there.
+WAIT_FOR_PAINT = """
+    var done = arguments[arguments.length - 1], started = Date.now();
+    (function check() {
+      if (performance.getEntriesByName('first-contentful-paint').length || Date.now() - started > 5000) done();
+      else setTimeout(check, 50);
+    })();"""
+
+
+def measure(base: str, runs: int = 5) -> None:
+    """Cold loads (a fresh browser profile each) of the home page: bytes and first render."""
+    import json
+    from selenium.webdriver.support.ui import WebDriverWait
+    rows = []
+    for _ in range(runs):
+        driver = make_driver(width=1400, height=1900)
+        try:
+            driver.get(base + "/")
+            WebDriverWait(driver, 10).until(lambda d: d.find_element("id", "live").text == "live")
+            driver.execute_async_script(WAIT_FOR_PAINT)
+            rows.append(driver.execute_script(FIGURES_SCRIPT))
+        finally:
+            driver.quit()
+    for row in rows:
+        print(json.dumps(row))
+    fcps = sorted(r["first_contentful_paint_ms"] for r in rows if r["first_contentful_paint_ms"] is not None)
+    print(f"median first contentful paint {fcps[len(fcps) // 2]:.0f} ms over {runs} cold loads; "
+          f"transferred {rows[0]['transfer_bytes']} bytes in {rows[0]['requests']} requests "
+          f"(HTML {rows[0]['html_bytes']} bytes gzip, {rows[0]['html_decoded_bytes']} decoded)")
+
+
 def main() -> None:
     binary = os.environ.get("IPQUEST_BIN", os.path.join(REPO, ".build", "debug", "ipquest"))
-    target = sys.argv[1] if len(sys.argv) > 1 else os.path.join(REPO, "docs", "screenshot-home.png")
+    args = [a for a in sys.argv[1:] if a != "--metrics"]
+    target = args[0] if args else os.path.join(REPO, "docs", "screenshot-home.png")
     directory = tempfile.mkdtemp(prefix="ipquest-shot-")
     server = Server(binary, directory, Model())
     try:
@@ -64,6 +105,8 @@ def main() -> None:
         finally:
             driver.quit()
         print(f"wrote {target}")
+        if "--metrics" in sys.argv:
+            measure(server.base)
     finally:
         server.stop()
         shutil.rmtree(directory, ignore_errors=True)
