@@ -343,3 +343,56 @@ struct TunnelLifecycleTests {
         }
     }
 }
+
+/// Counts the lookups that reach it.
+final class CountingResolver: TargetNameResolver, @unchecked Sendable {
+    private let lock = NSLock()
+    private var lookups = 0
+    var count: Int { lock.withLock { lookups } }
+
+    func resolve(host: String, port: Int, on eventLoop: any EventLoop) -> EventLoopFuture<[SocketAddress]> {
+        lock.withLock { lookups += 1 }
+        return eventLoop.makeCompletedFuture { [try SocketAddress(ipAddress: "127.0.0.1", port: port)] }
+    }
+}
+
+@Suite("DNS cache")
+struct CachingNameResolverTests {
+    @Test func answersAreReusedUntilTheTTLThenResolvedAgain() async throws {
+        let upstream = CountingResolver()
+        let cache = CachingNameResolver(upstream: upstream, ttl: .milliseconds(300))
+        let loop = MultiThreadedEventLoopGroup.singleton.next()
+        let first = try await cache.resolve(host: "a.test", port: 443, on: loop).get()
+        let second = try await cache.resolve(host: "a.test", port: 443, on: loop).get()
+        #expect(first == second)
+        #expect(first.first?.port == 443)
+        #expect(upstream.count == 1)
+        // Another port is another entry.
+        _ = try await cache.resolve(host: "a.test", port: 80, on: loop).get()
+        #expect(upstream.count == 2)
+        try await Task.sleep(for: .milliseconds(400))
+        _ = try await cache.resolve(host: "a.test", port: 443, on: loop).get()
+        #expect(upstream.count == 3, "an expired entry is resolved again")
+    }
+
+    @Test func theCacheEvictsToStayWithinItsCapacity() async throws {
+        let upstream = CountingResolver()
+        let cache = CachingNameResolver(upstream: upstream, ttl: .seconds(60), capacity: 2)
+        let loop = MultiThreadedEventLoopGroup.singleton.next()
+        for name in ["a.test", "b.test", "c.test", "d.test"] {
+            _ = try await cache.resolve(host: name, port: 443, on: loop).get()
+        }
+        #expect(cache.count == 2)
+        #expect(upstream.count == 4)
+        // The newest entry is still cached.
+        _ = try await cache.resolve(host: "d.test", port: 443, on: loop).get()
+        #expect(upstream.count == 4)
+    }
+
+    @Test func failuresAreNotCached() async throws {
+        let cache = CachingNameResolver(upstream: FixedResolver(table: [:]), ttl: .seconds(60))
+        let loop = MultiThreadedEventLoopGroup.singleton.next()
+        await #expect(throws: NameResolutionError.self) { try await cache.resolve(host: "x.test", port: 1, on: loop).get() }
+        #expect(cache.count == 0)
+    }
+}
