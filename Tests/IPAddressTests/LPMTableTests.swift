@@ -84,7 +84,7 @@ struct LPMTableTests {
         #expect(hits > 0)
     }
 
-    @Test("IPv4: many prefixes inside one /16 (binary search path) agree with brute force")
+    @Test("IPv4: many prefixes inside one /16 (dense slots, sub-directories) agree with brute force")
     func ipv4DenseSlot() {
         var rng = SplitMix64(state: 42)
         var prefixes: [IPv4Prefix] = [IPv4Prefix("10.1.0.0/16")!]
