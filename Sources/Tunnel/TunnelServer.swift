@@ -371,21 +371,22 @@ final class ProxyConnectionHandler: ChannelInboundHandler {
         let eventLoop = context.eventLoop
         let deadline = NIODeadline.now() + TimeAmount(server.configuration.targetConnection.connectTimeout)
         let addresses: EventLoopFuture<[SocketAddress]>
+        var resolutionTimeout: Scheduled<Void>?
         if IPAddress(target.host) != nil, let literal = try? SocketAddress(ipAddress: target.host, port: target.port) {
             addresses = eventLoop.makeSucceededFuture([literal])
         } else {
             addresses = server.resolver.resolve(host: target.host, port: target.port, on: eventLoop)
+            // A resolution that outlives the connect deadline ends in 504.
+            resolutionTimeout = eventLoop.assumeIsolated().scheduleTask(deadline: deadline) { [self] in
+                if case .connecting = state {
+                    failConnect(.gatewayTimeout, detail: "resolving \(target.host) timed out", context: context)
+                }
+            }
         }
         let checkDenied = kind != nil  // tcp mode's fixed destination is the operator's choice
         let denied = server.configuration.targetConnection.deniedNetworks
-        // A resolution that outlives the connect deadline ends in 504.
-        let resolutionTimeout = eventLoop.assumeIsolated().scheduleTask(deadline: deadline) { [self] in
-            if case .connecting = state {
-                failConnect(.gatewayTimeout, detail: "resolving \(target.host) timed out", context: context)
-            }
-        }
         addresses.assumeIsolated().whenComplete { [self] result in
-            resolutionTimeout.cancel()
+            resolutionTimeout?.cancel()
             guard case .connecting = state else { return }
             switch result {
             case .failure(let error):

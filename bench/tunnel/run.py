@@ -14,7 +14,8 @@ and ratios ipquest / peer.
 
 Needs: nginx tinyproxy squid haproxy (Debian packages), gcc, and an ipquest binary:
   IPQUEST=/path/to/ipquest python3 bench/tunnel/run.py          (default: builds it in release)
-Env: REPS (default 3), SETUP_SECONDS (10), SETUP_THREADS (32), TUNNEL_LOG_LEVEL (info), SYSTEMS (comma list).
+Env: REPS (default 3), SETUP_SECONDS (10), SETUP_THREADS (32), TUNNEL_LOG_LEVEL (info), SYSTEMS (comma list),
+     TESTS (comma list of a,b,c).
 """
 import os
 import shutil
@@ -244,6 +245,8 @@ TESTS = [
 
 
 def main():
+    wanted_tests = set(os.environ.get("TESTS", "a,b,c").split(","))
+    tests = [t for t in TESTS if t[0] in wanted_tests]
     selected = [s for s in os.environ.get("SYSTEMS", ",".join(PORTS)).split(",") if s]
     for tool in ["nginx", "gcc"] + [{"tinyproxy": "tinyproxy", "squid": "squid", "haproxy-tcp": "haproxy"}.get(s, "")
                                     for s in selected]:
@@ -255,7 +258,7 @@ def main():
     results = {}  # (test, system) -> list of (value, extra dict, rss, cpu)
     try:
         procs.update(start_systems(work, selected, procs))
-        for test, title, args, key, timeout in TESTS:
+        for test, title, args, key, timeout in tests:
             for rep in range(REPS):
                 for system in selected:
                     pid = procs["nginx"].pid if system == "direct" else procs[system].pid
@@ -277,7 +280,7 @@ def main():
                 proc.kill()
 
     medians = {}
-    for test, title, args, key, _ in TESTS:
+    for test, title, args, key, _ in tests:
         print(f"\n({test}) {title}  [median of {REPS}]")
         header = f"  {'system':12s} {key:>14s}"
         if test == "c":
