@@ -161,7 +161,11 @@ private actor Refresher {
         var fileBodyHash: Int?
     }
 
-    enum Outcome { case updated, notModified, failed }
+    enum Outcome: String {
+        case updated
+        case notModified = "not_modified"
+        case failed
+    }
 
     let sources: [RangeSource]
     let cacheDirectory: String?
@@ -230,7 +234,7 @@ private actor Refresher {
         for i in sources.indices {
             if !network, case .url = sources[i].location { continue }
             let outcome = await refresh(i)
-            Counter(label: "cloudranges_refresh_total", dimensions: [("source", sources[i].description), ("result", "\(outcome)")]).increment()
+            Counter(label: "cloudranges_refresh_total", dimensions: [("source", sources[i].description), ("result", outcome.rawValue)]).increment()
             if outcome == .updated { changed = true }
         }
         if changed { rebuild() }
