@@ -93,6 +93,9 @@ enum WebPages {
         var pollMilliseconds: Int
         /// ETags of the snapshots this page was rendered from, so the first poll gets 304.
         var etags: (blocks: String, board: String, recent: String) = ("", "", "")
+        /// Sections already rendered for these snapshots (they do not depend on the visitor).
+        var cachedBoard: String?
+        var cachedMap: String?
     }
 
     static func tile(_ t: WebData.Tile) -> String {
@@ -124,6 +127,42 @@ enum WebPages {
         let reserved = ReservedBlocks.contains(t.block) ? "<span class=\"rsv\">reserved</span>" : ""
         return "<li id=\"b-\(t.block)\" class=\"\(classes)\" data-holder=\"\(HTML.escape(key))\" title=\"\(HTML.escape(title))\">"
             + "<a class=\"cidr\" href=\"/blocks/\(t.block)\" aria-label=\"block \(t.block).0.0.0/8\">\(t.block)/8</a>\(who)<span class=\"n\">\(count)</span>\(reserved)</li>"
+    }
+
+    /// The leaderboard section (cached by the server per snapshot, period and "show all").
+    static func boardSection(_ leaderboard: WebData.Leaderboard?, period: Period, all boardAll: Bool) -> String {
+        let players = leaderboard?.players ?? []
+        let shownPlayers = players.prefix(boardAll ? 1000 : 10)
+        let boardItems = shownPlayers.map { p in
+            "<li><span class=\"rank\">\(p.rank)</span><a class=\"name\" href=\"\(HTML.escape(playerHref(p.name)))\">\(HTML.escape(p.name))</a><span class=\"stats\">\(plural(p.block_count, "block", "blocks")), \(plural(p.addresses, "address", "addresses"))</span></li>"
+        }.joined(separator: "\n")
+        let boardMoreHref = "/?period=\(period.rawValue)\(boardAll ? "" : "&board=all")#leaderboard"
+        let boardMoreText = boardAll ? "Show top 10" : "Show all \(players.count)"
+        return """
+        <section id="leaderboard" aria-labelledby="board-h">
+        <h2 id="board-h">Leaderboard</h2>
+        \(periodNav(current: period, href: { "/?period=\($0.rawValue)\(boardAll ? "&board=all" : "")#leaderboard" }, label: "Leaderboard period"))
+        <ol id="board" class="board">
+        \(boardItems)
+        </ol>
+        <p id="board-empty" class="empty-note"\(players.isEmpty ? "" : " hidden")>No claims in this period yet.</p>
+        <p class="more-link"><a id="board-more" href="\(HTML.escape(boardMoreHref))" role="button" aria-controls="board" aria-expanded="\(boardAll)"\(players.count > 10 ? "" : " hidden")>\(boardMoreText)</a></p>
+        </section>
+        """
+    }
+
+    /// The block map section (cached by the server per snapshot).
+    static func mapSection(_ blocks: WebData.Blocks?) -> String {
+        let tiles = (blocks?.blocks ?? []).map(tile).joined(separator: "\n")
+        return """
+        <section id="blocks" aria-labelledby="map-h">
+        <h2 id="map-h">Who rules each /8 block</h2>
+        <ul class="legend"><li>Each tile: the block, its holder and the holder's address count.</li><li><span class="swatch tied"></span>tied</li><li><span class="swatch empty"></span>nobody yet</li><li><span class="swatch reserved"></span>reserved (0, 10, 127, 224–255)</li></ul>
+        <ol id="map" class="map" aria-label="The 256 /8 blocks">
+        \(tiles)
+        </ol>
+        </section>
+        """
     }
 
     static func home(_ shell: Shell, _ input: HomeInput) -> String {
@@ -158,25 +197,7 @@ enum WebPages {
         </section>
         """
 
-        // Leaderboard.
-        let players = input.leaderboard?.players ?? []
-        let shownPlayers = players.prefix(input.boardAll ? 1000 : 10)
-        let boardItems = shownPlayers.map { p in
-            "<li><span class=\"rank\">\(p.rank)</span><a class=\"name\" href=\"\(HTML.escape(playerHref(p.name)))\">\(HTML.escape(p.name))</a><span class=\"stats\">\(plural(p.block_count, "block", "blocks")), \(plural(p.addresses, "address", "addresses"))</span></li>"
-        }.joined(separator: "\n")
-        let boardMoreHref = "/?period=\(input.period.rawValue)\(input.boardAll ? "" : "&board=all")#leaderboard"
-        let boardMoreText = input.boardAll ? "Show top 10" : "Show all \(players.count)"
-        let board = """
-        <section id="leaderboard" aria-labelledby="board-h">
-        <h2 id="board-h">Leaderboard</h2>
-        \(periodNav(current: input.period, href: { "/?period=\($0.rawValue)\(input.boardAll ? "&board=all" : "")#leaderboard" }, label: "Leaderboard period"))
-        <ol id="board" class="board">
-        \(boardItems)
-        </ol>
-        <p id="board-empty" class="empty-note"\(players.isEmpty ? "" : " hidden")>No claims in this period yet.</p>
-        <p class="more-link"><a id="board-more" href="\(HTML.escape(boardMoreHref))" role="button" aria-controls="board" aria-expanded="\(input.boardAll)"\(players.count > 10 ? "" : " hidden")>\(boardMoreText)</a></p>
-        </section>
-        """
+        let board = input.cachedBoard ?? boardSection(input.leaderboard, period: input.period, all: input.boardAll)
 
         // Recent claims.
         let claims = input.recent?.claims ?? []
@@ -195,17 +216,7 @@ enum WebPages {
         </section>
         """
 
-        // Block map.
-        let tiles = (input.blocks?.blocks ?? []).map(tile).joined(separator: "\n")
-        let map = """
-        <section id="blocks" aria-labelledby="map-h">
-        <h2 id="map-h">Who rules each /8 block</h2>
-        <ul class="legend"><li>Each tile: the block, its holder and the holder's address count.</li><li><span class="swatch tied"></span>tied</li><li><span class="swatch empty"></span>nobody yet</li><li><span class="swatch reserved"></span>reserved (0, 10, 127, 224–255)</li></ul>
-        <ol id="map" class="map" aria-label="The 256 /8 blocks">
-        \(tiles)
-        </ol>
-        </section>
-        """
+        let map = input.cachedMap ?? mapSection(input.blocks)
 
         let status = """
         <p class="status">Last updated <span id="updated" data-updated="\(updated)">\(updated > 0 ? ago(input.now - updated) : "never")</span> · <span id="live">as loaded</span></p>

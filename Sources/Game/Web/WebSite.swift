@@ -31,6 +31,7 @@ public struct WebSite: Sendable {
     let routes: GameRoutes
     let data = WebData()
     let maps = BlockMapCache()
+    let fragments = FragmentCache()
     let css: WebAsset
     let js: WebAsset
     let icon: WebAsset
@@ -106,6 +107,14 @@ public struct WebSite: Sendable {
             pollMilliseconds: pollMilliseconds
         )
         input.etags = (blocks?.etag ?? "", board?.etag ?? "", recent?.etag ?? "")
+        if let blocks {
+            input.cachedMap = fragments.get("map|\(blocks.etag)") { WebPages.mapSection(blocks.0) }
+        }
+        if let board {
+            input.cachedBoard = fragments.get("board|\(period.rawValue)|\(input.boardAll)|\(board.etag)") {
+                WebPages.boardSection(board.0, period: period, all: input.boardAll)
+            }
+        }
         return html(request, WebPages.home(shell, input), cache: "private, max-age=5")
     }
 
@@ -158,7 +167,7 @@ public struct WebSite: Sendable {
 
     func html(_ request: Request, _ text: String, status: HTTPResponse.Status = .ok, cache: String) -> Response {
         var buffer = ByteBuffer(string: text)
-        let gzip: ByteBuffer? = buffer.readableBytes > 1024 ? (try? buffer.compress(with: .gzip())) : nil
+        let gzip: ByteBuffer? = buffer.readableBytes > 1024 && routes.acceptsGzip(request) ? (try? buffer.compress(with: .gzip())) : nil
         return send(request, body: ByteBuffer(string: text), gzip: gzip, etag: "\"\(fnv1a64(text))\"", contentType: "text/html; charset=utf-8", cache: cache, status: status)
     }
 
@@ -189,6 +198,21 @@ public struct WebSite: Sendable {
     """
 }
 
+/// Rendered page sections keyed by the snapshot ETags they were made from.
+final class FragmentCache: Sendable {
+    private let entries = Mutex<[String: String]>([:])
+
+    func get(_ key: String, make: () -> String) -> String {
+        if let hit = entries.withLock({ $0[key] }) { return hit }
+        let value = make()
+        entries.withLock { e in
+            if e.count >= 64 { e.removeAll(keepingCapacity: true) }
+            e[key] = value
+        }
+        return value
+    }
+}
+
 /// Rendered block maps, rebuilt at most every few seconds and only when the board changed.
 final class BlockMapCache: Sendable {
     struct Entry: Sendable {
@@ -201,13 +225,23 @@ final class BlockMapCache: Sendable {
     }
 
     static let minimumAge: Duration = .seconds(3)
+    /// A rebuild scans every owner under the board's lock: across all blocks, at most one
+    /// rebuild per interval (a crawler walking /blocks/0…255 gets stale maps, not lock time).
+    static let rebuildInterval: Duration = .seconds(1)
     private let entries = Mutex<[Int: Entry]>([:])
+    private let lastRebuild = Mutex<ContinuousClock.Instant?>(nil)
 
     func map(block: Int, engine: GameEngine) -> Entry {
         let boardTag = engine.snapshot[Snapshot.blocksKey(.all)]?.etag ?? ""
         let now = ContinuousClock.now
-        if let hit = entries.withLock({ $0[block] }), hit.boardTag == boardTag || now - hit.builtAt < Self.minimumAge {
-            return hit
+        if let hit = entries.withLock({ $0[block] }) {
+            if hit.boardTag == boardTag || now - hit.builtAt < Self.minimumAge { return hit }
+            let mayRebuild = lastRebuild.withLock { last -> Bool in
+                if let last, now - last < Self.rebuildInterval { return false }
+                last = now
+                return true
+            }
+            if !mayRebuild { return hit }
         }
         let (names, holders) = engine.areaHolders(block)
         let png = HilbertMap.png(names: names, holders: holders)
