@@ -106,9 +106,12 @@ def test_leaderboard_order_per_period(server, page):
     assert total > 10
     more = page.find_element(By.ID, "board-more")
     assert more.text == f"Show all {total}"
-    more.click()
+    more.send_keys(Keys.SPACE)  # a role=button link answers Space, like a button
     WebDriverWait(page, 10).until(lambda d: len(leaderboard_rows(d)) == total)
     assert leaderboard_rows(page) == expected_rows(server, "all", limit=1000)
+    assert more.get_attribute("aria-expanded") == "true" and more.text == "Show top 10"
+    more.send_keys(Keys.ENTER)
+    WebDriverWait(page, 10).until(lambda d: len(leaderboard_rows(d)) == 10)
 
 
 def test_recent_claims_and_last_updated(server, page):

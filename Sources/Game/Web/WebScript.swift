@@ -301,6 +301,15 @@ enum WebScript {
         setInterval(tick, 1000);
       }
 
+      // Links that act as buttons answer Space like buttons do (Enter already works).
+      document.addEventListener('keydown', function (ev) {
+        var t = ev.target;
+        if (ev.key === ' ' && t && t.tagName === 'A' && t.getAttribute('role') === 'button') {
+          ev.preventDefault();
+          t.click();
+        }
+      });
+
       setupClaim();
       if (page === 'home') setupHome();
     })();
