@@ -180,6 +180,51 @@ struct TunnelCurlTests {
         }
     }
 
+    static let python3Path: String? = (ProcessInfo.processInfo.environment["PATH"] ?? "/usr/bin")
+        .split(separator: ":").map { "\($0)/python3" }.first { FileManager.default.isExecutableFile(atPath: $0) }
+
+    /// A Python client: CONNECT with the first request pipelined in the same write, then a second request.
+    static let pythonClient = #"""
+        import socket, sys
+        proxy_port, target_port = int(sys.argv[1]), int(sys.argv[2])
+        s = socket.create_connection(("127.0.0.1", proxy_port), timeout=10)
+        req = b"GET /p HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n"
+        s.sendall(b"CONNECT 127.0.0.1:%d HTTP/1.1\r\nHost: 127.0.0.1:%d\r\n\r\n" % (target_port, target_port) + req)
+        data = b""
+        while data.count(b"python ok") < 1:
+            chunk = s.recv(65536)
+            if not chunk: break
+            data += chunk
+        s.sendall(req)
+        while data.count(b"python ok") < 2:
+            chunk = s.recv(65536)
+            if not chunk: break
+            data += chunk
+        print(data.split(b"\r\n")[0].decode(), data.count(b"python ok"))
+        """#
+
+    @Test(.enabled(if: python3Path != nil))
+    func pythonClientWithPipelinedRequest() async throws {
+        let web = try await LoopbackServer.start { HTTPResponderHandler(body: "python ok") }
+        defer { Task { await web.close() } }
+        try await withTunnel(loopbackConfiguration()) { server in
+            let port = server.localAddress!.port!
+            let output = try await onThread { () throws -> String in
+                let process = Process()
+                process.executableURL = URL(fileURLWithPath: Self.python3Path!)
+                process.arguments = ["-c", Self.pythonClient, String(port), String(web.port)]
+                let pipe = Pipe()
+                process.standardOutput = pipe
+                process.standardError = pipe
+                try process.run()
+                let data = pipe.fileHandleForReading.readDataToEndOfFile()
+                process.waitUntilExit()
+                return String(decoding: data, as: UTF8.self)
+            }
+            #expect(output == "HTTP/1.1 200 Connection Established 2\n")
+        }
+    }
+
     @Test(.enabled(if: FileManager.default.isExecutableFile(atPath: curlPath)))
     func curlSeesThe407Challenge() async throws {
         let configuration = loopbackConfiguration {
