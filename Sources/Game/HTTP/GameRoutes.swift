@@ -5,19 +5,6 @@ import HTTPTypes
 import IPAddress
 import Logging
 
-/// Network key for rate limiting: an IPv4 /24 or an IPv6 /48.
-public enum NetworkKey: Hashable, Sendable {
-    case v4(UInt32)
-    case v6(UInt64)
-
-    public init(_ address: IPAddress) {
-        switch address.unmapped {
-        case .v4(let a): self = .v4(a.value & 0xFFFF_FF00)
-        case .v6(let a): self = .v6(a.high & 0xFFFF_FFFF_FFFF_0000)
-        }
-    }
-}
-
 /// Everything the HTTP handlers need.
 public struct GameRoutes: Sendable {
     public let engine: GameEngine

@@ -5,15 +5,57 @@ import IPAddress
 public import Logging
 public import NIOCore
 
+/// The edge guards of one server, kept so a reload (SIGHUP) can swap rules and allowlists.
+public struct EdgeGuards: Sendable {
+    public let connections: ConnectionGuard
+    public let rules: RuleBook
+    public let limits: RequestGuardMiddleware<GameRequestContext>.Limits
+
+    public init(configuration c: ServeConfiguration) {
+        let bans = BanList<NetworkKey>(capacity: 65_536)
+        connections = ConnectionGuard(
+            maxConnections: c.maxConnections,
+            allowlist: c.upstreamAllowlist.map { PrefixSet($0) },
+            bans: bans
+        )
+        // Validated with the configuration, so compiling cannot fail here.
+        rules = try! RuleBook(c.requestRules)
+        limits = .init(
+            reads: InFlightLimiter(limit: c.maxInFlight),
+            claims: InFlightLimiter(limit: c.maxInFlightClaims),
+            network: TokenBucketLimiter(configuration: .init(burst: c.requestsBurst, refillPerSecond: c.requestsPerSecond, capacity: c.rateLimitMaxNetworks)),
+            strikes: c.strikesBeforeBan > 0
+                ? TokenBucketLimiter(configuration: .init(burst: c.strikesBeforeBan, refillPerSecond: Double(c.strikesBeforeBan) / 60, capacity: 65_536))
+                : nil,
+            bans: bans,
+            banSeconds: Double(c.banSeconds)
+        )
+    }
+
+    /// Applies the reloadable parts of a new configuration: bans and the upstream allowlist.
+    public func reload(_ c: ServeConfiguration) throws {
+        try rules.replace(c.requestRules)
+        connections.replaceAllowlist(c.upstreamAllowlist.map { PrefixSet($0) })
+    }
+}
+
+extension ServeConfiguration {
+    public var requestRules: RequestRules {
+        RequestRules(bannedUserAgents: Set(bannedUserAgents), bannedUserAgentPatterns: bannedUserAgentPatterns, bannedPaths: bannedPaths)
+    }
+}
+
 /// Assembles the game's HTTP application from a validated configuration.
 public enum GameServer {
     public static func makeApplication(
         configuration: ServeConfiguration,
         engine: GameEngine,
         logger: Logger,
+        guards: EdgeGuards? = nil,
         metricsText: (@Sendable () -> String)? = nil,
         onServerRunning: @escaping @Sendable (any Channel) async -> Void = { _ in }
     ) -> Application<RouterResponder<GameRequestContext>> {
+        let guards = guards ?? EdgeGuards(configuration: configuration)
         let trusted = PrefixSet(configuration.trustedProxies)
         let limiter = TokenBucketLimiter<NetworkKey>(configuration: .init(
             burst: configuration.rateLimitBurst,
@@ -22,18 +64,38 @@ public enum GameServer {
         ))
         let routes = GameRoutes(engine: engine, resolver: ClientAddressResolver(trustedProxies: trusted), claimLimiter: limiter, metricsText: metricsText)
         let router = Router(context: GameRequestContext.self)
+        router.add(middleware: MetricsMiddleware())
+        router.add(middleware: RequestGuardMiddleware(
+            limits: guards.limits,
+            rules: guards.rules,
+            clientAddress: { request, context in try? routes.clientAddress(request, context) },
+            isClaim: { $0.hasPrefix("/claim") }
+        ))
         routes.register(on: router)
         WebSite(routes: routes).register(on: router)
 
-        let http1 = HTTP1Channel.Configuration(idleTimeout: .seconds(Int64(configuration.idleTimeoutSeconds)))
+        let connections = guards.connections
+        let maxRequests = configuration.maxRequestsPerConnection
+        let lifetime = TimeAmount.seconds(Int64(configuration.maxConnectionLifetimeSeconds))
+        let http1 = HTTP1Channel.Configuration(
+            additionalChannelHandlers: [ConnectionLifecycleHandler(maxRequests: maxRequests, maxLifetime: lifetime, guard: connections)],
+            idleTimeout: .seconds(Int64(configuration.idleTimeoutSeconds)),
+            // Claims and reads carry small heads: 16 KiB and 100 fields are plenty.
+            httpDecoderConfiguration: .init(maxHeaderFieldSize: 16 * 1024, maxHeaderListSize: 32 * 1024, maxHeaderFieldCount: 100)
+        )
         let server: HTTPServerBuilder
         if configuration.proxyProtocol {
             let registry = ConnectionAddressRegistry.shared
             server = HTTPServerBuilder { responder in
-                ProxyProtocolChannel(HTTP1Channel(responder: responder, configuration: http1), trustedProxies: trusted, registry: registry)
+                GuardedChannel(
+                    ProxyProtocolChannel(HTTP1Channel(responder: responder, configuration: http1), trustedProxies: trusted, registry: registry),
+                    guard: connections
+                )
             }
         } else {
-            server = .http1(configuration: http1)
+            server = HTTPServerBuilder { responder in
+                GuardedChannel(HTTP1Channel(responder: responder, configuration: http1), guard: connections)
+            }
         }
         var app = Application(
             router: router,

@@ -20,9 +20,36 @@ struct LoopbackHTTPClient {
 
     /// Sends raw bytes from `source` and reads the whole response (the server is asked to close).
     func exchange(source: String = "127.0.0.1", raw: [UInt8]) throws -> Response {
+        let fd = try connectSocket(source: source)
+        defer { close(fd) }
+        try sendAll(fd, raw)
+        return try Self.parse(readToEnd(fd))
+    }
+
+    /// Reads until the peer closes (or the receive timeout passes).
+    func readToEnd(_ fd: Int32) -> [UInt8] {
+        var data: [UInt8] = []
+        var buffer = [UInt8](repeating: 0, count: 65_536)
+        while true {
+            let n = buffer.withUnsafeMutableBytes { recv(fd, $0.baseAddress, $0.count, 0) }
+            if n > 0 { data += buffer[0..<n] } else { break }
+        }
+        return data
+    }
+
+    func sendAll(_ fd: Int32, _ raw: [UInt8]) throws {
+        var sent = 0
+        while sent < raw.count {
+            let n = raw[sent...].withUnsafeBytes { send(fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
+            guard n > 0 else { throw Failure.socket("send: errno \(errno)") }
+            sent += n
+        }
+    }
+
+    /// A connected socket from `source` (caller closes it).
+    func connectSocket(source: String = "127.0.0.1") throws -> Int32 {
         let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
         guard fd >= 0 else { throw Failure.socket("socket") }
-        defer { close(fd) }
         var tv = timeval(tv_sec: timeoutSeconds, tv_usec: 0)
         setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, socklen_t(MemoryLayout<timeval>.size))
         setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, socklen_t(MemoryLayout<timeval>.size))
@@ -30,26 +57,14 @@ struct LoopbackHTTPClient {
         local.sin_family = sa_family_t(AF_INET)
         inet_pton(AF_INET, source, &local.sin_addr)
         let bound = withUnsafePointer(to: &local) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) } }
-        guard bound == 0 else { throw Failure.socket("bind \(source): errno \(errno)") }
+        guard bound == 0 else { close(fd); throw Failure.socket("bind \(source): errno \(errno)") }
         var remote = sockaddr_in()
         remote.sin_family = sa_family_t(AF_INET)
         remote.sin_port = port.bigEndian
         inet_pton(AF_INET, "127.0.0.1", &remote.sin_addr)
         let connected = withUnsafePointer(to: &remote) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) } }
-        guard connected == 0 else { throw Failure.socket("connect: errno \(errno)") }
-        var sent = 0
-        while sent < raw.count {
-            let n = raw[sent...].withUnsafeBytes { send(fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
-            guard n > 0 else { throw Failure.socket("send: errno \(errno)") }
-            sent += n
-        }
-        var data: [UInt8] = []
-        var buffer = [UInt8](repeating: 0, count: 65_536)
-        while true {
-            let n = buffer.withUnsafeMutableBytes { recv(fd, $0.baseAddress, $0.count, 0) }
-            if n > 0 { data += buffer[0..<n] } else { break }
-        }
-        return try Self.parse(data)
+        guard connected == 0 else { close(fd); throw Failure.socket("connect: errno \(errno)") }
+        return fd
     }
 
     func get(_ path: String, source: String = "127.0.0.1", headers: [(String, String)] = [], prefix: [UInt8] = []) throws -> Response {

@@ -16,7 +16,13 @@ final class TestServer: Sendable {
 
     var client: LoopbackHTTPClient { LoopbackHTTPClient(port: port) }
 
-    static func start(configure: (inout ServeConfiguration) -> Void = { _ in }, directory: String? = nil) async throws -> TestServer {
+    let guards: EdgeGuards
+
+    static func start(
+        configure: (inout ServeConfiguration) -> Void = { _ in },
+        directory: String? = nil,
+        wrapStorage: (SQLiteClaimStorage) -> any ClaimStorage = { $0 }
+    ) async throws -> TestServer {
         let dir = directory ?? FileManager.default.temporaryDirectory.appendingPathComponent("ipquest-test-\(UUID().uuidString)").path
         try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
         var settings = ServeConfiguration()
@@ -29,9 +35,10 @@ final class TestServer: Sendable {
         let storage = try SQLiteClaimStorage(path: settings.database, durability: settings.durability)
         var engineConfiguration = GameEngine.Configuration()
         engineConfiguration.snapshotInterval = .milliseconds(50)
-        let engine = try await GameEngine(storage: storage, configuration: engineConfiguration, logger: logger)
+        let engine = try await GameEngine(storage: wrapStorage(storage), configuration: engineConfiguration, logger: logger)
         let portBox = Mutex<UInt16?>(nil)
-        let app = GameServer.makeApplication(configuration: settings, engine: engine, logger: logger, onServerRunning: { channel in
+        let guards = EdgeGuards(configuration: settings)
+        let app = GameServer.makeApplication(configuration: settings, engine: engine, logger: logger, guards: guards, onServerRunning: { channel in
             portBox.withLock { $0 = UInt16(channel.localAddress?.port ?? 0) }
         })
         let group = ServiceGroup(configuration: .init(services: [app], logger: logger))
@@ -42,10 +49,11 @@ final class TestServer: Sendable {
             port = portBox.withLock { $0 }
         }
         guard let port else { throw CancellationError() }
-        return TestServer(port: port, engine: engine, databasePath: settings.database, directory: dir, group: group, task: runTask)
+        return TestServer(port: port, engine: engine, databasePath: settings.database, directory: dir, group: group, task: runTask, guards: guards)
     }
 
-    private init(port: UInt16, engine: GameEngine, databasePath: String, directory: String, group: ServiceGroup, task: Task<Void, any Error>) {
+    private init(port: UInt16, engine: GameEngine, databasePath: String, directory: String, group: ServiceGroup, task: Task<Void, any Error>, guards: EdgeGuards) {
+        self.guards = guards
         self.port = port
         self.engine = engine
         self.databasePath = databasePath

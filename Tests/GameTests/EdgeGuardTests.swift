@@ -1,0 +1,177 @@
+import Foundation
+import Synchronization
+import Testing
+import IPAddress
+import Edge
+@testable import Game
+
+/// Real storage, made slow on purpose so requests stay in flight long enough to overload.
+struct SlowStorage: ClaimStorage {
+    let base: any ClaimStorage
+    let delay: Duration
+    func loadAll() async throws -> [Claim] { try await base.loadAll() }
+    func append(_ claims: [Claim]) async throws {
+        try await Task.sleep(for: delay)
+        try await base.append(claims)
+    }
+    func maintain(budget: Int) async throws -> Int { try await base.maintain(budget: budget) }
+    func count() async throws -> Int { try await base.count() }
+}
+
+/// The hardened edge over real sockets: shedding, connection caps, allowlist, bans, rules.
+@Suite(.serialized) struct EdgeGuardTests {
+    @Test func overloadIsShedAtOnceAndAdmittedClaimsComplete() async throws {
+        let server = try await TestServer.start(configure: { $0.maxInFlightClaims = 4 }, wrapStorage: { SlowStorage(base: $0, delay: .milliseconds(400)) })
+        defer { server.removeFiles() }
+        let client = server.client
+        let results = Mutex<[(status: Int, seconds: Double)]>([])
+        await runOnThreads(40) { i in
+            let started = Date()
+            let r = try? client.get("/claim?name=load", source: LoopbackHTTPClient.sourceAddress(i))
+            results.withLock { $0.append((r?.status ?? 0, Date().timeIntervalSince(started))) }
+        }
+        let all = results.withLock { $0 }
+        let admitted = all.filter { $0.status == 200 }
+        let shed = all.filter { $0.status == 503 }
+        #expect(admitted.count + shed.count == 40)
+        #expect(admitted.count >= 4, "the limit is admitted")
+        #expect(shed.count >= 20, "the excess is shed: \(shed.count) of 40")
+        // Shed requests do not wait for the slow ones.
+        #expect(shed.allSatisfy { $0.seconds < 0.35 }, "slowest 503 took \(shed.map(\.seconds).max() ?? 0) s")
+        #expect(server.guards.limits.claims.refusedCount == shed.count)
+        // Reads have their own budget and are not starved by the claims.
+        #expect(try await client.get("/healthz").status == 200)
+        await server.stop()
+    }
+
+    @Test func connectionCapClosesNewConnectionsAndRefusesKeepAliveNearIt() async throws {
+        let server = try await TestServer.start { $0.maxConnections = 3 }
+        defer { server.removeFiles() }
+        let c = server.client
+        // Keep-alive is refused once the share of the cap is reached (90% of 3 = 2 open).
+        let idle1 = try c.connectSocket(source: "127.6.0.1")
+        defer { close(idle1) }
+        let keepAlive = try await onThread { () throws -> String in
+            let fd = try c.connectSocket(source: "127.6.0.2")
+            defer { close(fd) }
+            try c.sendAll(fd, Array("GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n".utf8))
+            return String(decoding: c.readToEnd(fd), as: UTF8.self)
+        }
+        #expect(keepAlive.lowercased().contains("connection: close"))
+        let idle2 = try c.connectSocket(source: "127.6.0.3")
+        let idle3 = try c.connectSocket(source: "127.6.0.4")
+        try await Task.sleep(for: .milliseconds(100))
+        #expect(server.guards.connections.openConnections == 3)
+        // The fourth is closed at once, before any byte is read.
+        await #expect(throws: (any Error).self) { try await c.get("/healthz", source: "127.6.0.5") }
+        close(idle2)
+        close(idle3)
+        try await Task.sleep(for: .milliseconds(200))
+        #expect(try await c.get("/healthz", source: "127.6.0.5").status == 200)
+        await server.stop()
+    }
+
+    @Test func upstreamAllowlistClosesOtherPeersAtAccept() async throws {
+        let server = try await TestServer.start { $0.upstreamAllowlist = [IPPrefix("127.0.0.1/32")!] }
+        defer { server.removeFiles() }
+        let c = server.client
+        #expect(try await c.get("/ip", source: "127.0.0.1").text == "127.0.0.1\n")
+        await #expect(throws: (any Error).self) { try await c.get("/ip", source: "127.7.0.1") }
+        // Swapped at run time (as a refresh or reload does).
+        server.guards.connections.replaceAllowlist(PrefixSet([IPPrefix("127.7.0.0/16")!]))
+        #expect(try await c.get("/ip", source: "127.7.0.1").status == 200)
+        await #expect(throws: (any Error).self) { try await c.get("/ip", source: "127.0.0.1") }
+        await server.stop()
+    }
+
+    @Test func networksThatKeepHittingTheLimitAreBannedAtAccept() async throws {
+        let server = try await TestServer.start {
+            $0.requestsBurst = 5
+            $0.requestsPerSecond = 0.01
+            $0.strikesBeforeBan = 3
+            $0.banSeconds = 60
+        }
+        defer { server.removeFiles() }
+        let c = server.client
+        for i in 0..<5 { #expect(try await c.get("/ip", source: "127.8.8.\(i + 1)").status == 200) }
+        var statuses: [Int] = []
+        for i in 0..<4 { statuses.append(try await c.get("/api/recent", source: "127.8.8.\(i + 10)").status) }
+        #expect(statuses == [429, 429, 429, 429])
+        #expect(server.guards.connections.bans.isBanned(NetworkKey(IPAddress("127.8.8.99")!)))
+        await #expect(throws: (any Error).self) { try await c.get("/ip", source: "127.8.8.99") }
+        #expect(try await c.get("/ip", source: "127.8.9.1").status == 200, "other networks are unaffected")
+        await server.stop()
+    }
+
+    @Test func userAgentAndPathRulesReloadWithoutRestart() async throws {
+        let server = try await TestServer.start {
+            $0.bannedUserAgents = ["BadBot/1.0"]
+            $0.bannedUserAgentPatterns = ["python-requests/.*"]
+            $0.bannedPaths = ["/wp-admin*", "/score/month"]
+        }
+        defer { server.removeFiles() }
+        let c = server.client
+        #expect(try await c.get("/ip", headers: [("User-Agent", "BadBot/1.0")]).status == 403)
+        #expect(try await c.get("/ip", headers: [("User-Agent", "Python-Requests/2.31")]).status == 403)
+        #expect(try await c.get("/ip", headers: [("User-Agent", "GoodBot/1.0")]).status == 200)
+        #expect(try await c.get("/wp-admin/setup.php").status == 403)
+        #expect(try await c.get("/score/month").status == 403)
+        #expect(try await c.get("/score/week").status == 200)
+        var next = ServeConfiguration()
+        next.bannedUserAgents = ["GoodBot/1.0"]
+        try server.guards.reload(next)
+        #expect(try await c.get("/ip", headers: [("User-Agent", "BadBot/1.0")]).status == 200)
+        #expect(try await c.get("/ip", headers: [("User-Agent", "GoodBot/1.0")]).status == 403)
+        #expect(try await c.get("/score/month").status == 200)
+        await server.stop()
+    }
+
+    @Test func requestIDsAndRequestsPerConnection() async throws {
+        let server = try await TestServer.start { $0.maxRequestsPerConnection = 2 }
+        defer { server.removeFiles() }
+        let c = server.client
+        let echoed = try await c.get("/ip", headers: [("X-Request-ID", "abc-123")])
+        #expect(echoed.headers["x-request-id"] == "abc-123")
+        let generated = try await c.get("/ip", headers: [("X-Request-ID", "no/slashes or spaces!")])
+        #expect(generated.headers["x-request-id"]?.count == 16)
+        // Three pipelined requests on one connection: two answers, the second says close.
+        let raw = try await onThread { () throws -> String in
+            let fd = try c.connectSocket(source: "127.9.0.1")
+            defer { close(fd) }
+            try c.sendAll(fd, Array(String(repeating: "GET /ip HTTP/1.1\r\nHost: x\r\n\r\n", count: 3).utf8))
+            return String(decoding: c.readToEnd(fd), as: UTF8.self)
+        }
+        #expect(raw.components(separatedBy: "HTTP/1.1 200").count - 1 == 2)
+        #expect(raw.lowercased().components(separatedBy: "connection: close").count - 1 == 1)
+        await server.stop()
+    }
+
+    @Test func slowHeaderClientsAreCutAndOthersServed() async throws {
+        let server = try await TestServer.start { $0.idleTimeoutSeconds = 1 }
+        defer { server.removeFiles() }
+        let c = server.client
+        let slow = 200
+        var fds: [Int32] = []
+        for i in 0..<slow {
+            let fd = try c.connectSocket(source: "127.10.\(i / 250).\(i % 250 + 1)")
+            try c.sendAll(fd, Array("GET /ip HTTP/1.1\r\n".utf8)) // and never finish the head
+            fds.append(fd)
+        }
+        defer { fds.forEach { close($0) } }
+        // A normal client is served while they hang.
+        #expect(try await c.get("/ip", source: "127.11.0.1").status == 200)
+        // Trickle one more byte on each, then wait past the deadline: all are closed.
+        for fd in fds { try? c.sendAll(fd, Array("X".utf8)) }
+        try await Task.sleep(for: .milliseconds(2_500))
+        let opened = fds
+        let closedCount = try await onThread { () -> Int in
+            opened.filter { fd in
+                var byte: UInt8 = 0
+                let n = recv(fd, &byte, 1, Int32(MSG_DONTWAIT))
+                return n == 0 || (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK)
+            }.count
+        }
+        #expect(closedCount == slow)
+        await server.stop()
+    }
+}
