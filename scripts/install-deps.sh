@@ -10,6 +10,8 @@ if [ "$mode" = test ]; then
   apt_packages+=(location libloc-database python3-location)
   # chromium + chromium-driver: the web pages' browser tests (Tests/web, Selenium from PyPI).
   apt_packages+=(chromium chromium-driver)
+  # postgresql: scripts/with-postgres.sh starts a throw-away cluster for the PostgreSQL tests.
+  apt_packages+=(postgresql)
 fi
 
 missing=()

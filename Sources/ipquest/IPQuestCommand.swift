@@ -8,6 +8,7 @@ struct IPQuestCommand: AsyncParsableCommand {
         subcommands: [
             // One line per tool; each lives in its own file in this folder.
             ServeCommand.self,
+            MigrateCommand.self,
             ClaimsCommand.self,
             RangesCommand.self,
             LocationCommand.self,

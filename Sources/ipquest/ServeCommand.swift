@@ -15,7 +15,7 @@ struct ServeCommand: AsyncParsableCommand {
 
     @Option(help: "Address to listen on (default 127.0.0.1).") var host: String?
     @Option(help: "Port to listen on (default 8080; 0 picks a free port).") var port: String?
-    @Option(help: "SQLite database file, created on first start (default ./ipquest.sqlite).") var database: String?
+    @Option(help: "SQLite database file, created on first start (default ./ipquest.sqlite), or a postgres://user:pass@host:port/db?sslmode=…&pool_size=… URL.") var database: String?
     @Option(help: "YAML configuration file; flags override its values.") var config: String?
     @Option(name: .customLong("trusted-proxy"), help: "CIDR of a proxy whose forwarding headers are believed (repeatable).")
     var trustedProxies: [String] = []
@@ -38,11 +38,18 @@ struct ServeCommand: AsyncParsableCommand {
         var logger = Logger(label: "ipquest")
         logger.logLevel = ProcessInfo.processInfo.environment["LOG_LEVEL"].flatMap(Logger.Level.init(rawValue:)) ?? .info
 
-        let storage: SQLiteClaimStorage
+        let storage: any ClaimStorage
         do {
-            storage = try SQLiteClaimStorage(path: settings.database, durability: settings.durability)
+            if PostgresSettings.isPostgresURL(settings.database) {
+                // Shared by several instances: migrations run under an advisory lock, claims from
+                // other instances are followed through the change feed.
+                storage = try await PostgresClaimStorage(settings: try PostgresSettings(url: settings.database), logger: logger)
+            } else {
+                storage = try SQLiteClaimStorage(path: settings.database, durability: settings.durability)
+            }
         } catch {
-            FileHandle.standardError.write(Data("ipquest: cannot open database \(settings.database): \(error)\n".utf8))
+            let shown = PostgresSettings.isPostgresURL(settings.database) ? ((try? PostgresSettings(url: settings.database))?.redacted ?? "postgres") : settings.database
+            FileHandle.standardError.write(Data("ipquest: cannot open database \(shown): \(error)\n".utf8))
             throw ExitCode(1)
         }
         var engineConfiguration = GameEngine.Configuration()

@@ -85,6 +85,7 @@ public struct ServeConfiguration: Sendable, Equatable {
         case "database":
             let text = try Self.string(key, value)
             guard !text.isEmpty else { throw ConfigurationError(key: key, problem: "must not be empty") }
+            if PostgresSettings.isPostgresURL(text) { do { _ = try PostgresSettings(url: text) } catch { throw ConfigurationError(key: key, problem: error.description) } }
             database = text
         case "durability":
             let text = try Self.string(key, value)

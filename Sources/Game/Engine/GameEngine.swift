@@ -47,6 +47,8 @@ public final class GameEngine: Service, Sendable {
         public var maintenanceChunk: Int = 1_000
         /// Snapshot refresh interval while claims arrive.
         public var snapshotInterval: Duration = .milliseconds(200)
+        /// How often claims other instances committed are folded into the board (shared storage only).
+        public var followInterval: Duration = .milliseconds(200)
         public init() {}
     }
 
@@ -71,6 +73,11 @@ public final class GameEngine: Service, Sendable {
     let snapshots: SnapshotStore
     /// Set when the board changed since the last snapshot.
     let dirty = Atomic<Bool>(true)
+    /// Position in the storage's change feed at start; nil when the storage has a single writer.
+    let initialCursor: Int64?
+    /// Set by the follow timer; the writer folds other instances' claims between batches, so
+    /// its own commits and the feed are applied to the board in commit order.
+    let followDue = Atomic<Bool>(false)
 
     let claimsCounter = Counter(label: "ipquest_claims_total")
     let unchangedCounter = Counter(label: "ipquest_claims_unchanged_total")
@@ -84,6 +91,8 @@ public final class GameEngine: Service, Sendable {
         self.configuration = configuration
         self.clock = clock
         self.logger = logger
+        // Cursor first: claims committed while loading come again through the feed (harmless).
+        initialCursor = try await storage.changeCursor()
         let claims = try await storage.loadAll()
         let scoreboard = Scoreboard()
         scoreboard.load(claims, now: clock.seconds)
@@ -123,6 +132,7 @@ public final class GameEngine: Service, Sendable {
             try await withThrowingDiscardingTaskGroup { group in
                 group.addTask { try await self.writeLoop() }
                 group.addTask { await self.snapshotLoop() }
+                if self.initialCursor != nil { group.addTask { await self.followTimer() } }
             }
         } onGracefulShutdown: {
             self.close()
@@ -150,7 +160,8 @@ public final class GameEngine: Service, Sendable {
                     q.pending.removeFirst(n)
                     return .batch(batch)
                 }
-                return q.closed ? .finished : .wait
+                if q.closed { return .finished }
+                return followDue.load(ordering: .acquiring) ? .batch([]) : .wait
             }
             switch step {
             case .batch(let b): return b
@@ -160,7 +171,7 @@ public final class GameEngine: Service, Sendable {
                 if await maintainIfIdle() { continue }
                 await withCheckedContinuation { (c: CheckedContinuation<Void, Never>) in
                     let resumeNow = queue.withLock { q -> Bool in
-                        if !q.pending.isEmpty || q.closed { return true }
+                        if !q.pending.isEmpty || q.closed || followDue.load(ordering: .acquiring) { return true }
                         q.writerWaiting = c
                         return false
                     }
@@ -182,7 +193,10 @@ public final class GameEngine: Service, Sendable {
 
     private func writeLoop() async throws {
         var batchesSinceMaintenance = 0
+        var follower = initialCursor.map { Follower(cursor: $0) }
         while let batch = await nextBatch() {
+            if followDue.exchange(false, ordering: .acquiringAndReleasing), follower != nil { await follow(&follower!) }
+            if batch.isEmpty { continue }
             await process(batch)
             batchesSinceMaintenance += 1
             // Under constant load the queue is never empty; fold the journal every few batches.
@@ -190,6 +204,59 @@ public final class GameEngine: Service, Sendable {
                 batchesSinceMaintenance = 0
                 _ = await maintainIfIdle()
             }
+        }
+    }
+
+    // MARK: Other instances' claims
+
+    struct Follower {
+        var cursor: Int64
+        var failures = 0
+        var retryAt: ContinuousClock.Instant?
+    }
+
+    /// Wakes the writer every `followInterval` to read the change feed.
+    private func followTimer() async {
+        while !Task.isCancelled, !isClosed {
+            try? await Task.sleep(for: configuration.followInterval)
+            followDue.store(true, ordering: .releasing)
+            let waiting = queue.withLock { q -> CheckedContinuation<Void, Never>? in
+                let w = q.writerWaiting
+                q.writerWaiting = nil
+                return w
+            }
+            waiting?.resume()
+        }
+    }
+
+    /// Folds claims committed since the cursor into the board. Claims this instance already
+    /// applied come back too and change nothing. Failures back off (up to 5 s).
+    func follow(_ follower: inout Follower) async {
+        if let retryAt = follower.retryAt, ContinuousClock.now < retryAt { return }
+        let limit = 50_000
+        do {
+            while true {
+                let changes = try await storage.changes(since: follower.cursor, limit: limit)
+                follower.cursor = changes.cursor
+                let now = clock.seconds
+                let applied = board.withLock { board -> Int in
+                    board.advance(to: now)
+                    var n = 0
+                    for claim in changes.claims where board.evaluate(address: claim.address, name: claim.name, at: claim.claimedAt) != .unchanged {
+                        board.apply(address: claim.address, name: claim.name, at: claim.claimedAt, enforceRefreshInterval: false)
+                        n += 1
+                    }
+                    return n
+                }
+                if applied > 0 { dirty.store(true, ordering: .releasing) }
+                if changes.claims.count < limit { break }
+            }
+            follower.failures = 0
+            follower.retryAt = nil
+        } catch {
+            follower.failures += 1
+            follower.retryAt = ContinuousClock.now + .milliseconds(min(100 << min(follower.failures, 6), 5_000))
+            if follower.failures == 1 { logger.warning("cannot read other instances' claims", metadata: ["error": "\(error)"]) }
         }
     }
 

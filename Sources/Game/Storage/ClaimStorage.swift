@@ -11,10 +11,33 @@ public protocol ClaimStorage: Sendable {
     func maintain(budget: Int) async throws -> Int
     /// Number of stored addresses.
     func count() async throws -> Int
+    /// Change feed for storages shared by several instances (defaults below: none).
+    func changeCursor() async throws -> Int64?
+    func changes(since cursor: Int64, limit: Int) async throws -> ClaimChanges
 }
 
 /// Storage failures reported to users as 503 (the claim was not stored).
 public struct StorageUnavailable: Error, CustomStringConvertible {
     public var underlying: any Error
     public var description: String { "storage unavailable: \(underlying)" }
+}
+
+/// Claims other writers committed, in commit order, and the cursor to ask from next time.
+public struct ClaimChanges: Sendable, Equatable {
+    public var claims: [Claim]
+    public var cursor: Int64
+    public init(claims: [Claim], cursor: Int64) {
+        self.claims = claims
+        self.cursor = cursor
+    }
+}
+
+/// A change feed, for storages shared by several instances (PostgreSQL). An instance reads the
+/// cursor before loading, then folds `changes(since:)` into its board, so it sees every claim
+/// any instance commits. Single-writer storages (SQLite) keep the defaults: no feed.
+extension ClaimStorage {
+    /// The position of the feed now, or nil when the storage has a single writer.
+    public func changeCursor() async throws -> Int64? { nil }
+    /// Up to `limit` claims committed after `cursor` (latest per address), oldest first.
+    public func changes(since cursor: Int64, limit: Int) async throws -> ClaimChanges { ClaimChanges(claims: [], cursor: cursor) }
 }

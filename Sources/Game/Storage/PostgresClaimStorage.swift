@@ -1,0 +1,321 @@
+import Foundation
+import IPAddress
+import Logging
+import PostgresNIO
+import Synchronization
+
+/// Claims in PostgreSQL, shared by several `ipquest serve` instances.
+///
+/// A batch is one transaction: take the next range of `seq` values from `ipquest_state` (its row
+/// lock orders batches across instances, so commits become visible in `seq` order), then one
+/// statement upserts every claim from arrays (`unnest`) and adjusts the per-player and
+/// per-(block, player) aggregates by the difference between the old and new owners.
+///
+/// `changes(since:)` is the feed other instances follow: rows with `seq` above a cursor, in order.
+/// One instance at a time holds a session advisory lock and does the background upkeep.
+/// When the database is unreachable, a batch gives up after `timeout_ms` and later batches fail at
+/// once for a short, growing backoff, so claims answer 503 quickly instead of piling up.
+public final class PostgresClaimStorage: ClaimStorage {
+    public let settings: PostgresSettings
+    let client: PostgresClient
+    let logger: Logger
+    private let runTask: Task<Void, Never>
+    private let leaderTask: Mutex<Task<Void, Never>?> = Mutex(nil)
+    private let health = Mutex(Health())
+    private let leader = Flag()
+    private let lastUpkeep = Mutex<ContinuousClock.Instant?>(nil)
+    /// Marks this instance's rows, so the change feed does not send them back to it.
+    let writerID = Int64.random(in: 1...Int64.max)
+
+    struct Health {
+        var failures = 0
+        var retryAt: ContinuousClock.Instant?
+    }
+
+    /// Connects, applies pending migrations (under the migration lock) and starts competing for
+    /// leadership.
+    public init(settings: PostgresSettings, logger: Logger, migrate: Bool = true, leadership: Bool = true) async throws {
+        self.settings = settings
+        self.logger = logger
+        let client = PostgresClient(configuration: settings.clientConfiguration(), backgroundLogger: logger)
+        self.client = client
+        runTask = Task.detached { await client.run() }
+        do {
+            if migrate {
+                try await withTimeout(.milliseconds(Int64(max(settings.timeoutMilliseconds, 10_000)))) {
+                    try await client.withConnection { connection in
+                        _ = try await PostgresMigrations.migrate(on: connection, logger: logger)
+                    }
+                }
+            }
+        } catch {
+            runTask.cancel()
+            throw error
+        }
+        if leadership { startLeadership() }
+    }
+
+    deinit { shutdown() }
+
+    /// Stops the pool and gives up leadership (the session lock goes with its connection).
+    public func shutdown() {
+        leaderTask.withLock { $0?.cancel() }
+        runTask.cancel()
+    }
+
+    public var isLeader: Bool { leader.value.load(ordering: .acquiring) }
+
+    // MARK: ClaimStorage
+
+    public func loadAll() async throws -> [Claim] {
+        try await guarded {
+            var claims: [Claim] = []
+            let rows = try await self.client.query("SELECT ip, name, claimed_at FROM claims", logger: self.logger)
+            for try await (ip, name, at) in rows.decode((Int64, String, Int64).self) {
+                guard let address = UInt32(exactly: ip) else { continue }
+                claims.append(Claim(address: IPv4Address(address), name: PlayerName(trusted: name), claimedAt: at))
+            }
+            return claims
+        }
+    }
+
+    public func append(_ claims: [Claim]) async throws {
+        guard !claims.isEmpty else { return }
+        // Last claim per address wins (one row may be upserted once per statement).
+        var position: [UInt32: Int] = [:]
+        var ips: [Int64] = [], names: [String] = [], times: [Int64] = []
+        ips.reserveCapacity(claims.count); names.reserveCapacity(claims.count); times.reserveCapacity(claims.count)
+        for claim in claims {
+            if let i = position[claim.address.value] {
+                names[i] = claim.name.value
+                times[i] = claim.claimedAt
+            } else {
+                position[claim.address.value] = ips.count
+                ips.append(Int64(claim.address.value)); names.append(claim.name.value); times.append(claim.claimedAt)
+            }
+        }
+        let count = Int64(ips.count)
+        let (ipArray, nameArray, timeArray) = (ips, names, times)
+        try await guarded {
+            try await self.client.withTransaction(logger: self.logger) { tx in
+                var last: Int64 = 0
+                let rows = try await tx.query("UPDATE ipquest_state SET last_seq = last_seq + \(count) WHERE id = 1 RETURNING last_seq", logger: self.logger)
+                for try await value in rows.decode(Int64.self) { last = value }
+                let base = last - count
+                try await tx.query("""
+                    WITH input AS (
+                        SELECT t.ip, t.name, t.claimed_at, \(base)::bigint + t.ord AS seq, \(self.writerID)::bigint AS writer
+                        FROM unnest(\(ipArray)::bigint[], \(nameArray)::text[], \(timeArray)::bigint[]) WITH ORDINALITY AS t(ip, name, claimed_at, ord)
+                    ), old AS (
+                        SELECT c.ip, c.name FROM claims c JOIN input i ON c.ip = i.ip
+                    ), up AS (
+                        INSERT INTO claims (ip, name, claimed_at, seq, writer) SELECT ip, name, claimed_at, seq, writer FROM input
+                        ON CONFLICT (ip) DO UPDATE SET name = excluded.name, claimed_at = excluded.claimed_at, seq = excluded.seq, writer = excluded.writer
+                    ), delta AS (
+                        SELECT (ip >> 24)::smallint AS block, name, sum(d)::bigint AS d
+                        FROM (SELECT ip, name, 1 AS d FROM input UNION ALL SELECT ip, name, -1 FROM old) x
+                        GROUP BY 1, 2 HAVING sum(d) <> 0
+                    ), b AS (
+                        INSERT INTO block_scores (block, name, addresses) SELECT block, name, d FROM delta
+                        ON CONFLICT (block, name) DO UPDATE SET addresses = block_scores.addresses + excluded.addresses
+                    )
+                    INSERT INTO player_scores (name, addresses) SELECT name, sum(d)::bigint FROM delta GROUP BY name HAVING sum(d) <> 0
+                    ON CONFLICT (name) DO UPDATE SET addresses = player_scores.addresses + excluded.addresses
+                    """, logger: self.logger)
+            }
+        }
+    }
+
+    /// Leader-only upkeep, at most every few seconds: drops aggregate rows that reached zero.
+    public func maintain(budget: Int) async throws -> Int {
+        guard isLeader else { return 0 }
+        let now = ContinuousClock.now
+        let due = lastUpkeep.withLock { last -> Bool in
+            if let last, now - last < .seconds(5) { return false }
+            last = now
+            return true
+        }
+        guard due else { return 0 }
+        try await guarded {
+            try await self.client.query("DELETE FROM block_scores WHERE addresses = 0", logger: self.logger)
+            try await self.client.query("DELETE FROM player_scores WHERE addresses = 0", logger: self.logger)
+        }
+        return 0 // nothing that needs an immediate next step
+    }
+
+    public func count() async throws -> Int {
+        try await guarded {
+            for try await n in try await self.client.query("SELECT count(*) FROM claims", logger: self.logger).decode(Int64.self) {
+                return Int(n)
+            }
+            return 0
+        }
+    }
+
+    public func changeCursor() async throws -> Int64? {
+        try await guarded {
+            for try await n in try await self.client.query("SELECT last_seq FROM ipquest_state WHERE id = 1", logger: self.logger).decode(Int64.self) {
+                return n
+            }
+            return 0
+        }
+    }
+
+    /// Other instances' rows after `cursor`. One statement (one snapshot) also reads the commit
+    /// counter, so when fewer than `limit` rows come back the cursor can jump past this
+    /// instance's own rows.
+    public func changes(since cursor: Int64, limit: Int) async throws -> ClaimChanges {
+        try await guarded {
+            var claims: [Claim] = []
+            var lastRow = cursor
+            var visible = cursor
+            let rows = try await self.client.query("""
+                (SELECT -1::bigint AS ip, ''::text AS name, 0::bigint AS claimed_at, last_seq AS seq FROM ipquest_state WHERE id = 1)
+                UNION ALL
+                (SELECT ip, name, claimed_at, seq FROM claims WHERE seq > \(cursor) AND writer <> \(self.writerID) ORDER BY seq LIMIT \(Int64(limit)))
+                """, logger: self.logger)
+            for try await (ip, name, at, seq) in rows.decode((Int64, String, Int64, Int64).self) {
+                if ip < 0 { visible = seq; continue }
+                lastRow = seq
+                guard let address = UInt32(exactly: ip) else { continue }
+                claims.append(Claim(address: IPv4Address(address), name: PlayerName(trusted: name), claimedAt: at))
+            }
+            return ClaimChanges(claims: claims, cursor: claims.count < limit ? max(visible, cursor) : lastRow)
+        }
+    }
+
+    // MARK: Aggregates (read by tests, tools and the benchmark)
+
+    /// All-time addresses per player from the aggregate table.
+    public func playerTotals() async throws -> [String: Int] {
+        try await guarded {
+            var totals: [String: Int] = [:]
+            for try await (name, n) in try await self.client.query("SELECT name, addresses FROM player_scores WHERE addresses <> 0", logger: self.logger).decode((String, Int64).self) {
+                totals[name] = Int(n)
+            }
+            return totals
+        }
+    }
+
+    /// All-time addresses per (block, player) from the aggregate table.
+    public func blockTotals() async throws -> [Int: [String: Int]] {
+        try await guarded {
+            var totals: [Int: [String: Int]] = [:]
+            for try await (block, name, n) in try await self.client.query("SELECT block, name, addresses FROM block_scores WHERE addresses <> 0", logger: self.logger).decode((Int16, String, Int64).self) {
+                totals[Int(block), default: [:]][name] = Int(n)
+            }
+            return totals
+        }
+    }
+
+    // MARK: Failure handling
+
+    /// Runs `body` with the configured timeout; while the database is known to be down, fails
+    /// at once until the backoff has passed (then lets one attempt through as the probe).
+    func guarded<T: Sendable>(_ body: @escaping @Sendable () async throws -> T) async throws -> T {
+        let now = ContinuousClock.now
+        if let retryAt = health.withLock({ $0.retryAt }), now < retryAt {
+            throw StorageUnavailable(underlying: DatabaseDown())
+        }
+        do {
+            let value = try await withTimeout(.milliseconds(Int64(settings.timeoutMilliseconds)), body)
+            health.withLock { $0 = Health() }
+            return value
+        } catch {
+            let failures = health.withLock { h -> Int in
+                h.failures += 1
+                // 100 ms, 200 ms, … capped at 2 s.
+                let delay = Duration.milliseconds(min(100 << min(h.failures - 1, 5), 2_000))
+                h.retryAt = ContinuousClock.now + delay
+                return h.failures
+            }
+            if failures == 1 { logger.warning("database unavailable", metadata: ["error": "\(String(reflecting: error))"]) }
+            throw StorageUnavailable(underlying: error)
+        }
+    }
+
+    struct DatabaseDown: Error, CustomStringConvertible {
+        var description: String { "database unreachable (backing off)" }
+    }
+
+    // MARK: Leadership
+
+    private func startLeadership() {
+        let task = Task.detached { [settings, logger, leader] in
+            var delay = Duration.milliseconds(500)
+            while !Task.isCancelled {
+                do {
+                    let connection = try await PostgresConnection.connect(configuration: try settings.connectionConfiguration(), id: 1, logger: logger)
+                    defer { Task { try? await connection.close() } }
+                    // Poll for the session lock; hold it (and prove the connection alive) once taken.
+                    while !Task.isCancelled {
+                        var got = false
+                        for try await flag in try await connection.query("SELECT pg_try_advisory_lock(\(PostgresMigrations.leaderLockKey))", logger: logger).decode(Bool.self) {
+                            got = flag
+                        }
+                        if got {
+                            leader.value.store(true, ordering: .releasing)
+                            logger.notice("leadership acquired", metadata: ["pid": "\(getpid())"])
+                            while !Task.isCancelled {
+                                try await Task.sleep(for: .seconds(1))
+                                try await connection.query("SELECT 1", logger: logger)
+                            }
+                        }
+                        delay = .milliseconds(500)
+                        try await Task.sleep(for: .seconds(1))
+                    }
+                } catch {
+                    if leader.value.exchange(false, ordering: .acquiringAndReleasing) {
+                        logger.warning("leadership lost", metadata: ["error": "\(error)"])
+                    }
+                }
+                try? await Task.sleep(for: delay)
+                delay = min(delay * 2, .seconds(5))
+            }
+            leader.value.store(false, ordering: .releasing)
+        }
+        leaderTask.withLock { $0 = task }
+    }
+}
+
+/// Runs `body`, giving up after `timeout`. The body keeps running detached when it times out
+/// (it is cancelled, which postgres-nio honours while waiting for a connection).
+func withTimeout<T: Sendable>(_ timeout: Duration, _ body: @escaping @Sendable () async throws -> T) async throws -> T {
+    let once = Once<T>()
+    return try await withCheckedThrowingContinuation { continuation in
+        once.slot.withLock { $0 = continuation }
+        let work = Task {
+            let result: Result<T, any Error>
+            do { result = .success(try await body()) } catch { result = .failure(error) }
+            once.take()?.resume(with: result)
+        }
+        Task {
+            // Ends early when the work finishes first (polls so no sleeper outlives it by long).
+            let deadline = ContinuousClock.now + timeout
+            while ContinuousClock.now < deadline {
+                if once.isDone { return }
+                try? await Task.sleep(for: min(.milliseconds(50), deadline - ContinuousClock.now))
+            }
+            if let c = once.take() {
+                work.cancel()
+                c.resume(throwing: TimedOut(after: timeout))
+            }
+        }
+    }
+}
+
+/// A continuation resumed at most once, by whoever takes it first.
+final class Once<T: Sendable>: Sendable {
+    let slot = Mutex<CheckedContinuation<T, any Error>?>(nil)
+    func take() -> CheckedContinuation<T, any Error>? { slot.withLock { $0.take() } }
+    var isDone: Bool { slot.withLock { $0 == nil } }
+}
+
+final class Flag: Sendable {
+    let value = Atomic<Bool>(false)
+}
+
+struct TimedOut: Error, CustomStringConvertible {
+    var after: Duration
+    var description: String { "timed out after \(after)" }
+}

@@ -1,0 +1,120 @@
+import Logging
+import PostgresNIO
+
+/// Versioned schema changes for PostgreSQL. Each runs in its own transaction together with its
+/// row in `ipquest_migrations`, so a failed migration leaves the schema as it was (PostgreSQL
+/// DDL is transactional). All of it runs under a session advisory lock, so instances starting
+/// at the same time apply each migration once.
+public enum PostgresMigrations {
+    public struct Migration: Sendable {
+        public var version: Int
+        public var name: String
+        public var sql: [String]
+    }
+
+    /// Advisory lock keys (arbitrary constants, "IPQ" + purpose).
+    static let migrationLockKey: Int64 = 0x4950_5100_0000_0001
+    static let leaderLockKey: Int64 = 0x4950_5100_0000_0002
+
+    public static let all: [Migration] = [
+        Migration(version: 1, name: "claims", sql: [
+            // One row per address; ip is the IPv4 address as an unsigned 32-bit value (block = ip >> 24).
+            // seq orders commits: every batch takes the next range from ipquest_state under its row
+            // lock, so rows become visible in seq order and `seq > cursor` is a complete change feed.
+            """
+            CREATE TABLE claims (
+                ip bigint PRIMARY KEY CHECK (ip BETWEEN 0 AND 4294967295),
+                name text NOT NULL,
+                claimed_at bigint NOT NULL,
+                seq bigint NOT NULL,
+                writer bigint NOT NULL DEFAULT 0
+            )
+            """,
+            "CREATE INDEX claims_seq ON claims (seq)",
+            "CREATE TABLE ipquest_state (id int PRIMARY KEY CHECK (id = 1), last_seq bigint NOT NULL)",
+            "INSERT INTO ipquest_state (id, last_seq) VALUES (1, 0)",
+            // All-time aggregates, maintained in the claim batch's transaction.
+            "CREATE TABLE player_scores (name text PRIMARY KEY, addresses bigint NOT NULL)",
+            """
+            CREATE TABLE block_scores (
+                block smallint NOT NULL CHECK (block BETWEEN 0 AND 255),
+                name text NOT NULL,
+                addresses bigint NOT NULL,
+                PRIMARY KEY (block, name)
+            )
+            """,
+        ]),
+    ]
+
+    public struct Status: Sendable, Equatable {
+        public var applied: [Int]
+        public var pending: [Int]
+    }
+
+    static let createTable = """
+        CREATE TABLE IF NOT EXISTS ipquest_migrations (
+            version int PRIMARY KEY,
+            name text NOT NULL,
+            applied_at timestamptz NOT NULL DEFAULT now()
+        )
+        """
+
+    /// Applies pending migrations (up to `target`, default all) or, with `dryRun`, only reports
+    /// them. Returns the status before running.
+    @discardableResult
+    public static func migrate(
+        on connection: PostgresConnection, migrations: [Migration] = all, upTo target: Int? = nil, dryRun: Bool = false, logger: Logger
+    ) async throws -> Status {
+        try await connection.query("SELECT pg_advisory_lock(\(migrationLockKey))", logger: logger)
+        do {
+            let status = try await migrateLocked(on: connection, migrations: migrations, upTo: target, dryRun: dryRun, logger: logger)
+            try await connection.query("SELECT pg_advisory_unlock(\(migrationLockKey))", logger: logger)
+            return status
+        } catch {
+            _ = try? await connection.query("SELECT pg_advisory_unlock(\(migrationLockKey))", logger: logger)
+            throw error
+        }
+    }
+
+    static func migrateLocked(
+        on connection: PostgresConnection, migrations: [Migration], upTo target: Int?, dryRun: Bool, logger: Logger
+    ) async throws -> Status {
+        var applied: [Int] = []
+        let exists = try await connection.query("SELECT to_regclass('ipquest_migrations') IS NOT NULL", logger: logger)
+        var hasTable = false
+        for try await flag in exists.decode(Bool.self) { hasTable = flag }
+        if hasTable {
+            for try await v in try await connection.query("SELECT version FROM ipquest_migrations ORDER BY version", logger: logger).decode(Int.self) {
+                applied.append(v)
+            }
+        }
+        let pending = migrations.filter { !applied.contains($0.version) && $0.version <= (target ?? Int.max) }
+        let status = Status(applied: applied, pending: pending.map(\.version))
+        if dryRun { return status }
+        if !hasTable { try await connection.query(PostgresQuery(unsafeSQL: createTable), logger: logger) }
+        for migration in pending {
+            try await connection.withTransaction(logger: logger) { tx in
+                for statement in migration.sql {
+                    try await tx.query(PostgresQuery(unsafeSQL: statement), logger: logger)
+                }
+                try await tx.query("INSERT INTO ipquest_migrations (version, name) VALUES (\(migration.version), \(migration.name))", logger: logger)
+            }
+            logger.info("applied migration", metadata: ["version": "\(migration.version)", "name": "\(migration.name)"])
+        }
+        return status
+    }
+
+    /// Connects once, migrates, disconnects.
+    @discardableResult
+    public static func migrate(settings: PostgresSettings, upTo target: Int? = nil, dryRun: Bool = false, logger: Logger) async throws -> Status {
+        let connection = try await PostgresConnection.connect(configuration: try settings.connectionConfiguration(), id: 0, logger: logger)
+        do {
+            let status = try await migrate(on: connection, upTo: target, dryRun: dryRun, logger: logger)
+            try? await connection.close()
+            return status
+        } catch {
+            try? await connection.close()
+            throw error
+        }
+    }
+}

@@ -1,0 +1,110 @@
+import Foundation
+import IPAddress
+import Testing
+@testable import Game
+
+/// One contract, both backends: whatever SQLite does with claims, PostgreSQL does too.
+/// PostgreSQL runs against the cluster scripts/with-postgres.sh starts (`make test`); in CI a
+/// missing cluster fails these tests instead of skipping them.
+@Suite struct StorageContractTests {
+    enum Backend: String, CaseIterable, CustomTestStringConvertible, Sendable {
+        case sqlite, postgres
+        var testDescription: String { rawValue }
+    }
+
+    static var backends: [Backend] { PostgresTestCluster.enabled ? Backend.allCases : [.sqlite] }
+
+    /// Opens the backend; `reopen` opens the same database again (a restart).
+    struct Opened: Sendable {
+        var storage: any ClaimStorage
+        var reopen: @Sendable () async throws -> any ClaimStorage
+    }
+
+    static func open(_ backend: Backend) async throws -> Opened {
+        switch backend {
+        case .sqlite:
+            let dir = FileManager.default.temporaryDirectory.appendingPathComponent("ipquest-contract-\(UUID().uuidString)").path
+            try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+            let path = dir + "/c.sqlite"
+            return Opened(storage: try SQLiteClaimStorage(path: path, durability: .normal)) { try SQLiteClaimStorage(path: path, durability: .normal) }
+        case .postgres:
+            let settings = try await PostgresTestCluster.freshDatabase()
+            let logger = PostgresTestCluster.logger
+            return Opened(storage: try await PostgresClaimStorage(settings: settings, logger: logger, leadership: false)) {
+                try await PostgresClaimStorage(settings: settings, logger: logger, leadership: false)
+            }
+        }
+    }
+
+    static func claim(_ ip: String, _ name: String, _ at: Int64) -> Claim {
+        Claim(address: IPv4Address(ip)!, name: PlayerName(trusted: name), claimedAt: at)
+    }
+
+    static func sorted(_ claims: [Claim]) -> [Claim] { claims.sorted { $0.address.value < $1.address.value } }
+
+    @Test(arguments: backends) func emptyStorageLoadsNothing(_ backend: Backend) async throws {
+        let opened = try await Self.open(backend)
+        #expect(try await opened.storage.loadAll().isEmpty)
+        #expect(try await opened.storage.count() == 0)
+        try await opened.storage.append([]) // an empty batch is fine
+        #expect(try await opened.storage.count() == 0)
+    }
+
+    @Test(arguments: backends) func latestClaimPerAddressWinsWithinAndAcrossBatches(_ backend: Backend) async throws {
+        let opened = try await Self.open(backend)
+        let s = opened.storage
+        try await s.append([Self.claim("1.2.3.4", "alice", 100), Self.claim("1.2.3.5", "bob", 100), Self.claim("1.2.3.4", "carol", 101)])
+        try await s.append([Self.claim("1.2.3.5", "alice", 200), Self.claim("255.255.255.255", "dave", 201), Self.claim("0.0.0.0", "eve", 202)])
+        let expected = Self.sorted([
+            Self.claim("0.0.0.0", "eve", 202), Self.claim("1.2.3.4", "carol", 101),
+            Self.claim("1.2.3.5", "alice", 200), Self.claim("255.255.255.255", "dave", 201),
+        ])
+        #expect(Self.sorted(try await s.loadAll()) == expected)
+        #expect(try await s.count() == 4)
+        // Upkeep never changes what is stored.
+        for _ in 0..<3 { _ = try await s.maintain(budget: 1) }
+        #expect(Self.sorted(try await s.loadAll()) == expected)
+        // A restart reads the same claims back.
+        let again = try await opened.reopen()
+        #expect(Self.sorted(try await again.loadAll()) == expected)
+    }
+
+    @Test(arguments: backends) func manyRandomBatchesMatchAModel(_ backend: Backend) async throws {
+        let opened = try await Self.open(backend)
+        var model: [UInt32: Claim] = [:]
+        var rng = SystemRandomNumberGenerator()
+        for batch in 0..<20 {
+            var claims: [Claim] = []
+            for _ in 0..<Int.random(in: 1...300, using: &rng) {
+                // Few addresses so that overrides are common, spread over several /8 blocks.
+                let ip = UInt32.random(in: 0..<4, using: &rng) << 24 | UInt32.random(in: 0..<500, using: &rng)
+                let c = Claim(address: IPv4Address(ip), name: PlayerName(trusted: "p\(Int.random(in: 0..<7, using: &rng))"), claimedAt: Int64(batch))
+                claims.append(c)
+                model[ip] = c
+            }
+            try await opened.storage.append(claims)
+            if batch % 5 == 0 { _ = try await opened.storage.maintain(budget: 100) }
+        }
+        #expect(Self.sorted(try await opened.storage.loadAll()) == Self.sorted(Array(model.values)))
+        #expect(try await opened.storage.count() == model.count)
+    }
+
+    /// The engine over either backend: claims survive a restart and rebuild the same board.
+    @Test(arguments: backends) func engineRestartRebuildsTheSameBoard(_ backend: Backend) async throws {
+        let opened = try await Self.open(backend)
+        var logger = PostgresTestCluster.logger
+        logger.logLevel = .error
+        let engine = try await GameEngine(storage: opened.storage, logger: logger)
+        let run = Task { try await engine.run() }
+        for i in 0..<200 {
+            _ = try await engine.claim(address: IPv4Address(UInt32(i * 7919)), name: PlayerName(trusted: "n\(i % 5)"))
+        }
+        engine.close()
+        _ = try? await run.value
+        let before = engine.withBoard { board in Period.allCases.map { p in board.player(PlayerName(trusted: "n1"), period: p)?.addresses } }
+        let restarted = try await GameEngine(storage: try await opened.reopen(), logger: logger)
+        let after = restarted.withBoard { board in Period.allCases.map { p in board.player(PlayerName(trusted: "n1"), period: p)?.addresses } }
+        #expect(before == after)
+        #expect(restarted.withBoard { $0.addressCount } == 200)
+    }
+}
