@@ -30,7 +30,7 @@ YAML
 start() { # start DB LABEL -> sets pid_LABEL, port_LABEL
   "$bin" serve --port 0 --database "$(psql_url "$1")?sslmode=disable&pool_size=4" --config "$out/bench.yaml" >"$out/$2.out" 2>"$out/$2.log" &
   eval "pid_$2=$!"
-  for _ in $(seq 300); do grep -q listening "$out/$2.out" && break; sleep 0.1; done
+  for _ in $(seq 300); do grep -qs listening "$out/$2.out" && break; sleep 0.1; done
   eval "port_$2=$(sed -n 's/.*:\([0-9]*\)$/\1/p' "$out/$2.out" | head -1)"
 }
 rps() { sed -n 's/.*rps=\([0-9]*\).*/\1/p'; }
@@ -68,7 +68,8 @@ cat > "$out/naive.sql" <<'SQL'
 INSERT INTO claims (ip, name, claimed_at, seq) VALUES (:ip, 'p' || :n, extract(epoch from now())::bigint, 0)
   ON CONFLICT (ip) DO UPDATE SET name = excluded.name, claimed_at = excluded.claimed_at;
 SQL
-naive=$(pgbench -n -c "$conns" -j 2 -T "$secs" -f "$out/naive.sql" "$(psql_url naive)" 2>&1 | sed -n 's/^tps = \([0-9.]*\).*/\1/p' | head -1)
+pgbench=$(command -v pgbench || echo "$IPQUEST_PG_BIN/pgbench")
+naive=$("$pgbench" -n -c "$conns" -j 2 -T "$secs" -f "$out/naive.sql" "$(psql_url naive)" 2>&1 | sed -n 's/^tps = \([0-9.]*\).*/\1/p' | head -1)
 echo "naive tps=$naive"
 
 r1=$(echo "$one" | rps)
