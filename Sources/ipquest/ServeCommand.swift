@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import Dispatch
 import Game
 import Hummingbird
 import Logging
@@ -24,14 +25,7 @@ struct ServeCommand: AsyncParsableCommand {
     @Option(help: "full (fsync per commit) or normal (survives process crashes only).") var durability: String?
 
     func run() async throws {
-        let settings = try Self.loadConfiguration(file: config) { cfg throws(ConfigurationError) in
-            if let host { try cfg.set("host", host) }
-            if let port { try cfg.set("port", port) }
-            if let database { try cfg.set("database", database) }
-            if let durability { try cfg.set("durability", durability) }
-            if !trustedProxies.isEmpty { try cfg.set("trusted_proxies", trustedProxies) }
-            if proxyProtocol { cfg.proxyProtocol = true }
-        }
+        let settings = try Self.loadConfiguration(file: config) { cfg throws(ConfigurationError) in try applyFlags(&cfg) }
 
         let registry = PrometheusCollectorRegistry()
         MetricsSystem.bootstrap(PrometheusMetricsFactory(registry: registry))
@@ -56,10 +50,14 @@ struct ServeCommand: AsyncParsableCommand {
         engineConfiguration.queueCapacity = settings.queueCapacity
         engineConfiguration.maxBatch = settings.maxBatch
         let engine = try await GameEngine(storage: storage, configuration: engineConfiguration, logger: logger)
+        let guards = EdgeGuards(configuration: settings)
+        let reloader = installReloadOnHangup(guards: guards, logger: logger)
+        defer { reloader.cancel() }
         let app = GameServer.makeApplication(
             configuration: settings,
             engine: engine,
             logger: logger,
+            guards: guards,
             metricsText: { registry.emitToString() },
             onServerRunning: { channel in
                 let port = channel.localAddress?.port ?? settings.port
@@ -69,6 +67,43 @@ struct ServeCommand: AsyncParsableCommand {
         )
         try await app.runService(gracefulShutdownSignals: [.sigterm, .sigint])
         logger.info("stopped")
+    }
+
+    /// SIGHUP re-reads the configuration file and applies what can change without a restart:
+    /// user-agent and path bans and the upstream allowlist. A bad file is logged and ignored.
+    func installReloadOnHangup(guards: EdgeGuards, logger: Logger) -> any DispatchSourceSignal {
+        signal(SIGHUP, SIG_IGN)
+        let source = DispatchSource.makeSignalSource(signal: SIGHUP, queue: .global())
+        let file = config
+        let flags = self
+        source.setEventHandler {
+            do {
+                var cfg = ServeConfiguration()
+                if let file {
+                    guard let data = FileManager.default.contents(atPath: file), let text = String(data: data, encoding: .utf8) else {
+                        throw ConfigurationError(key: "--config", problem: "cannot read \(file)")
+                    }
+                    try cfg.apply(yaml: text)
+                }
+                try flags.applyFlags(&cfg)
+                try cfg.validate()
+                try guards.reload(cfg)
+                logger.notice("configuration reloaded", metadata: ["banned_user_agents": "\(cfg.bannedUserAgents.count)", "banned_paths": "\(cfg.bannedPaths.count)"])
+            } catch {
+                logger.error("configuration reload failed; keeping the previous rules", metadata: ["error": "\(error)"])
+            }
+        }
+        source.resume()
+        return source
+    }
+
+    func applyFlags(_ cfg: inout ServeConfiguration) throws(ConfigurationError) {
+        if let host { try cfg.set("host", host) }
+        if let port { try cfg.set("port", port) }
+        if let database { try cfg.set("database", database) }
+        if let durability { try cfg.set("durability", durability) }
+        if !trustedProxies.isEmpty { try cfg.set("trusted_proxies", trustedProxies) }
+        if proxyProtocol { cfg.proxyProtocol = true }
     }
 
     /// Reads the YAML file (if any), then applies the flags, then validates. Any problem is one

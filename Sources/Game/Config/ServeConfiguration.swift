@@ -1,3 +1,4 @@
+import Foundation
 public import IPAddress
 import Yams
 
@@ -24,7 +25,22 @@ public struct ConfigurationError: Error, CustomStringConvertible, Equatable {
 /// proxy_protocol: false
 /// rate_limit: { burst: 127, per_second: 1, max_networks: 1048576 }
 /// claims: { queue_capacity: 65536, max_batch: 4096 }
-/// http: { idle_timeout_seconds: 30 }
+/// http: { idle_timeout_seconds: 30 }   # also the deadline for a request head (slowloris)
+/// limits:
+///   max_in_flight: 1024                 # reads in progress; more get 503 at once
+///   max_in_flight_claims: 1024          # claims have their own budget
+///   max_connections: 10000              # beyond: closed at accept; keep-alive refused from 90 %
+///   max_requests_per_connection: 10000
+///   max_connection_lifetime_seconds: 3600
+///   requests_burst: 600                 # token bucket per /24 (/48) for every route
+///   requests_per_second: 100
+///   strikes_before_ban: 50              # 429s a network may collect before a ban (0 = never ban)
+///   ban_seconds: 300
+/// upstream_allowlist: [203.0.113.0/24]  # only these peers may connect (absent = everyone)
+/// bans:                                 # reloaded on SIGHUP
+///   user_agents: ["BadBot/1.0"]
+///   user_agent_patterns: ["python-requests/.*"]
+///   paths: ["/wp-admin*"]
 /// ```
 public struct ServeConfiguration: Sendable, Equatable {
     public var host = "127.0.0.1"
@@ -40,6 +56,21 @@ public struct ServeConfiguration: Sendable, Equatable {
     public var maxBatch = 4_096
     public var idleTimeoutSeconds = 30
 
+    // Edge guards (see Edge): in-flight, connections, per-network limits, bans.
+    public var maxInFlight = 1_024
+    public var maxInFlightClaims = 1_024
+    public var maxConnections = 10_000
+    public var maxRequestsPerConnection = 10_000
+    public var maxConnectionLifetimeSeconds = 3_600
+    public var requestsBurst = 600
+    public var requestsPerSecond = 100.0
+    public var strikesBeforeBan = 50
+    public var banSeconds = 300
+    public var upstreamAllowlist: [IPPrefix]? = nil
+    public var bannedUserAgents: [String] = []
+    public var bannedUserAgentPatterns: [String] = []
+    public var bannedPaths: [String] = []
+
     public init() {}
 
     /// Every key the file may contain, for "unknown key" errors.
@@ -48,6 +79,12 @@ public struct ServeConfiguration: Sendable, Equatable {
         "rate_limit": ["burst", "per_second", "max_networks"],
         "claims": ["queue_capacity", "max_batch"],
         "http": ["idle_timeout_seconds"],
+        "limits": [
+            "max_in_flight", "max_in_flight_claims", "max_connections", "max_requests_per_connection",
+            "max_connection_lifetime_seconds", "requests_burst", "requests_per_second", "strikes_before_ban", "ban_seconds",
+        ],
+        "upstream_allowlist": nil,
+        "bans": ["user_agents", "user_agent_patterns", "paths"],
     ]
 
     /// Reads YAML text into this configuration, key by key.
@@ -93,19 +130,7 @@ public struct ServeConfiguration: Sendable, Equatable {
                 throw ConfigurationError(key: key, problem: "'\(text)' is not one of full, normal")
             }
             durability = d
-        case "trusted_proxies":
-            let items: [Any]
-            if let list = value as? [Any] { items = list } else if let text = value as? String {
-                items = text.split(separator: ",").map { String($0.trimmingCharacters(in: .whitespaces)) }.filter { !$0.isEmpty }
-            } else { throw ConfigurationError(key: key, problem: "expected a list of CIDR prefixes") }
-            var prefixes: [IPPrefix] = []
-            for (i, item) in items.enumerated() {
-                let text = try Self.string("\(key)[\(i)]", item)
-                do { prefixes.append(try IPPrefix(parsing: text)) } catch {
-                    throw ConfigurationError(key: "\(key)[\(i)]", problem: error.description)
-                }
-            }
-            trustedProxies = prefixes
+        case "trusted_proxies": trustedProxies = try Self.prefixes(key, value)
         case "proxy_protocol": proxyProtocol = try Self.bool(key, value)
         case "rate_limit.burst": rateLimitBurst = try Self.int(key, value, 1...1_000_000)
         case "rate_limit.per_second":
@@ -116,8 +141,51 @@ public struct ServeConfiguration: Sendable, Equatable {
         case "claims.queue_capacity": queueCapacity = try Self.int(key, value, 1...10_000_000)
         case "claims.max_batch": maxBatch = try Self.int(key, value, 1...100_000)
         case "http.idle_timeout_seconds": idleTimeoutSeconds = try Self.int(key, value, 1...86_400)
+        case "limits.max_in_flight": maxInFlight = try Self.int(key, value, 0...1_000_000)
+        case "limits.max_in_flight_claims": maxInFlightClaims = try Self.int(key, value, 0...1_000_000)
+        case "limits.max_connections": maxConnections = try Self.int(key, value, 0...10_000_000)
+        case "limits.max_requests_per_connection": maxRequestsPerConnection = try Self.int(key, value, 1...100_000_000)
+        case "limits.max_connection_lifetime_seconds": maxConnectionLifetimeSeconds = try Self.int(key, value, 1...604_800)
+        case "limits.requests_burst": requestsBurst = try Self.int(key, value, 1...100_000_000)
+        case "limits.requests_per_second":
+            let d = try Self.double(key, value)
+            guard d > 0 else { throw ConfigurationError(key: key, problem: "must be > 0") }
+            requestsPerSecond = d
+        case "limits.strikes_before_ban": strikesBeforeBan = try Self.int(key, value, 0...1_000_000)
+        case "limits.ban_seconds": banSeconds = try Self.int(key, value, 1...604_800)
+        case "upstream_allowlist": upstreamAllowlist = try Self.prefixes(key, value)
+        case "bans.user_agents": bannedUserAgents = try Self.strings(key, value)
+        case "bans.user_agent_patterns":
+            bannedUserAgentPatterns = try Self.strings(key, value)
+            for (i, p) in bannedUserAgentPatterns.enumerated() where (try? NSRegularExpression(pattern: p)) == nil {
+                throw ConfigurationError(key: "\(key)[\(i)]", problem: "'\(p)' is not a valid regular expression")
+            }
+        case "bans.paths": bannedPaths = try Self.strings(key, value)
         default: throw ConfigurationError(key: key, problem: "unknown key")
         }
+    }
+
+    static func strings(_ key: String, _ value: Any) throws(ConfigurationError) -> [String] {
+        if let text = value as? String { return [text] }
+        guard let list = value as? [Any] else { throw ConfigurationError(key: key, problem: "expected a list of strings") }
+        var out: [String] = []
+        for (i, item) in list.enumerated() { out.append(try string("\(key)[\(i)]", item)) }
+        return out
+    }
+
+    static func prefixes(_ key: String, _ value: Any) throws(ConfigurationError) -> [IPPrefix] {
+        let items: [Any]
+        if let list = value as? [Any] { items = list } else if let text = value as? String {
+            items = text.split(separator: ",").map { String($0.trimmingCharacters(in: .whitespaces)) }.filter { !$0.isEmpty }
+        } else { throw ConfigurationError(key: key, problem: "expected a list of CIDR prefixes") }
+        var prefixes: [IPPrefix] = []
+        for (i, item) in items.enumerated() {
+            let text = try string("\(key)[\(i)]", item)
+            do { prefixes.append(try IPPrefix(parsing: text)) } catch {
+                throw ConfigurationError(key: "\(key)[\(i)]", problem: error.description)
+            }
+        }
+        return prefixes
     }
 
     static func string(_ key: String, _ v: Any) throws(ConfigurationError) -> String {
