@@ -10,7 +10,7 @@ run: deps-run release
 
 test: deps-test
 	$(SWIFT) build --build-tests
-	scripts/with-postgres.sh $(SWIFT) test --skip-build
+	scripts/with-postgres.sh $(SWIFT) test --skip-build --no-parallel
 	python3 -m pytest -q -p no:cacheprovider Tests/web
 
 build:
