@@ -8,12 +8,7 @@ import Testing
 /// Real sockets on loopback: a client speaking CONNECT, the tunnel, and a target started by the test.
 @Suite("CONNECT proxy over loopback", .timeLimit(.minutes(1)))
 struct TunnelProxyTests {
-    // Fails about one run in three on 2 loaded cores (the client waits 10 s for the echo of the
-    // early bytes): a race between the head, the early data and the relay start that is not
-    // understood yet. Disabled so CI is not a coin toss; the Python client test in
-    // TunnelPolicyTests (a request pipelined after the CONNECT head) covers early data too. Tracked in the closing note of issue 8.
-    @Test(.disabled("intermittent: early-data relay race under investigation"))
-    func connectRelaysBothWaysAndDeliversBytesPipelinedAfterTheHead() async throws {
+    @Test func connectRelaysBothWaysAndDeliversBytesPipelinedAfterTheHead() async throws {
         let echo = try await LoopbackServer.echo()
         defer { Task { await echo.close() } }
         try await withTunnel(loopbackConfiguration()) { server in
@@ -23,8 +18,11 @@ struct TunnelProxyTests {
                 // The head and the first payload bytes in one write, as an eager TLS client does.
                 let answer = try client.connect(to: "127.0.0.1:\(echo.port)", earlyData: "early-bytes|")
                 #expect(answer.status == 200)
+                // The echo of the early bytes can arrive in the same recv as the 200 head: connect returns
+                // whatever followed the head as `body`, so it counts towards the echo.
+                var echoed = Array(answer.body.utf8)
                 try client.send("second")
-                let echoed = try client.receive(exactly: "early-bytes|second".utf8.count)
+                echoed += try client.receive(exactly: "early-bytes|second".utf8.count - echoed.count)
                 #expect(String(decoding: echoed, as: UTF8.self) == "early-bytes|second")
             }
         }
