@@ -16,6 +16,7 @@ bin=.build/release/ipquest
 db=$(mktemp -d)/bench.sqlite
 cat > "$out/bench.yaml" <<YAML
 rate_limit: { burst: 1000000, per_second: 1000000 }
+limits: { requests_burst: 100000000, requests_per_second: 100000000, strikes_before_ban: 0 }
 durability: full
 YAML
 "$bin" serve --port 0 --database "$db" --config "$out/bench.yaml" > "$out/serve.log" 2>&1 &

@@ -73,6 +73,8 @@ public final class GameEngine: Service, Sendable {
     let snapshots: SnapshotStore
     /// Set when the board changed since the last snapshot.
     let dirty = Atomic<Bool>(true)
+    /// The board version the current snapshot was built from.
+    let publishedVersion = Atomic<UInt64>(UInt64.max)
     /// Position in the storage's change feed at start; nil when the storage has a single writer.
     let initialCursor: Int64?
     /// Set by the follow timer; the writer folds other instances' claims between batches, so
@@ -306,12 +308,14 @@ public final class GameEngine: Service, Sendable {
     // MARK: Reads
 
     private func snapshotLoop() async {
-        var lastSecond = clock.seconds
         while !Task.isCancelled, !isClosed {
             try? await Task.sleep(for: configuration.snapshotInterval)
-            let second = clock.seconds
-            if dirty.load(ordering: .acquiring) || second != lastSecond {
-                lastSecond = second
+            // Moving the windows forward is cheap; re-encoding is not, so only when a count moved.
+            let version = board.withLock { board -> UInt64 in
+                board.advance(to: clock.seconds)
+                return board.version
+            }
+            if dirty.load(ordering: .acquiring) || version != publishedVersion.load(ordering: .acquiring) {
                 refreshSnapshots()
             }
         }
@@ -324,10 +328,11 @@ public final class GameEngine: Service, Sendable {
     public func refreshSnapshots() {
         dirty.store(false, ordering: .releasing)
         let (sec, nsec) = clock.now()
-        let views = board.withLock { board -> BoardViews in
+        let (views, version) = board.withLock { board -> (BoardViews, UInt64) in
             board.advance(to: sec)
-            return BoardViews(board)
+            return (BoardViews(board), board.version)
         }
+        publishedVersion.store(version, ordering: .releasing)
         snapshots.publish(views.encode(now: (sec, nsec)))
     }
 

@@ -88,6 +88,10 @@ public final class Scoreboard: @unchecked Sendable {
 
     public init() {}
 
+    /// Bumped whenever any count changes (a claim, or a claim leaving a window), so readers
+    /// can tell cheaply whether their encoded views are still current.
+    public private(set) var version: UInt64 = 0
+
     public var addressCount: Int { owners.count }
     public var playerCount: Int { totals[0].count }
 
@@ -140,6 +144,7 @@ public final class Scoreboard: @unchecked Sendable {
     }
 
     private func adjust(ip: UInt32, name: UInt32, claimedAt: Int64, by delta: Int32) {
+        version &+= 1
         let block = Int(ip >> 24)
         for p in 0..<Period.allCases.count where claimedAt >= cutoff[p] {
             let c = counts[p][block][name, default: 0] + delta
@@ -168,6 +173,7 @@ public final class Scoreboard: @unchecked Sendable {
             while i < log.count, log[i].claimedAt < newCutoff {
                 let e = log[i]
                 if let owner = owners[e.ip], owner.seq == e.seq {
+                    version &+= 1
                     let block = Int(e.ip >> 24)
                     let c = counts[p][block][e.name, default: 0] - 1
                     counts[p][block][e.name] = c <= 0 ? nil : c
