@@ -179,8 +179,22 @@ public struct RequestGuardMiddleware<Context: RequestContext>: RouterMiddleware 
         return value
     }
 
+    /// A process-random prefix and a counter: unique per process, no syscall per request
+    /// (a random number per request cost a getrandom(2) call each).
     static func newID() -> String {
-        let hex = String(UInt64.random(in: 0...UInt64.max), radix: 16)
+        let n = RequestIDSource.shared.next()
+        let hex = String(n, radix: 16)
         return String(repeating: "0", count: 16 - hex.count) + hex
+    }
+}
+
+/// Source of request ids: 32 random bits chosen at start, then a counter.
+final class RequestIDSource: Sendable {
+    static let shared = RequestIDSource()
+    private let counter = Atomic<UInt64>(0)
+    private let prefix = UInt64(UInt32.random(in: 0...UInt32.max)) << 32
+
+    func next() -> UInt64 {
+        prefix | (counter.wrappingAdd(1, ordering: .relaxed).newValue & 0xFFFF_FFFF)
     }
 }
