@@ -71,8 +71,6 @@ public final class GameEngine: Service, Sendable {
     let board: Mutex<Scoreboard>
     let queue = Mutex(Queue())
     let snapshots: SnapshotStore
-    /// Set when the board changed since the last snapshot.
-    let dirty = Atomic<Bool>(true)
     /// The board version the current snapshot was built from.
     let publishedVersion = Atomic<UInt64>(UInt64.max)
     /// Position in the storage's change feed at start; nil when the storage has a single writer.
@@ -241,7 +239,7 @@ public final class GameEngine: Service, Sendable {
                 let changes = try await storage.changes(since: follower.cursor, limit: limit)
                 follower.cursor = changes.cursor
                 let now = clock.seconds
-                let applied = board.withLock { board -> Int in
+                _ = board.withLock { board -> Int in
                     board.advance(to: now)
                     var n = 0
                     for claim in changes.claims where board.evaluate(address: claim.address, name: claim.name, at: claim.claimedAt) != .unchanged {
@@ -250,7 +248,6 @@ public final class GameEngine: Service, Sendable {
                     }
                     return n
                 }
-                if applied > 0 { dirty.store(true, ordering: .releasing) }
                 if changes.claims.count < limit { break }
             }
             follower.failures = 0
@@ -298,7 +295,6 @@ public final class GameEngine: Service, Sendable {
                 board.apply(address: claim.address, name: claim.name, at: claim.claimedAt, enforceRefreshInterval: false)
             }
         }
-        if !effective.isEmpty { dirty.store(true, ordering: .releasing) }
         batchRecorder.record(batch.count)
         claimsCounter.increment(by: effective.count)
         unchangedCounter.increment(by: batch.count - effective.count)
@@ -315,7 +311,7 @@ public final class GameEngine: Service, Sendable {
                 board.advance(to: clock.seconds)
                 return board.version
             }
-            if dirty.load(ordering: .acquiring) || version != publishedVersion.load(ordering: .acquiring) {
+            if version != publishedVersion.load(ordering: .acquiring) {
                 refreshSnapshots()
             }
         }
@@ -326,7 +322,6 @@ public final class GameEngine: Service, Sendable {
     /// Rebuilds the encoded read models from the board (called by the refresher; tests call it
     /// to avoid waiting).
     public func refreshSnapshots() {
-        dirty.store(false, ordering: .releasing)
         let (sec, nsec) = clock.now()
         let (views, version) = board.withLock { board -> (BoardViews, UInt64) in
             board.advance(to: sec)

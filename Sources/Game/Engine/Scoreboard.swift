@@ -297,8 +297,13 @@ public final class Scoreboard: @unchecked Sendable {
     /// Players ranked by blocks held, then addresses, then name. Equal (blocks, addresses)
     /// share a rank.
     public func leaderboard(_ period: Period) -> [LeaderboardEntry] {
+        leaderboard(period, standings: blocks(period))
+    }
+
+    /// The same, from block standings the caller already computed for this period.
+    func leaderboard(_ period: Period, standings: [BlockStanding]) -> [LeaderboardEntry] {
         var held: [PlayerName: [Int]] = [:]
-        for s in blocks(period) {
+        for s in standings {
             if let h = s.holder { held[h, default: []].append(s.block) }
         }
         var entries = totals[period.index].map { id, total in

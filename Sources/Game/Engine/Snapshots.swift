@@ -41,10 +41,10 @@ final class SnapshotStore: Sendable {
                 next.bodies[key] = old
                 continue
             }
-            let text = item.wrap(item.content)
-            var buffer = ByteBuffer(string: text)
-            let compressed: ByteBuffer? = buffer.readableBytes > 256 ? try? buffer.compress(with: .gzip()) : nil
-            next.bodies[key] = EncodedBody(body: ByteBuffer(string: text), gzip: compressed, etag: etag)
+            let body = ByteBuffer(string: item.wrap(item.content))
+            var reading = body // compressing moves the copy's reader index; `body` is untouched
+            let compressed: ByteBuffer? = body.readableBytes > 256 ? try? reading.compress(with: .gzip()) : nil
+            next.bodies[key] = EncodedBody(body: body, gzip: compressed, etag: etag)
         }
         state.withLock { $0 = next }
     }
@@ -73,7 +73,7 @@ struct BoardViews {
             scores[p] = board.scores(p)
             let standings = board.blocks(p)
             blocks[p] = standings
-            leaderboards[p] = board.leaderboard(p)
+            leaderboards[p] = board.leaderboard(p, standings: standings)
         }
     }
 

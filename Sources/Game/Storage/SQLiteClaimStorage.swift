@@ -102,7 +102,10 @@ public final class SQLiteClaimStorage: ClaimStorage {
     }
 
     public func count() async throws -> Int {
-        try await loadAll().count
+        // Addresses in either table: the journal may hold addresses not yet folded into claims.
+        try await pool.read { db in
+            try Int.fetchOne(db, sql: "SELECT count(*) FROM (SELECT ip FROM claims UNION SELECT ip FROM claim_journal)") ?? 0
+        }
     }
 
     public func journalLength() async throws -> Int {
