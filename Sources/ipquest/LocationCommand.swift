@@ -106,28 +106,6 @@ enum LocationFamily: String, ExpressibleByArgument, CaseIterable {
     var family: AddressFamily { self == .ipv4 ? .ipv4 : .ipv6 }
 }
 
-/// JSON text of a string.
-private func locationJSONString(_ s: String) -> String {
-    var out = "\""
-    for scalar in s.unicodeScalars {
-        switch scalar {
-        case "\"": out += "\\\""
-        case "\\": out += "\\\\"
-        case "\n": out += "\\n"
-        case "\r": out += "\\r"
-        case "\t": out += "\\t"
-        default:
-            if scalar.value < 0x20 {
-                let hex = String(scalar.value, radix: 16)
-                out += "\\u" + String(repeating: "0", count: 4 - hex.count) + hex
-            } else {
-                out.unicodeScalars.append(scalar)
-            }
-        }
-    }
-    return out + "\""
-}
-
 private func locationFlagNames(_ flags: NetworkFlags) -> [String] {
     var names: [String] = []
     if flags.contains(.anonymousProxy) { names.append("anonymous-proxy") }
@@ -140,20 +118,20 @@ private func locationFlagNames(_ flags: NetworkFlags) -> [String] {
 /// One network as a JSON object (one line).
 private func locationNetworkJSON(_ network: LocationNetwork, database: LocationDatabase, address: String? = nil) -> String {
     var fields: [String] = []
-    if let address { fields.append("\"address\":\(locationJSONString(address))") }
-    fields.append("\"network\":\(locationJSONString(network.description))")
+    if let address { fields.append("\"address\":\(jsonString(address))") }
+    fields.append("\"network\":\(jsonString(network.description))")
     fields.append("\"family\":\(network.isIPv4 ? "\"ipv4\"" : "\"ipv6\"")")
     if network.countryCode.isNone {
         fields.append("\"country_code\":null")
     } else {
-        fields.append("\"country_code\":\(locationJSONString(network.countryCode.description))")
-        if let country = database.country(code: network.countryCode) { fields.append("\"country\":\(locationJSONString(country.name))") }
+        fields.append("\"country_code\":\(jsonString(network.countryCode.description))")
+        if let country = database.country(code: network.countryCode) { fields.append("\"country\":\(jsonString(country.name))") }
     }
     fields.append("\"asn\":\(network.asn == 0 ? "null" : String(network.asn))")
     if network.asn != 0, let system = database.autonomousSystem(number: network.asn) {
-        fields.append("\"as_name\":\(locationJSONString(system.name))")
+        fields.append("\"as_name\":\(jsonString(system.name))")
     }
-    fields.append("\"flags\":[\(locationFlagNames(network.flags).map(locationJSONString).joined(separator: ","))]")
+    fields.append("\"flags\":[\(locationFlagNames(network.flags).map { jsonString($0) }.joined(separator: ","))]")
     return "{" + fields.joined(separator: ",") + "}"
 }
 
@@ -310,7 +288,7 @@ struct LocationSearchAS: ParsableCommand {
     func run() throws {
         let db = try global.open()
         for system in db.searchAutonomousSystems(query) {
-            print(format == "json" ? "{\"asn\":\(system.number),\"name\":\(locationJSONString(system.name))}" : system.description)
+            print(format == "json" ? "{\"asn\":\(system.number),\"name\":\(jsonString(system.name))}" : system.description)
         }
     }
 }
@@ -402,7 +380,7 @@ struct LocationListCountries: ParsableCommand {
         var out = LocationStandardOutput()
         for country in db.countries {
             if format == "json" {
-                out.write("{\"code\":\(locationJSONString(country.code.description)),\"continent\":\(locationJSONString(country.continentCode.description)),\"name\":\(locationJSONString(country.name))}\n")
+                out.write("{\"code\":\(jsonString(country.code.description)),\"continent\":\(jsonString(country.continentCode.description)),\"name\":\(jsonString(country.name))}\n")
                 continue
             }
             var fields = [country.code.description]
