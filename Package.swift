@@ -87,6 +87,8 @@ let package = Package(
             dependencies: [
                 "IPAddress",
                 "Edge",
+                "LocationDB",
+                "CloudRanges",
                 .product(name: "GRDB", package: "GRDB.swift"),
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HTTPTypes", package: "swift-http-types"),
@@ -152,6 +154,9 @@ let package = Package(
             name: "GameTests",
             dependencies: [
                 "Game",
+                "LocationDB",
+                "CloudRanges",
+                "Edge",
                 .product(name: "GRDB", package: "GRDB.swift"),
                 .product(name: "PostgresNIO", package: "postgres-nio"),
             ]

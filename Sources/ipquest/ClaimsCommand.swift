@@ -7,7 +7,7 @@ import IPAddress
 struct ClaimsCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "claims",
-        abstract: "Export or import claims as TSV/CSV (ip, name, claimed_at).",
+        abstract: "Export or import claims as TSV/CSV (ip, name, claimed_at, country, asn, provider).",
         subcommands: [Export.self, Import.self]
     )
 
@@ -29,10 +29,11 @@ struct ClaimsCommand: AsyncParsableCommand {
             let storage = try SQLiteClaimStorage(path: database)
             let claims = try await storage.loadAll().sorted { $0.address < $1.address }
             let sep = String(format.separator)
-            var text = "ip\(sep)name\(sep)claimed_at\n"
+            var text = "ip\(sep)name\(sep)claimed_at\(sep)country\(sep)asn\(sep)provider\n"
             text.reserveCapacity(claims.count * 32)
             for (i, claim) in claims.enumerated() {
-                text += "\(claim.address)\(sep)\(claim.name.value)\(sep)\(claim.claimedAt)\n"
+                let o = claim.origin
+                text += "\(claim.address)\(sep)\(claim.name.value)\(sep)\(claim.claimedAt)\(sep)\(o.country ?? "")\(sep)\(o.asn.map(String.init) ?? "")\(sep)\(o.provider ?? "")\n"
                 if (i + 1) % 100_000 == 0 { progress("exported \(i + 1)/\(claims.count)") }
             }
             if let output {
@@ -91,14 +92,28 @@ enum ClaimsFile {
             }
             if index == 0, fields.first == "ip" { continue } // header
             let lineNumber = index + 1
-            guard fields.count == 3 else { errors.append("line \(lineNumber): expected 3 fields (ip, name, claimed_at), got \(fields.count)"); continue }
+            guard fields.count == 3 || fields.count == 6 else {
+                errors.append("line \(lineNumber): expected 3 fields (ip, name, claimed_at) or 6 (… country, asn, provider), got \(fields.count)"); continue
+            }
             guard let address = IPv4Address(fields[0]) else { errors.append("line \(lineNumber): '\(fields[0])' is not an IPv4 address"); continue }
             let name: PlayerName
             do { name = try PlayerName(validating: String(fields[1])) } catch {
                 errors.append("line \(lineNumber): \(error.description)"); continue
             }
             guard let at = Int64(fields[2]), at >= 0 else { errors.append("line \(lineNumber): '\(fields[2])' is not a Unix time"); continue }
-            claims.append(Claim(address: address, name: name, claimedAt: at))
+            var origin = ClaimOrigin.unknown
+            if fields.count == 6 {
+                let (country, asn, provider) = (fields[3], fields[4], fields[5])
+                guard country.isEmpty || ClaimOrigin.normalizedCountry(String(country)) != nil else {
+                    errors.append("line \(lineNumber): '\(country)' is not a two-letter country code"); continue
+                }
+                guard asn.isEmpty || UInt32(asn) != nil else { errors.append("line \(lineNumber): '\(asn)' is not an AS number"); continue }
+                guard provider.utf8.count <= 64, provider.allSatisfy({ $0.isASCII && !$0.isWhitespace }) else {
+                    errors.append("line \(lineNumber): '\(provider)' is not a provider name"); continue
+                }
+                origin = ClaimOrigin(country: country.isEmpty ? nil : String(country), asn: UInt32(asn), provider: provider.isEmpty ? nil : String(provider))
+            }
+            claims.append(Claim(address: address, name: name, claimedAt: at, origin: origin))
         }
         return (claims, errors)
     }

@@ -50,6 +50,17 @@ struct ServeCommand: AsyncParsableCommand {
         engineConfiguration.queueCapacity = settings.queueCapacity
         engineConfiguration.maxBatch = settings.maxBatch
         let engine = try await GameEngine(storage: storage, configuration: engineConfiguration, logger: logger)
+        let intelligence: AddressIntelligence?
+        do { intelligence = try AddressIntelligence.make(configuration: settings, logger: logger) } catch {
+            FileHandle.standardError.write(Data("ipquest: \(error.description)\n".utf8))
+            throw ExitCode(2)
+        }
+        if let cloud = intelligence?.cloud {
+            // Classify from the first request with what is on disk (files, cached copies); the
+            // service refreshes from the network in the background.
+            await cloud.loadCache()
+            await cloud.refresh(network: false)
+        }
         let guards = EdgeGuards(configuration: settings)
         let reloader = installReloadOnHangup(guards: guards, logger: logger)
         defer { reloader.cancel() }
@@ -59,6 +70,7 @@ struct ServeCommand: AsyncParsableCommand {
             logger: logger,
             guards: guards,
             metricsText: { registry.emitToString() },
+            intelligence: intelligence,
             onServerRunning: { channel in
                 let port = channel.localAddress?.port ?? settings.port
                 // One line on stdout that scripts and tests wait for.

@@ -90,7 +90,7 @@ import Edge
         defer { proxied.removeFiles() }
         let c = proxied.client
         #expect(try await c.get("/ip", source: "127.0.0.1", headers: [("X-Forwarded-For", "6.6.6.6, 203.0.113.5")]).text == "203.0.113.5\n")
-        #expect(try await c.get("/api/ip", source: "127.0.0.1", headers: [("Forwarded", "for=198.51.100.2")]).text == "{\"ip\":\"198.51.100.2\",\"version\":4}")
+        #expect(try await c.get("/api/ip", source: "127.0.0.1", headers: [("Forwarded", "for=198.51.100.2")]).text == "{\"ip\":\"198.51.100.2\",\"version\":4,\"datacenter\":null}")
         // Not the trusted address: ignored even on the same machine.
         #expect(try await c.get("/ip", source: "127.0.0.2", headers: [("X-Forwarded-For", "6.6.6.6")]).text == "127.0.0.2\n")
         let v6 = try await c.get("/claim?name=six", source: "127.0.0.1", headers: [("X-Forwarded-For", "2001:db8::1")])

@@ -1,3 +1,5 @@
+public import CloudRanges
+public import Edge
 import Foundation
 public import IPAddress
 import Yams
@@ -41,6 +43,15 @@ public struct ConfigurationError: Error, CustomStringConvertible, Equatable {
 ///   user_agents: ["BadBot/1.0"]
 ///   user_agent_patterns: ["python-requests/.*"]
 ///   paths: ["/wp-admin*"]
+/// location:                             # IPFire libloc database: country and AS of each claim
+///   database: /var/lib/location/database.db   # the default when present; "" turns it off
+///   check_seconds: 60                   # how often the file is checked for a new version
+/// datacenter:                           # cloud providers' ranges: data-center claims and requests
+///   sources: [aws=/data/ip-ranges.json, gcp=https://www.gstatic.com/ipranges/cloud.json]  # or "official"
+///   cache_directory: /var/cache/ipquest # last good copy of URL sources
+///   refresh_seconds: 21600
+///   policy: tag                         # tag | deny | allow, for every route…
+///   routes: {"/claim": deny}            # …unless a longer path prefix says otherwise
 /// ```
 public struct ServeConfiguration: Sendable, Equatable {
     public var host = "127.0.0.1"
@@ -71,6 +82,15 @@ public struct ServeConfiguration: Sendable, Equatable {
     public var bannedUserAgentPatterns: [String] = []
     public var bannedPaths: [String] = []
 
+    /// Where Debian's `libloc-database` package puts IPFire's database.
+    public static let debianLocationDatabase = "/var/lib/location/database.db"
+    public var locationDatabase: String? = FileManager.default.fileExists(atPath: debianLocationDatabase) ? debianLocationDatabase : nil
+    public var locationCheckSeconds = 60
+    public var dataCenterSources: [RangeSource] = []
+    public var dataCenterCacheDirectory: String?
+    public var dataCenterRefreshSeconds = 21_600
+    public var dataCenterPolicy = DataCenterPolicy()
+
     public init() {}
 
     /// Every key the file may contain, for "unknown key" errors.
@@ -85,6 +105,8 @@ public struct ServeConfiguration: Sendable, Equatable {
         ],
         "upstream_allowlist": nil,
         "bans": ["user_agents", "user_agent_patterns", "paths"],
+        "location": ["database", "check_seconds"],
+        "datacenter": ["sources", "cache_directory", "refresh_seconds", "policy", "routes"],
     ]
 
     /// Reads YAML text into this configuration, key by key.
@@ -161,8 +183,44 @@ public struct ServeConfiguration: Sendable, Equatable {
                 throw ConfigurationError(key: "\(key)[\(i)]", problem: "'\(p)' is not a valid regular expression")
             }
         case "bans.paths": bannedPaths = try Self.strings(key, value)
+        case "location.database":
+            let text = try Self.string(key, value)
+            if text.isEmpty { locationDatabase = nil; break }
+            guard FileManager.default.isReadableFile(atPath: text) else { throw ConfigurationError(key: key, problem: "cannot read '\(text)'") }
+            locationDatabase = text
+        case "location.check_seconds": locationCheckSeconds = try Self.int(key, value, 1...86_400)
+        case "datacenter.sources":
+            var sources: [RangeSource] = []
+            for (i, spec) in try Self.strings(key, value).enumerated() {
+                if spec == "official" { sources += RangeSource.official; continue }
+                do { sources.append(try RangeSource(parsing: spec)) } catch {
+                    throw ConfigurationError(key: "\(key)[\(i)]", problem: "\(error.description) (expected PROVIDER=PATH, PROVIDER=URL or official)")
+                }
+            }
+            dataCenterSources = sources
+        case "datacenter.cache_directory":
+            let text = try Self.string(key, value)
+            dataCenterCacheDirectory = text.isEmpty ? nil : text
+        case "datacenter.refresh_seconds": dataCenterRefreshSeconds = try Self.int(key, value, 60...604_800)
+        case "datacenter.policy": dataCenterPolicy.defaultAction = try Self.action(key, value)
+        case "datacenter.routes":
+            guard let map = value as? [String: Any] else { throw ConfigurationError(key: key, problem: "expected a mapping of path prefix to tag, deny or allow") }
+            var routes: [String: DataCenterAction] = [:]
+            for (path, v) in map {
+                guard path.hasPrefix("/") else { throw ConfigurationError(key: "\(key).\(path)", problem: "a path prefix starts with /") }
+                routes[path] = try Self.action("\(key).\(path)", v)
+            }
+            dataCenterPolicy.routes = routes
         default: throw ConfigurationError(key: key, problem: "unknown key")
         }
+    }
+
+    static func action(_ key: String, _ value: Any) throws(ConfigurationError) -> DataCenterAction {
+        let text = try string(key, value)
+        guard let action = DataCenterAction(rawValue: text) else {
+            throw ConfigurationError(key: key, problem: "'\(text)' is not one of tag, deny, allow")
+        }
+        return action
     }
 
     static func strings(_ key: String, _ value: Any) throws(ConfigurationError) -> [String] {

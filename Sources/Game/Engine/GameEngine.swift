@@ -55,6 +55,7 @@ public final class GameEngine: Service, Sendable {
     struct Pending {
         var address: IPv4Address
         var name: PlayerName
+        var origin: ClaimOrigin
         var continuation: CheckedContinuation<Scoreboard.Outcome, any Error>
     }
 
@@ -105,7 +106,7 @@ public final class GameEngine: Service, Sendable {
     // MARK: Claims
 
     /// Queues a claim and returns once it is durably stored (or known to change nothing).
-    public func claim(address: IPv4Address, name: PlayerName) async throws -> Scoreboard.Outcome {
+    public func claim(address: IPv4Address, name: PlayerName, origin: ClaimOrigin = .unknown) async throws -> Scoreboard.Outcome {
         try await withCheckedThrowingContinuation { continuation in
             let resumeWriter: CheckedContinuation<Void, Never>? = queue.withLock { q in
                 if q.closed {
@@ -116,7 +117,7 @@ public final class GameEngine: Service, Sendable {
                     continuation.resume(throwing: ClaimError.queueFull)
                     return nil
                 }
-                q.pending.append(Pending(address: address, name: name, continuation: continuation))
+                q.pending.append(Pending(address: address, name: name, origin: origin, continuation: continuation))
                 let waiting = q.writerWaiting
                 q.writerWaiting = nil
                 return waiting
@@ -243,7 +244,7 @@ public final class GameEngine: Service, Sendable {
                     board.advance(to: now)
                     var n = 0
                     for claim in changes.claims where board.evaluate(address: claim.address, name: claim.name, at: claim.claimedAt) != .unchanged {
-                        board.apply(address: claim.address, name: claim.name, at: claim.claimedAt, enforceRefreshInterval: false)
+                        board.apply(address: claim.address, name: claim.name, at: claim.claimedAt, origin: claim.origin, enforceRefreshInterval: false)
                         n += 1
                     }
                     return n
@@ -276,7 +277,7 @@ public final class GameEngine: Service, Sendable {
                 }
                 if case .claimed = outcome {
                     overlay[p.address.value] = (p.name, now)
-                    effective.append(Claim(address: p.address, name: p.name, claimedAt: now))
+                    effective.append(Claim(address: p.address, name: p.name, claimedAt: now, origin: p.origin))
                 }
                 outcomes.append(outcome)
             }
@@ -292,7 +293,7 @@ public final class GameEngine: Service, Sendable {
         }
         board.withLock { board in
             for claim in effective {
-                board.apply(address: claim.address, name: claim.name, at: claim.claimedAt, enforceRefreshInterval: false)
+                board.apply(address: claim.address, name: claim.name, at: claim.claimedAt, origin: claim.origin, enforceRefreshInterval: false)
             }
         }
         batchRecorder.record(batch.count)

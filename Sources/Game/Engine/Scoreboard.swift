@@ -32,11 +32,14 @@ public struct Claim: Equatable, Sendable {
     public var name: PlayerName
     /// Unix seconds.
     public var claimedAt: Int64
+    /// Country, AS and data-center provider of the address when it was claimed.
+    public var origin: ClaimOrigin
 
-    public init(address: IPv4Address, name: PlayerName, claimedAt: Int64) {
+    public init(address: IPv4Address, name: PlayerName, claimedAt: Int64, origin: ClaimOrigin = .unknown) {
         self.address = address
         self.name = name
         self.claimedAt = claimedAt
+        self.origin = origin
     }
 }
 
@@ -46,6 +49,11 @@ public struct Claim: Equatable, Sendable {
 /// (block, player) and per player, updated on every claim in O(1). Timed periods expire
 /// claims through a time-ordered log walked by one cursor per period, so moving time forward
 /// costs O(claims that left the window), never a scan of the table.
+///
+/// Every count exists twice: over all addresses and over residential ones only (addresses
+/// outside every cloud provider's ranges), so the "residential only" leaderboard costs the
+/// same as the main one. All-time counts are also kept per country, per autonomous system,
+/// and per player by country and by data-center use.
 ///
 /// Not thread-safe by itself: `GameEngine` only touches it under its mutex, which is what
 /// makes the `Sendable` promise true.
@@ -57,6 +65,11 @@ public final class Scoreboard: @unchecked Sendable {
         var name: UInt32
         var claimedAt: Int64
         var seq: UInt64
+        var asn: UInt32
+        /// Two ASCII letters packed; 0 = unknown.
+        var country: UInt16
+        /// Index + 1 into `providers`; 0 = not a data-center address.
+        var provider: UInt16
     }
 
     struct LogEntry {
@@ -71,9 +84,20 @@ public final class Scoreboard: @unchecked Sendable {
     private var owners: [UInt32: Owner] = [:]
     private var seq: UInt64 = 0
 
-    /// counts[period][block][name] and totals[period][name].
-    private var counts: [[[UInt32: Int32]]] = Array(repeating: Array(repeating: [:], count: 256), count: Period.allCases.count)
-    private var totals: [[UInt32: Int32]] = Array(repeating: [:], count: Period.allCases.count)
+    /// counts[slot][block][name] and totals[slot][name], where a slot is a period over all
+    /// addresses (0..<5) or over residential addresses only (5..<10).
+    private var counts: [[[UInt32: Int32]]] = Array(repeating: Array(repeating: [:], count: 256), count: 2 * Period.allCases.count)
+    private var totals: [[UInt32: Int32]] = Array(repeating: [:], count: 2 * Period.allCases.count)
+
+    private static func slot(_ period: Period, residential: Bool) -> Int { period.index + (residential ? Period.allCases.count : 0) }
+
+    /// All-time addresses per country / AS / player, by name.
+    private var byCountry: [UInt16: [UInt32: Int32]] = [:]
+    private var byAS: [UInt32: [UInt32: Int32]] = [:]
+    private var countriesOfPlayer: [UInt32: [UInt16: Int32]] = [:]
+    private var dataCenterOfPlayer: [UInt32: Int32] = [:]
+    private var providers: [String] = []
+    private var providerIDs: [String: UInt16] = [:]
 
     /// Claims in time order, with one cursor per period: entries at or after
     /// `cursor[p]` have `claimedAt >= cutoff[p]`.
@@ -117,7 +141,7 @@ public final class Scoreboard: @unchecked Sendable {
     /// Applies a claim. With `enforceRefreshInterval` (live claims) a re-claim by the owner
     /// within an hour changes nothing; replayed storage rows are applied as they are.
     @discardableResult
-    public func apply(address: IPv4Address, name: PlayerName, at requestedTime: Int64, enforceRefreshInterval: Bool = true) -> Outcome {
+    public func apply(address: IPv4Address, name: PlayerName, at requestedTime: Int64, origin: ClaimOrigin = .unknown, enforceRefreshInterval: Bool = true) -> Outcome {
         let ip = address.value
         let nameID = intern(name)
         // Keep the log ordered even if the wall clock steps back a little.
@@ -128,11 +152,12 @@ public final class Scoreboard: @unchecked Sendable {
             if enforceRefreshInterval, existing.name == nameID, time - existing.claimedAt < Scoreboard.refreshInterval {
                 return .unchanged
             }
-            adjust(ip: ip, name: existing.name, claimedAt: existing.claimedAt, by: -1)
+            adjust(ip: ip, existing, by: -1)
         }
         seq &+= 1
-        owners[ip] = Owner(name: nameID, claimedAt: time, seq: seq)
-        adjust(ip: ip, name: nameID, claimedAt: time, by: 1)
+        let owner = Owner(name: nameID, claimedAt: time, seq: seq, asn: origin.asn ?? 0, country: origin.packedCountry, provider: internProvider(origin.provider))
+        owners[ip] = owner
+        adjust(ip: ip, owner, by: 1)
         let entry = LogEntry(ip: ip, name: nameID, claimedAt: time, seq: seq)
         if time >= cutoff[Period.month.index] { log.append(entry) }
         latestTime = max(latestTime, time)
@@ -143,15 +168,58 @@ public final class Scoreboard: @unchecked Sendable {
         return .claimed(previousOwner: previous)
     }
 
-    private func adjust(ip: UInt32, name: UInt32, claimedAt: Int64, by delta: Int32) {
+    private func adjust(ip: UInt32, _ owner: Owner, by delta: Int32) {
         version &+= 1
         let block = Int(ip >> 24)
-        for p in 0..<Period.allCases.count where claimedAt >= cutoff[p] {
-            let c = counts[p][block][name, default: 0] + delta
-            counts[p][block][name] = c == 0 ? nil : c
-            let t = totals[p][name, default: 0] + delta
-            totals[p][name] = t == 0 ? nil : t
+        let name = owner.name
+        for p in 0..<Period.allCases.count where owner.claimedAt >= cutoff[p] {
+            count(slot: p, block: block, name: name, by: delta)
+            if owner.provider == 0 { count(slot: p + Period.allCases.count, block: block, name: name, by: delta) }
         }
+        if owner.country != 0 {
+            Self.add(&byCountry[owner.country, default: [:]], name, delta)
+            if byCountry[owner.country]?.isEmpty == true { byCountry[owner.country] = nil }
+            Self.add(&countriesOfPlayer[name, default: [:]], owner.country, delta)
+            if countriesOfPlayer[name]?.isEmpty == true { countriesOfPlayer[name] = nil }
+        }
+        if owner.asn != 0 {
+            Self.add(&byAS[owner.asn, default: [:]], name, delta)
+            if byAS[owner.asn]?.isEmpty == true { byAS[owner.asn] = nil }
+        }
+        if owner.provider != 0 {
+            let n = dataCenterOfPlayer[name, default: 0] + delta
+            dataCenterOfPlayer[name] = n == 0 ? nil : n
+        }
+    }
+
+    private func count(slot: Int, block: Int, name: UInt32, by delta: Int32) {
+        let c = counts[slot][block][name, default: 0] + delta
+        counts[slot][block][name] = c <= 0 ? nil : c
+        let t = totals[slot][name, default: 0] + delta
+        totals[slot][name] = t <= 0 ? nil : t
+    }
+
+    private static func add<K: Hashable>(_ map: inout [K: Int32], _ key: K, _ delta: Int32) {
+        let n = map[key, default: 0] + delta
+        map[key] = n <= 0 ? nil : n
+    }
+
+    private func internProvider(_ provider: String?) -> UInt16 {
+        guard let provider else { return 0 }
+        if let id = providerIDs[provider] { return id }
+        guard providers.count < Int(UInt16.max) - 1 else { return 0 }
+        providers.append(provider)
+        let id = UInt16(providers.count)
+        providerIDs[provider] = id
+        return id
+    }
+
+    private func origin(of owner: Owner) -> ClaimOrigin {
+        ClaimOrigin(
+            country: ClaimOrigin.unpackCountry(owner.country),
+            asn: owner.asn == 0 ? nil : owner.asn,
+            provider: owner.provider == 0 ? nil : providers[Int(owner.provider) - 1]
+        )
     }
 
     private func intern(_ name: PlayerName) -> UInt32 {
@@ -175,10 +243,8 @@ public final class Scoreboard: @unchecked Sendable {
                 if let owner = owners[e.ip], owner.seq == e.seq {
                     version &+= 1
                     let block = Int(e.ip >> 24)
-                    let c = counts[p][block][e.name, default: 0] - 1
-                    counts[p][block][e.name] = c <= 0 ? nil : c
-                    let t = totals[p][e.name, default: 0] - 1
-                    totals[p][e.name] = t <= 0 ? nil : t
+                    count(slot: p, block: block, name: e.name, by: -1)
+                    if owner.provider == 0 { count(slot: p + Period.allCases.count, block: block, name: e.name, by: -1) }
                 }
                 i += 1
             }
@@ -200,7 +266,7 @@ public final class Scoreboard: @unchecked Sendable {
             if let length = period.seconds { cutoff[period.index] = now - length }
         }
         for claim in claims.sorted(by: { $0.claimedAt < $1.claimedAt }) {
-            apply(address: claim.address, name: claim.name, at: claim.claimedAt, enforceRefreshInterval: false)
+            apply(address: claim.address, name: claim.name, at: claim.claimedAt, origin: claim.origin, enforceRefreshInterval: false)
         }
         // Position each cursor on the first entry inside its window (entries before it
         // were never counted there).
@@ -216,7 +282,7 @@ public final class Scoreboard: @unchecked Sendable {
 
     public func owner(of address: IPv4Address) -> Claim? {
         guard let o = owners[address.value] else { return nil }
-        return Claim(address: address, name: names[Int(o.name)], claimedAt: o.claimedAt)
+        return Claim(address: address, name: names[Int(o.name)], claimedAt: o.claimedAt, origin: origin(of: o))
     }
 
     /// The newest effective claims still current, newest first.
@@ -224,7 +290,7 @@ public final class Scoreboard: @unchecked Sendable {
         var out: [Claim] = []
         for e in recentRing.reversed() where out.count < limit {
             guard let o = owners[e.ip], o.seq == e.seq else { continue }
-            out.append(Claim(address: IPv4Address(e.ip), name: names[Int(e.name)], claimedAt: e.claimedAt))
+            out.append(Claim(address: IPv4Address(e.ip), name: names[Int(e.name)], claimedAt: e.claimedAt, origin: origin(of: o)))
         }
         return out
     }
@@ -233,7 +299,7 @@ public final class Scoreboard: @unchecked Sendable {
     public func scores(_ period: Period) -> [(name: PlayerName, blocks: [(block: Int, count: Int)])] {
         var perName: [UInt32: [(Int, Int)]] = [:]
         for block in 0..<256 {
-            for (name, count) in counts[period.index][block] {
+            for (name, count) in counts[Self.slot(period, residential: false)][block] {
                 perName[name, default: []].append((block, Int(count)))
             }
         }
@@ -256,15 +322,17 @@ public final class Scoreboard: @unchecked Sendable {
         public var players: Int
     }
 
-    public func blocks(_ period: Period) -> [BlockStanding] {
-        (0..<256).map { standing(block: $0, period: period) }
+    /// Standings of the 256 blocks; `residential` counts only addresses outside data centers.
+    public func blocks(_ period: Period, residential: Bool = false) -> [BlockStanding] {
+        (0..<256).map { standing(block: $0, period: period, residential: residential) }
     }
 
-    public func standing(block: Int, period: Period) -> BlockStanding {
+    public func standing(block: Int, period: Period, residential: Bool = false) -> BlockStanding {
+        let slot = Self.slot(period, residential: residential)
         var top: (UInt32, Int32)?
         var second: (UInt32, Int32)?
         var total = 0
-        for (name, count) in counts[period.index][block] {
+        for (name, count) in counts[slot][block] {
             total += Int(count)
             if let t = top, !(count > t.1 || (count == t.1 && names[Int(name)] < names[Int(t.0)])) {
                 if let s = second, !(count > s.1 || (count == s.1 && names[Int(name)] < names[Int(s.0)])) { continue }
@@ -283,7 +351,7 @@ public final class Scoreboard: @unchecked Sendable {
             runnerUp: second.map { names[Int($0.0)] },
             runnerUpCount: Int(second?.1 ?? 0),
             total: total,
-            players: counts[period.index][block].count
+            players: counts[slot][block].count
         )
     }
 
@@ -296,17 +364,17 @@ public final class Scoreboard: @unchecked Sendable {
 
     /// Players ranked by blocks held, then addresses, then name. Equal (blocks, addresses)
     /// share a rank.
-    public func leaderboard(_ period: Period) -> [LeaderboardEntry] {
-        leaderboard(period, standings: blocks(period))
+    public func leaderboard(_ period: Period, residential: Bool = false) -> [LeaderboardEntry] {
+        leaderboard(period, residential: residential, standings: blocks(period, residential: residential))
     }
 
-    /// The same, from block standings the caller already computed for this period.
-    func leaderboard(_ period: Period, standings: [BlockStanding]) -> [LeaderboardEntry] {
+    /// The same, from block standings the caller already computed for this period and view.
+    func leaderboard(_ period: Period, residential: Bool = false, standings: [BlockStanding]) -> [LeaderboardEntry] {
         var held: [PlayerName: [Int]] = [:]
         for s in standings {
             if let h = s.holder { held[h, default: []].append(s.block) }
         }
-        var entries = totals[period.index].map { id, total in
+        var entries = totals[Self.slot(period, residential: residential)].map { id, total in
             let name = names[Int(id)]
             return LeaderboardEntry(rank: 0, name: name, blocksHeld: held[name] ?? [], addresses: Int(total))
         }
@@ -339,6 +407,18 @@ public final class Scoreboard: @unchecked Sendable {
         public var name: PlayerName
         public var addresses: Int
         public var blocks: [PlayerBlock]
+        /// All-time: addresses held per country, most first (only addresses with a known country).
+        public var countries: [(country: String, addresses: Int)] = []
+        /// All-time: addresses held now, and how many of them are in a data center.
+        public var allTimeAddresses = 0
+        public var dataCenterAddresses = 0
+        public var dataCenterShare: Double { allTimeAddresses == 0 ? 0 : Double(dataCenterAddresses) / Double(allTimeAddresses) }
+
+        public static func == (a: PlayerStanding, b: PlayerStanding) -> Bool {
+            a.name == b.name && a.addresses == b.addresses && a.blocks == b.blocks
+                && a.countries.map(\.country) == b.countries.map(\.country) && a.countries.map(\.addresses) == b.countries.map(\.addresses)
+                && a.allTimeAddresses == b.allTimeAddresses && a.dataCenterAddresses == b.dataCenterAddresses
+        }
         public var blocksHeld: [Int] { blocks.filter { $0.rank == 1 && !$0.isTied }.map(\.block) }
     }
 
@@ -355,7 +435,12 @@ public final class Scoreboard: @unchecked Sendable {
             }
             result.append(PlayerBlock(block: block, count: Int(mine), rank: above + 1, isTied: same > 0, players: counts[p][block].count))
         }
-        return PlayerStanding(name: name, addresses: Int(totals[p][id] ?? 0), blocks: result)
+        let countries = (countriesOfPlayer[id] ?? [:])
+            .map { (country: ClaimOrigin.unpackCountry($0.key) ?? "", addresses: Int($0.value)) }
+            .sorted { $0.addresses != $1.addresses ? $0.addresses > $1.addresses : $0.country < $1.country }
+        return PlayerStanding(
+            name: name, addresses: Int(totals[p][id] ?? 0), blocks: result, countries: countries,
+            allTimeAddresses: Int(totals[0][id] ?? 0), dataCenterAddresses: Int(dataCenterOfPlayer[id] ?? 0))
     }
 
     /// The players of one block with their address counts, most first, then by name (web block page).
@@ -400,13 +485,90 @@ public final class Scoreboard: @unchecked Sendable {
         return (outNames, holders)
     }
 
+    // MARK: Countries and autonomous systems (all time)
+
+    public struct RankedPlayer: Equatable, Sendable {
+        /// Players with the same count share a rank.
+        public var rank: Int
+        public var name: PlayerName
+        public var addresses: Int
+    }
+
+    /// Who holds the most addresses of one country or AS.
+    public struct AreaStanding: Equatable, Sendable {
+        public var addresses: Int
+        public var playerCount: Int
+        /// Ranked, most addresses first, then by name; at most the requested number.
+        public var players: [RankedPlayer]
+        /// The single top player, nil when nobody or a tie.
+        public var ruler: PlayerName? {
+            guard let first = players.first, first.rank == 1 else { return nil }
+            if players.count > 1, players[1].rank == 1 { return nil }
+            return first.name
+        }
+    }
+
+    /// "Who rules DE": players by addresses held in the country (upper-case ISO code).
+    public func country(_ code: String, limit: Int = 100) -> AreaStanding? {
+        let origin = ClaimOrigin(country: code)
+        guard origin.country != nil, let map = byCountry[origin.packedCountry] else { return nil }
+        return standing(of: map, limit: limit)
+    }
+
+    /// "Who rules AS3320": players by addresses held in the autonomous system.
+    public func autonomousSystem(_ asn: UInt32, limit: Int = 100) -> AreaStanding? {
+        guard let map = byAS[asn] else { return nil }
+        return standing(of: map, limit: limit)
+    }
+
+    public struct AreaSummary: Equatable, Sendable {
+        /// The country code or "AS<number>".
+        public var key: String
+        public var addresses: Int
+        public var playerCount: Int
+        public var ruler: PlayerName?
+        public var rulerAddresses: Int
+    }
+
+    /// Every country with claimed addresses, most addresses first.
+    public func countries() -> [AreaSummary] {
+        summaries(byCountry.map { (ClaimOrigin.unpackCountry($0.key) ?? "", $0.value) })
+    }
+
+    /// The autonomous systems with the most claimed addresses.
+    public func autonomousSystems(limit: Int = 100) -> [AreaSummary] {
+        Array(summaries(byAS.map { ("AS\($0.key)", $0.value) }).prefix(limit))
+    }
+
+    private func summaries(_ areas: [(String, [UInt32: Int32])]) -> [AreaSummary] {
+        areas.map { key, map in
+            let top = standing(of: map, limit: 2)
+            return AreaSummary(key: key, addresses: top.addresses, playerCount: top.playerCount, ruler: top.ruler,
+                               rulerAddresses: top.players.first?.addresses ?? 0)
+        }
+        .sorted { $0.addresses != $1.addresses ? $0.addresses > $1.addresses : $0.key < $1.key }
+    }
+
+    private func standing(of map: [UInt32: Int32], limit: Int) -> AreaStanding {
+        var all = map.map { (name: names[Int($0.key)], count: Int($0.value)) }
+        let total = all.reduce(0) { $0 + $1.count }
+        all.sort { $0.count != $1.count ? $0.count > $1.count : $0.name < $1.name }
+        var ranked: [RankedPlayer] = []
+        ranked.reserveCapacity(min(limit, all.count))
+        for (i, entry) in all.prefix(limit).enumerated() {
+            let rank = i > 0 && entry.count == all[i - 1].count ? ranked[i - 1].rank : i + 1
+            ranked.append(RankedPlayer(rank: rank, name: entry.name, addresses: entry.count))
+        }
+        return AreaStanding(addresses: total, playerCount: all.count, players: ranked)
+    }
+
     public func isKnown(_ name: PlayerName) -> Bool { nameIDs[name.value] != nil }
 
     /// Every current claim (for export and tests), in address order.
     public func allClaims() -> [Claim] {
         owners.keys.sorted().map { ip in
             let o = owners[ip]!
-            return Claim(address: IPv4Address(ip), name: names[Int(o.name)], claimedAt: o.claimedAt)
+            return Claim(address: IPv4Address(ip), name: names[Int(o.name)], claimedAt: o.claimedAt, origin: origin(of: o))
         }
     }
 }

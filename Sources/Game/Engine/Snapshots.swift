@@ -19,7 +19,9 @@ public struct Snapshot: Sendable {
     public subscript(key: String) -> EncodedBody? { bodies[key] }
 
     public static func scoreKey(_ p: Period) -> String { "score/\(p.rawValue)" }
-    public static func leaderboardKey(_ p: Period) -> String { "api/leaderboard/\(p.rawValue)" }
+    public static func leaderboardKey(_ p: Period, residential: Bool = false) -> String {
+        "api/leaderboard/\(p.rawValue)\(residential ? "/residential" : "")"
+    }
     public static func blocksKey(_ p: Period) -> String { "api/blocks/\(p.rawValue)" }
     public static let recentKey = "recent"
     public static let apiRecentKey = "api/recent"
@@ -66,6 +68,7 @@ struct BoardViews {
     var scores: [Period: [(name: PlayerName, blocks: [(block: Int, count: Int)])]] = [:]
     var blocks: [Period: [Scoreboard.BlockStanding]] = [:]
     var leaderboards: [Period: [Scoreboard.LeaderboardEntry]] = [:]
+    var residentialLeaderboards: [Period: [Scoreboard.LeaderboardEntry]] = [:]
 
     init(_ board: Scoreboard) {
         recent = board.recent(limit: 50)
@@ -74,6 +77,7 @@ struct BoardViews {
             let standings = board.blocks(p)
             blocks[p] = standings
             leaderboards[p] = board.leaderboard(p, standings: standings)
+            residentialLeaderboards[p] = board.leaderboard(p, residential: true)
         }
     }
 
@@ -93,14 +97,18 @@ struct BoardViews {
 
         // Our own API.
         let apiRecent = recent.map {
-            "{\"ip\":\"\($0.address)\",\"block\":\($0.address.block),\"name\":\(JSON.string($0.name.value)),\"claimed_at\":\($0.claimedAt)}"
+            "{\"ip\":\"\($0.address)\",\"block\":\($0.address.block),\"name\":\(JSON.string($0.name.value)),\"claimed_at\":\($0.claimedAt),\($0.origin.jsonFields)}"
         }.joined(separator: ",")
         out[Snapshot.apiRecentKey] = (apiRecent, { (inner: String) -> String in "{\"updated_at\":\(now.0),\"claims\":[\(inner)]}" })
         for p in Period.allCases {
-            let board = (leaderboards[p] ?? []).map {
-                "{\"rank\":\($0.rank),\"name\":\(JSON.string($0.name.value)),\"blocks\":[\($0.blocksHeld.map(String.init).joined(separator: ","))],\"block_count\":\($0.blocksHeld.count),\"addresses\":\($0.addresses)}"
-            }.joined(separator: ",")
-            out[Snapshot.leaderboardKey(p)] = (board, { (inner: String) -> String in "{\"period\":\"\(p.rawValue)\",\"updated_at\":\(now.0),\"players\":[\(inner)]}" })
+            for residential in [false, true] {
+                let board = ((residential ? residentialLeaderboards[p] : leaderboards[p]) ?? []).map {
+                    "{\"rank\":\($0.rank),\"name\":\(JSON.string($0.name.value)),\"blocks\":[\($0.blocksHeld.map(String.init).joined(separator: ","))],\"block_count\":\($0.blocksHeld.count),\"addresses\":\($0.addresses)}"
+                }.joined(separator: ",")
+                out[Snapshot.leaderboardKey(p, residential: residential)] = (board, { (inner: String) -> String in
+                    "{\"period\":\"\(p.rawValue)\",\"residential\":\(residential),\"updated_at\":\(now.0),\"players\":[\(inner)]}"
+                })
+            }
 
             let tiles = (blocks[p] ?? []).map { s -> String in
                 let holder = s.holder.map { JSON.string($0.value) } ?? "null"

@@ -40,7 +40,7 @@ enum ClaimResponse {
         return best?.0 ?? .html
     }
 
-    static func make(address: IPv4Address, name: PlayerName, outcome: Scoreboard.Outcome, accept: String?) -> Response {
+    static func make(address: IPv4Address, name: PlayerName, origin: ClaimOrigin = .unknown, outcome: Scoreboard.Outcome, accept: String?) -> Response {
         var headers: HTTPFields = [
             .accessControlAllowOrigin: "*",
             .cacheControl: "no-store",
@@ -67,7 +67,7 @@ enum ClaimResponse {
                 previous = JSON.string(name.value)
                 refreshed = false
             }
-            body = ByteBuffer(string: "{\"ip\":\"\(address)\",\"block\":\(address.block),\"name\":\(JSON.string(name.value)),\"previous_owner\":\(previous),\"changed\":\(outcome != .unchanged && !refreshed),\"message\":\(JSON.string(sentence))}")
+            body = ByteBuffer(string: "{\"ip\":\"\(address)\",\"block\":\(address.block),\"name\":\(JSON.string(name.value)),\"previous_owner\":\(previous),\"changed\":\(outcome != .unchanged && !refreshed),\(origin.jsonFields),\"message\":\(JSON.string(sentence))}")
         case .html:
             headers[.contentType] = "text/html; charset=utf-8"
             let escaped = HTML.escape(name.value)
@@ -134,10 +134,36 @@ enum PlayerJSON {
     }
 
     static func encode(_ s: Scoreboard.PlayerStanding, period: Period) -> String {
+        let countries = s.countries.map { "{\"country\":\(JSON.string($0.country)),\"addresses\":\($0.addresses)}" }.joined(separator: ",")
+        let share = (s.dataCenterShare * 10_000).rounded() / 10_000
+        let origins = "\"countries\":[\(countries)],\"all_time_addresses\":\(s.allTimeAddresses),\"datacenter_addresses\":\(s.dataCenterAddresses),\"datacenter_share\":\(share)"
         let blocks = s.blocks.map { b in
             "{\"block\":\(b.block),\"cidr\":\"\(b.block).0.0.0/8\",\"count\":\(b.count),\"rank\":\(b.rank),\"tied\":\(b.isTied),\"players\":\(b.players),\"summary\":\(JSON.string(summary(b)))}"
         }.joined(separator: ",")
         let held = s.blocksHeld.map(String.init).joined(separator: ",")
-        return "{\"name\":\(JSON.string(s.name.value)),\"period\":\"\(period.rawValue)\",\"addresses\":\(s.addresses),\"blocks_held\":[\(held)],\"blocks\":[\(blocks)]}"
+        return "{\"name\":\(JSON.string(s.name.value)),\"period\":\"\(period.rawValue)\",\"addresses\":\(s.addresses),\"blocks_held\":[\(held)],\"blocks\":[\(blocks)],\(origins)}"
+    }
+}
+
+extension ClaimOrigin {
+    /// `"country":…,"asn":…,"datacenter":…` (null when unknown / residential).
+    var jsonFields: String {
+        "\"country\":\(country.map(JSON.string) ?? "null"),\"asn\":\(asn.map(String.init) ?? "null"),\"datacenter\":\(provider.map(JSON.string) ?? "null")"
+    }
+}
+
+/// JSON for `/api/countries/{code}` and `/api/as/{asn}`.
+enum AreaJSON {
+    static func encode(_ area: Scoreboard.AreaStanding, key: String, fields: String) -> String {
+        let players = area.players.map { "{\"rank\":\($0.rank),\"name\":\(JSON.string($0.name.value)),\"addresses\":\($0.addresses)}" }.joined(separator: ",")
+        let ruler = area.ruler.map { JSON.string($0.value) } ?? "null"
+        return "{\(fields),\"addresses\":\(area.addresses),\"player_count\":\(area.playerCount),\"ruler\":\(ruler),\"players\":[\(players)]}"
+    }
+
+    static func encode(_ list: [Scoreboard.AreaSummary], field: String, value: (String) -> String) -> String {
+        list.map { a in
+            let ruler = a.ruler.map { JSON.string($0.value) } ?? "null"
+            return "{\"\(field)\":\(value(a.key)),\"addresses\":\(a.addresses),\"player_count\":\(a.playerCount),\"ruler\":\(ruler),\"ruler_addresses\":\(a.rulerAddresses)}"
+        }.joined(separator: ",")
     }
 }

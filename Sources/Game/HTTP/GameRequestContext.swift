@@ -5,12 +5,14 @@ public import NIOCore
 
 /// Per-request context: Hummingbird's core storage plus the TCP peer (or the client a
 /// trusted PROXY header announced for this connection).
-public struct GameRequestContext: RequestContext, RemoteAddressRequestContext {
+public struct GameRequestContext: RequestContext, RemoteAddressRequestContext, DataCenterTaggedContext {
     public var coreContext: CoreRequestContextStorage
     /// The connection's peer as a socket address (for tracing).
     public let remoteAddress: SocketAddress?
     /// The connection's client: the PROXY-announced source if any, else the TCP peer.
     public let peer: IPAddress?
+    /// Set by `DataCenterPolicyMiddleware` when the client is in a cloud provider's ranges.
+    public var dataCenter: DataCenterTag?
 
     public init(source: ApplicationRequestContextSource) {
         coreContext = .init(source: source)

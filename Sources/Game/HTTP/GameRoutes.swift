@@ -12,18 +12,33 @@ public struct GameRoutes: Sendable {
     public let claimLimiter: TokenBucketLimiter<NetworkKey>
     /// Prometheus text exposition, when metrics are enabled.
     public let metricsText: (@Sendable () -> String)?
+    /// Country, AS and data-center lookups; nil when neither database is configured.
+    public let intelligence: AddressIntelligence?
+    public let dataCenterPolicy: DataCenterPolicy
 
-    public init(engine: GameEngine, resolver: ClientAddressResolver, claimLimiter: TokenBucketLimiter<NetworkKey>, metricsText: (@Sendable () -> String)? = nil) {
+    public init(
+        engine: GameEngine, resolver: ClientAddressResolver, claimLimiter: TokenBucketLimiter<NetworkKey>,
+        metricsText: (@Sendable () -> String)? = nil, intelligence: AddressIntelligence? = nil, dataCenterPolicy: DataCenterPolicy = .init()
+    ) {
         self.engine = engine
         self.resolver = resolver
         self.claimLimiter = claimLimiter
         self.metricsText = metricsText
+        self.intelligence = intelligence
+        self.dataCenterPolicy = dataCenterPolicy
     }
 
     static let otherMethods: [HTTPRequest.Method] = [.post, .put, .delete, .patch]
 
     public func register(on router: Router<GameRequestContext>) {
         router.add(middleware: ErrorFormattingMiddleware())
+        if let intelligence, intelligence.cloud != nil {
+            router.add(middleware: DataCenterPolicyMiddleware(
+                policy: dataCenterPolicy,
+                classify: { intelligence.dataCenter(of: $0) },
+                clientAddress: { request, context in try? clientAddress(request, context) }
+            ))
+        }
 
         get(router, "claim") { request, context in
             try await claim(request, context, nameText: request.uri.queryParameters.get("name"))
@@ -39,7 +54,8 @@ public struct GameRoutes: Sendable {
         }
         get(router, "api/ip") { request, context in
             let client = try clientAddress(request, context)
-            let body = "{\"ip\":\"\(client)\",\"version\":\(client.isIPv4 ? 4 : 6)}"
+            let datacenter = context.dataCenter.map { JSON.string($0.provider) } ?? "null"
+            let body = "{\"ip\":\"\(client)\",\"version\":\(client.isIPv4 ? 4 : 6),\"datacenter\":\(datacenter)}"
             return Response(status: .ok, headers: [.contentType: "application/json", .cacheControl: "private, no-store"],
                             body: .init(byteBuffer: ByteBuffer(string: body)))
         }
@@ -60,7 +76,37 @@ public struct GameRoutes: Sendable {
             try serve(Snapshot.apiRecentKey, request)
         }
         get(router, "api/leaderboard") { request, _ in
-            try serve(Snapshot.leaderboardKey(try period(request)), request)
+            try serve(Snapshot.leaderboardKey(try period(request), residential: try residential(request)), request)
+        }
+        get(router, "api/countries") { _, _ in
+            let list = engine.withBoard { $0.countries() }
+            return jsonResponse("{\"countries\":[\(AreaJSON.encode(list, field: "country", value: JSON.string))]}")
+        }
+        get(router, "api/countries/{code}") { _, context in
+            let text = context.parameters.get("code") ?? ""
+            guard let code = ClaimOrigin.normalizedCountry(text) else {
+                throw HTTPError(.badRequest, message: "'\(text)' is not a country code; use two letters such as DE")
+            }
+            guard let area = engine.withBoard({ $0.country(code) }) else {
+                throw HTTPError(.notFound, message: "no claims from country \(code)")
+            }
+            let name = intelligence?.countryName(code).map(JSON.string) ?? "null"
+            return jsonResponse(AreaJSON.encode(area, key: code, fields: "\"country\":\"\(code)\",\"country_name\":\(name)"))
+        }
+        get(router, "api/as") { _, _ in
+            let list = engine.withBoard { $0.autonomousSystems(limit: 100) }
+            return jsonResponse("{\"autonomous_systems\":[\(AreaJSON.encode(list, field: "asn", value: { String($0.dropFirst(2)) }))]}")
+        }
+        get(router, "api/as/{asn}") { _, context in
+            let text = context.parameters.get("asn") ?? ""
+            guard let asn = Self.parseASN(text) else {
+                throw HTTPError(.badRequest, message: "'\(text)' is not an AS number; use a number such as 3320 or AS3320")
+            }
+            guard let area = engine.withBoard({ $0.autonomousSystem(asn) }) else {
+                throw HTTPError(.notFound, message: "no claims from AS\(asn)")
+            }
+            let name = intelligence?.autonomousSystemName(asn).map(JSON.string) ?? "null"
+            return jsonResponse(AreaJSON.encode(area, key: "AS\(asn)", fields: "\"asn\":\(asn),\"as_name\":\(name)"))
         }
         get(router, "api/blocks") { request, _ in
             try serve(Snapshot.blocksKey(try period(request)), request)
@@ -107,6 +153,23 @@ public struct GameRoutes: Sendable {
         return p
     }
 
+    /// `residential=1|true` selects the leaderboard over addresses outside data centers.
+    func residential(_ request: Request) throws -> Bool {
+        guard let text = request.uri.queryParameters.get("residential") else { return false }
+        switch text.lowercased() {
+        case "1", "true", "yes": return true
+        case "0", "false", "no", "": return false
+        default: throw HTTPError(.badRequest, message: "residential must be true or false, got '\(text)'")
+        }
+    }
+
+    /// "3320" or "AS3320" (any case).
+    static func parseASN(_ text: String) -> UInt32? {
+        let digits = text.lowercased().hasPrefix("as") ? text.dropFirst(2) : Substring(text)
+        guard !digits.isEmpty, digits.allSatisfy(\.isASCII), digits.allSatisfy(\.isNumber), let n = UInt32(digits), n > 0 else { return nil }
+        return n
+    }
+
     func clientAddress(_ request: Request, _ context: GameRequestContext) throws -> IPAddress {
         guard let peer = context.peer else {
             throw HTTPError(.badRequest, message: "cannot determine the client address")
@@ -138,15 +201,16 @@ public struct GameRoutes: Sendable {
         do throws(PlayerName.ValidationError) { name = try PlayerName(validating: nameText) } catch {
             throw HTTPError(.badRequest, headers: [.accessControlAllowOrigin: "*"], message: error.description)
         }
+        let origin = intelligence?.origin(of: address) ?? .unknown
         let outcome: Scoreboard.Outcome
         do {
-            outcome = try await engine.claim(address: address, name: name)
+            outcome = try await engine.claim(address: address, name: name, origin: origin)
         } catch ClaimError.queueFull {
             throw HTTPError(.serviceUnavailable, headers: [.retryAfter: "1", .accessControlAllowOrigin: "*"], message: "claims queue full; retry in 1 s")
         } catch {
             throw HTTPError(.serviceUnavailable, headers: [.retryAfter: "5", .accessControlAllowOrigin: "*"], message: "claim not stored: \(error)")
         }
-        return ClaimResponse.make(address: address, name: name, outcome: outcome, accept: request.headers[.accept])
+        return ClaimResponse.make(address: address, name: name, origin: origin, outcome: outcome, accept: request.headers[.accept])
     }
 
     // MARK: Snapshots

@@ -53,6 +53,7 @@ public enum GameServer {
         logger: Logger,
         guards: EdgeGuards? = nil,
         metricsText: (@Sendable () -> String)? = nil,
+        intelligence: AddressIntelligence? = nil,
         onServerRunning: @escaping @Sendable (any Channel) async -> Void = { _ in }
     ) -> Application<RouterResponder<GameRequestContext>> {
         let guards = guards ?? EdgeGuards(configuration: configuration)
@@ -62,7 +63,9 @@ public enum GameServer {
             refillPerSecond: configuration.rateLimitPerSecond,
             capacity: configuration.rateLimitMaxNetworks
         ))
-        let routes = GameRoutes(engine: engine, resolver: ClientAddressResolver(trustedProxies: trusted), claimLimiter: limiter, metricsText: metricsText)
+        let routes = GameRoutes(
+            engine: engine, resolver: ClientAddressResolver(trustedProxies: trusted), claimLimiter: limiter, metricsText: metricsText,
+            intelligence: intelligence, dataCenterPolicy: configuration.dataCenterPolicy)
         let router = Router(context: GameRequestContext.self)
         router.add(middleware: MetricsMiddleware())
         router.add(middleware: RequestGuardMiddleware(
@@ -105,6 +108,7 @@ public enum GameServer {
             logger: logger
         )
         app.addServices(engine)
+        if let intelligence { app.addServices(intelligence) }
         return app
     }
 }

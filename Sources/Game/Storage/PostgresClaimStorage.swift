@@ -70,10 +70,11 @@ public final class PostgresClaimStorage: ClaimStorage {
     public func loadAll() async throws -> [Claim] {
         try await guarded {
             var claims: [Claim] = []
-            let rows = try await self.client.query("SELECT ip, name, claimed_at FROM claims", logger: self.logger)
-            for try await (ip, name, at) in rows.decode((Int64, String, Int64).self) {
+            let rows = try await self.client.query("SELECT ip, name, claimed_at, country, asn, provider FROM claims", logger: self.logger)
+            for try await (ip, name, at, country, asn, provider) in rows.decode((Int64, String, Int64, String?, Int64?, String?).self) {
                 guard let address = UInt32(exactly: ip) else { continue }
-                claims.append(Claim(address: IPv4Address(address), name: PlayerName(trusted: name), claimedAt: at))
+                claims.append(Claim(address: IPv4Address(address), name: PlayerName(trusted: name), claimedAt: at,
+                                    origin: ClaimOrigin(country: country, asn: asn.flatMap { UInt32(exactly: $0) }, provider: provider)))
             }
             return claims
         }
@@ -84,18 +85,25 @@ public final class PostgresClaimStorage: ClaimStorage {
         // Last claim per address wins (one row may be upserted once per statement).
         var position: [UInt32: Int] = [:]
         var ips: [Int64] = [], names: [String] = [], times: [Int64] = []
+        // PostgresNIO binds arrays of non-optionals: "" and 0 stand for NULL (NULLIF below).
+        var countries: [String] = [], asns: [Int64] = [], providers: [String] = []
         ips.reserveCapacity(claims.count); names.reserveCapacity(claims.count); times.reserveCapacity(claims.count)
         for claim in claims {
+            let asn = Int64(claim.origin.asn ?? 0)
+            let country = claim.origin.country ?? "", provider = claim.origin.provider ?? ""
             if let i = position[claim.address.value] {
                 names[i] = claim.name.value
                 times[i] = claim.claimedAt
+                countries[i] = country; asns[i] = asn; providers[i] = provider
             } else {
                 position[claim.address.value] = ips.count
                 ips.append(Int64(claim.address.value)); names.append(claim.name.value); times.append(claim.claimedAt)
+                countries.append(country); asns.append(asn); providers.append(provider)
             }
         }
         let count = Int64(ips.count)
         let (ipArray, nameArray, timeArray) = (ips, names, times)
+        let (countryArray, asnArray, providerArray) = (countries, asns, providers)
         try await guarded {
             try await self.client.withTransaction(logger: self.logger) { tx in
                 var last: Int64 = 0
@@ -104,13 +112,17 @@ public final class PostgresClaimStorage: ClaimStorage {
                 let base = last - count
                 try await tx.query("""
                     WITH input AS (
-                        SELECT t.ip, t.name, t.claimed_at, \(base)::bigint + t.ord AS seq, \(self.writerID)::bigint AS writer
-                        FROM unnest(\(ipArray)::bigint[], \(nameArray)::text[], \(timeArray)::bigint[]) WITH ORDINALITY AS t(ip, name, claimed_at, ord)
+                        SELECT t.ip, t.name, t.claimed_at, NULLIF(t.country, '') AS country, NULLIF(t.asn, 0) AS asn,
+                            NULLIF(t.provider, '') AS provider, \(base)::bigint + t.ord AS seq, \(self.writerID)::bigint AS writer
+                        FROM unnest(\(ipArray)::bigint[], \(nameArray)::text[], \(timeArray)::bigint[], \(countryArray)::text[], \(asnArray)::bigint[], \(providerArray)::text[])
+                            WITH ORDINALITY AS t(ip, name, claimed_at, country, asn, provider, ord)
                     ), old AS (
                         SELECT c.ip, c.name FROM claims c JOIN input i ON c.ip = i.ip
                     ), up AS (
-                        INSERT INTO claims (ip, name, claimed_at, seq, writer) SELECT ip, name, claimed_at, seq, writer FROM input
-                        ON CONFLICT (ip) DO UPDATE SET name = excluded.name, claimed_at = excluded.claimed_at, seq = excluded.seq, writer = excluded.writer
+                        INSERT INTO claims (ip, name, claimed_at, country, asn, provider, seq, writer)
+                        SELECT ip, name, claimed_at, country, asn, provider, seq, writer FROM input
+                        ON CONFLICT (ip) DO UPDATE SET name = excluded.name, claimed_at = excluded.claimed_at, country = excluded.country,
+                            asn = excluded.asn, provider = excluded.provider, seq = excluded.seq, writer = excluded.writer
                     ), delta AS (
                         SELECT (ip >> 24)::smallint AS block, name, sum(d)::bigint AS d
                         FROM (SELECT ip, name, 1 AS d FROM input UNION ALL SELECT ip, name, -1 FROM old) x
@@ -170,15 +182,18 @@ public final class PostgresClaimStorage: ClaimStorage {
             var lastRow = cursor
             var visible = cursor
             let rows = try await self.client.query("""
-                (SELECT -1::bigint AS ip, ''::text AS name, 0::bigint AS claimed_at, last_seq AS seq FROM ipquest_state WHERE id = 1)
+                (SELECT -1::bigint AS ip, ''::text AS name, 0::bigint AS claimed_at, NULL::text AS country, NULL::bigint AS asn,
+                        NULL::text AS provider, last_seq AS seq FROM ipquest_state WHERE id = 1)
                 UNION ALL
-                (SELECT ip, name, claimed_at, seq FROM claims WHERE seq > \(cursor) AND writer <> \(self.writerID) ORDER BY seq LIMIT \(Int64(limit)))
+                (SELECT ip, name, claimed_at, country, asn, provider, seq FROM claims
+                 WHERE seq > \(cursor) AND writer <> \(self.writerID) ORDER BY seq LIMIT \(Int64(limit)))
                 """, logger: self.logger)
-            for try await (ip, name, at, seq) in rows.decode((Int64, String, Int64, Int64).self) {
+            for try await (ip, name, at, country, asn, provider, seq) in rows.decode((Int64, String, Int64, String?, Int64?, String?, Int64).self) {
                 if ip < 0 { visible = seq; continue }
                 lastRow = seq
                 guard let address = UInt32(exactly: ip) else { continue }
-                claims.append(Claim(address: IPv4Address(address), name: PlayerName(trusted: name), claimedAt: at))
+                claims.append(Claim(address: IPv4Address(address), name: PlayerName(trusted: name), claimedAt: at,
+                                    origin: ClaimOrigin(country: country, asn: asn.flatMap { UInt32(exactly: $0) }, provider: provider)))
             }
             return ClaimChanges(claims: claims, cursor: claims.count < limit ? max(visible, cursor) : lastRow)
         }

@@ -44,6 +44,10 @@ public enum PostgresMigrations {
             )
             """,
         ]),
+        // Where the address was when claimed: country (ISO code), AS number, cloud provider.
+        Migration(version: 2, name: "claim-origin", sql: [
+            "ALTER TABLE claims ADD COLUMN country text, ADD COLUMN asn bigint, ADD COLUMN provider text",
+        ]),
     ]
 
     public struct Status: Sendable, Equatable {

@@ -55,20 +55,44 @@ public final class SQLiteClaimStorage: ClaimStorage {
                 );
                 """)
         }
+        migrator.registerMigration("v2-claim-origin") { db in
+            // Where the address was when claimed: country (ISO code), AS number, cloud provider.
+            for table in ["claims", "claim_journal"] {
+                try db.execute(sql: """
+                    ALTER TABLE \(table) ADD COLUMN country TEXT;
+                    ALTER TABLE \(table) ADD COLUMN asn INTEGER;
+                    ALTER TABLE \(table) ADD COLUMN provider TEXT;
+                    """)
+            }
+        }
         return migrator
+    }
+
+    static let columns = "ip, name, claimed_at, country, asn, provider"
+    static let upsertSet = "name = excluded.name, claimed_at = excluded.claimed_at, country = excluded.country, asn = excluded.asn, provider = excluded.provider"
+
+    static func claim(from row: Row) -> Claim? {
+        let ip: Int64 = row[0]
+        guard let address = UInt32(exactly: ip) else { return nil }
+        let asn: Int64? = row[4]
+        return Claim(
+            address: IPv4Address(address), name: PlayerName(trusted: row[1]), claimedAt: row[2],
+            origin: ClaimOrigin(country: row[3], asn: asn.flatMap { UInt32(exactly: $0) }, provider: row[5]))
+    }
+
+    static func arguments(_ claim: Claim) -> StatementArguments {
+        [Int64(claim.address.value), claim.name.value, claim.claimedAt, claim.origin.country, claim.origin.asn.map { Int64($0) }, claim.origin.provider]
     }
 
     public func loadAll() async throws -> [Claim] {
         try await pool.read { db in
             var latest: [UInt32: Claim] = [:]
             latest.reserveCapacity(try Int.fetchOne(db, sql: "SELECT count(*) FROM claims") ?? 0)
-            for sql in ["SELECT ip, name, claimed_at FROM claims", "SELECT ip, name, claimed_at FROM claim_journal ORDER BY seq"] {
+            for sql in ["SELECT \(Self.columns) FROM claims", "SELECT \(Self.columns) FROM claim_journal ORDER BY seq"] {
                 let rows = try Row.fetchCursor(db, sql: sql)
                 while let row = try rows.next() {
-                    let ip: Int64 = row[0]
-                    let name: String = row[1]
-                    guard let address = UInt32(exactly: ip) else { continue }
-                    latest[address] = Claim(address: IPv4Address(address), name: PlayerName(trusted: name), claimedAt: row[2])
+                    guard let claim = Self.claim(from: row) else { continue }
+                    latest[claim.address.value] = claim
                 }
             }
             return Array(latest.values)
@@ -78,9 +102,9 @@ public final class SQLiteClaimStorage: ClaimStorage {
     public func append(_ claims: [Claim]) async throws {
         guard !claims.isEmpty else { return }
         try await pool.write { db in
-            let statement = try db.cachedStatement(sql: "INSERT INTO claim_journal (ip, name, claimed_at) VALUES (?, ?, ?)")
+            let statement = try db.cachedStatement(sql: "INSERT INTO claim_journal (\(Self.columns)) VALUES (?, ?, ?, ?, ?, ?)")
             for claim in claims {
-                statement.setUncheckedArguments([Int64(claim.address.value), claim.name.value, claim.claimedAt])
+                statement.setUncheckedArguments(Self.arguments(claim))
                 try statement.execute()
             }
         }
@@ -92,9 +116,9 @@ public final class SQLiteClaimStorage: ClaimStorage {
             guard let first = try Int64.fetchOne(db, sql: "SELECT min(seq) FROM claim_journal") else { return 0 }
             let last = first + Int64(budget) - 1
             try db.execute(sql: """
-                INSERT INTO claims (ip, name, claimed_at)
-                SELECT ip, name, claimed_at FROM claim_journal WHERE seq BETWEEN ? AND ? ORDER BY seq
-                ON CONFLICT (ip) DO UPDATE SET name = excluded.name, claimed_at = excluded.claimed_at
+                INSERT INTO claims (\(Self.columns))
+                SELECT \(Self.columns) FROM claim_journal WHERE seq BETWEEN ? AND ? ORDER BY seq
+                ON CONFLICT (ip) DO UPDATE SET \(Self.upsertSet)
                 """, arguments: [first, last])
             try db.execute(sql: "DELETE FROM claim_journal WHERE seq BETWEEN ? AND ?", arguments: [first, last])
             return db.changesCount
@@ -118,17 +142,17 @@ public final class SQLiteClaimStorage: ClaimStorage {
         try await pool.write { db in
             // Fold any journal first so imported rows are not overridden by older journal rows.
             try db.execute(sql: """
-                INSERT INTO claims (ip, name, claimed_at)
-                SELECT ip, name, claimed_at FROM claim_journal WHERE true ORDER BY seq
-                ON CONFLICT (ip) DO UPDATE SET name = excluded.name, claimed_at = excluded.claimed_at;
+                INSERT INTO claims (\(Self.columns))
+                SELECT \(Self.columns) FROM claim_journal WHERE true ORDER BY seq
+                ON CONFLICT (ip) DO UPDATE SET \(Self.upsertSet);
                 DELETE FROM claim_journal;
                 """)
             let statement = try db.cachedStatement(sql: """
-                INSERT INTO claims (ip, name, claimed_at) VALUES (?, ?, ?)
-                ON CONFLICT (ip) DO UPDATE SET name = excluded.name, claimed_at = excluded.claimed_at
+                INSERT INTO claims (\(Self.columns)) VALUES (?, ?, ?, ?, ?, ?)
+                ON CONFLICT (ip) DO UPDATE SET \(Self.upsertSet)
                 """)
             for claim in claims {
-                statement.setUncheckedArguments([Int64(claim.address.value), claim.name.value, claim.claimedAt])
+                statement.setUncheckedArguments(Self.arguments(claim))
                 try statement.execute()
             }
             return claims.count

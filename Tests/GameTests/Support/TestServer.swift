@@ -21,7 +21,8 @@ final class TestServer: Sendable {
     static func start(
         configure: (inout ServeConfiguration) -> Void = { _ in },
         directory: String? = nil,
-        wrapStorage: (SQLiteClaimStorage) -> any ClaimStorage = { $0 }
+        wrapStorage: (SQLiteClaimStorage) -> any ClaimStorage = { $0 },
+        intelligence: AddressIntelligence? = nil
     ) async throws -> TestServer {
         let dir = directory ?? FileManager.default.temporaryDirectory.appendingPathComponent("ipquest-test-\(UUID().uuidString)").path
         try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
@@ -38,7 +39,7 @@ final class TestServer: Sendable {
         let engine = try await GameEngine(storage: wrapStorage(storage), configuration: engineConfiguration, logger: logger)
         let portBox = Mutex<UInt16?>(nil)
         let guards = EdgeGuards(configuration: settings)
-        let app = GameServer.makeApplication(configuration: settings, engine: engine, logger: logger, guards: guards, onServerRunning: { channel in
+        let app = GameServer.makeApplication(configuration: settings, engine: engine, logger: logger, guards: guards, intelligence: intelligence, onServerRunning: { channel in
             portBox.withLock { $0 = UInt16(channel.localAddress?.port ?? 0) }
         })
         let group = ServiceGroup(configuration: .init(services: [app], logger: logger))
