@@ -1,6 +1,7 @@
 import CloudRanges
 import Edge
 import Foundation
+import GRDB
 import IPAddress
 import LocationDB
 import Logging
@@ -187,6 +188,31 @@ import Testing
         // The first claim keeps the country it was looked up with.
         #expect(server.engine.withBoard { $0.owner(of: IPv4Address("127.1.0.1")!)?.origin.country } == "DE")
         await server.stop()
+    }
+}
+
+@Suite struct SQLiteUpgradeTests {
+    /// A file written before claims had origins keeps every claim (table and journal) when opened.
+    @Test func upgradingKeepsStoredClaims() async throws {
+        let dir = try ClaimOriginTests.makeDirectory()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let path = dir + "/old.sqlite"
+        do {
+            let pool = try DatabasePool(path: path)
+            try SQLiteClaimStorage.migrator.migrate(pool, upTo: "v1-claims")
+            try await pool.write { db in
+                try db.execute(sql: "INSERT INTO claims (ip, name, claimed_at) VALUES (16909060, 'old', 100)")
+                try db.execute(sql: "INSERT INTO claim_journal (ip, name, claimed_at) VALUES (16909061, 'journal', 101)")
+            }
+        }
+        let storage = try SQLiteClaimStorage(path: path, durability: .normal)
+        let expected = [
+            Claim(address: IPv4Address("1.2.3.4")!, name: PlayerName(trusted: "old"), claimedAt: 100),
+            Claim(address: IPv4Address("1.2.3.5")!, name: PlayerName(trusted: "journal"), claimedAt: 101),
+        ]
+        #expect(try await storage.loadAll().sorted { $0.address < $1.address } == expected)
+        _ = try await storage.maintain(budget: 10)
+        #expect(try await storage.loadAll().sorted { $0.address < $1.address } == expected)
     }
 }
 
