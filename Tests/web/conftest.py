@@ -83,7 +83,7 @@ def server(binary):
         db.close()
         model.claim("51.0.0.1", HOSTILE_NAME, NOW - 300)
 
-        srv.start()
+        srv.start(config=srv.write_intelligence())
         # Block 127: real sources 127.x.y.z, one socket bound per address.
         for i in range(30):
             srv.claim_from(f"127.1.{i // 10}.{i % 10 + 1}", "alice")

@@ -191,11 +191,35 @@ class Server:
                 self.model.claim(ip, name, at)
         return result
 
-    def start(self) -> None:
+    def write_intelligence(self) -> str:
+        """A location database (written by `ipquest location write` from a dump) that puts
+        127.1.0.0/16 in DE (AS3320) and 127.2.0.0/16 in the US (AS16509), AWS's published
+        ranges format claiming 127.2.0.0/17, and a config file that uses both. Returns its path."""
+        dump = os.path.join(self.directory, "location.txt")
+        with open(dump, "w") as f:
+            f.write("# Vendor: IPQuest web tests\n\n"
+                    "aut-num:        AS3320\nname:           Deutsche Telekom AG\n\n"
+                    "aut-num:        AS16509\nname:           Amazon.com, Inc.\n\n"
+                    "net:            127.1.0.0/16\ncountry:        DE\naut-num:        3320\n\n"
+                    "net:            127.2.0.0/16\ncountry:        US\naut-num:        16509\n")
+        database = os.path.join(self.directory, "location.db")
+        result = subprocess.run([self.binary, "location", "write", dump, database], capture_output=True, text=True, timeout=60)
+        assert result.returncode == 0, result.stderr
+        ranges = os.path.join(self.directory, "ip-ranges.json")
+        with open(ranges, "w") as f:
+            json.dump({"syncToken": "1", "createDate": "2026-11-01-00-00-00", "ipv6_prefixes": [],
+                       "prefixes": [{"ip_prefix": "127.2.0.0/17", "region": "us-east-1", "service": "EC2",
+                                     "network_border_group": "us-east-1"}]}, f)
+        config = os.path.join(self.directory, "serve.yaml")
+        with open(config, "w") as f:
+            f.write(f"location: {{database: {json.dumps(database)}}}\ndatacenter: {{sources: [{json.dumps('aws=' + ranges)}]}}\n")
+        return config
+
+    def start(self, config: str | None = None) -> None:
         log = open(self.log_path, "w")
         self.process = subprocess.Popen(
             [self.binary, "serve", "--host", "127.0.0.1", "--port", str(self.port), "--database", self.database,
-             "--durability", "normal", "--trusted-proxy", "127.0.0.1/32"],
+             "--durability", "normal", "--trusted-proxy", "127.0.0.1/32"] + (["--config", config] if config else []),
             stdout=log, stderr=subprocess.STDOUT, preexec_fn=_die_with_parent)
         deadline = time.time() + 30
         while time.time() < deadline:

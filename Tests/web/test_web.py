@@ -424,3 +424,46 @@ def test_cold_load_weight_and_first_render(server, outdir):
         assert not console_errors(driver)
     finally:
         driver.quit()
+
+
+def test_countries_networks_and_data_centers(server, page, outdir):
+    """alice claimed 30 addresses in 127.1/16 (DE, AS3320); bob 18 in 127.2.0/24 (US, AS16509,
+    inside AWS's published ranges) plus addresses through the proxy that no database knows."""
+    page.get(server.base + "/countries")
+    rows = [[td.text for td in tr.find_elements(By.TAG_NAME, "td")] for tr in page.find_elements(By.CSS_SELECTOR, "#countries tbody tr")]
+    assert rows == [["DE", "30", "1", "alice (30)"], ["US", "18", "1", "bob (18)"]]
+    networks = [tr.find_element(By.TAG_NAME, "td").text for tr in page.find_elements(By.CSS_SELECTOR, "#networks tbody tr")]
+    assert networks == ["AS3320 Deutsche Telekom AG", "AS16509 Amazon.com, Inc."]
+    page.find_element(By.LINK_TEXT, "DE").click()
+    WebDriverWait(page, 10).until(lambda d: d.current_url.endswith("/countries/DE"))
+    assert page.find_element(By.ID, "area-key").text.startswith("DE")
+    assert page.find_element(By.ID, "ruler").text == "alice"
+    assert [li.text.split("\n") for li in page.find_elements(By.CSS_SELECTOR, "#area-board > li")] == [["1", "alice", "30 addresses"]]
+    page.save_screenshot(os.path.join(outdir, "country.png"))
+    page.get(server.base + "/as/16509")
+    assert page.find_element(By.ID, "ruler").text == "bob"
+
+    # bob's page: where his addresses are and how many sit in a data center.
+    bob_total = sum(c.get("bob", 0) for c in server.model.counts("all", now()).values())
+    page.get(server.base + "/players/bob")
+    share = page.find_element(By.ID, "p-datacenter").text
+    percent = round(18 / bob_total * 100, 1)
+    assert share.startswith(f"{percent:g} % of {bob_total} addresses held are in data centers (18)"), share
+    assert [li.text for li in page.find_elements(By.CSS_SELECTOR, "#countries-taken > li")] == ["US 18 addresses"]
+
+    # The residential leaderboard leaves bob's 18 cloud addresses out; the toggle switches views.
+    page.get(server.base + "/leaderboard?residential=1")
+    board = {li.find_element(By.CSS_SELECTOR, ".name").text: li.find_element(By.CSS_SELECTOR, ".stats").text
+             for li in page.find_elements(By.CSS_SELECTOR, "#full-board > li")}
+    assert board["bob"].endswith(f"{bob_total - 18} addresses"), board
+    page.find_element(By.ID, "view-toggle").click()
+    WebDriverWait(page, 10).until(lambda d: "residential" not in d.current_url)
+    board = {li.find_element(By.CSS_SELECTOR, ".name").text: li.find_element(By.CSS_SELECTOR, ".stats").text
+             for li in page.find_elements(By.CSS_SELECTOR, "#full-board > li")}
+    assert board["bob"].endswith(f"{bob_total} addresses"), board
+
+    # Bad codes are clear 404s, JSON says the same as the pages.
+    status, _, body = server.get("/countries/XYZ")
+    assert status == 404 and b"not a country code" in body
+    status, _, body = server.get("/api/countries/DE")
+    assert status == 200 and json.loads(body)["ruler"] == "alice"

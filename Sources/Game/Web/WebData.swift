@@ -66,8 +66,8 @@ final class WebData: Sendable {
         decoded(Snapshot.blocksKey(.all), from: engine, as: Blocks.self)
     }
 
-    func leaderboard(_ engine: GameEngine, _ period: Period) -> (Leaderboard, etag: String)? {
-        decoded(Snapshot.leaderboardKey(period), from: engine, as: Leaderboard.self)
+    func leaderboard(_ engine: GameEngine, _ period: Period, residential: Bool = false) -> (Leaderboard, etag: String)? {
+        decoded(Snapshot.leaderboardKey(period, residential: residential), from: engine, as: Leaderboard.self)
     }
 
     func recent(_ engine: GameEngine) -> (Recent, etag: String)? {

@@ -147,6 +147,7 @@ enum WebPages {
         </ol>
         <p id="board-empty" class="empty-note"\(players.isEmpty ? "" : " hidden")>No claims in this period yet.</p>
         <p class="more-link"><a id="board-more" href="\(HTML.escape(boardMoreHref))" role="button" aria-controls="board" aria-expanded="\(boardAll)"\(players.count > 10 ? "" : " hidden")>\(boardMoreText)</a></p>
+        <p class="more-link"><a id="board-residential" href="/leaderboard?residential=1&amp;period=\(period.rawValue)">Residential only</a> · <a href="/countries">By country and network</a></p>
         </section>
         """
     }
@@ -247,6 +248,7 @@ enum WebPages {
         <ul class="standings" id="standings">
         \(lines)
         </ul>
+        \(playerOrigins(s))
         <p><a href="/">Back to the map</a></p>
         """
         return page(shell, title: "\(name) · IPQuest", bodyAttributes: " data-page=\"player\"", main: main)

@@ -70,6 +70,42 @@ public struct WebSite: Sendable {
             let map = maps.map(block: b, engine: engine)
             return send(request, body: ByteBuffer(bytes: map.png), gzip: nil, etag: map.etag, contentType: "image/png", cache: "public, max-age=10")
         }
+        router.get("/countries") { request, _ in
+            let (countries, systems) = engine.withBoard { ($0.countries(), $0.autonomousSystems(limit: 100)) }
+            let body = WebPages.areaIndex(shell, countries: countries, systems: systems) { key in
+                UInt32(key.dropFirst(2)).flatMap { routes.intelligence?.autonomousSystemName($0) }
+            }
+            return html(request, body, cache: "public, max-age=5")
+        }
+        router.get("/countries/{code}") { request, context in
+            let text = context.parameters.get("code") ?? ""
+            guard let code = ClaimOrigin.normalizedCountry(text) else {
+                return notFound(request, "<strong>\(HTML.escape(text))</strong> is not a country code: use two letters, such as DE.")
+            }
+            guard let standing = engine.withBoard({ $0.country(code) }) else {
+                return notFound(request, "No claims from country <strong>\(code)</strong> yet.")
+            }
+            let input = WebPages.AreaInput(key: code, name: routes.intelligence?.countryName(code), standing: standing)
+            return html(request, WebPages.area(shell, input), cache: "public, max-age=5")
+        }
+        router.get("/as/{asn}") { request, context in
+            let text = context.parameters.get("asn") ?? ""
+            guard let asn = GameRoutes.parseASN(text) else {
+                return notFound(request, "<strong>\(HTML.escape(text))</strong> is not an AS number: use a number such as 3320.")
+            }
+            guard let standing = engine.withBoard({ $0.autonomousSystem(asn) }) else {
+                return notFound(request, "No claims from AS\(asn) yet.")
+            }
+            let input = WebPages.AreaInput(key: "AS\(asn)", name: routes.intelligence?.autonomousSystemName(asn), standing: standing)
+            return html(request, WebPages.area(shell, input), cache: "public, max-age=5")
+        }
+        router.get("/leaderboard") { request, _ in
+            let period = period(request)
+            let residential = (try? routes.residential(request)) ?? false
+            // From the snapshot (decoded once per version), like the home page's board.
+            let board = data.leaderboard(engine, period, residential: residential)?.0.players ?? []
+            return html(request, WebPages.leaderboard(shell, board, period: period, residential: residential), cache: "public, max-age=5")
+        }
         router.get("/assets/{file}") { request, context in
             let path = "/assets/" + (context.parameters.get("file") ?? "")
             guard let asset = [css, js, icon].first(where: { $0.path == path }) else {
