@@ -1,3 +1,4 @@
+import CloudRanges
 import Testing
 import IPAddress
 @testable import Game
@@ -188,6 +189,23 @@ func name(_ s: String) -> PlayerName { PlayerName(s)! }
         #expect(c.rateLimitBurst == 10 && c.rateLimitPerSecond == 0.5 && c.maxBatch == 100)
     }
 
+    @Test func readsLocationAndDataCenterSettings() throws {
+        var c = ServeConfiguration()
+        try c.apply(yaml: """
+            location: { database: "", check_seconds: 5 }
+            datacenter:
+              sources: [aws=/data/ip-ranges.json, "gcp=https://www.gstatic.com/ipranges/cloud.json"]
+              policy: tag
+              routes: { /claim: deny, /api/: allow }
+            """)
+        #expect(c.locationDatabase == nil && c.locationCheckSeconds == 5)
+        #expect(c.dataCenterSources.map(\.description) == ["aws=/data/ip-ranges.json", "gcp=https://www.gstatic.com/ipranges/cloud.json"])
+        #expect(c.dataCenterPolicy.action(for: "/claim/bob") == .deny && c.dataCenterPolicy.action(for: "/api/ip") == .allow)
+        #expect(c.dataCenterPolicy.action(for: "/") == .tag)
+        try c.apply(yaml: "datacenter: { sources: official }")
+        #expect(c.dataCenterSources.count == RangeSource.official.count)
+    }
+
     @Test(arguments: [
         ("port: 70000", "invalid configuration: port: 70000 is outside 0…65535"),
         ("port: abc", "invalid configuration: port: expected an integer, got 'abc'"),
@@ -197,6 +215,11 @@ func name(_ s: String) -> PlayerName { PlayerName(s)! }
         ("durability: sometimes", "invalid configuration: durability: 'sometimes' is not one of full, normal"),
         ("host: example.com", "invalid configuration: host: 'example.com' is not an IP address"),
         ("rate_limit: 5", "invalid configuration: rate_limit: expected a mapping"),
+        ("location: { database: /no/such/file.db }", "invalid configuration: location.database: cannot read '/no/such/file.db'"),
+        ("datacenter: { policy: block }", "invalid configuration: datacenter.policy: 'block' is not one of tag, deny, allow"),
+        ("datacenter: { routes: { claim: deny } }", "invalid configuration: datacenter.routes.claim: a path prefix starts with /"),
+        ("datacenter: { routes: { /claim: maybe } }", "invalid configuration: datacenter.routes./claim: 'maybe' is not one of tag, deny, allow"),
+        ("datacenter: { sources: [aws] }", "invalid configuration: datacenter.sources[0]: 'aws' is not PROVIDER=PATH or PROVIDER=URL"),
     ])
     func badValuesNameTheKey(yaml: String, message: String) {
         var c = ServeConfiguration()

@@ -194,7 +194,7 @@ public struct ServeConfiguration: Sendable, Equatable {
             for (i, spec) in try Self.strings(key, value).enumerated() {
                 if spec == "official" { sources += RangeSource.official; continue }
                 do { sources.append(try RangeSource(parsing: spec)) } catch {
-                    throw ConfigurationError(key: "\(key)[\(i)]", problem: "\(error.description) (expected PROVIDER=PATH, PROVIDER=URL or official)")
+                    throw ConfigurationError(key: "\(key)[\(i)]", problem: error.description)
                 }
             }
             dataCenterSources = sources
