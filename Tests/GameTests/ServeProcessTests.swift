@@ -99,7 +99,7 @@ import IPAddress
         let export = try await Self.runAsync(["claims", "export", "--database", db, "--output", dir + "/out.tsv"])
         #expect(export.status == 0)
         let lines = try String(contentsOfFile: dir + "/out.tsv", encoding: .utf8).split(separator: "\n")
-        #expect(lines.first == "ip\tname\tclaimed_at")
+        #expect(lines.first == "ip\tname\tclaimed_at\tcountry\tasn\tprovider")
         #expect(lines.count == 51)
         #expect(lines.dropFirst().allSatisfy { $0.split(separator: "\t")[1] == "term" })
 
@@ -108,6 +108,17 @@ import IPAddress
         #expect(try await Self.runAsync(["claims", "import", "--database", restored, dir + "/out.tsv"]).status == 0)
         let restoredClaims = try await SQLiteClaimStorage(path: restored).loadAll()
         #expect(restoredClaims.count == 50)
+        #expect(Set(restoredClaims.map(\.claimedAt)).count >= 1 && restoredClaims.allSatisfy { $0.name.value == "term" })
+        // Origins survive export and import (six columns); bad origins are named.
+        try "ip\tname\tclaimed_at\tcountry\tasn\tprovider\n1.2.3.4\tok\t5\tDE\t3320\taws\n1.2.3.5\tok\t5\t\t\t\n"
+            .write(toFile: dir + "/origins.tsv", atomically: true, encoding: .utf8)
+        let withOrigins = dir + "/origins.sqlite"
+        #expect(try await Self.runAsync(["claims", "import", "--database", withOrigins, dir + "/origins.tsv"]).status == 0)
+        let origins = try await SQLiteClaimStorage(path: withOrigins).loadAll().sorted { $0.address < $1.address }.map(\.origin)
+        #expect(origins == [ClaimOrigin(country: "DE", asn: 3320, provider: "aws"), .unknown])
+        try "1.2.3.4\tok\t5\tDEU\t3320\taws\n".write(toFile: dir + "/badorigin.tsv", atomically: true, encoding: .utf8)
+        let badOrigin = try await Self.runAsync(["claims", "import", "--database", withOrigins, dir + "/badorigin.tsv"])
+        #expect(badOrigin.status == 2 && badOrigin.stderr.contains("line 1: 'DEU' is not a two-letter country code"))
         try "ip\tname\tclaimed_at\n1.2.3.4\tok\t5\n1.2.3\tbad\t6\n".write(toFile: dir + "/bad.tsv", atomically: true, encoding: .utf8)
         let bad = try await Self.runAsync(["claims", "import", "--database", restored, dir + "/bad.tsv"])
         #expect(bad.status == 2 && bad.stderr.contains("line 3: '1.2.3' is not an IPv4 address"))
