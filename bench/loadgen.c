@@ -5,6 +5,9 @@
 //   loadgen -p PORT -c CONNECTIONS -d SECONDS -P PATH [-n NAMES]
 // PATH may contain %n, replaced per request by "p<k>" with k cycling over NAMES names, so that
 // consecutive claims from one address change its owner (every claim is a real write).
+// -x adds "X-Forwarded-For: <random public IPv4>" to every request (run the server with
+// --trusted-proxy 127.0.0.0/8): each claim then comes from a different address, as in a real
+// game, instead of re-claiming the same few hundred addresses.
 #define _GNU_SOURCE
 #include <arpa/inet.h>
 #include <errno.h>
@@ -43,6 +46,13 @@ static int cmpd(const void *a, const void *b) {
 static const char *path_tpl;
 static int names = 2;
 static int port;
+static int forwarded = 0;
+static unsigned long long xstate = 0x9E3779B97F4A7C15ull;
+
+static unsigned random_address(void) {
+    xstate ^= xstate << 13; xstate ^= xstate >> 7; xstate ^= xstate << 17;
+    return (unsigned)(xstate >> 16);
+}
 
 static void build_request(conn_t *c, int index) {
     char path[256];
@@ -52,7 +62,13 @@ static void build_request(conn_t *c, int index) {
     } else {
         snprintf(path, sizeof path, "%s", path_tpl);
     }
-    c->outlen = snprintf(c->out, sizeof c->out, "GET %s HTTP/1.1\r\nHost: 127.0.0.1\r\nAccept: text/plain\r\n\r\n", path);
+    if (forwarded) {
+        unsigned ip = random_address();
+        c->outlen = snprintf(c->out, sizeof c->out, "GET %s HTTP/1.1\r\nHost: 127.0.0.1\r\nAccept: text/plain\r\nX-Forwarded-For: %u.%u.%u.%u\r\n\r\n",
+                             path, ip >> 24, (ip >> 16) & 255, (ip >> 8) & 255, ip & 255);
+    } else {
+        c->outlen = snprintf(c->out, sizeof c->out, "GET %s HTTP/1.1\r\nHost: 127.0.0.1\r\nAccept: text/plain\r\n\r\n", path);
+    }
     c->outsent = 0;
     c->counter++;
 }
@@ -81,13 +97,14 @@ static int open_conn(conn_t *c, int index) {
 int main(int argc, char **argv) {
     int conns = 1000, seconds = 10, opt;
     path_tpl = "/ip";
-    while ((opt = getopt(argc, argv, "p:c:d:P:n:")) != -1) {
+    while ((opt = getopt(argc, argv, "p:c:d:P:n:x")) != -1) {
         switch (opt) {
         case 'p': port = atoi(optarg); break;
         case 'c': conns = atoi(optarg); break;
         case 'd': seconds = atoi(optarg); break;
         case 'P': path_tpl = optarg; break;
         case 'n': names = atoi(optarg); break;
+        case 'x': forwarded = 1; break;
         default: fprintf(stderr, "usage: loadgen -p PORT -c CONNS -d SECONDS -P PATH [-n NAMES]\n"); return 2;
         }
     }

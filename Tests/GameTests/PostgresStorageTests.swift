@@ -52,6 +52,35 @@ struct PostgresStorageTests {
         #expect(try await s.blockTotals() == blocks)
     }
 
+    /// Two instances writing the same addresses at the same time: the aggregates still equal a
+    /// recount of what is stored (each batch sees the batches committed before it).
+    @Test func aggregatesStayExactUnderConcurrentWriters() async throws {
+        let settings = try await PostgresTestCluster.freshDatabase()
+        let writers = [try await storage(settings), try await storage(settings)]
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            for (w, s) in writers.enumerated() {
+                group.addTask {
+                    for batch in 0..<40 {
+                        let claims = (0..<150).map { _ in
+                            Claim(address: IPv4Address(UInt32.random(in: 0..<4) << 24 | UInt32.random(in: 0..<200)),
+                                  name: PlayerName(trusted: "w\(w)p\(Int.random(in: 0..<3))"), claimedAt: Int64(batch))
+                        }
+                        try await s.append(claims)
+                    }
+                }
+            }
+            try await group.waitForAll()
+        }
+        var players: [String: Int] = [:]
+        var blocks: [Int: [String: Int]] = [:]
+        for claim in try await writers[0].loadAll() {
+            players[claim.name.value, default: 0] += 1
+            blocks[Int(claim.address.value >> 24), default: [:]][claim.name.value, default: 0] += 1
+        }
+        #expect(try await writers[0].playerTotals() == players)
+        #expect(try await writers[0].blockTotals() == blocks)
+    }
+
     @Test func changeFeedDeliversOtherWritersClaimsInCommitOrder() async throws {
         let settings = try await PostgresTestCluster.freshDatabase()
         let a = try await storage(settings), b = try await storage(settings), reader = try await storage(settings)

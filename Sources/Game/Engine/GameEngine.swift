@@ -85,6 +85,7 @@ public final class GameEngine: Service, Sendable {
     let batchRecorder = Recorder(label: "ipquest_claim_batch_size")
     let commitTimer = Timer(label: "ipquest_claim_commit_duration")
     let queueFullCounter = Counter(label: "ipquest_claims_rejected_total", dimensions: [("reason", "queue_full")])
+    let snapshotTimer = Timer(label: "ipquest_snapshot_build_duration")
 
     /// Loads the stored claims and builds the board.
     public init(storage: any ClaimStorage, configuration: Configuration = .init(), clock: WallClock = .system, logger: Logger) async throws {
@@ -323,6 +324,8 @@ public final class GameEngine: Service, Sendable {
     /// Rebuilds the encoded read models from the board (called by the refresher; tests call it
     /// to avoid waiting).
     public func refreshSnapshots() {
+        let started = ContinuousClock.now
+        defer { snapshotTimer.recordNanoseconds((ContinuousClock.now - started).nanosecondsClamped) }
         let (sec, nsec) = clock.now()
         let (views, version) = board.withLock { board -> (BoardViews, UInt64) in
             board.advance(to: sec)

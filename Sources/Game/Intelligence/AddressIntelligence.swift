@@ -50,7 +50,7 @@ public final class AddressIntelligence: ClaimOriginLookup, Service {
 
     public func run() async throws {
         // Both loops run until the service group shuts down, which cancels them here.
-        try await cancelWhenGracefulShutdown { await self.runLoops() }
+        await cancelWhenGracefulShutdown { await self.runLoops() }
     }
 
     func runLoops() async {

@@ -104,37 +104,14 @@ public final class PostgresClaimStorage: ClaimStorage {
         let count = Int64(ips.count)
         let (ipArray, nameArray, timeArray) = (ips, names, times)
         let (countryArray, asnArray, providerArray) = (countries, asns, providers)
+        // One call, so one round trip, and its own transaction (see migration 3): the function
+        // takes the seq range under ipquest_state's row lock first, then upserts with a fresh
+        // snapshot, so it sees every batch committed before it and batches commit in seq order.
         try await guarded {
-            try await self.client.withTransaction(logger: self.logger) { tx in
-                var last: Int64 = 0
-                let rows = try await tx.query("UPDATE ipquest_state SET last_seq = last_seq + \(count) WHERE id = 1 RETURNING last_seq", logger: self.logger)
-                for try await value in rows.decode(Int64.self) { last = value }
-                let base = last - count
-                try await tx.query("""
-                    WITH input AS (
-                        SELECT t.ip, t.name, t.claimed_at, NULLIF(t.country, '') AS country, NULLIF(t.asn, 0) AS asn,
-                            NULLIF(t.provider, '') AS provider, \(base)::bigint + t.ord AS seq, \(self.writerID)::bigint AS writer
-                        FROM unnest(\(ipArray)::bigint[], \(nameArray)::text[], \(timeArray)::bigint[], \(countryArray)::text[], \(asnArray)::bigint[], \(providerArray)::text[])
-                            WITH ORDINALITY AS t(ip, name, claimed_at, country, asn, provider, ord)
-                    ), old AS (
-                        SELECT c.ip, c.name FROM claims c JOIN input i ON c.ip = i.ip
-                    ), up AS (
-                        INSERT INTO claims (ip, name, claimed_at, country, asn, provider, seq, writer)
-                        SELECT ip, name, claimed_at, country, asn, provider, seq, writer FROM input
-                        ON CONFLICT (ip) DO UPDATE SET name = excluded.name, claimed_at = excluded.claimed_at, country = excluded.country,
-                            asn = excluded.asn, provider = excluded.provider, seq = excluded.seq, writer = excluded.writer
-                    ), delta AS (
-                        SELECT (ip >> 24)::smallint AS block, name, sum(d)::bigint AS d
-                        FROM (SELECT ip, name, 1 AS d FROM input UNION ALL SELECT ip, name, -1 FROM old) x
-                        GROUP BY 1, 2 HAVING sum(d) <> 0
-                    ), b AS (
-                        INSERT INTO block_scores (block, name, addresses) SELECT block, name, d FROM delta
-                        ON CONFLICT (block, name) DO UPDATE SET addresses = block_scores.addresses + excluded.addresses
-                    )
-                    INSERT INTO player_scores (name, addresses) SELECT name, sum(d)::bigint FROM delta GROUP BY name HAVING sum(d) <> 0
-                    ON CONFLICT (name) DO UPDATE SET addresses = player_scores.addresses + excluded.addresses
-                    """, logger: self.logger)
-            }
+            try await self.client.query("""
+                SELECT ipquest_append(\(ipArray)::bigint[], \(nameArray)::text[], \(timeArray)::bigint[],
+                                      \(countryArray)::text[], \(asnArray)::bigint[], \(providerArray)::text[], \(self.writerID)::bigint)
+                """, logger: self.logger)
         }
     }
 

@@ -48,6 +48,48 @@ public enum PostgresMigrations {
         Migration(version: 2, name: "claim-origin", sql: [
             "ALTER TABLE claims ADD COLUMN country text, ADD COLUMN asn bigint, ADD COLUMN provider text",
         ]),
+        // A batch of claims in one call (one round trip). Empty strings and 0 stand for NULL
+        // because the client binds arrays of non-optional values. Statements in a PL/pgSQL
+        // function take a fresh snapshot each (READ COMMITTED), so the upsert runs after the
+        // ipquest_state row lock is held and sees every earlier batch: `old` is the true
+        // previous owner and the aggregates stay exact.
+        Migration(version: 3, name: "append-function", sql: [
+            """
+            CREATE FUNCTION ipquest_append(p_ip bigint[], p_name text[], p_at bigint[], p_country text[], p_asn bigint[],
+                                           p_provider text[], p_writer bigint) RETURNS void LANGUAGE plpgsql AS $$
+            DECLARE
+                n bigint := cardinality(p_ip);
+                base bigint;
+            BEGIN
+                UPDATE ipquest_state SET last_seq = last_seq + n WHERE id = 1 RETURNING last_seq - n INTO base;
+                WITH input AS (
+                    SELECT t.ip, t.name, t.claimed_at, NULLIF(t.country, '') AS country, NULLIF(t.asn, 0) AS asn,
+                           NULLIF(t.provider, '') AS provider, base + t.ord AS seq
+                    FROM unnest(p_ip, p_name, p_at, p_country, p_asn, p_provider)
+                         WITH ORDINALITY AS t(ip, name, claimed_at, country, asn, provider, ord)
+                ), old AS (
+                    SELECT c.ip, c.name FROM claims c JOIN input i ON c.ip = i.ip
+                ), up AS (
+                    INSERT INTO claims (ip, name, claimed_at, country, asn, provider, seq, writer)
+                    SELECT i.ip, i.name, i.claimed_at, i.country, i.asn, i.provider, i.seq, p_writer FROM input i
+                    ON CONFLICT (ip) DO UPDATE SET name = excluded.name, claimed_at = excluded.claimed_at,
+                        country = excluded.country, asn = excluded.asn, provider = excluded.provider,
+                        seq = excluded.seq, writer = excluded.writer
+                ), delta AS (
+                    SELECT (x.ip >> 24)::smallint AS block, x.name, sum(x.d)::bigint AS d
+                    FROM (SELECT i.ip, i.name, 1 AS d FROM input i UNION ALL SELECT o.ip, o.name, -1 FROM old o) x
+                    GROUP BY 1, 2 HAVING sum(x.d) <> 0
+                ), b AS (
+                    INSERT INTO block_scores (block, name, addresses) SELECT delta.block, delta.name, delta.d FROM delta
+                    ON CONFLICT (block, name) DO UPDATE SET addresses = block_scores.addresses + excluded.addresses
+                )
+                INSERT INTO player_scores (name, addresses)
+                SELECT delta.name, sum(delta.d)::bigint FROM delta GROUP BY delta.name HAVING sum(delta.d) <> 0
+                ON CONFLICT (name) DO UPDATE SET addresses = player_scores.addresses + excluded.addresses;
+            END
+            $$
+            """,
+        ]),
     ]
 
     public struct Status: Sendable, Equatable {
