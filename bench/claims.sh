@@ -24,7 +24,7 @@ pid=$!
 trap 'kill $pid 2>/dev/null || true' EXIT
 for _ in $(seq 100); do grep -q listening "$out/serve.log" && break; sleep 0.1; done
 port=$(sed -n 's/.*:\([0-9]*\)$/\1/p' "$out/serve.log" | head -1)
-rss() { awk '/VmRSS/ {print $2/1024 " MB"}' /proc/$pid/status; }
+rss() { awk '/VmRSS/ {t=$2} /RssAnon/ {a=$2} /RssFile/ {f=$2} END {printf "%.1f MB (anonymous %.1f MB, file-backed %.1f MB: mapped location database and binary)", t/1024, a/1024, f/1024}' /proc/$pid/status; }
 echo "server pid $pid port $port; RSS idle: $(rss)"
 
 echo "== /ip (HTTP only, no storage), $conns connections from distinct addresses, ${secs}s"

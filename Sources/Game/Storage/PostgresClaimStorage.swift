@@ -68,15 +68,20 @@ public final class PostgresClaimStorage: ClaimStorage {
     // MARK: ClaimStorage
 
     public func loadAll() async throws -> [Claim] {
-        try await guarded {
-            var claims: [Claim] = []
-            let rows = try await self.client.query("SELECT ip, name, claimed_at, country, asn, provider FROM claims", logger: self.logger)
-            for try await (ip, name, at, country, asn, provider) in rows.decode((Int64, String, Int64, String?, Int64?, String?).self) {
-                guard let address = UInt32(exactly: ip) else { continue }
-                claims.append(Claim(address: IPv4Address(address), name: PlayerName(trusted: name), claimedAt: at,
-                                    origin: ClaimOrigin(country: country, asn: asn.flatMap { UInt32(exactly: $0) }, provider: provider)))
+        // Reading every claim takes as long as the table is big (seconds per million rows): no
+        // client-side deadline, and no statement_timeout for this one statement.
+        try await guarded(bounded: false) {
+            try await self.client.withTransaction(logger: self.logger) { tx in
+                try await tx.query("SET LOCAL statement_timeout = 0", logger: self.logger)
+                var claims: [Claim] = []
+                let rows = try await tx.query("SELECT ip, name, claimed_at, country, asn, provider FROM claims", logger: self.logger)
+                for try await (ip, name, at, country, asn, provider) in rows.decode((Int64, String, Int64, String?, Int64?, String?).self) {
+                    guard let address = UInt32(exactly: ip) else { continue }
+                    claims.append(Claim(address: IPv4Address(address), name: PlayerName(trusted: name), claimedAt: at,
+                                        origin: ClaimOrigin(country: country, asn: asn.flatMap { UInt32(exactly: $0) }, provider: provider)))
+                }
+                return claims
             }
-            return claims
         }
     }
 
@@ -204,13 +209,13 @@ public final class PostgresClaimStorage: ClaimStorage {
 
     /// Runs `body` with the configured timeout; while the database is known to be down, fails
     /// at once until the backoff has passed (then lets one attempt through as the probe).
-    func guarded<T: Sendable>(_ body: @escaping @Sendable () async throws -> T) async throws -> T {
+    func guarded<T: Sendable>(bounded: Bool = true, _ body: @escaping @Sendable () async throws -> T) async throws -> T {
         let now = ContinuousClock.now
         if let retryAt = health.withLock({ $0.retryAt }), now < retryAt {
             throw StorageUnavailable(underlying: DatabaseDown())
         }
         do {
-            let value = try await withTimeout(.milliseconds(Int64(settings.timeoutMilliseconds)), body)
+            let value = bounded ? try await withTimeout(.milliseconds(Int64(settings.timeoutMilliseconds)), body) : try await body()
             health.withLock { $0 = Health() }
             return value
         } catch {
