@@ -191,6 +191,36 @@ import Testing
     }
 }
 
+@Suite(.serialized) struct GameResponseCacheTests {
+    /// Per-request pages are shared for the TTL (coalescing itself is tested in EdgeTests), and
+    /// the data-center policy still applies to cached routes.
+    @Test func costlyPagesAreSharedForTheTTLAndDeniedClientsStillDenied() async throws {
+        let dir = try ClaimOriginTests.makeDirectory()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let server = try await TestServer.start(
+            configure: {
+                $0.cacheTTLSeconds = 2
+                $0.dataCenterPolicy = DataCenterPolicy(routes: ["/api/players/": .deny])
+            },
+            directory: dir, intelligence: try await ClaimOriginTests.intelligence(in: dir))
+        let c = server.client
+        #expect(try await c.get("/claim?name=alice", source: "127.1.0.1").status == 200)
+        let first = try await c.get("/api/players/alice", source: "127.1.0.50")
+        #expect(first.status == 200 && first.headers["age"] != nil)
+        // A second claim is stored, but the cached answer is served until the TTL passes.
+        #expect(try await c.get("/claim?name=alice", source: "127.1.0.2").status == 200)
+        let cached = try ClaimOriginTests.json(try await c.get("/api/players/alice", source: "127.1.0.51"))
+        #expect(cached["addresses"] as? Int == 1)
+        // A client in a data center is refused even though the answer is cached.
+        let denied = try await c.get("/api/players/alice", source: "127.2.0.9")
+        #expect(denied.status == 403)
+        try await Task.sleep(for: .milliseconds(2_100))
+        let fresh = try ClaimOriginTests.json(try await c.get("/api/players/alice", source: "127.1.0.52"))
+        #expect(fresh["addresses"] as? Int == 2)
+        await server.stop()
+    }
+}
+
 @Suite struct SQLiteUpgradeTests {
     /// A file written before claims had origins keeps every claim (table and journal) when opened.
     @Test func upgradingKeepsStoredClaims() async throws {

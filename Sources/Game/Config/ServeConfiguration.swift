@@ -52,6 +52,9 @@ public struct ConfigurationError: Error, CustomStringConvertible, Equatable {
 ///   refresh_seconds: 21600
 ///   policy: tag                         # tag | deny | allow, for every route…
 ///   routes: {"/claim": deny}            # …unless a longer path prefix says otherwise
+/// cache:                                # whole responses of the costly pages, shared by everyone
+///   ttl_seconds: 1                      # 0 turns the cache off
+///   max_bytes: 33554432
 /// ```
 public struct ServeConfiguration: Sendable, Equatable {
     public var host = "127.0.0.1"
@@ -90,6 +93,8 @@ public struct ServeConfiguration: Sendable, Equatable {
     public var dataCenterCacheDirectory: String?
     public var dataCenterRefreshSeconds = 21_600
     public var dataCenterPolicy = DataCenterPolicy()
+    public var cacheTTLSeconds = 1
+    public var cacheMaxBytes = 32 << 20
 
     public init() {}
 
@@ -107,6 +112,7 @@ public struct ServeConfiguration: Sendable, Equatable {
         "bans": ["user_agents", "user_agent_patterns", "paths"],
         "location": ["database", "check_seconds"],
         "datacenter": ["sources", "cache_directory", "refresh_seconds", "policy", "routes"],
+        "cache": ["ttl_seconds", "max_bytes"],
     ]
 
     /// Reads YAML text into this configuration, key by key.
@@ -188,6 +194,8 @@ public struct ServeConfiguration: Sendable, Equatable {
             if text.isEmpty { locationDatabase = nil; break }
             guard FileManager.default.isReadableFile(atPath: text) else { throw ConfigurationError(key: key, problem: "cannot read '\(text)'") }
             locationDatabase = text
+        case "cache.ttl_seconds": cacheTTLSeconds = try Self.int(key, value, 0...3_600)
+        case "cache.max_bytes": cacheMaxBytes = try Self.int(key, value, 0...(1 << 34))
         case "location.check_seconds": locationCheckSeconds = try Self.int(key, value, 1...86_400)
         case "datacenter.sources":
             var sources: [RangeSource] = []

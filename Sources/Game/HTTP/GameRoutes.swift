@@ -15,11 +15,23 @@ public struct GameRoutes: Sendable {
     /// Country, AS and data-center lookups; nil when neither database is configured.
     public let intelligence: AddressIntelligence?
     public let dataCenterPolicy: DataCenterPolicy
+    /// Whole-response cache for the pages and API answers computed per request (nil: off).
+    public let cache: ResponseCacheMiddleware<GameRequestContext>.Configuration?
+
+    /// Computed per request from the live board, so worth sharing for a second: players,
+    /// blocks, countries, networks. Snapshot routes are pre-encoded already; `/` and `/ip`
+    /// differ per client and are never cached.
+    public static let cachedPaths = [
+        "/players/*", "/user.html", "/blocks/*", "/countries*", "/as/*", "/leaderboard",
+        "/api/players/*", "/api/countries*", "/api/as*",
+    ]
 
     public init(
         engine: GameEngine, resolver: ClientAddressResolver, claimLimiter: TokenBucketLimiter<NetworkKey>,
-        metricsText: (@Sendable () -> String)? = nil, intelligence: AddressIntelligence? = nil, dataCenterPolicy: DataCenterPolicy = .init()
+        metricsText: (@Sendable () -> String)? = nil, intelligence: AddressIntelligence? = nil, dataCenterPolicy: DataCenterPolicy = .init(),
+        cache: ResponseCacheMiddleware<GameRequestContext>.Configuration? = nil
     ) {
+        self.cache = cache
         self.engine = engine
         self.resolver = resolver
         self.claimLimiter = claimLimiter
@@ -39,6 +51,8 @@ public struct GameRoutes: Sendable {
                 clientAddress: { request, context in try? clientAddress(request, context) }
             ))
         }
+        // After the data-center policy, so a cached page is never served to a denied client.
+        if let cache { router.add(middleware: ResponseCacheMiddleware(configuration: cache)) }
 
         get(router, "claim") { request, context in
             try await claim(request, context, nameText: request.uri.queryParameters.get("name"))

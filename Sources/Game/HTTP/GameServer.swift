@@ -65,7 +65,11 @@ public enum GameServer {
         ))
         let routes = GameRoutes(
             engine: engine, resolver: ClientAddressResolver(trustedProxies: trusted), claimLimiter: limiter, metricsText: metricsText,
-            intelligence: intelligence, dataCenterPolicy: configuration.dataCenterPolicy)
+            intelligence: intelligence, dataCenterPolicy: configuration.dataCenterPolicy,
+            cache: configuration.cacheTTLSeconds > 0
+                ? .init(ttl: .seconds(configuration.cacheTTLSeconds), tti: .seconds(max(30, configuration.cacheTTLSeconds)),
+                        maxBytes: configuration.cacheMaxBytes, paths: GameRoutes.cachedPaths)
+                : nil)
         let router = Router(context: GameRequestContext.self)
         router.add(middleware: MetricsMiddleware())
         router.add(middleware: RequestGuardMiddleware(

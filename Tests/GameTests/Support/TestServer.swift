@@ -30,6 +30,7 @@ final class TestServer: Sendable {
         settings.port = 0
         settings.database = dir + "/game.sqlite"
         settings.durability = .normal
+        settings.cacheTTLSeconds = 0 // tests read their own writes; the cache test turns it on
         configure(&settings)
         var logger = Logger(label: "test")
         logger.logLevel = .warning
