@@ -1,11 +1,18 @@
 import HTTPTypes
+import Metrics
 public import NIOCore
+import NIOHTTP1
 import NIOHTTPTypes
 
 /// Per-connection HTTP/1 policy, placed after the HTTP codec: at most `maxRequests` requests
 /// per connection, at most `maxLifetime` per connection, and no keep-alive while the server is
 /// near its connection cap. When a limit applies, the response carries `Connection: close` and
 /// the connection is closed once that response is written.
+///
+/// It also answers what the application never sees: a request head over the decoder's size or
+/// field-count limits gets `431 Request Header Fields Too Large`, a declared body over
+/// `maxBodyBytes` gets `413 Content Too Large` (chunked bodies that grow past it close the
+/// connection), each with a short text body and `Connection: close`.
 public final class ConnectionLifecycleHandler: ChannelDuplexHandler, RemovableChannelHandler {
     public typealias InboundIn = HTTPRequestPart
     public typealias InboundOut = HTTPRequestPart
@@ -22,11 +29,18 @@ public final class ConnectionLifecycleHandler: ChannelDuplexHandler, RemovableCh
     private var responding: Bool { responsesFinished < requests }
     private var closeAfterResponse = false
     private var lifetimeTimer: Scheduled<Void>?
+    private let maxBodyBytes: Int
+    /// Body bytes of the current request, and whether its parts are being dropped.
+    private var bodyBytes = 0
+    private var dropping = false
+    private let rejected431 = Counter(label: "ipquest_requests_rejected_total", dimensions: [("reason", "header_too_large")])
+    private let rejected413 = Counter(label: "ipquest_requests_rejected_total", dimensions: [("reason", "body_too_large")])
 
-    public init(maxRequests: Int, maxLifetime: TimeAmount?, guard guardian: ConnectionGuard?) {
+    public init(maxRequests: Int, maxLifetime: TimeAmount?, guard guardian: ConnectionGuard?, maxBodyBytes: Int = 64 * 1024) {
         self.maxRequests = maxRequests
         self.maxLifetime = maxLifetime
         self.guardian = guardian
+        self.maxBodyBytes = maxBodyBytes
     }
 
     public func handlerAdded(context: ChannelHandlerContext) {
@@ -50,12 +64,55 @@ public final class ConnectionLifecycleHandler: ChannelDuplexHandler, RemovableCh
     public func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         let part = unwrapInboundIn(data)
         switch part {
-        case .head:
+        case .head(let head):
+            bodyBytes = 0
+            if let length = head.headerFields[.contentLength].flatMap(Int.init), length > maxBodyBytes {
+                dropping = true
+                rejected413.increment()
+                if responding {
+                    closeAfterResponse = true // answer what came before, then hang up
+                } else {
+                    reject(context, status: .init(code: 413, reasonPhrase: "Content Too Large"),
+                           message: "request body too large: \(length) bytes, at most \(maxBodyBytes)")
+                }
+                return
+            }
             requests += 1
-        case .body, .end:
-            break
+        case .body(let buffer):
+            if dropping { return }
+            bodyBytes += buffer.readableBytes
+            if bodyBytes > maxBodyBytes {
+                dropping = true
+                rejected413.increment()
+                context.close(promise: nil)
+                return
+            }
+        case .end:
+            if dropping { dropping = false; return }
         }
         context.fireChannelRead(data)
+    }
+
+    public func errorCaught(context: ChannelHandlerContext, error: any Error) {
+        if let parserError = error as? HTTPParserError, parserError == .headerOverflow, !responding {
+            rejected431.increment()
+            reject(context, status: .init(code: 431, reasonPhrase: "Request Header Fields Too Large"),
+                   message: "request header fields too large: keep each field and the whole head small")
+            return
+        }
+        context.fireErrorCaught(error)
+    }
+
+    /// Writes a short final answer and closes the connection.
+    private func reject(_ context: ChannelHandlerContext, status: HTTPResponse.Status, message: String) {
+        let body = ByteBuffer(string: message + "\n")
+        let head = HTTPResponse(status: status, headerFields: [
+            .connection: "close", .contentType: "text/plain; charset=utf-8", .contentLength: "\(body.readableBytes)",
+        ])
+        context.write(wrapOutboundOut(.head(head)), promise: nil)
+        context.write(wrapOutboundOut(.body(body)), promise: nil)
+        let loopBound = NIOLoopBound(context, eventLoop: context.eventLoop)
+        context.writeAndFlush(wrapOutboundOut(.end(nil))).whenComplete { _ in loopBound.value.close(promise: nil) }
     }
 
     public func write(context: ChannelHandlerContext, data: NIOAny, promise: EventLoopPromise<Void>?) {

@@ -147,6 +147,27 @@ struct SlowStorage: ClaimStorage {
         await server.stop()
     }
 
+    @Test func oversizedHeadsGet431AndOversizedBodies413() async throws {
+        let server = try await TestServer.start { $0.maxHeaderBytes = 4_096; $0.maxHeaderFields = 20; $0.maxBodyBytes = 1_000 }
+        defer { server.removeFiles() }
+        let c = server.client
+        func send(_ text: String) async throws -> LoopbackHTTPClient.Response {
+            try await onThread { try c.exchange(source: "127.9.1.1", raw: Array(text.utf8)) }
+        }
+        let bigField = try await send("GET /ip HTTP/1.1\r\nHost: x\r\nX-Big: \(String(repeating: "a", count: 5_000))\r\n\r\n")
+        #expect(bigField.status == 431 && bigField.text.contains("header fields too large"))
+        #expect(bigField.headers["connection"] == "close")
+        let manyFields = try await send("GET /ip HTTP/1.1\r\nHost: x\r\n" + (0..<30).map { "X-\($0): 1\r\n" }.joined() + "\r\n")
+        #expect(manyFields.status == 431)
+        let bigBody = try await send("POST /claim HTTP/1.1\r\nHost: x\r\nContent-Length: 5000\r\n\r\n" + String(repeating: "b", count: 5_000))
+        #expect(bigBody.status == 413 && bigBody.text.contains("5000 bytes, at most 1000"))
+        // Within the limits the same requests are ordinary ones.
+        #expect(try await send("GET /ip HTTP/1.1\r\nHost: x\r\nX-Small: a\r\nConnection: close\r\n\r\n").status == 200)
+        let smallBody = try await send("POST /claim HTTP/1.1\r\nHost: x\r\nContent-Length: 10\r\nConnection: close\r\n\r\n0123456789")
+        #expect(smallBody.status == 405)
+        await server.stop()
+    }
+
     @Test func slowHeaderClientsAreCutAndOthersServed() async throws {
         let server = try await TestServer.start { $0.idleTimeoutSeconds = 1 }
         defer { server.removeFiles() }

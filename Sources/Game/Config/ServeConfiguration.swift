@@ -27,7 +27,11 @@ public struct ConfigurationError: Error, CustomStringConvertible, Equatable {
 /// proxy_protocol: false
 /// rate_limit: { burst: 127, per_second: 1, max_networks: 1048576 }
 /// claims: { queue_capacity: 65536, max_batch: 4096 }
-/// http: { idle_timeout_seconds: 30 }   # also the deadline for a request head (slowloris)
+/// http:
+///   idle_timeout_seconds: 30            # also the deadline for a request head (slowloris)
+///   max_header_bytes: 16384             # one field, and twice this for the whole head: else 431
+///   max_header_fields: 100              # else 431
+///   max_body_bytes: 65536               # else 413
 /// limits:
 ///   max_in_flight: 1024                 # reads in progress; more get 503 at once
 ///   max_in_flight_claims: 1024          # claims have their own budget
@@ -69,6 +73,9 @@ public struct ServeConfiguration: Sendable, Equatable {
     public var queueCapacity = 65_536
     public var maxBatch = 4_096
     public var idleTimeoutSeconds = 30
+    public var maxHeaderBytes = 16 * 1024
+    public var maxHeaderFields = 100
+    public var maxBodyBytes = 64 * 1024
 
     // Edge guards (see Edge): in-flight, connections, per-network limits, bans.
     public var maxInFlight = 1_024
@@ -103,7 +110,7 @@ public struct ServeConfiguration: Sendable, Equatable {
         "host": nil, "port": nil, "database": nil, "durability": nil, "trusted_proxies": nil, "proxy_protocol": nil,
         "rate_limit": ["burst", "per_second", "max_networks"],
         "claims": ["queue_capacity", "max_batch"],
-        "http": ["idle_timeout_seconds"],
+        "http": ["idle_timeout_seconds", "max_header_bytes", "max_header_fields", "max_body_bytes"],
         "limits": [
             "max_in_flight", "max_in_flight_claims", "max_connections", "max_requests_per_connection",
             "max_connection_lifetime_seconds", "requests_burst", "requests_per_second", "strikes_before_ban", "ban_seconds",
@@ -169,6 +176,9 @@ public struct ServeConfiguration: Sendable, Equatable {
         case "claims.queue_capacity": queueCapacity = try Self.int(key, value, 1...10_000_000)
         case "claims.max_batch": maxBatch = try Self.int(key, value, 1...100_000)
         case "http.idle_timeout_seconds": idleTimeoutSeconds = try Self.int(key, value, 1...86_400)
+        case "http.max_header_bytes": maxHeaderBytes = try Self.int(key, value, 1_024...1 << 20)
+        case "http.max_header_fields": maxHeaderFields = try Self.int(key, value, 8...10_000)
+        case "http.max_body_bytes": maxBodyBytes = try Self.int(key, value, 0...1 << 30)
         case "limits.max_in_flight": maxInFlight = try Self.int(key, value, 0...1_000_000)
         case "limits.max_in_flight_claims": maxInFlightClaims = try Self.int(key, value, 0...1_000_000)
         case "limits.max_connections": maxConnections = try Self.int(key, value, 0...10_000_000)

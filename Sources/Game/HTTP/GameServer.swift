@@ -85,10 +85,14 @@ public enum GameServer {
         let maxRequests = configuration.maxRequestsPerConnection
         let lifetime = TimeAmount.seconds(Int64(configuration.maxConnectionLifetimeSeconds))
         let http1 = HTTP1Channel.Configuration(
-            additionalChannelHandlers: [ConnectionLifecycleHandler(maxRequests: maxRequests, maxLifetime: lifetime, guard: connections)],
+            additionalChannelHandlers: [
+                ConnectionLifecycleHandler(maxRequests: maxRequests, maxLifetime: lifetime, guard: connections, maxBodyBytes: configuration.maxBodyBytes)
+            ],
             idleTimeout: .seconds(Int64(configuration.idleTimeoutSeconds)),
-            // Claims and reads carry small heads: 16 KiB and 100 fields are plenty.
-            httpDecoderConfiguration: .init(maxHeaderFieldSize: 16 * 1024, maxHeaderListSize: 32 * 1024, maxHeaderFieldCount: 100)
+            // Claims and reads carry small heads: 16 KiB and 100 fields are plenty (over: 431).
+            httpDecoderConfiguration: .init(
+                maxHeaderFieldSize: configuration.maxHeaderBytes, maxHeaderListSize: 2 * configuration.maxHeaderBytes,
+                maxHeaderFieldCount: configuration.maxHeaderFields)
         )
         let server: HTTPServerBuilder
         if configuration.proxyProtocol {
