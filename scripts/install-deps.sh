@@ -8,8 +8,9 @@ apt_packages=(libsqlite3-dev)
 if [ "$mode" = test ]; then
   # location + libloc-database: the reference libloc CLI/library and a real database for LocationDB tests.
   apt_packages+=(location libloc-database python3-location xz-utils)
-  # curl: the tunnel tests drive curl through the proxy.
-  apt_packages+=(curl)
+  # curl: the tunnel tests drive curl through the proxy, and the HTTP/2 tests speak h2 and h2c
+  # with it (Debian's curl is built with nghttp2). openssl: those tests make their certificates.
+  apt_packages+=(curl openssl)
   # chromium + chromium-driver: the web pages' browser tests (Tests/web, Selenium from PyPI).
   apt_packages+=(chromium chromium-driver)
   # postgresql: scripts/with-postgres.sh starts a throw-away cluster for the PostgreSQL tests.

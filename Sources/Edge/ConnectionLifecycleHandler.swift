@@ -13,6 +13,10 @@ import NIOHTTPTypes
 /// field-count limits gets `431 Request Header Fields Too Large`, a declared body over
 /// `maxBodyBytes` gets `413 Content Too Large` (chunked bodies that grow past it close the
 /// connection), each with a short text body and `Connection: close`.
+///
+/// On an HTTP/2 stream (a channel whose parent is a connection, not the listening socket) only
+/// the size limits apply: request counts and lifetime belong to the connection there (HTTP/2's
+/// own max-age), and `Connection` headers do not exist in HTTP/2.
 public final class ConnectionLifecycleHandler: ChannelDuplexHandler, RemovableChannelHandler {
     public typealias InboundIn = HTTPRequestPart
     public typealias InboundOut = HTTPRequestPart
@@ -33,6 +37,7 @@ public final class ConnectionLifecycleHandler: ChannelDuplexHandler, RemovableCh
     /// Body bytes of the current request, and whether its parts are being dropped.
     private var bodyBytes = 0
     private var dropping = false
+    private var isStream = false
     private let rejected431 = Counter(label: "ipquest_requests_rejected_total", dimensions: [("reason", "header_too_large")])
     private let rejected413 = Counter(label: "ipquest_requests_rejected_total", dimensions: [("reason", "body_too_large")])
 
@@ -44,7 +49,8 @@ public final class ConnectionLifecycleHandler: ChannelDuplexHandler, RemovableCh
     }
 
     public func handlerAdded(context: ChannelHandlerContext) {
-        guard let maxLifetime else { return }
+        isStream = context.channel.parent?.parent != nil
+        guard let maxLifetime, !isStream else { return }
         let loopBound = NIOLoopBound((self, context), eventLoop: context.eventLoop)
         lifetimeTimer = context.eventLoop.scheduleTask(in: maxLifetime) {
             let (handler, context) = loopBound.value
@@ -106,9 +112,10 @@ public final class ConnectionLifecycleHandler: ChannelDuplexHandler, RemovableCh
     /// Writes a short final answer and closes the connection.
     private func reject(_ context: ChannelHandlerContext, status: HTTPResponse.Status, message: String) {
         let body = ByteBuffer(string: message + "\n")
-        let head = HTTPResponse(status: status, headerFields: [
-            .connection: "close", .contentType: "text/plain; charset=utf-8", .contentLength: "\(body.readableBytes)",
+        var head = HTTPResponse(status: status, headerFields: [
+            .contentType: "text/plain; charset=utf-8", .contentLength: "\(body.readableBytes)",
         ])
+        if !isStream { head.headerFields[.connection] = "close" }
         context.write(wrapOutboundOut(.head(head)), promise: nil)
         context.write(wrapOutboundOut(.body(body)), promise: nil)
         let loopBound = NIOLoopBound(context, eventLoop: context.eventLoop)
@@ -119,6 +126,10 @@ public final class ConnectionLifecycleHandler: ChannelDuplexHandler, RemovableCh
         switch unwrapOutboundIn(data) {
         case .head(var head):
             responsesStarted += 1
+            if isStream {
+                context.write(wrapOutboundOut(.head(head)), promise: promise)
+                return
+            }
             if responsesStarted >= maxRequests || guardian?.isNearCapacity == true || closeAfterResponse
                 || head.headerFields[.connection]?.lowercased() == "close" {
                 closeAfterResponse = true

@@ -64,7 +64,7 @@ struct ServeCommand: AsyncParsableCommand {
         let guards = EdgeGuards(configuration: settings)
         let reloader = installReloadOnHangup(guards: guards, logger: logger)
         defer { reloader.cancel() }
-        let app = GameServer.makeApplication(
+        let app = try GameServer.makeApplication(
             configuration: settings,
             engine: engine,
             logger: logger,

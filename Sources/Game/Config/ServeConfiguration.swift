@@ -32,6 +32,11 @@ public struct ConfigurationError: Error, CustomStringConvertible, Equatable {
 ///   max_header_bytes: 16384             # one field, and twice this for the whole head: else 431
 ///   max_header_fields: 100              # else 431
 ///   max_body_bytes: 65536               # else 413
+///   http2: false                        # without tls: cleartext HTTP/2 only (h2c, prior knowledge), for behind a proxy
+/// tls:                                  # serve HTTPS directly: HTTP/2 and HTTP/1.1 by ALPN
+///   certificate: /etc/ipquest/cert.pem  # PEM chain, leaf first
+///   key: /etc/ipquest/key.pem
+///   check_seconds: 60                   # both files are re-read when they change
 /// limits:
 ///   max_in_flight: 1024                 # reads in progress; more get 503 at once
 ///   max_in_flight_claims: 1024          # claims have their own budget
@@ -76,6 +81,10 @@ public struct ServeConfiguration: Sendable, Equatable {
     public var maxHeaderBytes = 16 * 1024
     public var maxHeaderFields = 100
     public var maxBodyBytes = 64 * 1024
+    public var http2 = false
+    public var tlsCertificate: String?
+    public var tlsKey: String?
+    public var tlsCheckSeconds = 60
 
     // Edge guards (see Edge): in-flight, connections, per-network limits, bans.
     public var maxInFlight = 1_024
@@ -110,7 +119,8 @@ public struct ServeConfiguration: Sendable, Equatable {
         "host": nil, "port": nil, "database": nil, "durability": nil, "trusted_proxies": nil, "proxy_protocol": nil,
         "rate_limit": ["burst", "per_second", "max_networks"],
         "claims": ["queue_capacity", "max_batch"],
-        "http": ["idle_timeout_seconds", "max_header_bytes", "max_header_fields", "max_body_bytes"],
+        "http": ["idle_timeout_seconds", "max_header_bytes", "max_header_fields", "max_body_bytes", "http2"],
+        "tls": ["certificate", "key", "check_seconds"],
         "limits": [
             "max_in_flight", "max_in_flight_claims", "max_connections", "max_requests_per_connection",
             "max_connection_lifetime_seconds", "requests_burst", "requests_per_second", "strikes_before_ban", "ban_seconds",
@@ -179,6 +189,12 @@ public struct ServeConfiguration: Sendable, Equatable {
         case "http.max_header_bytes": maxHeaderBytes = try Self.int(key, value, 1_024...1 << 20)
         case "http.max_header_fields": maxHeaderFields = try Self.int(key, value, 8...10_000)
         case "http.max_body_bytes": maxBodyBytes = try Self.int(key, value, 0...1 << 30)
+        case "http.http2": http2 = try Self.bool(key, value)
+        case "tls.certificate", "tls.key":
+            let text = try Self.string(key, value)
+            guard FileManager.default.isReadableFile(atPath: text) else { throw ConfigurationError(key: key, problem: "cannot read '\(text)'") }
+            if key == "tls.certificate" { tlsCertificate = text } else { tlsKey = text }
+        case "tls.check_seconds": tlsCheckSeconds = try Self.int(key, value, 1...86_400)
         case "limits.max_in_flight": maxInFlight = try Self.int(key, value, 0...1_000_000)
         case "limits.max_in_flight_claims": maxInFlightClaims = try Self.int(key, value, 0...1_000_000)
         case "limits.max_connections": maxConnections = try Self.int(key, value, 0...10_000_000)
@@ -301,6 +317,12 @@ public struct ServeConfiguration: Sendable, Equatable {
     public func validate() throws(ConfigurationError) {
         if proxyProtocol, trustedProxies.isEmpty {
             throw ConfigurationError(key: "proxy_protocol", problem: "needs trusted_proxies: PROXY headers are accepted only from them")
+        }
+        if (tlsCertificate == nil) != (tlsKey == nil) {
+            throw ConfigurationError(key: tlsCertificate == nil ? "tls.certificate" : "tls.key", problem: "tls needs both certificate and key")
+        }
+        if proxyProtocol, tlsCertificate != nil || http2 {
+            throw ConfigurationError(key: "proxy_protocol", problem: "is for HTTP/1.1 behind a proxy; it cannot be combined with tls or http.http2")
         }
         if maxBatch > queueCapacity {
             throw ConfigurationError(key: "claims.max_batch", problem: "must not exceed claims.queue_capacity (\(queueCapacity))")

@@ -1,6 +1,10 @@
 public import Edge
 public import Hummingbird
 import HummingbirdCore
+import HummingbirdHTTP2
+import NIOSSL
+import ServiceLifecycle
+import Synchronization
 import IPAddress
 public import Logging
 public import NIOCore
@@ -55,7 +59,7 @@ public enum GameServer {
         metricsText: (@Sendable () -> String)? = nil,
         intelligence: AddressIntelligence? = nil,
         onServerRunning: @escaping @Sendable (any Channel) async -> Void = { _ in }
-    ) -> Application<RouterResponder<GameRequestContext>> {
+    ) throws -> Application<RouterResponder<GameRequestContext>> {
         let guards = guards ?? EdgeGuards(configuration: configuration)
         let trusted = PrefixSet(configuration.trustedProxies)
         let limiter = TokenBucketLimiter<NetworkKey>(configuration: .init(
@@ -94,8 +98,27 @@ public enum GameServer {
                 maxHeaderFieldSize: configuration.maxHeaderBytes, maxHeaderListSize: 2 * configuration.maxHeaderBytes,
                 maxHeaderFieldCount: configuration.maxHeaderFields)
         )
+        var h2 = HTTP2ChannelConfiguration(idleTimeout: .seconds(Int64(configuration.idleTimeoutSeconds)), streamConfiguration: http1)
+        h2.maxAgeTimeout = .seconds(Int64(configuration.maxConnectionLifetimeSeconds)) // (the initializer drops it)
+        let http2 = h2
+        var tlsReloader: TLSReloader?
         let server: HTTPServerBuilder
-        if configuration.proxyProtocol {
+        if let certificate = configuration.tlsCertificate, let key = configuration.tlsKey {
+            // HTTPS: ALPN picks HTTP/2 or HTTP/1.1; renewed certificate files are picked up by
+            // new connections (TLSReloader), open ones keep theirs.
+            let reloader = TLSReloader(files: CertificateFiles(certificatePath: certificate, keyPath: key), http2: http2,
+                                       checkEvery: .seconds(configuration.tlsCheckSeconds), logger: logger)
+            let initial = try reloader.files.load()
+            tlsReloader = reloader
+            server = HTTPServerBuilder { responder in
+                GuardedChannel(ReloadableChannel(slot: try reloader.install(initial, responder: responder)), guard: connections)
+            }
+        } else if configuration.http2 {
+            // Cleartext HTTP/2 with prior knowledge (h2c), for running behind a proxy that speaks it.
+            server = HTTPServerBuilder { responder in
+                GuardedChannel(HTTP2Channel(responder: responder, configuration: http2), guard: connections)
+            }
+        } else if configuration.proxyProtocol {
             let registry = ConnectionAddressRegistry.shared
             server = HTTPServerBuilder { responder in
                 GuardedChannel(
@@ -116,7 +139,53 @@ public enum GameServer {
             logger: logger
         )
         app.addServices(engine)
+        if let tlsReloader { app.addServices(tlsReloader) }
         if let intelligence { app.addServices(intelligence) }
         return app
+    }
+}
+
+/// Swaps in an HTTPS channel built from renewed certificate files, checked every `checkEvery`.
+/// A pair that fails to load is logged and the previous certificate stays in service.
+final class TLSReloader: Service, Sendable {
+    let files: CertificateFiles
+    let http2: HTTP2ChannelConfiguration
+    let checkEvery: Duration
+    let logger: Logger
+    private let state = Mutex<(slot: ReloadableChannel<HTTP2UpgradeChannel>.Slot, responder: HTTPChannelHandler.Responder)?>(nil)
+
+    init(files: CertificateFiles, http2: HTTP2ChannelConfiguration, checkEvery: Duration, logger: Logger) {
+        self.files = files
+        self.http2 = http2
+        self.checkEvery = checkEvery
+        self.logger = logger
+    }
+
+    /// Called once by the server builder with the application's responder.
+    func install(_ tls: TLSConfiguration, responder: @escaping HTTPChannelHandler.Responder) throws -> ReloadableChannel<HTTP2UpgradeChannel>.Slot {
+        let slot = ReloadableChannel<HTTP2UpgradeChannel>.Slot(try HTTP2UpgradeChannel(tlsConfiguration: tls, configuration: http2, responder: responder))
+        state.withLock { $0 = (slot, responder) }
+        return slot
+    }
+
+    func run() async throws {
+        await cancelWhenGracefulShutdown {
+            while !Task.isCancelled {
+                do { try await Task.sleep(for: self.checkEvery) } catch { return }
+                self.check()
+            }
+        }
+    }
+
+    func check() {
+        guard let (slot, responder) = state.withLock({ $0 }) else { return }
+        do {
+            guard let tls = try files.reloadIfChanged() else { return }
+            slot.replace(try HTTP2UpgradeChannel(tlsConfiguration: tls, configuration: http2, responder: responder))
+            logger.notice("TLS certificate reloaded", metadata: ["certificate": "\(files.certificatePath)"])
+        } catch {
+            logger.error("TLS certificate files changed but do not load; keeping the previous ones",
+                         metadata: ["certificate": "\(files.certificatePath)", "error": "\(error)"])
+        }
     }
 }

@@ -40,7 +40,7 @@ final class TestServer: Sendable {
         let engine = try await GameEngine(storage: wrapStorage(storage), configuration: engineConfiguration, logger: logger)
         let portBox = Mutex<UInt16?>(nil)
         let guards = EdgeGuards(configuration: settings)
-        let app = GameServer.makeApplication(configuration: settings, engine: engine, logger: logger, guards: guards, intelligence: intelligence, onServerRunning: { channel in
+        let app = try GameServer.makeApplication(configuration: settings, engine: engine, logger: logger, guards: guards, intelligence: intelligence, onServerRunning: { channel in
             portBox.withLock { $0 = UInt16(channel.localAddress?.port ?? 0) }
         })
         let group = ServiceGroup(configuration: .init(services: [app], logger: logger))
