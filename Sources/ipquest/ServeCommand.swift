@@ -5,7 +5,9 @@ import Game
 import Hummingbird
 import Logging
 import Metrics
+import NIOCore
 import Prometheus
+import ServiceLifecycle
 
 /// `ipquest serve`: the game server.
 struct ServeCommand: AsyncParsableCommand {
@@ -64,12 +66,15 @@ struct ServeCommand: AsyncParsableCommand {
         let guards = EdgeGuards(configuration: settings)
         let reloader = installReloadOnHangup(guards: guards, logger: logger)
         defer { reloader.cancel() }
+        // With a metrics address, /metrics is served there only (an internal port).
+        let emit: @Sendable () -> String = { registry.emitToString() }
+        let mainMetrics: (@Sendable () -> String)? = settings.metricsAddress == nil ? emit : nil
         let app = try GameServer.makeApplication(
             configuration: settings,
             engine: engine,
             logger: logger,
             guards: guards,
-            metricsText: { registry.emitToString() },
+            metricsText: mainMetrics,
             intelligence: intelligence,
             onServerRunning: { channel in
                 let port = channel.localAddress?.port ?? settings.port
@@ -77,6 +82,26 @@ struct ServeCommand: AsyncParsableCommand {
                 FileHandle.standardOutput.write(Data("ipquest listening on http://\(settings.host):\(port)\n".utf8))
             }
         )
+        if let address = settings.metricsAddress {
+            let router = Router()
+            router.get("metrics") { _, _ in
+                Response(status: .ok, headers: [.contentType: "text/plain; version=0.0.4"],
+                         body: .init(byteBuffer: ByteBuffer(string: registry.emitToString())))
+            }
+            let metricsApp = Application(
+                router: router,
+                configuration: .init(address: .hostname(address.host, port: address.port), serverName: "ipquest-metrics"),
+                onServerRunning: { channel in
+                    FileHandle.standardOutput.write(Data("ipquest metrics on http://\(address.host):\(channel.localAddress?.port ?? address.port)/metrics\n".utf8))
+                },
+                logger: logger)
+            let group = ServiceGroup(configuration: .init(
+                services: [.init(service: app), .init(service: metricsApp)],
+                gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
+            try await group.run()
+            logger.info("stopped")
+            return
+        }
         try await app.runService(gracefulShutdownSignals: [.sigterm, .sigint])
         logger.info("stopped")
     }

@@ -35,12 +35,13 @@ import IPAddress
         // Wait (bounded) for the "listening on" line.
         var text = ""
         let deadline = Date().addingTimeInterval(20)
-        while Date() < deadline, !text.contains("\n") {
+        func listeningLine() -> Substring? { text.split(separator: "\n").first { $0.contains("listening on") && text.contains($0 + "\n") } }
+        while Date() < deadline, listeningLine() == nil {
             let data = out.fileHandleForReading.availableData
             if data.isEmpty { break }
             text += String(decoding: data, as: UTF8.self)
         }
-        guard let portText = text.split(separator: ":").last?.trimmingCharacters(in: .whitespacesAndNewlines), let port = UInt16(portText) else {
+        guard let portText = listeningLine()?.split(separator: ":").last?.trimmingCharacters(in: .whitespacesAndNewlines), let port = UInt16(portText) else {
             process.terminate()
             throw LoopbackHTTPClient.Failure.socket("server did not start: \(text)")
         }
@@ -66,6 +67,34 @@ import IPAddress
         let data = err.fileHandleForReading.readDataToEndOfFile()
         process.waitUntilExit()
         return (process.terminationStatus, String(decoding: data, as: UTF8.self))
+    }
+
+    @Test func metricsOnTheirOwnAddressOnly() async throws {
+        let dir = try Self.tempDirectory()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        // A free port for the metrics listener (bound and released).
+        let probe = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+        _ = withUnsafePointer(to: &address) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(probe, $0, length) } }
+        _ = withUnsafeMutablePointer(to: &address) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(probe, $0, &length) } }
+        let metricsPort = UInt16(bigEndian: address.sin_port)
+        close(probe)
+        try "metrics: { address: \"127.0.0.1:\(metricsPort)\" }\nlocation: { database: \"\" }\n".write(toFile: dir + "/c.yaml", atomically: true, encoding: .utf8)
+        let server = try await Self.launchAsync(["serve", "--port", "0", "--database", dir + "/m.sqlite", "--config", dir + "/c.yaml"])
+        defer { server.process.terminate() }
+        let main = LoopbackHTTPClient(port: server.port)
+        #expect(try await main.get("/claim?name=metered", source: "127.6.0.1").status == 200)
+        #expect(try await main.get("/metrics").status == 404)
+        var metrics = try await LoopbackHTTPClient(port: metricsPort).get("/metrics")
+        for _ in 0..<50 where metrics.status != 200 {
+            try await Task.sleep(for: .milliseconds(100))
+            metrics = try await LoopbackHTTPClient(port: metricsPort).get("/metrics")
+        }
+        #expect(metrics.status == 200)
+        #expect(metrics.text.contains("ipquest_claims_total 1"))
     }
 
     @Test func badConfigurationIsOneLineNamingTheKeyAndExitCode2() async throws {

@@ -33,6 +33,7 @@ public struct ConfigurationError: Error, CustomStringConvertible, Equatable {
 ///   max_header_fields: 100              # else 431
 ///   max_body_bytes: 65536               # else 413
 ///   http2: false                        # without tls: cleartext HTTP/2 only (h2c, prior knowledge), for behind a proxy
+/// metrics: { address: 127.0.0.1:9100 }  # serve /metrics there only (default: on the main port)
 /// tls:                                  # serve HTTPS directly: HTTP/2 and HTTP/1.1 by ALPN
 ///   certificate: /etc/ipquest/cert.pem  # PEM chain, leaf first
 ///   key: /etc/ipquest/key.pem
@@ -65,6 +66,16 @@ public struct ConfigurationError: Error, CustomStringConvertible, Equatable {
 ///   ttl_seconds: 1                      # 0 turns the cache off
 ///   max_bytes: 33554432
 /// ```
+/// A host and port to listen on.
+public struct ListenAddress: Sendable, Equatable {
+    public var host: String
+    public var port: Int
+    public init(host: String, port: Int) {
+        self.host = host
+        self.port = port
+    }
+}
+
 public struct ServeConfiguration: Sendable, Equatable {
     public var host = "127.0.0.1"
     public var port = 8080
@@ -85,6 +96,8 @@ public struct ServeConfiguration: Sendable, Equatable {
     public var tlsCertificate: String?
     public var tlsKey: String?
     public var tlsCheckSeconds = 60
+    /// Host and port of a separate listener for /metrics; nil serves it on the main port.
+    public var metricsAddress: ListenAddress?
 
     // Edge guards (see Edge): in-flight, connections, per-network limits, bans.
     public var maxInFlight = 1_024
@@ -121,6 +134,7 @@ public struct ServeConfiguration: Sendable, Equatable {
         "claims": ["queue_capacity", "max_batch"],
         "http": ["idle_timeout_seconds", "max_header_bytes", "max_header_fields", "max_body_bytes", "http2"],
         "tls": ["certificate", "key", "check_seconds"],
+        "metrics": ["address"],
         "limits": [
             "max_in_flight", "max_in_flight_claims", "max_connections", "max_requests_per_connection",
             "max_connection_lifetime_seconds", "requests_burst", "requests_per_second", "strikes_before_ban", "ban_seconds",
@@ -194,6 +208,14 @@ public struct ServeConfiguration: Sendable, Equatable {
             let text = try Self.string(key, value)
             guard FileManager.default.isReadableFile(atPath: text) else { throw ConfigurationError(key: key, problem: "cannot read '\(text)'") }
             if key == "tls.certificate" { tlsCertificate = text } else { tlsKey = text }
+        case "metrics.address":
+            let text = try Self.string(key, value)
+            guard let colon = text.lastIndex(of: ":"), let port = Int(text[text.index(after: colon)...]), (0...65_535).contains(port) else {
+                throw ConfigurationError(key: key, problem: "'\(text)' is not HOST:PORT")
+            }
+            let host = String(text[..<colon]).trimmingCharacters(in: CharacterSet(charactersIn: "[]"))
+            guard IPAddress(host) != nil || host == "localhost" else { throw ConfigurationError(key: key, problem: "'\(host)' is not an IP address") }
+            metricsAddress = ListenAddress(host: host, port: port)
         case "tls.check_seconds": tlsCheckSeconds = try Self.int(key, value, 1...86_400)
         case "limits.max_in_flight": maxInFlight = try Self.int(key, value, 0...1_000_000)
         case "limits.max_in_flight_claims": maxInFlightClaims = try Self.int(key, value, 0...1_000_000)
