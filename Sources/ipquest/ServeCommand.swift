@@ -63,7 +63,8 @@ struct ServeCommand: AsyncParsableCommand {
             await cloud.loadCache()
             await cloud.refresh(network: false)
         }
-        let guards = EdgeGuards(configuration: settings)
+        let guards = EdgeGuards(configuration: settings, logger: logger)
+        await guards.loadAllowlistSources()
         let reloader = installReloadOnHangup(guards: guards, logger: logger)
         defer { reloader.cancel() }
         // With a metrics address, /metrics is served there only (an internal port).

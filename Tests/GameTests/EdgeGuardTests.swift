@@ -85,6 +85,43 @@ struct SlowStorage: ClaimStorage {
         await server.stop()
     }
 
+    /// The allowlist from a published list (a file here; URLs go through the same RangeSet,
+    /// tested in CloudRangesTests): a changed list is swapped in by the refresher, and the
+    /// configured CIDRs stay.
+    @Test func upstreamAllowlistFromAPublishedListIsRefreshed() async throws {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("ipquest-allow-\(UUID().uuidString)").path
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        try "# our CDN\n127.77.0.0/16\n".write(toFile: dir + "/cdn.txt", atomically: true, encoding: .utf8)
+        var c = ServeConfiguration()
+        try c.apply(yaml: "upstream_allowlist: [127.0.0.1/32, \"cdn=\(dir)/cdn.txt\"]\nupstream_allowlist_refresh_seconds: 1\n")
+        let server = try await TestServer.start(configure: {
+            $0.upstreamAllowlist = c.upstreamAllowlist
+            $0.upstreamAllowlistSources = c.upstreamAllowlistSources
+            $0.upstreamAllowlistRefreshSeconds = 1
+        }, directory: dir)
+        let client = server.client
+        #expect(try await client.get("/ip", source: "127.77.0.1").text == "127.77.0.1\n")
+        #expect(try await client.get("/ip", source: "127.0.0.1").status == 200)
+        await #expect(throws: (any Error).self) { try await client.get("/ip", source: "127.78.0.1") }
+        // The CDN publishes a new list: picked up without a restart.
+        try "127.78.0.0/16\n".write(toFile: dir + "/cdn.txt", atomically: true, encoding: .utf8)
+        var admitted = false
+        let deadline = ContinuousClock.now + .seconds(10)
+        while !admitted, ContinuousClock.now < deadline {
+            try await Task.sleep(for: .milliseconds(200))
+            admitted = (try? await client.get("/ip", source: "127.78.0.1").status) == 200
+        }
+        #expect(admitted)
+        await #expect(throws: (any Error).self) { try await client.get("/ip", source: "127.77.0.1") }
+        #expect(try await client.get("/ip", source: "127.0.0.1").status == 200)
+        // A list that turns unreadable keeps the last good ranges.
+        try FileManager.default.removeItem(atPath: dir + "/cdn.txt")
+        try await Task.sleep(for: .milliseconds(2_500))
+        #expect(try await client.get("/ip", source: "127.78.0.2").status == 200)
+        await server.stop()
+    }
+
     @Test func networksThatKeepHittingTheLimitAreBannedAtAccept() async throws {
         let server = try await TestServer.start {
             $0.requestsBurst = 5

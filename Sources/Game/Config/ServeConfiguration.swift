@@ -48,7 +48,10 @@ public struct ConfigurationError: Error, CustomStringConvertible, Equatable {
 ///   requests_per_second: 100
 ///   strikes_before_ban: 50              # 429s a network may collect before a ban (0 = never ban)
 ///   ban_seconds: 300
-/// upstream_allowlist: [203.0.113.0/24]  # only these peers may connect (absent = everyone)
+/// upstream_allowlist:                   # only these peers may connect (absent = everyone):
+///   - 203.0.113.0/24                    # CIDRs (reloaded on SIGHUP), and published lists as
+///   - cloudflare=https://www.cloudflare.com/ips-v4   # NAME=URL or NAME=PATH (any ranges format)
+/// upstream_allowlist_refresh_seconds: 3600
 /// bans:                                 # reloaded on SIGHUP
 ///   user_agents: ["BadBot/1.0"]
 ///   user_agent_patterns: ["python-requests/.*"]
@@ -110,6 +113,8 @@ public struct ServeConfiguration: Sendable, Equatable {
     public var strikesBeforeBan = 50
     public var banSeconds = 300
     public var upstreamAllowlist: [IPPrefix]? = nil
+    public var upstreamAllowlistSources: [RangeSource] = []
+    public var upstreamAllowlistRefreshSeconds = 3_600
     public var bannedUserAgents: [String] = []
     public var bannedUserAgentPatterns: [String] = []
     public var bannedPaths: [String] = []
@@ -139,7 +144,7 @@ public struct ServeConfiguration: Sendable, Equatable {
             "max_in_flight", "max_in_flight_claims", "max_connections", "max_requests_per_connection",
             "max_connection_lifetime_seconds", "requests_burst", "requests_per_second", "strikes_before_ban", "ban_seconds",
         ],
-        "upstream_allowlist": nil,
+        "upstream_allowlist": nil, "upstream_allowlist_refresh_seconds": nil,
         "bans": ["user_agents", "user_agent_patterns", "paths"],
         "location": ["database", "check_seconds"],
         "datacenter": ["sources", "cache_directory", "refresh_seconds", "policy", "routes"],
@@ -229,7 +234,28 @@ public struct ServeConfiguration: Sendable, Equatable {
             requestsPerSecond = d
         case "limits.strikes_before_ban": strikesBeforeBan = try Self.int(key, value, 0...1_000_000)
         case "limits.ban_seconds": banSeconds = try Self.int(key, value, 1...604_800)
-        case "upstream_allowlist": upstreamAllowlist = try Self.prefixes(key, value)
+        case "upstream_allowlist":
+            // CIDRs and NAME=PATH|URL sources, in one list.
+            var cidrs: [String] = []
+            var sources: [RangeSource] = []
+            let items: [String]
+            if let text = value as? String {
+                items = text.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
+            } else {
+                items = try Self.strings(key, value)
+            }
+            for (i, item) in items.enumerated() {
+                if item.contains("=") {
+                    do { sources.append(try RangeSource(parsing: item)) } catch {
+                        throw ConfigurationError(key: "\(key)[\(i)]", problem: error.description)
+                    }
+                } else {
+                    cidrs.append(item)
+                }
+            }
+            upstreamAllowlist = try Self.prefixes(key, cidrs)
+            upstreamAllowlistSources = sources
+        case "upstream_allowlist_refresh_seconds": upstreamAllowlistRefreshSeconds = try Self.int(key, value, 1...604_800)
         case "bans.user_agents": bannedUserAgents = try Self.strings(key, value)
         case "bans.user_agent_patterns":
             bannedUserAgentPatterns = try Self.strings(key, value)

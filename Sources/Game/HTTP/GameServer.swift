@@ -6,6 +6,7 @@ import NIOSSL
 import ServiceLifecycle
 import Synchronization
 import IPAddress
+public import CloudRanges
 public import Logging
 public import NIOCore
 
@@ -14,8 +15,21 @@ public struct EdgeGuards: Sendable {
     public let connections: ConnectionGuard
     public let rules: RuleBook
     public let limits: RequestGuardMiddleware<GameRequestContext>.Limits
+    /// Published upstream ranges (a CDN's list, a file) that join the allowlist, refreshed by
+    /// `AllowlistRefresher`; nil when the allowlist is only CIDRs.
+    public let allowlistSources: RangeSet?
+    private let staticAllowlist: Box
 
-    public init(configuration c: ServeConfiguration) {
+    final class Box: Sendable {
+        let value: Mutex<[IPPrefix]?>
+        init(_ value: [IPPrefix]?) { self.value = Mutex(value) }
+    }
+
+    public init(configuration c: ServeConfiguration, logger: Logger = Logger(label: "ipquest.allowlist")) {
+        staticAllowlist = Box(c.upstreamAllowlist)
+        allowlistSources = c.upstreamAllowlistSources.isEmpty ? nil : RangeSet(
+            sources: c.upstreamAllowlistSources, refreshInterval: .seconds(c.upstreamAllowlistRefreshSeconds),
+            requestTimeout: .seconds(15), logger: logger)
         let bans = BanList<NetworkKey>(capacity: 65_536)
         connections = ConnectionGuard(
             maxConnections: c.maxConnections,
@@ -36,10 +50,31 @@ public struct EdgeGuards: Sendable {
         )
     }
 
-    /// Applies the reloadable parts of a new configuration: bans and the upstream allowlist.
+    /// Applies the reloadable parts of a new configuration: bans and the upstream allowlist's
+    /// CIDRs (its sources are fixed at start and refresh on their own).
     public func reload(_ c: ServeConfiguration) throws {
         try rules.replace(c.requestRules)
-        connections.replaceAllowlist(c.upstreamAllowlist.map { PrefixSet($0) })
+        staticAllowlist.value.withLock { $0 = c.upstreamAllowlist }
+        applyAllowlist()
+    }
+
+    /// Publishes the allowlist: the configured CIDRs plus every range the sources hold now.
+    public func applyAllowlist() {
+        guard var prefixes = staticAllowlist.value.withLock({ $0 }) else {
+            connections.replaceAllowlist(nil)
+            return
+        }
+        if let allowlistSources { prefixes += allowlistSources.table.allRanges.map(\.prefix) }
+        connections.replaceAllowlist(PrefixSet(prefixes))
+    }
+
+    /// Loads the sources once (cache, files, network) and publishes the result; call before
+    /// accepting connections so a CDN's ranges are allowed from the first one.
+    public func loadAllowlistSources() async {
+        guard let allowlistSources else { return }
+        await allowlistSources.loadCache()
+        await allowlistSources.refresh()
+        applyAllowlist()
     }
 }
 
@@ -139,6 +174,7 @@ public enum GameServer {
             logger: logger
         )
         app.addServices(engine)
+        if guards.allowlistSources != nil { app.addServices(AllowlistRefresher(guards: guards)) }
         if let tlsReloader { app.addServices(tlsReloader) }
         if let intelligence { app.addServices(intelligence) }
         return app
@@ -186,6 +222,24 @@ final class TLSReloader: Service, Sendable {
         } catch {
             logger.error("TLS certificate files changed but do not load; keeping the previous ones",
                          metadata: ["certificate": "\(files.certificatePath)", "error": "\(error)"])
+        }
+    }
+}
+
+/// Re-reads the allowlist's sources every refresh interval and swaps the merged allowlist in.
+/// A failing source keeps its last good ranges (RangeSet), so peers are never cut off by an
+/// unreachable list.
+struct AllowlistRefresher: Service {
+    let guards: EdgeGuards
+
+    func run() async throws {
+        guard let sources = guards.allowlistSources else { return }
+        await cancelWhenGracefulShutdown {
+            while !Task.isCancelled {
+                do { try await Task.sleep(for: sources.refreshInterval) } catch { return }
+                await sources.refresh()
+                guards.applyAllowlist()
+            }
         }
     }
 }

@@ -39,7 +39,8 @@ final class TestServer: Sendable {
         engineConfiguration.snapshotInterval = .milliseconds(50)
         let engine = try await GameEngine(storage: wrapStorage(storage), configuration: engineConfiguration, logger: logger)
         let portBox = Mutex<UInt16?>(nil)
-        let guards = EdgeGuards(configuration: settings)
+        let guards = EdgeGuards(configuration: settings, logger: logger)
+        await guards.loadAllowlistSources()
         let app = try GameServer.makeApplication(configuration: settings, engine: engine, logger: logger, guards: guards, intelligence: intelligence, onServerRunning: { channel in
             portBox.withLock { $0 = UInt16(channel.localAddress?.port ?? 0) }
         })
