@@ -6,7 +6,9 @@ import Hummingbird
 import Logging
 import Metrics
 import NIOCore
+import OTel
 import Prometheus
+import Tracing
 import ServiceLifecycle
 
 /// `ipquest serve`: the game server.
@@ -31,6 +33,7 @@ struct ServeCommand: AsyncParsableCommand {
 
         let registry = PrometheusCollectorRegistry()
         MetricsSystem.bootstrap(PrometheusMetricsFactory(registry: registry))
+        let tracing = try Self.bootstrapTracing(settings)
         var logger = Logger(label: "ipquest")
         logger.logLevel = ProcessInfo.processInfo.environment["LOG_LEVEL"].flatMap(Logger.Level.init(rawValue:)) ?? .info
 
@@ -70,7 +73,7 @@ struct ServeCommand: AsyncParsableCommand {
         // With a metrics address, /metrics is served there only (an internal port).
         let emit: @Sendable () -> String = { registry.emitToString() }
         let mainMetrics: (@Sendable () -> String)? = settings.metricsAddress == nil ? emit : nil
-        let app = try GameServer.makeApplication(
+        var app = try GameServer.makeApplication(
             configuration: settings,
             engine: engine,
             logger: logger,
@@ -83,6 +86,7 @@ struct ServeCommand: AsyncParsableCommand {
                 FileHandle.standardOutput.write(Data("ipquest listening on http://\(settings.host):\(port)\n".utf8))
             }
         )
+        if let tracing { app.addServices(tracing) }
         if let address = settings.metricsAddress {
             let router = Router()
             router.get("metrics") { _, _ in
@@ -105,6 +109,26 @@ struct ServeCommand: AsyncParsableCommand {
         }
         try await app.runService(gracefulShutdownSignals: [.sigterm, .sigint])
         logger.info("stopped")
+    }
+
+    /// With `tracing.endpoint`, spans go to an OTLP/HTTP collector (swift-otel); metrics stay
+    /// with Prometheus and logs with swift-log, so only the tracing backend is made here.
+    static func bootstrapTracing(_ settings: ServeConfiguration) throws -> (any Service)? {
+        guard let endpoint = settings.tracingEndpoint else { return nil }
+        var configuration = OTel.Configuration.default
+        configuration.serviceName = settings.tracingServiceName
+        configuration.metrics.enabled = false
+        configuration.logs.enabled = false
+        configuration.traces.sampler = .traceIDRatio(ratio: settings.tracingSampleRatio) ?? .traceIDRatio
+        configuration.traces.batchSpanProcessor.scheduleDelay = .seconds(1)
+        // A bare collector address gets the OTLP/HTTP traces path; a full URL is used as given.
+        let path = URL(string: endpoint)?.path ?? ""
+        configuration.traces.otlpExporter.endpoint = path.isEmpty || path == "/"
+            ? (endpoint.hasSuffix("/") ? String(endpoint.dropLast()) : endpoint) + "/v1/traces" : endpoint
+        configuration.traces.otlpExporter.protocol = .httpProtobuf
+        let (tracer, service) = try OTel.makeTracingBackend(configuration: configuration)
+        InstrumentationSystem.bootstrap(tracer)
+        return service
     }
 
     /// SIGHUP re-reads the configuration file and applies what can change without a restart:

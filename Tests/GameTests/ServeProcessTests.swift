@@ -97,6 +97,30 @@ import IPAddress
         #expect(metrics.text.contains("ipquest_claims_total 1"))
     }
 
+    /// A span per request reaches an OTLP/HTTP collector (a loopback server that records what
+    /// is posted to /v1/traces), carrying the service name and the route.
+    @Test func requestSpansAreExportedOverOTLP() async throws {
+        let dir = try Self.tempDirectory()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let collector = try FakeCollector()
+        defer { collector.stop() }
+        try "tracing: { endpoint: \"http://127.0.0.1:\(collector.port)\", service_name: ipquest-test }\nlocation: { database: \"\" }\n"
+            .write(toFile: dir + "/c.yaml", atomically: true, encoding: .utf8)
+        let server = try await Self.launchAsync(["serve", "--port", "0", "--database", dir + "/t.sqlite", "--config", dir + "/c.yaml"])
+        defer { server.process.terminate() }
+        #expect(try await LoopbackHTTPClient(port: server.port).get("/claim?name=traced", source: "127.6.1.1").status == 200)
+        var exported = Data()
+        let deadline = ContinuousClock.now + .seconds(15)
+        while ContinuousClock.now < deadline {
+            exported = collector.received.withLock { $0.filter { $0.path == "/v1/traces" }.reduce(Data()) { $0 + $1.body } }
+            if exported.range(of: Data("/claim".utf8)) != nil { break }
+            try await Task.sleep(for: .milliseconds(200))
+        }
+        #expect(exported.range(of: Data("ipquest-test".utf8)) != nil, "service name in the resource")
+        #expect(exported.range(of: Data("/claim".utf8)) != nil, "the claim's span")
+        #expect(collector.received.withLock { $0.allSatisfy { $0.contentType == "application/x-protobuf" } })
+    }
+
     @Test func badConfigurationIsOneLineNamingTheKeyAndExitCode2() async throws {
         let dir = try Self.tempDirectory()
         defer { try? FileManager.default.removeItem(atPath: dir) }
@@ -201,3 +225,75 @@ import IPAddress
     }
 }
 
+
+/// A minimal OTLP/HTTP collector on loopback: records each POST and answers 200 with an empty
+/// (valid) protobuf response.
+final class FakeCollector: @unchecked Sendable {
+    struct Post: Sendable { var path: String; var contentType: String; var body: Data }
+    let port: UInt16
+    let received = Mutex<[Post]>([])
+    private let fd: Int32
+    private let running = Atomic<Bool>(true)
+
+    init() throws {
+        let sock = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+        guard withUnsafePointer(to: &address, { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(sock, $0, length) } }) == 0,
+              listen(sock, 16) == 0 else { close(sock); throw LoopbackHTTPClient.Failure.socket("collector bind") }
+        _ = withUnsafeMutablePointer(to: &address) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(sock, $0, &length) } }
+        fd = sock
+        port = UInt16(bigEndian: address.sin_port)
+        Thread { [self] in self.serve() }.start()
+    }
+
+    func stop() {
+        running.store(false, ordering: .relaxed)
+        shutdown(fd, Int32(SHUT_RDWR))
+        close(fd)
+    }
+
+    private func serve() {
+        while running.load(ordering: .relaxed) {
+            let client = accept(fd, nil, nil)
+            if client < 0 { return }
+            var timeout = timeval(tv_sec: 5, tv_usec: 0)
+            setsockopt(client, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
+            var buffer = Data()
+            var chunk = [UInt8](repeating: 0, count: 65_536)
+            // Requests on one keep-alive connection, one after another.
+            while true {
+                while buffer.range(of: Data("\r\n\r\n".utf8)) == nil {
+                    let n = recv(client, &chunk, chunk.count, 0)
+                    if n <= 0 { break }
+                    buffer.append(contentsOf: chunk[0..<n])
+                }
+                guard let headEnd = buffer.range(of: Data("\r\n\r\n".utf8)) else { break }
+                let head = String(decoding: buffer[..<headEnd.lowerBound], as: UTF8.self)
+                let lines = head.split(separator: "\r\n")
+                var fields: [String: String] = [:]
+                for line in lines.dropFirst() {
+                    if let colon = line.firstIndex(of: ":") {
+                        fields[line[..<colon].lowercased()] = line[line.index(after: colon)...].trimmingCharacters(in: .whitespaces)
+                    }
+                }
+                let length = Int(fields["content-length"] ?? "0") ?? 0
+                buffer.removeSubrange(..<headEnd.upperBound)
+                while buffer.count < length {
+                    let n = recv(client, &chunk, chunk.count, 0)
+                    if n <= 0 { break }
+                    buffer.append(contentsOf: chunk[0..<n])
+                }
+                let body = buffer.prefix(length)
+                buffer.removeFirst(min(length, buffer.count))
+                let path = lines.first.map { $0.split(separator: " ").dropFirst().first.map(String.init) ?? "" } ?? ""
+                received.withLock { $0.append(Post(path: path, contentType: fields["content-type"] ?? "", body: Data(body))) }
+                let answer = Array("HTTP/1.1 200 OK\r\nContent-Type: application/x-protobuf\r\nContent-Length: 0\r\n\r\n".utf8)
+                _ = answer.withUnsafeBytes { send(client, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
+            }
+            close(client)
+        }
+    }
+}

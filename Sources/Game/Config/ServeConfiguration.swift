@@ -34,6 +34,10 @@ public struct ConfigurationError: Error, CustomStringConvertible, Equatable {
 ///   max_body_bytes: 65536               # else 413
 ///   http2: false                        # without tls: cleartext HTTP/2 only (h2c, prior knowledge), for behind a proxy
 /// metrics: { address: 127.0.0.1:9100 }  # serve /metrics there only (default: on the main port)
+/// tracing:                              # a span per request, exported over OTLP/HTTP
+///   endpoint: http://127.0.0.1:4318     # the collector (/v1/traces is added to a bare address; absent: no spans)
+///   service_name: ipquest
+///   sample_ratio: 1.0
 /// tls:                                  # serve HTTPS directly: HTTP/2 and HTTP/1.1 by ALPN
 ///   certificate: /etc/ipquest/cert.pem  # PEM chain, leaf first
 ///   key: /etc/ipquest/key.pem
@@ -101,6 +105,9 @@ public struct ServeConfiguration: Sendable, Equatable {
     public var tlsCheckSeconds = 60
     /// Host and port of a separate listener for /metrics; nil serves it on the main port.
     public var metricsAddress: ListenAddress?
+    public var tracingEndpoint: String?
+    public var tracingServiceName = "ipquest"
+    public var tracingSampleRatio = 1.0
 
     // Edge guards (see Edge): in-flight, connections, per-network limits, bans.
     public var maxInFlight = 1_024
@@ -140,6 +147,7 @@ public struct ServeConfiguration: Sendable, Equatable {
         "http": ["idle_timeout_seconds", "max_header_bytes", "max_header_fields", "max_body_bytes", "http2"],
         "tls": ["certificate", "key", "check_seconds"],
         "metrics": ["address"],
+        "tracing": ["endpoint", "service_name", "sample_ratio"],
         "limits": [
             "max_in_flight", "max_in_flight_claims", "max_connections", "max_requests_per_connection",
             "max_connection_lifetime_seconds", "requests_burst", "requests_per_second", "strikes_before_ban", "ban_seconds",
@@ -221,6 +229,18 @@ public struct ServeConfiguration: Sendable, Equatable {
             let host = String(text[..<colon]).trimmingCharacters(in: CharacterSet(charactersIn: "[]"))
             guard IPAddress(host) != nil || host == "localhost" else { throw ConfigurationError(key: key, problem: "'\(host)' is not an IP address") }
             metricsAddress = ListenAddress(host: host, port: port)
+        case "tracing.endpoint":
+            let text = try Self.string(key, value)
+            guard let url = URL(string: text), ["http", "https"].contains(url.scheme?.lowercased() ?? ""), url.host != nil else {
+                throw ConfigurationError(key: key, problem: "'\(text)' is not an http(s) URL")
+            }
+            tracingEndpoint = text
+        case "tracing.service_name":
+            tracingServiceName = try Self.string(key, value)
+            guard !tracingServiceName.isEmpty else { throw ConfigurationError(key: key, problem: "must not be empty") }
+        case "tracing.sample_ratio":
+            tracingSampleRatio = try Self.double(key, value)
+            guard (0...1).contains(tracingSampleRatio) else { throw ConfigurationError(key: key, problem: "must be between 0 and 1") }
         case "tls.check_seconds": tlsCheckSeconds = try Self.int(key, value, 1...86_400)
         case "limits.max_in_flight": maxInFlight = try Self.int(key, value, 0...1_000_000)
         case "limits.max_in_flight_claims": maxInFlightClaims = try Self.int(key, value, 0...1_000_000)
