@@ -14,10 +14,28 @@ import NIOHTTPTypes
 /// `maxBodyBytes` gets `413 Content Too Large` (chunked bodies that grow past it close the
 /// connection), each with a short text body and `Connection: close`.
 ///
+/// Load shedding happens here too, as each request head is read on the event loop: a request
+/// beyond its budget (`Admission`: reads and claims counted separately, across all
+/// connections, from head read to response end) is answered `503` with `Retry-After` at once.
+/// Counting at the channel rather than in a middleware matters: under CPU-bound overload the
+/// queue forms before any middleware runs, in the executor that schedules request tasks.
+///
 /// On an HTTP/2 stream (a channel whose parent is a connection, not the listening socket) only
 /// the size limits apply: request counts and lifetime belong to the connection there (HTTP/2's
 /// own max-age), and `Connection` headers do not exist in HTTP/2.
 public final class ConnectionLifecycleHandler: ChannelDuplexHandler, RemovableChannelHandler {
+    /// Global in-flight budgets, shared by every connection and stream.
+    public struct Admission: Sendable {
+        public var reads: InFlightLimiter
+        public var claims: InFlightLimiter
+        public var isClaim: @Sendable (String) -> Bool
+        public init(reads: InFlightLimiter, claims: InFlightLimiter, isClaim: @escaping @Sendable (String) -> Bool) {
+            self.reads = reads
+            self.claims = claims
+            self.isClaim = isClaim
+        }
+    }
+
     public typealias InboundIn = HTTPRequestPart
     public typealias InboundOut = HTTPRequestPart
     public typealias OutboundIn = HTTPResponsePart
@@ -38,10 +56,15 @@ public final class ConnectionLifecycleHandler: ChannelDuplexHandler, RemovableCh
     private var bodyBytes = 0
     private var dropping = false
     private var isStream = false
+    private let admission: Admission?
+    /// The budget each forwarded, unanswered request holds, oldest first.
+    private var held: [InFlightLimiter] = []
+    private let shed = Counter(label: "ipquest_requests_shed_total")
     private let rejected431 = Counter(label: "ipquest_requests_rejected_total", dimensions: [("reason", "header_too_large")])
     private let rejected413 = Counter(label: "ipquest_requests_rejected_total", dimensions: [("reason", "body_too_large")])
 
-    public init(maxRequests: Int, maxLifetime: TimeAmount?, guard guardian: ConnectionGuard?, maxBodyBytes: Int = 64 * 1024) {
+    public init(maxRequests: Int, maxLifetime: TimeAmount?, guard guardian: ConnectionGuard?, maxBodyBytes: Int = 64 * 1024, admission: Admission? = nil) {
+        self.admission = admission
         self.maxRequests = maxRequests
         self.maxLifetime = maxLifetime
         self.guardian = guardian
@@ -65,6 +88,17 @@ public final class ConnectionLifecycleHandler: ChannelDuplexHandler, RemovableCh
 
     public func handlerRemoved(context: ChannelHandlerContext) {
         lifetimeTimer?.cancel()
+        releaseHeld()
+    }
+
+    public func channelInactive(context: ChannelHandlerContext) {
+        releaseHeld() // requests that will never be answered give their slots back
+        context.fireChannelInactive()
+    }
+
+    private func releaseHeld() {
+        for pool in held { pool.release() }
+        held.removeAll()
     }
 
     public func channelRead(context: ChannelHandlerContext, data: NIOAny) {
@@ -82,6 +116,20 @@ public final class ConnectionLifecycleHandler: ChannelDuplexHandler, RemovableCh
                            message: "request body too large: \(length) bytes, at most \(maxBodyBytes)")
                 }
                 return
+            }
+            if let admission {
+                let pool = admission.isClaim(head.path ?? "/") ? admission.claims : admission.reads
+                guard pool.tryAcquire() else {
+                    dropping = true
+                    shed.increment()
+                    if responding {
+                        closeAfterResponse = true
+                    } else {
+                        reject(context, status: .serviceUnavailable, message: "server busy; retry in 1 s", retryAfter: 1)
+                    }
+                    return
+                }
+                held.append(pool)
             }
             requests += 1
         case .body(let buffer):
@@ -110,11 +158,12 @@ public final class ConnectionLifecycleHandler: ChannelDuplexHandler, RemovableCh
     }
 
     /// Writes a short final answer and closes the connection.
-    private func reject(_ context: ChannelHandlerContext, status: HTTPResponse.Status, message: String) {
+    private func reject(_ context: ChannelHandlerContext, status: HTTPResponse.Status, message: String, retryAfter: Int? = nil) {
         let body = ByteBuffer(string: message + "\n")
         var head = HTTPResponse(status: status, headerFields: [
             .contentType: "text/plain; charset=utf-8", .contentLength: "\(body.readableBytes)",
         ])
+        if let retryAfter { head.headerFields[.retryAfter] = "\(retryAfter)" }
         if !isStream { head.headerFields[.connection] = "close" }
         context.write(wrapOutboundOut(.head(head)), promise: nil)
         context.write(wrapOutboundOut(.body(body)), promise: nil)
@@ -140,6 +189,7 @@ public final class ConnectionLifecycleHandler: ChannelDuplexHandler, RemovableCh
             context.write(wrapOutboundOut(.body(body)), promise: promise)
         case .end(let trailers):
             responsesFinished += 1
+            if !held.isEmpty { held.removeFirst().release() }
             if closeAfterResponse {
                 let written = context.eventLoop.makePromise(of: Void.self)
                 written.futureResult.cascade(to: promise)

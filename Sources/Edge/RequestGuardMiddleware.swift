@@ -155,15 +155,9 @@ public struct RequestGuardMiddleware<Context: RequestContext>: RouterMiddleware 
                 return r
             }
         }
-        let pool = isClaim(path) ? limits.claims : limits.reads
-        guard pool.tryAcquire() else {
-            shed.increment()
-            var r = Self.plain(.serviceUnavailable, "server busy; retry in 1 s\n")
-            r.headers[.retryAfter] = "1"
-            return r
-        }
+        // The in-flight budgets are taken per request head at the channel
+        // (ConnectionLifecycleHandler.Admission), before requests can queue for an executor.
         inFlightGauge.record(limits.reads.inFlight + limits.claims.inFlight)
-        defer { pool.release() }
         return try await next(request, context)
     }
 

@@ -123,11 +123,13 @@ public enum GameServer {
         WebSite(routes: routes).register(on: router)
 
         let connections = guards.connections
+        let admission = ConnectionLifecycleHandler.Admission(reads: guards.limits.reads, claims: guards.limits.claims, isClaim: { $0.hasPrefix("/claim") })
         let maxRequests = configuration.maxRequestsPerConnection
         let lifetime = TimeAmount.seconds(Int64(configuration.maxConnectionLifetimeSeconds))
         let http1 = HTTP1Channel.Configuration(
             additionalChannelHandlers: [
-                ConnectionLifecycleHandler(maxRequests: maxRequests, maxLifetime: lifetime, guard: connections, maxBodyBytes: configuration.maxBodyBytes)
+                ConnectionLifecycleHandler(maxRequests: maxRequests, maxLifetime: lifetime, guard: connections,
+                                           maxBodyBytes: configuration.maxBodyBytes, admission: admission)
             ],
             idleTimeout: .seconds(Int64(configuration.idleTimeoutSeconds)),
             // Claims and reads carry small heads: 16 KiB and 100 fields are plenty (over: 431).
