@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
 # Load shedding under overload: offered load at 1x, 2x, 5x and 10x capacity on a costly route
 # (/api/players/NAME, computed per request, cache off), against the same binary guarded
-# (limits.max_in_flight: 4, the rest gets 503 at once) and unguarded (no in-flight limit: every
-# request queues). Closed-loop load from distinct 127.x sources (bench/loadgen.c), capacity = 4
-# concurrent requests, offered = k x 4 connections. Prints success rate, p50/p99 of admitted (2xx)
-# requests and RSS; the guard's target: admitted p99 at 10x within 3x of its 1x p99.
+# (limits.max_in_flight = CAPACITY, default 4; the rest gets 503 at once) and unguarded (no
+# in-flight limit: every request queues). Closed-loop load from distinct 127.x sources
+# (bench/loadgen.c; a 503 is retried at once, the harshest client), offered = k x CAPACITY
+# connections. Prints success rate, p50/p99 of admitted (2xx) requests and RSS; the guard's
+# target: admitted p99 at 10x within 3x of its 1x p99.
 #
 #   bench/overload/run.sh [SECONDS=6]
 set -euo pipefail
@@ -32,7 +33,7 @@ with open(sys.argv[1], "w") as f:
         f.write(f"{ip>>24}.{(ip>>16)&255}.{(ip>>8)&255}.{ip&255}\tplayer{random.randrange(2000)}\t{now - random.randrange(40*86400)}\n")
 PY
 "$bin" claims import --database "$work/db.sqlite" "$work/claims.tsv" 2>/dev/null
-capacity=4
+capacity=${CAPACITY:-4}
 run_server() { # LABEL IN_FLIGHT
   cat > "$work/$1.yaml" <<YAML
 limits: { max_in_flight: $2, requests_burst: 100000000, requests_per_second: 100000000, strikes_before_ban: 0, max_connections: 100000 }
