@@ -95,6 +95,10 @@ import IPAddress
         }
         #expect(metrics.status == 200)
         #expect(metrics.text.contains("ipquest_claims_total 1"))
+        for family in ["ipquest_claim_queue_depth", "ipquest_claim_batch_size", "ipquest_claim_commit_duration", "ipquest_connections_open",
+                       "ipquest_requests_in_flight", "hb_requests"] {
+            #expect(metrics.text.contains(family), "metrics lack \(family)")
+        }
     }
 
     /// A span per request reaches an OTLP/HTTP collector (a loopback server that records what

@@ -86,6 +86,7 @@ public final class GameEngine: Service, Sendable {
     let commitTimer = Timer(label: "ipquest_claim_commit_duration")
     let queueFullCounter = Counter(label: "ipquest_claims_rejected_total", dimensions: [("reason", "queue_full")])
     let snapshotTimer = Timer(label: "ipquest_snapshot_build_duration")
+    let queueDepth = Gauge(label: "ipquest_claim_queue_depth")
 
     /// Loads the stored claims and builds the board.
     public init(storage: any ClaimStorage, configuration: Configuration = .init(), clock: WallClock = .system, logger: Logger) async throws {
@@ -157,6 +158,7 @@ public final class GameEngine: Service, Sendable {
             enum Step { case batch([Pending]), finished, wait }
             let step: Step = queue.withLock { q in
                 if !q.pending.isEmpty {
+                    queueDepth.record(q.pending.count)
                     let n = min(q.pending.count, configuration.maxBatch)
                     let batch = Array(q.pending.prefix(n))
                     q.pending.removeFirst(n)
