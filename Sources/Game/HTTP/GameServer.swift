@@ -110,8 +110,8 @@ public enum GameServer {
                         maxBytes: configuration.cacheMaxBytes, paths: GameRoutes.cachedPaths)
                 : nil)
         let router = Router(context: GameRequestContext.self)
-        // A span per request (a no-op until a tracer is bootstrapped, see `tracing.endpoint`).
-        router.add(middleware: TracingMiddleware())
+        // A span per request when spans go somewhere (`tracing.endpoint`); otherwise not even the no-op.
+        if configuration.tracingEndpoint != nil { router.add(middleware: TracingMiddleware()) }
         router.add(middleware: MetricsMiddleware())
         router.add(middleware: RequestGuardMiddleware(
             limits: guards.limits,
