@@ -125,7 +125,10 @@ public final class ConnectionLifecycleHandler: ChannelDuplexHandler, RemovableCh
                     if responding {
                         closeAfterResponse = true
                     } else {
-                        reject(context, status: .serviceUnavailable, message: "server busy; retry in 1 s", retryAfter: 1)
+                        // An ordinary answer: the connection stays open for the retry, unless
+                        // the client asked to close it.
+                        let wantsClose = head.headerFields[.connection]?.lowercased().contains("close") ?? false
+                        reject(context, status: .serviceUnavailable, message: "server busy; retry in 1 s", retryAfter: 1, close: wantsClose)
                     }
                     return
                 }
@@ -158,15 +161,19 @@ public final class ConnectionLifecycleHandler: ChannelDuplexHandler, RemovableCh
     }
 
     /// Writes a short final answer and closes the connection.
-    private func reject(_ context: ChannelHandlerContext, status: HTTPResponse.Status, message: String, retryAfter: Int? = nil) {
+    private func reject(_ context: ChannelHandlerContext, status: HTTPResponse.Status, message: String, retryAfter: Int? = nil, close: Bool = true) {
         let body = ByteBuffer(string: message + "\n")
         var head = HTTPResponse(status: status, headerFields: [
             .contentType: "text/plain; charset=utf-8", .contentLength: "\(body.readableBytes)",
         ])
         if let retryAfter { head.headerFields[.retryAfter] = "\(retryAfter)" }
-        if !isStream { head.headerFields[.connection] = "close" }
+        if !isStream, close { head.headerFields[.connection] = "close" }
         context.write(wrapOutboundOut(.head(head)), promise: nil)
         context.write(wrapOutboundOut(.body(body)), promise: nil)
+        guard close else {
+            context.writeAndFlush(wrapOutboundOut(.end(nil)), promise: nil)
+            return
+        }
         let loopBound = NIOLoopBound(context, eventLoop: context.eventLoop)
         context.writeAndFlush(wrapOutboundOut(.end(nil))).whenComplete { _ in loopBound.value.close(promise: nil) }
     }

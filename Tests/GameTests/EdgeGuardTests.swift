@@ -44,6 +44,26 @@ struct SlowStorage: ClaimStorage {
         await server.stop()
     }
 
+    /// A shed request is an ordinary answer: the connection stays open and serves the next one.
+    @Test func shedRequestsKeepTheConnection() async throws {
+        let server = try await TestServer.start(configure: { $0.maxInFlightClaims = 1 }, wrapStorage: { SlowStorage(base: $0, delay: .milliseconds(1_500)) })
+        defer { server.removeFiles() }
+        let client = server.client
+        async let slow = client.get("/claim?name=first", source: "127.8.0.1")
+        try await Task.sleep(for: .milliseconds(300)) // the one claim slot is taken now
+        let raw = try await onThread { () throws -> String in
+            let fd = try client.connectSocket(source: "127.8.0.2")
+            defer { close(fd) }
+            try client.sendAll(fd, Array("GET /claim?name=second HTTP/1.1\r\nHost: x\r\n\r\nGET /ip HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n".utf8))
+            return String(decoding: client.readToEnd(fd), as: UTF8.self)
+        }
+        #expect(raw.hasPrefix("HTTP/1.1 503"), "\(raw)")
+        #expect(raw.contains("retry-after: 1") || raw.contains("Retry-After: 1"))
+        #expect(raw.contains("HTTP/1.1 200") && raw.hasSuffix("127.8.0.2\n"), "\(raw)")
+        #expect(try await slow.status == 200)
+        await server.stop()
+    }
+
     @Test func connectionCapClosesNewConnectionsAndRefusesKeepAliveNearIt() async throws {
         let server = try await TestServer.start { $0.maxConnections = 3 }
         defer { server.removeFiles() }
