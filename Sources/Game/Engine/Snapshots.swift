@@ -5,10 +5,37 @@ import Synchronization
 /// One pre-encoded response body with its validator and compressed form.
 public struct EncodedBody: Sendable {
     public let body: ByteBuffer
-    public let gzip: ByteBuffer?
     /// Strong validator over the content (the `now` stamp excluded, so an idle board keeps
     /// its ETag and clients keep getting 304).
     public let etag: String
+    let compressed: LazyGzip
+
+    init(body: ByteBuffer, etag: String) {
+        self.body = body
+        self.etag = etag
+        compressed = LazyGzip(body)
+    }
+
+    /// The gzip form, compressed by the first request that accepts it (then shared); nil for
+    /// small bodies. A snapshot rebuilt under a stream of claims so never pays for bodies
+    /// nobody asks for compressed.
+    public var gzip: ByteBuffer? { compressed.value }
+}
+
+/// A body's gzip form, made once on first use.
+final class LazyGzip: Sendable {
+    private let source: ByteBuffer
+    private let made = Mutex<ByteBuffer??>(nil)
+
+    init(_ source: ByteBuffer) { self.source = source }
+
+    var value: ByteBuffer? {
+        if let done = made.withLock({ $0 }) { return done }
+        var reading = source // compressing moves the copy's reader index; `source` is untouched
+        let result: ByteBuffer? = source.readableBytes > 256 ? try? reading.compress(with: .gzip()) : nil
+        made.withLock { if $0 == nil { $0 = .some(result) } }
+        return made.withLock { $0 }!
+    }
 }
 
 /// The read models of one moment, encoded once and served to every reader.
@@ -43,10 +70,7 @@ final class SnapshotStore: Sendable {
                 next.bodies[key] = old
                 continue
             }
-            let body = ByteBuffer(string: item.wrap(item.content))
-            var reading = body // compressing moves the copy's reader index; `body` is untouched
-            let compressed: ByteBuffer? = body.readableBytes > 256 ? try? reading.compress(with: .gzip()) : nil
-            next.bodies[key] = EncodedBody(body: body, gzip: compressed, etag: etag)
+            next.bodies[key] = EncodedBody(body: ByteBuffer(string: item.wrap(item.content)), etag: etag)
         }
         state.withLock { $0 = next }
     }
