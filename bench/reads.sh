@@ -14,19 +14,7 @@ swift build -c release --product ipquest >/dev/null
 bin=.build/release/ipquest
 work=$(mktemp -d)
 # A realistic board: 200k claims by 2,000 players over all blocks.
-python3 - "$work/claims.tsv" <<'PY'
-import random, sys, time
-random.seed(7)
-now = int(time.time())
-with open(sys.argv[1], "w") as f:
-    f.write("ip\tname\tclaimed_at\n")
-    seen = set()
-    while len(seen) < 200_000:
-        ip = random.getrandbits(32)
-        if ip in seen: continue
-        seen.add(ip)
-        f.write(f"{ip>>24}.{(ip>>16)&255}.{(ip>>8)&255}.{ip&255}\tplayer{random.randrange(2000)}\t{now - random.randrange(40*86400)}\n")
-PY
+python3 bench/seed_claims.py "$work/claims.tsv" 200000 2000
 "$bin" claims import --database "$work/db.sqlite" "$work/claims.tsv" 2>/dev/null
 # wrk comes from one address: lift the per-network limits so they do not shape the figures.
 cat > "$work/bench.yaml" <<YAML

@@ -17,19 +17,7 @@ if [ -z "$bin" ]; then swift build -c release --product ipquest >/dev/null; bin=
 work=$(mktemp -d)
 pids=()
 trap 'for p in "${pids[@]}"; do kill $p 2>/dev/null || true; done; rm -rf "$work"' EXIT
-python3 - "$work/claims.tsv" <<'PY'
-import random, sys, time
-random.seed(7)
-now = int(time.time())
-seen = set()
-with open(sys.argv[1], "w") as f:
-    f.write("ip\tname\tclaimed_at\n")
-    while len(seen) < 200_000:
-        ip = random.getrandbits(32)
-        if ip in seen: continue
-        seen.add(ip)
-        f.write(f"{ip>>24}.{(ip>>16)&255}.{(ip>>8)&255}.{ip&255}\tplayer{random.randrange(2000)}\t{now - random.randrange(40*86400)}\n")
-PY
+python3 bench/seed_claims.py "$work/claims.tsv" 200000 2000
 "$bin" claims import --database "$work/db.sqlite" "$work/claims.tsv" 2>/dev/null
 start() { # TTL -> port in $port
   cat > "$work/c$1.yaml" <<YAML
