@@ -20,25 +20,15 @@ public struct ClaimOrigin: Hashable, Sendable {
 
     public static let unknown = ClaimOrigin()
 
-    public var isDataCenter: Bool { provider != nil }
-
-    /// Two ASCII letters in upper case, or nil.
+    /// Two ASCII letters in upper case, or nil. Runs for every claim and every stored row
+    /// loaded, so it allocates only when it has to upper-case.
     public static func normalizedCountry(_ text: String) -> String? {
-        let bytes = Array(text.utf8)
-        guard bytes.count == 2, bytes.allSatisfy({ ($0 >= 65 && $0 <= 90) || ($0 >= 97 && $0 <= 122) }) else { return nil }
-        return text.uppercased()
-    }
-
-    /// The country packed in 16 bits (0 = unknown), as the board keeps it.
-    var packedCountry: UInt16 {
-        guard let c = country else { return 0 }
-        let b = Array(c.utf8)
-        return UInt16(b[0]) << 8 | UInt16(b[1])
-    }
-
-    static func unpackCountry(_ packed: UInt16) -> String? {
-        guard packed != 0 else { return nil }
-        return String(decoding: [UInt8(packed >> 8), UInt8(packed & 0xFF)], as: UTF8.self)
+        var bytes = text.utf8.makeIterator()
+        guard let a = bytes.next(), let b = bytes.next(), bytes.next() == nil else { return nil }
+        func isUpper(_ c: UInt8) -> Bool { c >= 65 && c <= 90 }
+        func isLower(_ c: UInt8) -> Bool { c >= 97 && c <= 122 }
+        guard isUpper(a) || isLower(a), isUpper(b) || isLower(b) else { return nil }
+        return isUpper(a) && isUpper(b) ? text : text.uppercased()
     }
 }
 

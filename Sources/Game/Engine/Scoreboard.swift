@@ -1,4 +1,5 @@
 public import IPAddress
+import LocationDB
 
 /// A scoring window: addresses count when their current claim falls inside it.
 public enum Period: String, CaseIterable, Sendable, Codable {
@@ -66,7 +67,7 @@ public final class Scoreboard: @unchecked Sendable {
         var claimedAt: Int64
         var seq: UInt64
         var asn: UInt32
-        /// Two ASCII letters packed; 0 = unknown.
+        /// `CountryCode.rawValue` (two ASCII letters packed); 0 = unknown.
         var country: UInt16
         /// Index + 1 into `providers`; 0 = not a data-center address.
         var provider: UInt16
@@ -155,7 +156,8 @@ public final class Scoreboard: @unchecked Sendable {
             adjust(ip: ip, existing, by: -1)
         }
         seq &+= 1
-        let owner = Owner(name: nameID, claimedAt: time, seq: seq, asn: origin.asn ?? 0, country: origin.packedCountry, provider: internProvider(origin.provider))
+        let owner = Owner(name: nameID, claimedAt: time, seq: seq, asn: origin.asn ?? 0,
+                          country: origin.country.flatMap { CountryCode($0)?.rawValue } ?? 0, provider: internProvider(origin.provider))
         owners[ip] = owner
         adjust(ip: ip, owner, by: 1)
         let entry = LogEntry(ip: ip, name: nameID, claimedAt: time, seq: seq)
@@ -216,7 +218,7 @@ public final class Scoreboard: @unchecked Sendable {
 
     private func origin(of owner: Owner) -> ClaimOrigin {
         ClaimOrigin(
-            country: ClaimOrigin.unpackCountry(owner.country),
+            country: owner.country == 0 ? nil : CountryCode(rawValue: owner.country).description,
             asn: owner.asn == 0 ? nil : owner.asn,
             provider: owner.provider == 0 ? nil : providers[Int(owner.provider) - 1]
         )
@@ -436,7 +438,7 @@ public final class Scoreboard: @unchecked Sendable {
             result.append(PlayerBlock(block: block, count: Int(mine), rank: above + 1, isTied: same > 0, players: counts[p][block].count))
         }
         let countries = (countriesOfPlayer[id] ?? [:])
-            .map { (country: ClaimOrigin.unpackCountry($0.key) ?? "", addresses: Int($0.value)) }
+            .map { (country: CountryCode(rawValue: $0.key).description, addresses: Int($0.value)) }
             .sorted { $0.addresses != $1.addresses ? $0.addresses > $1.addresses : $0.country < $1.country }
         return PlayerStanding(
             name: name, addresses: Int(totals[p][id] ?? 0), blocks: result, countries: countries,
@@ -510,8 +512,7 @@ public final class Scoreboard: @unchecked Sendable {
 
     /// "Who rules DE": players by addresses held in the country (upper-case ISO code).
     public func country(_ code: String, limit: Int = 100) -> AreaStanding? {
-        let origin = ClaimOrigin(country: code)
-        guard origin.country != nil, let map = byCountry[origin.packedCountry] else { return nil }
+        guard let packed = ClaimOrigin.normalizedCountry(code).flatMap({ CountryCode($0)?.rawValue }), let map = byCountry[packed] else { return nil }
         return standing(of: map, limit: limit)
     }
 
@@ -532,7 +533,7 @@ public final class Scoreboard: @unchecked Sendable {
 
     /// Every country with claimed addresses, most addresses first.
     public func countries() -> [AreaSummary] {
-        summaries(byCountry.map { (ClaimOrigin.unpackCountry($0.key) ?? "", $0.value) })
+        summaries(byCountry.map { (CountryCode(rawValue: $0.key).description, $0.value) })
     }
 
     /// The autonomous systems with the most claimed addresses.
