@@ -82,8 +82,9 @@ public final class RuleBook: Sendable {
 }
 
 /// Guards every request: bans by user agent and path (403), a token bucket per network for
-/// all routes (429; networks that keep hitting it are banned at accept for a while), and
-/// in-flight limits with separate budgets for claims and reads (503 at once, never a queue).
+/// all routes (429; networks that keep hitting it are banned at accept for a while). The
+/// in-flight budgets in `Limits` are taken earlier, per request head, by
+/// `ConnectionLifecycleHandler.Admission`; this middleware reports them as a gauge.
 /// Echoes or assigns `X-Request-ID` and puts it in the request's log metadata.
 public struct RequestGuardMiddleware<Context: RequestContext>: RouterMiddleware {
     public struct Limits: Sendable {
@@ -108,19 +109,16 @@ public struct RequestGuardMiddleware<Context: RequestContext>: RouterMiddleware 
     let limits: Limits
     let rules: RuleBook
     let clientAddress: @Sendable (Request, Context) -> IPAddress?
-    let isClaim: @Sendable (String) -> Bool
 
-    let shed = Counter(label: "ipquest_requests_shed_total")
     let forbidden = Counter(label: "ipquest_requests_forbidden_total")
     let limited = Counter(label: "ipquest_requests_rate_limited_total")
     let banned = Counter(label: "ipquest_bans_total")
     let inFlightGauge = Gauge(label: "ipquest_requests_in_flight")
 
-    public init(limits: Limits, rules: RuleBook, clientAddress: @escaping @Sendable (Request, Context) -> IPAddress?, isClaim: @escaping @Sendable (String) -> Bool) {
+    public init(limits: Limits, rules: RuleBook, clientAddress: @escaping @Sendable (Request, Context) -> IPAddress?) {
         self.limits = limits
         self.rules = rules
         self.clientAddress = clientAddress
-        self.isClaim = isClaim
     }
 
     static var requestIDName: HTTPField.Name { HTTPField.Name("X-Request-ID")! }

@@ -154,7 +154,7 @@ extension ClaimOrigin {
 
 /// JSON for `/api/countries/{code}` and `/api/as/{asn}`.
 enum AreaJSON {
-    static func encode(_ area: Scoreboard.AreaStanding, key: String, fields: String) -> String {
+    static func encode(_ area: Scoreboard.AreaStanding, fields: String) -> String {
         let players = area.players.map { "{\"rank\":\($0.rank),\"name\":\(JSON.string($0.name.value)),\"addresses\":\($0.addresses)}" }.joined(separator: ",")
         let ruler = area.ruler.map { JSON.string($0.value) } ?? "null"
         return "{\(fields),\"addresses\":\(area.addresses),\"player_count\":\(area.playerCount),\"ruler\":\(ruler),\"players\":[\(players)]}"

@@ -105,7 +105,7 @@ public struct GameRoutes: Sendable {
                 throw HTTPError(.notFound, message: "no claims from country \(code)")
             }
             let name = intelligence?.countryName(code).map(JSON.string) ?? "null"
-            return jsonResponse(AreaJSON.encode(area, key: code, fields: "\"country\":\"\(code)\",\"country_name\":\(name)"))
+            return jsonResponse(AreaJSON.encode(area, fields: "\"country\":\"\(code)\",\"country_name\":\(name)"))
         }
         get(router, "api/as") { _, _ in
             let list = engine.withBoard { $0.autonomousSystems(limit: 100) }
@@ -120,7 +120,7 @@ public struct GameRoutes: Sendable {
                 throw HTTPError(.notFound, message: "no claims from AS\(asn)")
             }
             let name = intelligence?.autonomousSystemName(asn).map(JSON.string) ?? "null"
-            return jsonResponse(AreaJSON.encode(area, key: "AS\(asn)", fields: "\"asn\":\(asn),\"as_name\":\(name)"))
+            return jsonResponse(AreaJSON.encode(area, fields: "\"asn\":\(asn),\"as_name\":\(name)"))
         }
         get(router, "api/blocks") { request, _ in
             try serve(Snapshot.blocksKey(try period(request)), request)

@@ -116,8 +116,7 @@ public enum GameServer {
         router.add(middleware: RequestGuardMiddleware(
             limits: guards.limits,
             rules: guards.rules,
-            clientAddress: { request, context in try? routes.clientAddress(request, context) },
-            isClaim: { $0.hasPrefix("/claim") }
+            clientAddress: { request, context in try? routes.clientAddress(request, context) }
         ))
         routes.register(on: router)
         WebSite(routes: routes).register(on: router)
