@@ -60,12 +60,7 @@ struct ServeCommand: AsyncParsableCommand {
             FileHandle.standardError.write(Data("ipquest: \(error.description)\n".utf8))
             throw ExitCode(2)
         }
-        if let cloud = intelligence?.cloud {
-            // Classify from the first request with what is on disk (files, cached copies); the
-            // service refreshes from the network in the background.
-            await cloud.loadCache()
-            await cloud.refresh(network: false)
-        }
+        await intelligence?.loadRangesFromDisk()
         let guards = EdgeGuards(configuration: settings, logger: logger)
         await guards.loadAllowlistSources()
         let reloader = installReloadOnHangup(guards: guards, logger: logger)
@@ -87,28 +82,24 @@ struct ServeCommand: AsyncParsableCommand {
             }
         )
         if let tracing { app.addServices(tracing) }
-        if let address = settings.metricsAddress {
-            let router = Router()
-            router.get("metrics") { _, _ in
-                Response(status: .ok, headers: [.contentType: "text/plain; version=0.0.4"],
-                         body: .init(byteBuffer: ByteBuffer(string: registry.emitToString())))
-            }
-            let metricsApp = Application(
-                router: router,
-                configuration: .init(address: .hostname(address.host, port: address.port), serverName: "ipquest-metrics"),
-                onServerRunning: { channel in
-                    FileHandle.standardOutput.write(Data("ipquest metrics on http://\(address.host):\(channel.localAddress?.port ?? address.port)/metrics\n".utf8))
-                },
-                logger: logger)
-            let group = ServiceGroup(configuration: .init(
-                services: [.init(service: app), .init(service: metricsApp)],
-                gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
-            try await group.run()
-            logger.info("stopped")
-            return
-        }
+        if let address = settings.metricsAddress { app.addServices(Self.metricsApplication(address, emit: emit, logger: logger)) }
         try await app.runService(gracefulShutdownSignals: [.sigterm, .sigint])
         logger.info("stopped")
+    }
+
+    /// A second listener that serves only `/metrics`, run as one of the game's services.
+    static func metricsApplication(_ address: ListenAddress, emit: @escaping @Sendable () -> String, logger: Logger) -> some Service {
+        let router = Router()
+        router.get("metrics") { _, _ in
+            Response(status: .ok, headers: [.contentType: "text/plain; version=0.0.4"], body: .init(byteBuffer: ByteBuffer(string: emit())))
+        }
+        return Application(
+            router: router,
+            configuration: .init(address: .hostname(address.host, port: address.port), serverName: "ipquest-metrics"),
+            onServerRunning: { channel in
+                FileHandle.standardOutput.write(Data("ipquest metrics on http://\(address.host):\(channel.localAddress?.port ?? address.port)/metrics\n".utf8))
+            },
+            logger: logger)
     }
 
     /// With `tracing.endpoint`, spans go to an OTLP/HTTP collector (swift-otel); metrics stay

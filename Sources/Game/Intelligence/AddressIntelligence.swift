@@ -39,6 +39,15 @@ public final class AddressIntelligence: ClaimOriginLookup, Service {
         cloud?.classify(address).map { DataCenterTag(provider: $0.provider, service: $0.service) }
     }
 
+    /// Loads the ranges available without the network (file sources, cached copies of URL
+    /// sources), so requests are classified from the first one; `run()` then refreshes from
+    /// the network in the background.
+    public func loadRangesFromDisk() async {
+        guard let cloud else { return }
+        await cloud.loadCache()
+        await cloud.refresh(network: false)
+    }
+
     public func countryName(_ code: String) -> String? {
         guard let c = CountryCode(code) else { return nil }
         return location?.current?.country(code: c)?.name
