@@ -5,22 +5,8 @@ import Testing
 /// HTTPS with HTTP/2 by ALPN, certificate renewal without restart, and cleartext HTTP/2 (h2c),
 /// driven by real clients: openssl makes the certificates, curl (nghttp2) speaks HTTP/2.
 @Suite(.serialized) struct HTTP2Tests {
-    struct Output: Sendable { var status: Int32; var stdout: String; var stderr: String }
-
-    static func tool(_ path: String, _ arguments: [String]) async throws -> Output {
-        try await onThread {
-            let process = Process()
-            process.executableURL = URL(fileURLWithPath: path)
-            process.arguments = arguments
-            let out = Pipe(), err = Pipe()
-            process.standardOutput = out
-            process.standardError = err
-            try process.run()
-            let o = out.fileHandleForReading.readDataToEndOfFile()
-            let e = err.fileHandleForReading.readDataToEndOfFile()
-            process.waitUntilExit()
-            return Output(status: process.terminationStatus, stdout: String(decoding: o, as: UTF8.self), stderr: String(decoding: e, as: UTF8.self))
-        }
+    static func tool(_ path: String, _ arguments: [String]) async throws -> ToolOutput {
+        try await runTool(path, arguments)
     }
 
     /// A self-signed certificate for 127.0.0.1 with common name `name`, written beside and then
@@ -36,7 +22,7 @@ import Testing
     }
 
     /// curl over loopback; `-w` reports the protocol version used.
-    static func curl(_ arguments: [String]) async throws -> Output {
+    static func curl(_ arguments: [String]) async throws -> ToolOutput {
         try await tool("/usr/bin/curl", ["-sS", "--max-time", "10", "-w", "\n%{http_version} %{http_code}"] + arguments)
     }
 

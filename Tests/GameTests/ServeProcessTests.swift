@@ -52,35 +52,15 @@ import IPAddress
         try await onThread { try launch(arguments) }
     }
 
-    static func runAsync(_ arguments: [String]) async throws -> (status: Int32, stderr: String) {
-        try await onThread { try run(arguments) }
-    }
-
-    static func run(_ arguments: [String]) throws -> (status: Int32, stderr: String) {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: binary)
-        process.arguments = arguments
-        let err = Pipe()
-        process.standardError = err
-        process.standardOutput = Pipe()
-        try process.run()
-        let data = err.fileHandleForReading.readDataToEndOfFile()
-        process.waitUntilExit()
-        return (process.terminationStatus, String(decoding: data, as: UTF8.self))
+    static func runAsync(_ arguments: [String]) async throws -> ToolOutput {
+        try await runTool(binary, arguments)
     }
 
     @Test func metricsOnTheirOwnAddressOnly() async throws {
         let dir = try Self.tempDirectory()
         defer { try? FileManager.default.removeItem(atPath: dir) }
         // A free port for the metrics listener (bound and released).
-        let probe = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-        var address = sockaddr_in()
-        address.sin_family = sa_family_t(AF_INET)
-        address.sin_addr.s_addr = inet_addr("127.0.0.1")
-        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
-        _ = withUnsafePointer(to: &address) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(probe, $0, length) } }
-        _ = withUnsafeMutablePointer(to: &address) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(probe, $0, &length) } }
-        let metricsPort = UInt16(bigEndian: address.sin_port)
+        let (probe, metricsPort) = try boundLoopbackSocket(listening: false)
         close(probe)
         try "metrics: { address: \"127.0.0.1:\(metricsPort)\" }\nlocation: { database: \"\" }\n".write(toFile: dir + "/c.yaml", atomically: true, encoding: .utf8)
         let server = try await Self.launchAsync(["serve", "--port", "0", "--database", dir + "/m.sqlite", "--config", dir + "/c.yaml"])
@@ -240,16 +220,7 @@ final class FakeCollector: @unchecked Sendable {
     private let running = Atomic<Bool>(true)
 
     init() throws {
-        let sock = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-        var address = sockaddr_in()
-        address.sin_family = sa_family_t(AF_INET)
-        address.sin_addr.s_addr = inet_addr("127.0.0.1")
-        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
-        guard withUnsafePointer(to: &address, { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(sock, $0, length) } }) == 0,
-              listen(sock, 16) == 0 else { close(sock); throw LoopbackHTTPClient.Failure.socket("collector bind") }
-        _ = withUnsafeMutablePointer(to: &address) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(sock, $0, &length) } }
-        fd = sock
-        port = UInt16(bigEndian: address.sin_port)
+        (fd, port) = try boundLoopbackSocket(listening: true)
         Thread { [self] in self.serve() }.start()
     }
 
