@@ -525,6 +525,8 @@ public final class Scoreboard: @unchecked Sendable {
     public struct AreaSummary: Equatable, Sendable {
         /// The country code or "AS<number>".
         public var key: String
+        /// The AS number, for an autonomous system's summary.
+        public var asn: UInt32?
         public var addresses: Int
         public var playerCount: Int
         public var ruler: PlayerName?
@@ -533,18 +535,18 @@ public final class Scoreboard: @unchecked Sendable {
 
     /// Every country with claimed addresses, most addresses first.
     public func countries() -> [AreaSummary] {
-        summaries(byCountry.map { (CountryCode(rawValue: $0.key).description, $0.value) })
+        summaries(byCountry.map { (CountryCode(rawValue: $0.key).description, nil, $0.value) })
     }
 
     /// The autonomous systems with the most claimed addresses.
     public func autonomousSystems(limit: Int = 100) -> [AreaSummary] {
-        Array(summaries(byAS.map { ("AS\($0.key)", $0.value) }).prefix(limit))
+        Array(summaries(byAS.map { ("AS\($0.key)", $0.key, $0.value) }).prefix(limit))
     }
 
-    private func summaries(_ areas: [(String, [UInt32: Int32])]) -> [AreaSummary] {
-        areas.map { key, map in
+    private func summaries(_ areas: [(key: String, asn: UInt32?, counts: [UInt32: Int32])]) -> [AreaSummary] {
+        areas.map { key, asn, map in
             let top = standing(of: map, limit: 2)
-            return AreaSummary(key: key, addresses: top.addresses, playerCount: top.playerCount, ruler: top.ruler,
+            return AreaSummary(key: key, asn: asn, addresses: top.addresses, playerCount: top.playerCount, ruler: top.ruler,
                                rulerAddresses: top.players.first?.addresses ?? 0)
         }
         .sorted { $0.addresses != $1.addresses ? $0.addresses > $1.addresses : $0.key < $1.key }

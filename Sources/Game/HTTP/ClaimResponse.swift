@@ -160,10 +160,10 @@ enum AreaJSON {
         return "{\(fields),\"addresses\":\(area.addresses),\"player_count\":\(area.playerCount),\"ruler\":\(ruler),\"players\":[\(players)]}"
     }
 
-    static func encode(_ list: [Scoreboard.AreaSummary], field: String, value: (String) -> String) -> String {
+    static func encode(_ list: [Scoreboard.AreaSummary], field: String, value: (Scoreboard.AreaSummary) -> String) -> String {
         list.map { a in
             let ruler = a.ruler.map { JSON.string($0.value) } ?? "null"
-            return "{\"\(field)\":\(value(a.key)),\"addresses\":\(a.addresses),\"player_count\":\(a.playerCount),\"ruler\":\(ruler),\"ruler_addresses\":\(a.rulerAddresses)}"
+            return "{\"\(field)\":\(value(a)),\"addresses\":\(a.addresses),\"player_count\":\(a.playerCount),\"ruler\":\(ruler),\"ruler_addresses\":\(a.rulerAddresses)}"
         }.joined(separator: ",")
     }
 }

@@ -94,7 +94,7 @@ public struct GameRoutes: Sendable {
         }
         get(router, "api/countries") { _, _ in
             let list = engine.withBoard { $0.countries() }
-            return jsonResponse("{\"countries\":[\(AreaJSON.encode(list, field: "country", value: JSON.string))]}")
+            return jsonResponse("{\"countries\":[\(AreaJSON.encode(list, field: "country", value: { JSON.string($0.key) }))]}")
         }
         get(router, "api/countries/{code}") { _, context in
             let text = context.parameters.get("code") ?? ""
@@ -109,7 +109,7 @@ public struct GameRoutes: Sendable {
         }
         get(router, "api/as") { _, _ in
             let list = engine.withBoard { $0.autonomousSystems(limit: 100) }
-            return jsonResponse("{\"autonomous_systems\":[\(AreaJSON.encode(list, field: "asn", value: { String($0.dropFirst(2)) }))]}")
+            return jsonResponse("{\"autonomous_systems\":[\(AreaJSON.encode(list, field: "asn", value: { "\($0.asn ?? 0)" }))]}")
         }
         get(router, "api/as/{asn}") { _, context in
             let text = context.parameters.get("asn") ?? ""

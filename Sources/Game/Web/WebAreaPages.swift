@@ -11,7 +11,7 @@ extension WebPages {
     }
 
     static func countryHref(_ code: String) -> String { "/countries/\(code)" }
-    static func asHref(_ asn: String) -> String { "/as/\(asn.hasPrefix("AS") ? String(asn.dropFirst(2)) : asn)" }
+    static func asHref(_ asn: UInt32) -> String { "/as/\(asn)" }
 
     static func rankedList(_ players: [Scoreboard.RankedPlayer], id: String) -> String {
         let items = players.map { p in
@@ -34,19 +34,19 @@ extension WebPages {
         return page(shell, title: "Who rules \(title) · IPQuest", bodyAttributes: " data-page=\"area\"", main: main)
     }
 
-    static func areaIndex(_ shell: Shell, countries: [Scoreboard.AreaSummary], systems: [Scoreboard.AreaSummary], asName: (String) -> String?) -> String {
-        func rows(_ list: [Scoreboard.AreaSummary], href: (String) -> String, label: (String) -> String) -> String {
+    static func areaIndex(_ shell: Shell, countries: [Scoreboard.AreaSummary], systems: [Scoreboard.AreaSummary], asName: (UInt32) -> String?) -> String {
+        func rows(_ list: [Scoreboard.AreaSummary], href: (Scoreboard.AreaSummary) -> String, label: (Scoreboard.AreaSummary) -> String) -> String {
             list.map { a in
                 let ruler = a.ruler.map { "<a class=\"name\" href=\"\(HTML.escape(playerHref($0.value)))\">\(HTML.escape($0.value))</a> (\(a.rulerAddresses))" } ?? "<span class=\"muted\">tied</span>"
-                return "<tr><td><a href=\"\(HTML.escape(href(a.key)))\">\(HTML.escape(label(a.key)))</a></td><td>\(a.addresses)</td><td>\(a.playerCount)</td><td>\(ruler)</td></tr>"
+                return "<tr><td><a href=\"\(HTML.escape(href(a)))\">\(HTML.escape(label(a)))</a></td><td>\(a.addresses)</td><td>\(a.playerCount)</td><td>\(ruler)</td></tr>"
             }.joined(separator: "\n")
         }
         let head = "<thead><tr><th scope=\"col\">Where</th><th scope=\"col\">Addresses</th><th scope=\"col\">Players</th><th scope=\"col\">Ruler</th></tr></thead>"
         let main = """
         <h2>Countries</h2>
-        \(countries.isEmpty ? "<p class=\"empty-note\">No claims with a known country yet.</p>" : "<table id=\"countries\">\(head)<tbody>\n\(rows(countries, href: countryHref, label: { $0 }))\n</tbody></table>")
+        \(countries.isEmpty ? "<p class=\"empty-note\">No claims with a known country yet.</p>" : "<table id=\"countries\">\(head)<tbody>\n\(rows(countries, href: { countryHref($0.key) }, label: { $0.key }))\n</tbody></table>")
         <h2>Networks (autonomous systems)</h2>
-        \(systems.isEmpty ? "<p class=\"empty-note\">No claims with a known network yet.</p>" : "<table id=\"networks\">\(head)<tbody>\n\(rows(systems, href: asHref, label: { key in asName(key).map { "\(key) \($0)" } ?? key }))\n</tbody></table>")
+        \(systems.isEmpty ? "<p class=\"empty-note\">No claims with a known network yet.</p>" : "<table id=\"networks\">\(head)<tbody>\n\(rows(systems, href: { asHref($0.asn ?? 0) }, label: { a in a.asn.flatMap(asName).map { "\(a.key) \($0)" } ?? a.key }))\n</tbody></table>")
         <p><a href="/leaderboard?residential=1">Residential-only leaderboard</a> · <a href="/">Back to the map</a></p>
         """
         return page(shell, title: "Countries and networks · IPQuest", bodyAttributes: " data-page=\"areas\"", main: main)

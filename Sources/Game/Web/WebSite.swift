@@ -72,9 +72,7 @@ public struct WebSite: Sendable {
         }
         router.get("/countries") { request, _ in
             let (countries, systems) = engine.withBoard { ($0.countries(), $0.autonomousSystems(limit: 100)) }
-            let body = WebPages.areaIndex(shell, countries: countries, systems: systems) { key in
-                UInt32(key.dropFirst(2)).flatMap { routes.intelligence?.autonomousSystemName($0) }
-            }
+            let body = WebPages.areaIndex(shell, countries: countries, systems: systems) { routes.intelligence?.autonomousSystemName($0) }
             return html(request, body, cache: "public, max-age=5")
         }
         router.get("/countries/{code}") { request, context in
