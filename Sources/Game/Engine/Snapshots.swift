@@ -33,8 +33,10 @@ final class LazyGzip: Sendable {
         if let done = made.withLock({ $0 }) { return done }
         var reading = source // compressing moves the copy's reader index; `source` is untouched
         let result: ByteBuffer? = source.readableBytes > 256 ? try? reading.compress(with: .gzip()) : nil
-        made.withLock { if $0 == nil { $0 = .some(result) } }
-        return made.withLock { $0 }!
+        return made.withLock { stored in
+            if stored == nil { stored = .some(result) } // a concurrent first use may have won
+            return stored!
+        }
     }
 }
 
