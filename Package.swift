@@ -157,7 +157,17 @@ let package = Package(
             ],
             exclude: ["Fixtures", "reference_ranges.py"]
         ),
-        .testTarget(name: "EdgeTests", dependencies: ["Edge"]),
+        .testTarget(
+            name: "EdgeTests",
+            dependencies: [
+                "Edge",
+                "IPAddress",
+                .product(name: "HTTPTypes", package: "swift-http-types"),
+                .product(name: "NIOHTTPTypes", package: "swift-nio-extras"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOEmbedded", package: "swift-nio"),
+            ]
+        ),
         .testTarget(
             name: "GameTests",
             dependencies: [

@@ -20,6 +20,11 @@ import NIOHTTPTypes
 /// Counting at the channel rather than in a middleware matters: under CPU-bound overload the
 /// queue forms before any middleware runs, in the executor that schedules request tasks.
 ///
+/// It owns the connection's idle timeout too (`idleTimeout`): closed when nothing was read and
+/// no answer finished for that long, unless a request is being answered — so a client that
+/// sends a head slower than that is cut off (slowloris). It is kept here rather than in
+/// Hummingbird because requests answered by the fast paths never reach Hummingbird's handler.
+///
 /// On an HTTP/2 stream (a channel whose parent is a connection, not the listening socket) only
 /// the size limits apply: request counts and lifetime belong to the connection there (HTTP/2's
 /// own max-age), and `Connection` headers do not exist in HTTP/2.
@@ -43,10 +48,15 @@ public final class ConnectionLifecycleHandler: ChannelDuplexHandler, RemovableCh
 
     private let maxRequests: Int
     private let maxLifetime: TimeAmount?
+    private let idleTimeout: TimeAmount?
+    private var idleTimer: Scheduled<Void>?
+    /// Whether a request head was read and its end not yet.
+    private var readingRequest = false
+    /// Shared with `HTTP1FastPathHandler` when it answers before the HTTP decoder.
+    private var ledger = ConnectionLedger()
     private let guardian: ConnectionGuard?
     /// Request heads read and responses finished: a pipelining client can be ahead of us.
     private var requests = 0
-    private var responsesStarted = 0
     private var responsesFinished = 0
     private var responding: Bool { responsesFinished < requests }
     private var closeAfterResponse = false
@@ -63,8 +73,10 @@ public final class ConnectionLifecycleHandler: ChannelDuplexHandler, RemovableCh
     private let rejected431 = Counter(label: "ipquest_requests_rejected_total", dimensions: [("reason", "header_too_large")])
     private let rejected413 = Counter(label: "ipquest_requests_rejected_total", dimensions: [("reason", "body_too_large")])
 
-    public init(maxRequests: Int, maxLifetime: TimeAmount?, guard guardian: ConnectionGuard?, maxBodyBytes: Int = 64 * 1024, admission: Admission? = nil) {
+    public init(maxRequests: Int, maxLifetime: TimeAmount?, guard guardian: ConnectionGuard?, maxBodyBytes: Int = 64 * 1024,
+                admission: Admission? = nil, idleTimeout: TimeAmount? = nil) {
         self.admission = admission
+        self.idleTimeout = idleTimeout
         self.maxRequests = maxRequests
         self.maxLifetime = maxLifetime
         self.guardian = guardian
@@ -73,21 +85,46 @@ public final class ConnectionLifecycleHandler: ChannelDuplexHandler, RemovableCh
 
     public func handlerAdded(context: ChannelHandlerContext) {
         isStream = context.channel.parent?.parent != nil
-        guard let maxLifetime, !isStream else { return }
+        if let early = try? context.pipeline.syncOperations.handler(type: HTTP1FastPathHandler.self) { ledger = early.ledger }
+        ledger.lastActivity = .now()
+        guard !isStream else { return }
+        if let idleTimeout { scheduleIdleCheck(context, at: .now() + idleTimeout) }
+        guard let maxLifetime else { return }
         let loopBound = NIOLoopBound((self, context), eventLoop: context.eventLoop)
         lifetimeTimer = context.eventLoop.scheduleTask(in: maxLifetime) {
             let (handler, context) = loopBound.value
             // Idle: close now; busy: close after the current response.
             if handler.responding {
                 handler.closeAfterResponse = true
+                handler.ledger.closeAfterResponse = true
             } else {
                 context.close(promise: nil)
             }
         }
     }
 
+    private func scheduleIdleCheck(_ context: ChannelHandlerContext, at deadline: NIODeadline) {
+        let loopBound = NIOLoopBound((self, context), eventLoop: context.eventLoop)
+        idleTimer = context.eventLoop.scheduleTask(deadline: deadline) {
+            let (handler, context) = loopBound.value
+            guard let idleTimeout = handler.idleTimeout else { return }
+            // Answering a request that was read in full: not idle, look again later.
+            if !handler.readingRequest, handler.responding {
+                handler.scheduleIdleCheck(context, at: .now() + idleTimeout)
+                return
+            }
+            let due = handler.ledger.lastActivity + idleTimeout
+            if due <= .now() {
+                context.close(promise: nil)
+            } else {
+                handler.scheduleIdleCheck(context, at: due)
+            }
+        }
+    }
+
     public func handlerRemoved(context: ChannelHandlerContext) {
         lifetimeTimer?.cancel()
+        idleTimer?.cancel()
         releaseHeld()
     }
 
@@ -103,8 +140,10 @@ public final class ConnectionLifecycleHandler: ChannelDuplexHandler, RemovableCh
 
     public func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         let part = unwrapInboundIn(data)
+        ledger.lastActivity = .now()
         switch part {
         case .head(let head):
+            readingRequest = true
             bodyBytes = 0
             if let length = head.headerFields[.contentLength].flatMap(Int.init), length > maxBodyBytes {
                 dropping = true
@@ -145,6 +184,7 @@ public final class ConnectionLifecycleHandler: ChannelDuplexHandler, RemovableCh
                 return
             }
         case .end:
+            readingRequest = false
             if dropping { dropping = false; return }
         }
         context.fireChannelRead(data)
@@ -181,12 +221,12 @@ public final class ConnectionLifecycleHandler: ChannelDuplexHandler, RemovableCh
     public func write(context: ChannelHandlerContext, data: NIOAny, promise: EventLoopPromise<Void>?) {
         switch unwrapOutboundIn(data) {
         case .head(var head):
-            responsesStarted += 1
+            ledger.responsesStarted += 1
             if isStream {
                 context.write(wrapOutboundOut(.head(head)), promise: promise)
                 return
             }
-            if responsesStarted >= maxRequests || guardian?.isNearCapacity == true || closeAfterResponse
+            if ledger.responsesStarted >= maxRequests || guardian?.isNearCapacity == true || closeAfterResponse
                 || head.headerFields[.connection]?.lowercased() == "close" {
                 closeAfterResponse = true
                 head.headerFields[.connection] = "close"
@@ -196,6 +236,7 @@ public final class ConnectionLifecycleHandler: ChannelDuplexHandler, RemovableCh
             context.write(wrapOutboundOut(.body(body)), promise: promise)
         case .end(let trailers):
             responsesFinished += 1
+            ledger.lastActivity = .now()
             if !held.isEmpty { held.removeFirst().release() }
             if closeAfterResponse {
                 let written = context.eventLoop.makePromise(of: Void.self)

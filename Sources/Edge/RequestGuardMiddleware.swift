@@ -121,14 +121,12 @@ public struct RequestGuardMiddleware<Context: RequestContext>: RouterMiddleware 
         self.clientAddress = clientAddress
     }
 
-    static var requestIDName: HTTPField.Name { HTTPField.Name("X-Request-ID")! }
-
     public func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
         var context = context
-        let requestID = Self.acceptableID(request.headers[Self.requestIDName]) ?? Self.newID()
+        let requestID = RequestID.acceptable(request.headers[RequestID.field]) ?? RequestID.next()
         context.logger[metadataKey: "request_id"] = "\(requestID)"
         var response = try await guarded(request, context: context, next: next)
-        response.headers[Self.requestIDName] = requestID
+        response.headers[RequestID.field] = requestID
         return response
     }
 
@@ -161,32 +159,5 @@ public struct RequestGuardMiddleware<Context: RequestContext>: RouterMiddleware 
 
     static func plain(_ status: HTTPResponse.Status, _ text: String) -> Response {
         Response(status: status, headers: [.contentType: "text/plain; charset=utf-8", .cacheControl: "no-store"], body: .init(byteBuffer: ByteBuffer(string: text)))
-    }
-
-    /// Accepts a client's id when it is short and plain (so it cannot inject into logs).
-    static func acceptableID(_ value: String?) -> String? {
-        guard let value, !value.isEmpty, value.utf8.count <= 64,
-              value.utf8.allSatisfy({ ($0 >= 0x30 && $0 <= 0x39) || ($0 >= 0x41 && $0 <= 0x5A) || ($0 >= 0x61 && $0 <= 0x7A) || $0 == 0x2D || $0 == 0x5F || $0 == 0x2E })
-        else { return nil }
-        return value
-    }
-
-    /// A process-random prefix and a counter: unique per process, no syscall per request
-    /// (a random number per request cost a getrandom(2) call each).
-    static func newID() -> String {
-        let n = RequestIDSource.shared.next()
-        let hex = String(n, radix: 16)
-        return String(repeating: "0", count: 16 - hex.count) + hex
-    }
-}
-
-/// Source of request ids: 32 random bits chosen at start, then a counter.
-final class RequestIDSource: Sendable {
-    static let shared = RequestIDSource()
-    private let counter = Atomic<UInt64>(0)
-    private let prefix = UInt64(UInt32.random(in: 0...UInt32.max)) << 32
-
-    func next() -> UInt64 {
-        prefix | (counter.wrappingAdd(1, ordering: .relaxed).newValue & 0xFFFF_FFFF)
     }
 }

@@ -68,6 +68,10 @@ import IPAddress
         let main = LoopbackHTTPClient(port: server.port)
         #expect(try await main.get("/claim?name=metered", source: "127.6.0.1").status == 200)
         #expect(try await main.get("/metrics").status == 404)
+        // Snapshot reads answered on the event loop (FastReads) and by the router (a query
+        // string sends them there) are counted under the same route and labels.
+        #expect(try await main.get("/score/week").status == 200)
+        #expect(try await main.get("/score/week?via=router").status == 200)
         var metrics = try await LoopbackHTTPClient(port: metricsPort).get("/metrics")
         for _ in 0..<50 where metrics.status != 200 {
             try await Task.sleep(for: .milliseconds(100))
@@ -79,6 +83,10 @@ import IPAddress
                        "ipquest_requests_in_flight", "hb_requests"] {
             #expect(metrics.text.contains(family), "metrics lack \(family)")
         }
+        let weekly = metrics.text.split(separator: "\n").filter {
+            $0.hasPrefix("hb_requests") && $0.contains("http_route=\"/score/{period}\"") && $0.contains("\"200\"")
+        }
+        #expect(weekly.count == 1 && weekly.first?.hasSuffix(" 2") == true, "\(weekly)")
     }
 
     /// A span per request reaches an OTLP/HTTP collector (a loopback server that records what

@@ -74,6 +74,8 @@ public final class GameEngine: Service, Sendable {
     let snapshots: SnapshotStore
     /// The board version the current snapshot was built from.
     let publishedVersion = Atomic<UInt64>(UInt64.max)
+    /// Each period's board version the current snapshot was built from (nil: none yet).
+    let publishedPeriodVersions = Mutex<[UInt64]?>(nil)
     /// Position in the storage's change feed at start; nil when the storage has a single writer.
     let initialCursor: Int64?
     /// Set by the follow timer; the writer folds other instances' claims between batches, so
@@ -328,13 +330,20 @@ public final class GameEngine: Service, Sendable {
     public func refreshSnapshots() {
         let started = ContinuousClock.now
         defer { snapshotTimer.recordNanoseconds((ContinuousClock.now - started).nanosecondsClamped) }
-        let (sec, nsec) = clock.now()
-        let (views, version) = board.withLock { board -> (BoardViews, UInt64) in
-            board.advance(to: sec)
-            return (BoardViews(board), board.version)
+        // One refresh at a time, so the period versions published match the bodies published.
+        publishedPeriodVersions.withLock { published in
+            let (sec, nsec) = clock.now()
+            let (views, version, periodVersions) = board.withLock { board -> (BoardViews, UInt64, [UInt64]) in
+                board.advance(to: sec)
+                // Only periods whose counts moved are copied and re-encoded: an idle board
+                // whose claims age out of the hour window no longer re-encodes the all-time views.
+                let moved = Period.allCases.filter { published == nil || published![$0.index] != board.periodVersions[$0.index] }
+                return (BoardViews(board, periods: moved), board.version, board.periodVersions)
+            }
+            publishedVersion.store(version, ordering: .releasing)
+            snapshots.publish(views.encode(now: (sec, nsec)))
+            published = periodVersions
         }
-        publishedVersion.store(version, ordering: .releasing)
-        snapshots.publish(views.encode(now: (sec, nsec)))
     }
 
     public var snapshot: Snapshot { snapshots.current }

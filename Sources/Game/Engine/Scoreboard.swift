@@ -116,6 +116,10 @@ public final class Scoreboard: @unchecked Sendable {
     /// Bumped whenever any count changes (a claim, or a claim leaving a window), so readers
     /// can tell cheaply whether their encoded views are still current.
     public private(set) var version: UInt64 = 0
+    /// Bumped when a count of that period changes (indexed by `Period.index`): a claim moves
+    /// every period, a claim leaving a window only that window's. The refresher re-encodes
+    /// only the periods whose version moved.
+    public private(set) var periodVersions = [UInt64](repeating: 0, count: Period.allCases.count)
 
     public var addressCount: Int { owners.count }
     public var playerCount: Int { totals[0].count }
@@ -175,6 +179,7 @@ public final class Scoreboard: @unchecked Sendable {
         let block = Int(ip >> 24)
         let name = owner.name
         for p in 0..<Period.allCases.count where owner.claimedAt >= cutoff[p] {
+            periodVersions[p] &+= 1
             count(slot: p, block: block, name: name, by: delta)
             if owner.provider == 0 { count(slot: p + Period.allCases.count, block: block, name: name, by: delta) }
         }
@@ -244,6 +249,7 @@ public final class Scoreboard: @unchecked Sendable {
                 let e = log[i]
                 if let owner = owners[e.ip], owner.seq == e.seq {
                     version &+= 1
+                    periodVersions[p] &+= 1
                     let block = Int(e.ip >> 24)
                     count(slot: p, block: block, name: e.name, by: -1)
                     if owner.provider == 0 { count(slot: p + Period.allCases.count, block: block, name: e.name, by: -1) }

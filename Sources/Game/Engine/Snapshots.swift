@@ -1,4 +1,5 @@
 import CompressNIO
+public import HTTPTypes
 public import NIOCore
 import Synchronization
 
@@ -9,11 +10,24 @@ public struct EncodedBody: Sendable {
     /// its ETag and clients keep getting 304).
     public let etag: String
     let compressed: LazyGzip
+    /// The response fields of this body, built once per snapshot rather than per request.
+    public let headers: HTTPFields
+    public let gzipHeaders: HTTPFields
 
     init(body: ByteBuffer, etag: String) {
         self.body = body
         self.etag = etag
         compressed = LazyGzip(body)
+        headers = [
+            .contentType: "application/json",
+            .eTag: etag,
+            .cacheControl: "public, max-age=1, stale-while-revalidate=5",
+            .vary: "Accept-Encoding",
+            .accessControlAllowOrigin: "*",
+        ]
+        var zipped = headers
+        zipped[.contentEncoding] = "gzip"
+        gzipHeaders = zipped
     }
 
     /// The gzip form, compressed by the first request that accepts it (then shared); nil for
@@ -62,10 +76,11 @@ final class SnapshotStore: Sendable {
 
     var current: Snapshot { state.withLock { $0 } }
 
-    /// Publishes new bodies, keeping the old encoding of any body whose content is unchanged.
+    /// Publishes new bodies, keeping the old encoding of any body whose content is unchanged
+    /// and every body `fresh` does not mention (its period did not move).
     func publish(_ fresh: [String: (content: String, wrap: (String) -> String)]) {
         let previous = current
-        var next = Snapshot()
+        var next = previous
         for (key, item) in fresh {
             let etag = "\"\(fnv1a64(item.content))\""
             if let old = previous.bodies[key], old.etag == etag {
@@ -96,9 +111,13 @@ struct BoardViews {
     var leaderboards: [Period: [Scoreboard.LeaderboardEntry]] = [:]
     var residentialLeaderboards: [Period: [Scoreboard.LeaderboardEntry]] = [:]
 
-    init(_ board: Scoreboard) {
+    /// The periods whose views are copied (and then encoded); the others are left as published.
+    let periods: [Period]
+
+    init(_ board: Scoreboard, periods: [Period] = Period.allCases) {
+        self.periods = periods
         recent = board.recent(limit: 50)
-        for p in Period.allCases {
+        for p in periods {
             scores[p] = board.scores(p)
             let standings = board.blocks(p)
             blocks[p] = standings
@@ -114,7 +133,7 @@ struct BoardViews {
         // ipv4.games-compatible shapes.
         let recentContent = recent.map { "[\($0.address.value),\(JSON.string($0.name.value)),\($0.claimedAt)]" }.joined(separator: ",")
         out[Snapshot.recentKey] = (recentContent, { (inner: String) -> String in "{\"now\":\(nowArray),\"recent\":[\(inner)]}" })
-        for p in Period.allCases {
+        for p in periods {
             let content = (scores[p] ?? []).map { entry -> String in
                 JSON.string(entry.name.value) + ":[" + entry.blocks.map { "[\($0.block),\($0.count)]" }.joined(separator: ",") + "]"
             }.joined(separator: ",")
@@ -126,7 +145,7 @@ struct BoardViews {
             "{\"ip\":\"\($0.address)\",\"block\":\($0.address.block),\"name\":\(JSON.string($0.name.value)),\"claimed_at\":\($0.claimedAt),\($0.origin.jsonFields)}"
         }.joined(separator: ",")
         out[Snapshot.apiRecentKey] = (apiRecent, { (inner: String) -> String in "{\"updated_at\":\(now.0),\"claims\":[\(inner)]}" })
-        for p in Period.allCases {
+        for p in periods {
             for residential in [false, true] {
                 let board = ((residential ? residentialLeaderboards[p] : leaderboards[p]) ?? []).map {
                     "{\"rank\":\($0.rank),\"name\":\(JSON.string($0.name.value)),\"blocks\":[\($0.blocksHeld.map(String.init).joined(separator: ","))],\"block_count\":\($0.blocksHeld.count),\"addresses\":\($0.addresses)}"

@@ -17,11 +17,15 @@ public struct GameRequestContext: RequestContext, RemoteAddressRequestContext, D
     public init(source: ApplicationRequestContextSource) {
         coreContext = .init(source: source)
         remoteAddress = source.channel.remoteAddress
-        if ConnectionAddressRegistry.shared.isEnabled, let announced = ConnectionAddressRegistry.shared.address(for: source.channel) {
-            peer = announced
-        } else {
-            peer = source.channel.remoteAddress.flatMap(IPAddress.init(socketAddress:))
+        peer = Self.client(of: source.channel)
+    }
+
+    /// The PROXY-announced source of the channel's connection if any, else its TCP peer.
+    static func client(of channel: any Channel) -> IPAddress? {
+        if ConnectionAddressRegistry.shared.isEnabled, let announced = ConnectionAddressRegistry.shared.address(for: channel) {
+            return announced
         }
+        return channel.remoteAddress.flatMap(IPAddress.init(socketAddress:))
     }
 
     /// Claims carry no body; keep uploads tiny.

@@ -188,11 +188,16 @@ public struct GameRoutes: Sendable {
         guard let peer = context.peer else {
             throw HTTPError(.badRequest, message: "cannot determine the client address")
         }
+        return clientAddress(peer: peer, headers: request.headers)
+    }
+
+    /// The client behind `peer`: the peer itself unless it is a trusted proxy.
+    func clientAddress(peer: IPAddress, headers fields: HTTPFields) -> IPAddress {
         if resolver.trustedProxies.isEmpty { return peer }
         let headers = ClientAddressResolver.ForwardingHeaders(
-            forwarded: request.headers[values: .forwarded],
-            xForwardedFor: request.headers[values: .xForwardedFor],
-            xRealIP: request.headers[values: .xRealIP]
+            forwarded: fields[values: .forwarded],
+            xForwardedFor: fields[values: .xForwardedFor],
+            xRealIP: fields[values: .xRealIP]
         )
         return resolver.resolve(peer: peer, headers: headers)
     }
@@ -230,26 +235,25 @@ public struct GameRoutes: Sendable {
     // MARK: Snapshots
 
     func serve(_ key: String, _ request: Request) throws -> Response {
-        guard let encoded = engine.snapshot[key] else { throw HTTPError(.notFound) }
-        var headers: HTTPFields = [
-            .contentType: "application/json",
-            .eTag: encoded.etag,
-            .cacheControl: "public, max-age=1, stale-while-revalidate=5",
-            .vary: "Accept-Encoding",
-            .accessControlAllowOrigin: "*",
-        ]
-        if let match = request.headers[.ifNoneMatch], match.split(separator: ",").contains(where: { $0.trimmingCharacters(in: .whitespaces) == encoded.etag || $0.trimmingCharacters(in: .whitespaces) == "*" }) {
-            return Response(status: .notModified, headers: headers)
-        }
-        if let gzip = encoded.gzip, acceptsGzip(request) {
-            headers[.contentEncoding] = "gzip"
-            return Response(status: .ok, headers: headers, body: .init(byteBuffer: gzip))
-        }
-        return Response(status: .ok, headers: headers, body: .init(byteBuffer: encoded.body))
+        guard let answer = snapshotAnswer(key, request.headers) else { throw HTTPError(.notFound) }
+        return Response(status: answer.status, headers: answer.headers, body: answer.body.map { .init(byteBuffer: $0) } ?? .init())
     }
 
-    func acceptsGzip(_ request: Request) -> Bool {
-        guard let value = request.headers[.acceptEncoding] else { return false }
+    /// A snapshot body as the client asked for it: 304 when its `If-None-Match` names the
+    /// current ETag, gzip when it accepts that. Shared by the router and `FastReadHandler`.
+    func snapshotAnswer(_ key: String, _ requestHeaders: HTTPFields) -> (status: HTTPResponse.Status, headers: HTTPFields, body: ByteBuffer?)? {
+        guard let encoded = engine.snapshot[key] else { return nil }
+        if let match = requestHeaders[.ifNoneMatch], match.split(separator: ",").contains(where: { $0.trimmingCharacters(in: .whitespaces) == encoded.etag || $0.trimmingCharacters(in: .whitespaces) == "*" }) {
+            return (.notModified, encoded.headers, nil)
+        }
+        if acceptsGzip(requestHeaders), let gzip = encoded.gzip {
+            return (.ok, encoded.gzipHeaders, gzip)
+        }
+        return (.ok, encoded.headers, encoded.body)
+    }
+
+    func acceptsGzip(_ headers: HTTPFields) -> Bool {
+        guard let value = headers[.acceptEncoding] else { return false }
         for part in value.split(separator: ",") {
             let fields = part.split(separator: ";").map { $0.trimmingCharacters(in: .whitespaces).lowercased() }
             guard fields.first == "gzip" else { continue }

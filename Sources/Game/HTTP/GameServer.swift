@@ -96,6 +96,7 @@ public enum GameServer {
         onServerRunning: @escaping @Sendable (any Channel) async -> Void = { _ in }
     ) throws -> Application<RouterResponder<GameRequestContext>> {
         let guards = guards ?? EdgeGuards(configuration: configuration)
+        let serverName = "ipquest"
         let trusted = PrefixSet(configuration.trustedProxies)
         let limiter = TokenBucketLimiter<NetworkKey>(configuration: .init(
             burst: configuration.rateLimitBurst,
@@ -125,12 +126,22 @@ public enum GameServer {
         let admission = ConnectionLifecycleHandler.Admission(reads: guards.limits.reads, claims: guards.limits.claims, isClaim: { $0.hasPrefix("/claim") })
         let maxRequests = configuration.maxRequestsPerConnection
         let lifetime = TimeAmount.seconds(Int64(configuration.maxConnectionLifetimeSeconds))
+        // Snapshot reads are answered on the event loop (FastReads), unless spans are wanted
+        // per request (only the router makes them) or the configuration turns it off.
+        let fastReads = configuration.fastReads && configuration.tracingEndpoint == nil ? FastReads(routes: routes, guards: guards) : nil
+        let maxBodyBytes = configuration.maxBodyBytes
+        let idleTimeout = TimeAmount.seconds(Int64(configuration.idleTimeoutSeconds))
         let http1 = HTTP1Channel.Configuration(
-            additionalChannelHandlers: [
-                ConnectionLifecycleHandler(maxRequests: maxRequests, maxLifetime: lifetime, guard: connections,
-                                           maxBodyBytes: configuration.maxBodyBytes, admission: admission)
-            ],
-            idleTimeout: .seconds(Int64(configuration.idleTimeoutSeconds)),
+            additionalChannelHandlers: {
+                let lifecycle = ConnectionLifecycleHandler(maxRequests: maxRequests, maxLifetime: lifetime, guard: connections,
+                                                           maxBodyBytes: maxBodyBytes, admission: admission, idleTimeout: idleTimeout)
+                guard let fastReads else { return [lifecycle] }
+                return [lifecycle, FastResponseHandler(serverName: serverName, client: { GameRequestContext.client(of: $0) },
+                                                       responder: { request, client in fastReads.answer(request, peer: client) })]
+            }(),
+            // The idle timeout (also the head deadline) is ConnectionLifecycleHandler's: it sees
+            // the requests the fast paths answer, which Hummingbird's own handler never does.
+            idleTimeout: nil,
             // Claims and reads carry small heads: 16 KiB and 100 fields are plenty (over: 431).
             httpDecoderConfiguration: .init(
                 maxHeaderFieldSize: configuration.maxHeaderBytes, maxHeaderListSize: 2 * configuration.maxHeaderBytes,
@@ -156,23 +167,43 @@ public enum GameServer {
             server = HTTPServerBuilder { responder in
                 GuardedChannel(HTTP2Channel(responder: responder, configuration: http2), guard: connections)
             }
-        } else if configuration.proxyProtocol {
-            let registry = ConnectionAddressRegistry.shared
-            server = HTTPServerBuilder { responder in
-                GuardedChannel(
-                    ProxyProtocolChannel(HTTP1Channel(responder: responder, configuration: http1), trustedProxies: trusted, registry: registry),
-                    guard: connections
-                )
-            }
         } else {
-            server = HTTPServerBuilder { responder in
-                GuardedChannel(HTTP1Channel(responder: responder, configuration: http1), guard: connections)
+            // Cleartext HTTP/1.1: snapshot reads are answered from the bytes, before the decoder.
+            let limits = HTTP1FastPathHandler.Limits(maxHeadBytes: configuration.maxHeaderBytes, maxFields: configuration.maxHeaderFields,
+                                                     maxRequestsPerConnection: maxRequests)
+            var makeFastPath: (@Sendable () -> HTTP1FastPathHandler)?
+            if let fastReads {
+                let responder: FastResponseHandler.Responder = { request, client in fastReads.answer(request, peer: client) }
+                makeFastPath = {
+                    HTTP1FastPathHandler(serverName: serverName, limits: limits, guard: connections,
+                                         client: { GameRequestContext.client(of: $0) }, responder: responder)
+                }
+            }
+            let fastPath = makeFastPath
+            if configuration.proxyProtocol {
+                let registry = ConnectionAddressRegistry.shared
+                server = HTTPServerBuilder { responder in
+                    let http = HTTP1Channel(responder: responder, configuration: http1)
+                    if let fastPath {
+                        return GuardedChannel(ProxyProtocolChannel(HTTP1FastPathChannel(http, handler: fastPath), trustedProxies: trusted, registry: registry),
+                                              guard: connections)
+                    }
+                    return GuardedChannel(ProxyProtocolChannel(http, trustedProxies: trusted, registry: registry), guard: connections)
+                }
+            } else {
+                server = HTTPServerBuilder { responder in
+                    let http = HTTP1Channel(responder: responder, configuration: http1)
+                    if let fastPath {
+                        return GuardedChannel(HTTP1FastPathChannel(http, handler: fastPath), guard: connections)
+                    }
+                    return GuardedChannel(http, guard: connections)
+                }
             }
         }
         var app = Application(
             router: router,
             server: server,
-            configuration: .init(address: .hostname(configuration.host, port: configuration.port), serverName: "ipquest", backlog: 1024),
+            configuration: .init(address: .hostname(configuration.host, port: configuration.port), serverName: serverName, backlog: 1024),
             onServerRunning: onServerRunning,
             logger: logger
         )

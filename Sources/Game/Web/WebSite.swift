@@ -201,7 +201,7 @@ public struct WebSite: Sendable {
 
     func html(_ request: Request, _ text: String, status: HTTPResponse.Status = .ok, cache: String) -> Response {
         var buffer = ByteBuffer(string: text)
-        let gzip: ByteBuffer? = buffer.readableBytes > 1024 && routes.acceptsGzip(request) ? (try? buffer.compress(with: .gzip())) : nil
+        let gzip: ByteBuffer? = buffer.readableBytes > 1024 && routes.acceptsGzip(request.headers) ? (try? buffer.compress(with: .gzip())) : nil
         return send(request, body: ByteBuffer(string: text), gzip: gzip, etag: "\"\(fnv1a64(text))\"", contentType: "text/html; charset=utf-8", cache: cache, status: status)
     }
 
@@ -219,7 +219,7 @@ public struct WebSite: Sendable {
                 return Response(status: .notModified, headers: headers)
             }
         }
-        if let gzip, routes.acceptsGzip(request) {
+        if let gzip, routes.acceptsGzip(request.headers) {
             headers[.contentEncoding] = "gzip"
             return Response(status: status, headers: headers, body: .init(byteBuffer: gzip))
         }

@@ -1,0 +1,318 @@
+public import HTTPTypes
+public import HummingbirdCore
+public import IPAddress
+public import Logging
+public import NIOCore
+
+/// Answers plain HTTP/1.1 requests for pre-encoded responses straight from the bytes read,
+/// in front of the HTTP decoder: no parser callbacks, no conversion to and from HTTPTypes
+/// parts, no encoder. Profiling a snapshot read showed those layers costing more than the
+/// answer itself (see bench/reads.sh); this is the cleartext HTTP/1.1 twin of
+/// `FastResponseHandler`, which still serves TLS and HTTP/2 after the decoder.
+///
+/// Safety rests on one rule: the handler cuts the byte stream only at the end of a request
+/// head it has delimited itself, and only while every head so far was unambiguous. A head is
+/// unambiguous when all its lines end in CRLF (no bare CR or LF), no line is folded, and it
+/// announces no body (`Content-Length` other than 0, `Transfer-Encoding`), no protocol
+/// switch (`Upgrade`, `CONNECT`). Such a head ends exactly where the decoder would end it,
+/// so heads it does not answer are handed to the decoder whole and the decoder stays in step.
+/// The first ambiguous head switches the connection to pass-through for good: from then on
+/// every byte goes to the decoder untouched, exactly as without this handler.
+///
+/// A candidate (GET or HEAD, HTTP/1.1, origin-form target) goes to the same `Responder` as
+/// `FastResponseHandler`; nil, or an earlier request the application still owes an answer
+/// for, hands the head on. Answers count toward the connection's request limit and idle
+/// clock (`ConnectionLedger`), honour `Connection: close`, the lifetime limit and the
+/// connection cap's "no keep-alive near the cap".
+public final class HTTP1FastPathHandler: ChannelInboundHandler, RemovableChannelHandler {
+    public typealias InboundIn = ByteBuffer
+    public typealias InboundOut = ByteBuffer
+
+    public struct Limits: Sendable {
+        /// Longest head answered here (longer ones go to the decoder, which enforces its own limits).
+        public var maxHeadBytes: Int
+        public var maxFields: Int
+        public var maxRequestsPerConnection: Int
+        public init(maxHeadBytes: Int, maxFields: Int, maxRequestsPerConnection: Int) {
+            self.maxHeadBytes = maxHeadBytes
+            self.maxFields = maxFields
+            self.maxRequestsPerConnection = maxRequestsPerConnection
+        }
+    }
+
+    let ledger = ConnectionLedger()
+    private let responder: FastResponseHandler.Responder
+    private let clientOf: @Sendable (any Channel) -> IPAddress?
+    private let serverName: String?
+    private let limits: Limits
+    private let guardian: ConnectionGuard?
+    private var client: IPAddress??
+    /// An incomplete head, kept until the rest arrives.
+    private var buffered: ByteBuffer?
+    private var passthrough = false
+    private var closing = false
+    private var needsFlush = false
+
+    public init(serverName: String?, limits: Limits, guard guardian: ConnectionGuard?,
+                client: @escaping @Sendable (any Channel) -> IPAddress?, responder: @escaping FastResponseHandler.Responder) {
+        self.serverName = serverName
+        self.limits = limits
+        self.guardian = guardian
+        self.clientOf = client
+        self.responder = responder
+    }
+
+    public func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        if passthrough {
+            context.fireChannelRead(data)
+            return
+        }
+        if closing { return } // answered `Connection: close`; the rest is ignored
+        var input = unwrapInboundIn(data)
+        if var earlier = buffered {
+            buffered = nil
+            earlier.writeBuffer(&input)
+            input = earlier
+        }
+        while input.readableBytes > 0 {
+            guard let length = Self.headLength(input) else {
+                if input.readableBytes > limits.maxHeadBytes {
+                    passOn(context, input) // the decoder answers 431
+                } else {
+                    buffered = input
+                }
+                return
+            }
+            let head = input.getSlice(at: input.readerIndex, length: length)!
+            switch Self.classify(head, limits: limits) {
+            case .ambiguous:
+                passOn(context, input)
+                return
+            case .forward:
+                break
+            case .candidate(let request):
+                if ledger.applicationOwes == 0 {
+                    if client == nil { client = .some(clientOf(context.channel)) }
+                    if var answer = responder(request, client!) {
+                        input.moveReaderIndex(forwardBy: length)
+                        write(answer: &answer, for: request, context: context)
+                        if closing { return }
+                        continue
+                    }
+                }
+            }
+            input.moveReaderIndex(forwardBy: length)
+            ledger.lastActivity = .now()
+            context.fireChannelRead(wrapInboundOut(head))
+        }
+    }
+
+    public func channelReadComplete(context: ChannelHandlerContext) {
+        if needsFlush {
+            needsFlush = false
+            context.flush()
+        }
+        context.fireChannelReadComplete()
+    }
+
+    public func handlerRemoved(context: ChannelHandlerContext) {
+        if let buffered, buffered.readableBytes > 0 { context.fireChannelRead(wrapInboundOut(buffered)) }
+        buffered = nil
+    }
+
+    /// Everything from here on goes to the decoder as read.
+    private func passOn(_ context: ChannelHandlerContext, _ input: ByteBuffer) {
+        passthrough = true
+        if input.readableBytes > 0 { context.fireChannelRead(wrapInboundOut(input)) }
+    }
+
+    private func write(answer: inout FastResponseHandler.Answer, for request: HTTPRequest, context: ChannelHandlerContext) {
+        FastResponseHandler.complete(&answer, for: request, serverName: serverName)
+        ledger.responsesStarted += 1
+        ledger.lastActivity = .now()
+        if answer.head.headerFields[.connection] != nil || ledger.responsesStarted >= limits.maxRequestsPerConnection
+            || ledger.closeAfterResponse || guardian?.isNearCapacity == true {
+            answer.head.headerFields[.connection] = "close"
+            closing = true
+        }
+        let hasBody = request.method != .head && answer.head.status != .notModified && (answer.body?.readableBytes ?? 0) > 0
+        // A small body is copied behind the head (one buffer, one write); a large one is
+        // written as it is, shared with every other reader of the snapshot.
+        let inline = hasBody && answer.body!.readableBytes <= 16 * 1024
+        var out = context.channel.allocator.buffer(capacity: 512 + (inline ? answer.body!.readableBytes : 0))
+        out.writeStaticString("HTTP/1.1 ")
+        out.writeString(String(answer.head.status.code))
+        out.writeStaticString(" ")
+        out.writeString(answer.head.status.reasonPhrase)
+        out.writeStaticString("\r\n")
+        for field in answer.head.headerFields {
+            out.writeString(field.name.rawName)
+            out.writeStaticString(": ")
+            out.writeString(field.value)
+            out.writeStaticString("\r\n")
+        }
+        out.writeStaticString("\r\n")
+        if inline { out.writeImmutableBuffer(answer.body!) }
+        if closing {
+            if hasBody, !inline { context.write(NIOAny(out), promise: nil); out = answer.body! }
+            let loopBound = NIOLoopBound(context, eventLoop: context.eventLoop)
+            context.writeAndFlush(NIOAny(out)).whenComplete { _ in loopBound.value.close(promise: nil) }
+            return
+        }
+        context.write(NIOAny(out), promise: nil)
+        if hasBody, !inline { context.write(NIOAny(answer.body!), promise: nil) }
+        needsFlush = true
+    }
+
+    // MARK: Reading heads
+
+    /// Bytes up to and including the first CRLF CRLF, or nil when it has not arrived.
+    static func headLength(_ buffer: ByteBuffer) -> Int? {
+        buffer.withUnsafeReadableBytes { bytes -> Int? in
+            let n = bytes.count
+            guard n >= 4 else { return nil }
+            var i = 3
+            while i < n {
+                if bytes[i] == 0x0A, bytes[i - 1] == 0x0D, bytes[i - 2] == 0x0A, bytes[i - 3] == 0x0D { return i + 1 }
+                i += 1
+            }
+            return nil
+        }
+    }
+
+    enum Classification {
+        /// Cannot be delimited with certainty: pass everything through from here on.
+        case ambiguous
+        /// A clean head for the decoder.
+        case forward
+        /// A clean GET/HEAD the responder may answer.
+        case candidate(HTTPRequest)
+    }
+
+    static func classify(_ head: ByteBuffer, limits: Limits) -> Classification {
+        head.withUnsafeReadableBytes { bytes -> Classification in
+            let n = bytes.count
+            // Every CR is followed by LF and every LF preceded by CR.
+            for i in 0..<n {
+                let b = bytes[i]
+                if b == 0x0D, i + 1 >= n || bytes[i + 1] != 0x0A { return .ambiguous }
+                if b == 0x0A, i == 0 || bytes[i - 1] != 0x0D { return .ambiguous }
+            }
+            // Lines (without their CRLF); the last two CRLFs end the head.
+            var lines: [Range<Int>] = []
+            var start = 0
+            var i = 0
+            while i + 1 < n {
+                if bytes[i] == 0x0D {
+                    lines.append(start..<i)
+                    start = i + 2
+                    i += 2
+                } else {
+                    i += 1
+                }
+            }
+            guard lines.count >= 2, lines.last!.isEmpty else { return .ambiguous }
+            lines.removeLast()
+            // Request line: METHOD SP target SP version.
+            let requestLine = lines[0]
+            var spaces: [Int] = []
+            for j in requestLine where bytes[j] == 0x20 { spaces.append(j) }
+            guard spaces.count == 2 else { return .ambiguous }
+            let method = requestLine.lowerBound..<spaces[0]
+            let target = (spaces[0] + 1)..<spaces[1]
+            let version = (spaces[1] + 1)..<requestLine.upperBound
+            guard !method.isEmpty, method.allSatisfy({ bytes[$0] >= 0x41 && bytes[$0] <= 0x5A }) else { return .ambiguous }
+            if Self.equals(bytes, method, "CONNECT") { return .ambiguous }
+            var answerable = (Self.equals(bytes, method, "GET") || Self.equals(bytes, method, "HEAD"))
+                && Self.equals(bytes, version, "HTTP/1.1")
+                && n <= limits.maxHeadBytes && lines.count - 1 <= limits.maxFields
+                && !target.isEmpty && bytes[target.lowerBound] == 0x2F // "/"
+                && target.allSatisfy { bytes[$0] > 0x20 && bytes[$0] < 0x7F }
+            var fields = HTTPFields()
+            var authority: String?
+            for line in lines.dropFirst() {
+                guard let first = line.first else { return .ambiguous }
+                if bytes[first] == 0x20 || bytes[first] == 0x09 { return .ambiguous } // obs-fold
+                guard let colon = line.first(where: { bytes[$0] == 0x3A }) else {
+                    answerable = false // the decoder refuses it; still delimited
+                    continue
+                }
+                let name = first..<colon
+                var valueStart = colon + 1
+                var valueEnd = line.upperBound
+                while valueStart < valueEnd, bytes[valueStart] == 0x20 || bytes[valueStart] == 0x09 { valueStart += 1 }
+                while valueEnd > valueStart, bytes[valueEnd - 1] == 0x20 || bytes[valueEnd - 1] == 0x09 { valueEnd -= 1 }
+                let value = valueStart..<valueEnd
+                if Self.equalsIgnoringCase(bytes, name, "transfer-encoding") || Self.equalsIgnoringCase(bytes, name, "upgrade") {
+                    return .ambiguous
+                }
+                if Self.equalsIgnoringCase(bytes, name, "content-length"), !Self.equals(bytes, value, "0") { return .ambiguous }
+                guard answerable else { continue }
+                guard value.allSatisfy({ bytes[$0] == 0x09 || (bytes[$0] >= 0x20 && bytes[$0] < 0x7F) }),
+                      let fieldName = HTTPField.Name(String(decoding: UnsafeRawBufferPointer(rebasing: bytes[name]), as: UTF8.self))
+                else {
+                    answerable = false
+                    continue
+                }
+                let text = String(decoding: UnsafeRawBufferPointer(rebasing: bytes[value]), as: UTF8.self)
+                if fieldName == Self.host {
+                    if authority != nil { answerable = false } // two Host fields: the decoder's business
+                    authority = text
+                } else {
+                    fields.append(HTTPField(name: fieldName, value: text))
+                }
+            }
+            guard answerable else { return .forward }
+            let path = String(decoding: UnsafeRawBufferPointer(rebasing: bytes[target]), as: UTF8.self)
+            let isHead = Self.equals(bytes, method, "HEAD")
+            return .candidate(HTTPRequest(method: isHead ? .head : .get, scheme: nil, authority: authority, path: path, headerFields: fields))
+        }
+    }
+
+    static let host = HTTPField.Name("Host")!
+
+    static func equals(_ bytes: UnsafeRawBufferPointer, _ range: Range<Int>, _ text: StaticString) -> Bool {
+        guard range.count == text.utf8CodeUnitCount else { return false }
+        let t = text.utf8Start
+        for (k, j) in range.enumerated() where bytes[j] != t[k] { return false }
+        return true
+    }
+
+    /// `text` is lower-case ASCII.
+    static func equalsIgnoringCase(_ bytes: UnsafeRawBufferPointer, _ range: Range<Int>, _ text: StaticString) -> Bool {
+        guard range.count == text.utf8CodeUnitCount else { return false }
+        let t = text.utf8Start
+        for (k, j) in range.enumerated() {
+            var b = bytes[j]
+            if b >= 0x41 && b <= 0x5A { b |= 0x20 }
+            if b != t[k] { return false }
+        }
+        return true
+    }
+}
+
+/// Puts an `HTTP1FastPathHandler` in front of an HTTP/1 child channel's pipeline (after a
+/// PROXY protocol handler, when the channel is wrapped in `ProxyProtocolChannel`).
+public struct HTTP1FastPathChannel<BaseChannel: ServerChildChannel>: ServerChildChannel {
+    public typealias Value = BaseChannel.Value
+    let base: BaseChannel
+    let makeHandler: @Sendable () -> HTTP1FastPathHandler
+
+    public init(_ base: BaseChannel, handler: @escaping @Sendable () -> HTTP1FastPathHandler) {
+        self.base = base
+        self.makeHandler = handler
+    }
+
+    public func setup(channel: any Channel, logger: Logger) -> EventLoopFuture<Value> {
+        do {
+            try channel.pipeline.syncOperations.addHandler(makeHandler())
+        } catch {
+            return channel.eventLoop.makeFailedFuture(error)
+        }
+        return base.setup(channel: channel, logger: logger)
+    }
+
+    public func handle(value: Value, logger: Logger) async {
+        await base.handle(value: value, logger: logger)
+    }
+}
