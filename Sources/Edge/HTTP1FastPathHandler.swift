@@ -1,5 +1,6 @@
 public import HTTPTypes
 public import HummingbirdCore
+import Metrics
 public import IPAddress
 public import Logging
 public import NIOCore
@@ -24,6 +25,18 @@ public import NIOCore
 /// for, hands the head on. Answers count toward the connection's request limit and idle
 /// clock (`ConnectionLedger`), honour `Connection: close`, the lifetime limit and the
 /// connection cap's "no keep-alive near the cap".
+/// What a fast path gives for a request: an answer now, or one that comes later (a claim
+/// waits for its group commit). `deferred` starts the work and calls `done` exactly once, from
+/// any thread, with a closure that makes the answer; that closure runs on the connection's
+/// event loop (not on the thread that finished the work, a group-commit writer with many
+/// answers to hand out). The connection reads nothing further until then, so answers keep
+/// their order.
+public enum FastReply: Sendable {
+    public typealias Done = @Sendable (_ makeAnswer: @escaping @Sendable () -> FastResponseHandler.Answer) -> Void
+    case answer(FastResponseHandler.Answer)
+    case deferred(@Sendable (_ done: @escaping Done) -> Void)
+}
+
 public final class HTTP1FastPathHandler: ChannelInboundHandler, RemovableChannelHandler {
     public typealias InboundIn = ByteBuffer
     public typealias InboundOut = ByteBuffer
@@ -33,15 +46,20 @@ public final class HTTP1FastPathHandler: ChannelInboundHandler, RemovableChannel
         public var maxHeadBytes: Int
         public var maxFields: Int
         public var maxRequestsPerConnection: Int
-        public init(maxHeadBytes: Int, maxFields: Int, maxRequestsPerConnection: Int) {
+        /// Request targets the responder may answer; other heads go on without being read further.
+        public var candidate: @Sendable (_ target: UnsafeRawBufferPointer) -> Bool
+        public init(maxHeadBytes: Int, maxFields: Int, maxRequestsPerConnection: Int,
+                    candidate: @escaping @Sendable (_ target: UnsafeRawBufferPointer) -> Bool = { _ in true }) {
             self.maxHeadBytes = maxHeadBytes
             self.maxFields = maxFields
             self.maxRequestsPerConnection = maxRequestsPerConnection
+            self.candidate = candidate
         }
     }
 
     let ledger = ConnectionLedger()
-    private let responder: FastResponseHandler.Responder
+    public typealias Responder = @Sendable (_ request: HTTPRequest, _ client: IPAddress?) -> FastReply?
+    private let responder: Responder
     private let clientOf: @Sendable (any Channel) -> IPAddress?
     private let serverName: String?
     private let limits: Limits
@@ -52,9 +70,22 @@ public final class HTTP1FastPathHandler: ChannelInboundHandler, RemovableChannel
     private var passthrough = false
     private var closing = false
     private var needsFlush = false
+    /// A deferred answer is outstanding: bytes read meanwhile wait in `buffered`.
+    private var awaiting = false
+    /// A graceful-shutdown request that arrived while an answer was outstanding.
+    private var heldQuiesce: Any?
+    /// Most bytes kept while an answer is outstanding before the client is cut off.
+    private static let maxBufferedWhileAwaiting = 1 << 20
 
-    public init(serverName: String?, limits: Limits, guard guardian: ConnectionGuard?,
-                client: @escaping @Sendable (any Channel) -> IPAddress?, responder: @escaping FastResponseHandler.Responder) {
+    /// The in-flight budgets `ConnectionLifecycleHandler` takes for the requests it sees.
+    private let admission: ConnectionLifecycleHandler.Admission?
+    /// The budget the outstanding deferred answer holds.
+    private var held: InFlightLimiter?
+    private let shed = Counter(label: "ipquest_requests_shed_total")
+
+    public init(serverName: String?, limits: Limits, guard guardian: ConnectionGuard?, admission: ConnectionLifecycleHandler.Admission? = nil,
+                client: @escaping @Sendable (any Channel) -> IPAddress?, responder: @escaping Responder) {
+        self.admission = admission
         self.serverName = serverName
         self.limits = limits
         self.guardian = guardian
@@ -74,6 +105,16 @@ public final class HTTP1FastPathHandler: ChannelInboundHandler, RemovableChannel
             earlier.writeBuffer(&input)
             input = earlier
         }
+        if awaiting {
+            if input.readableBytes > Self.maxBufferedWhileAwaiting { context.close(promise: nil); return }
+            buffered = input
+            return
+        }
+        process(context, input)
+    }
+
+    private func process(_ context: ChannelHandlerContext, _ input: ByteBuffer) {
+        var input = input
         while input.readableBytes > 0 {
             guard let length = Self.headLength(input) else {
                 if input.readableBytes > limits.maxHeadBytes {
@@ -93,11 +134,44 @@ public final class HTTP1FastPathHandler: ChannelInboundHandler, RemovableChannel
             case .candidate(let request):
                 if ledger.applicationOwes == 0 {
                     if client == nil { client = .some(clientOf(context.channel)) }
-                    if var answer = responder(request, client!) {
+                    // The same in-flight budgets as requests that reach the decoder: over
+                    // budget is 503 at once (the connection stays open for the retry).
+                    let pool = admission.map { $0.isClaim(request.path ?? "/") ? $0.claims : $0.reads }
+                    if let pool, !pool.tryAcquire() {
+                        shed.increment()
+                        input.moveReaderIndex(forwardBy: length)
+                        var busy = FastResponseHandler.Answer(
+                            head: HTTPResponse(status: .serviceUnavailable, headerFields: [.contentType: "text/plain; charset=utf-8", .retryAfter: "1"]),
+                            body: ByteBuffer(string: "server busy; retry in 1 s\n"))
+                        write(answer: &busy, for: request, context: context)
+                        if closing { return }
+                        continue
+                    }
+                    let reply = responder(request, client!)
+                    if case .deferred = reply {} else { pool?.release() }
+                    switch reply {
+                    case .answer(var answer):
                         input.moveReaderIndex(forwardBy: length)
                         write(answer: &answer, for: request, context: context)
                         if closing { return }
                         continue
+                    case .deferred(let start):
+                        held = pool
+                        input.moveReaderIndex(forwardBy: length)
+                        if input.readableBytes > 0 { buffered = input }
+                        awaiting = true
+                        ledger.lastActivity = .now()
+                        let loopBound = NIOLoopBound((self, context), eventLoop: context.eventLoop)
+                        let eventLoop = context.eventLoop
+                        start { makeAnswer in
+                            eventLoop.execute {
+                                let (handler, context) = loopBound.value
+                                handler.finish(makeAnswer(), for: request, context: context)
+                            }
+                        }
+                        return
+                    case nil:
+                        break
                     }
                 }
             }
@@ -105,6 +179,42 @@ public final class HTTP1FastPathHandler: ChannelInboundHandler, RemovableChannel
             ledger.lastActivity = .now()
             context.fireChannelRead(wrapInboundOut(head))
         }
+    }
+
+    /// Writes a deferred answer, then goes on with what was read meanwhile.
+    private func finish(_ answer: FastResponseHandler.Answer, for request: HTTPRequest, context: ChannelHandlerContext) {
+        awaiting = false
+        held?.release()
+        held = nil
+        guard context.channel.isActive else { return }
+        var answer = answer
+        write(answer: &answer, for: request, context: context)
+        if needsFlush {
+            needsFlush = false
+            context.flush()
+        }
+        if closing { return }
+        if let rest = buffered {
+            buffered = nil
+            process(context, rest)
+            if needsFlush {
+                needsFlush = false
+                context.flush()
+            }
+        }
+        if !awaiting, let event = heldQuiesce {
+            heldQuiesce = nil
+            context.fireUserInboundEventTriggered(event)
+        }
+    }
+
+    public func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+        // Graceful shutdown closes connections that owe no answer; ours is not yet written.
+        if awaiting, event is ChannelShouldQuiesceEvent {
+            heldQuiesce = event
+            return
+        }
+        context.fireUserInboundEventTriggered(event)
     }
 
     public func channelReadComplete(context: ChannelHandlerContext) {
@@ -115,8 +225,13 @@ public final class HTTP1FastPathHandler: ChannelInboundHandler, RemovableChannel
         context.fireChannelReadComplete()
     }
 
+    public func channelInactive(context: ChannelHandlerContext) {
+        // A deferred answer still comes (and is dropped); its budget returns then, in `finish`.
+        context.fireChannelInactive()
+    }
+
     public func handlerRemoved(context: ChannelHandlerContext) {
-        if let buffered, buffered.readableBytes > 0 { context.fireChannelRead(wrapInboundOut(buffered)) }
+        if !awaiting, let buffered, buffered.readableBytes > 0 { context.fireChannelRead(wrapInboundOut(buffered)) }
         buffered = nil
     }
 
@@ -228,6 +343,7 @@ public final class HTTP1FastPathHandler: ChannelInboundHandler, RemovableChannel
                 && n <= limits.maxHeadBytes && lines.count - 1 <= limits.maxFields
                 && !target.isEmpty && bytes[target.lowerBound] == 0x2F // "/"
                 && target.allSatisfy { bytes[$0] > 0x20 && bytes[$0] < 0x7F }
+                && limits.candidate(UnsafeRawBufferPointer(rebasing: bytes[target]))
             var fields = HTTPFields()
             var authority: String?
             for line in lines.dropFirst() {

@@ -33,7 +33,7 @@ public struct ConfigurationError: Error, CustomStringConvertible, Equatable {
 ///   max_header_fields: 100              # else 431
 ///   max_body_bytes: 65536               # else 413
 ///   http2: false                        # without tls: cleartext HTTP/2 only (h2c, prior knowledge), for behind a proxy
-///   fast_reads: true                    # answer snapshot reads (/score, /recent, …) on the event loop
+///   fast_path: true                     # answer snapshot reads, claims and /ip on the event loop, not the router
 /// metrics: { address: 127.0.0.1:9100 }  # serve /metrics there only (default: on the main port)
 /// tracing:                              # a span per request, exported over OTLP/HTTP
 ///   endpoint: http://127.0.0.1:4318     # the collector (/v1/traces is added to a bare address; absent: no spans)
@@ -101,8 +101,8 @@ public struct ServeConfiguration: Sendable, Equatable {
     public var maxHeaderFields = 100
     public var maxBodyBytes = 64 * 1024
     public var http2 = false
-    /// Snapshot reads answered by `FastReadHandler` on the event loop instead of the router.
-    public var fastReads = true
+    /// Snapshot reads, claims and /ip answered on the event loop (`FastRoutes`) instead of the router.
+    public var fastPath = true
     public var tlsCertificate: String?
     public var tlsKey: String?
     public var tlsCheckSeconds = 60
@@ -147,7 +147,7 @@ public struct ServeConfiguration: Sendable, Equatable {
         "host": nil, "port": nil, "database": nil, "durability": nil, "trusted_proxies": nil, "proxy_protocol": nil,
         "rate_limit": ["burst", "per_second", "max_networks"],
         "claims": ["queue_capacity", "max_batch"],
-        "http": ["idle_timeout_seconds", "max_header_bytes", "max_header_fields", "max_body_bytes", "http2", "fast_reads"],
+        "http": ["idle_timeout_seconds", "max_header_bytes", "max_header_fields", "max_body_bytes", "http2", "fast_path"],
         "tls": ["certificate", "key", "check_seconds"],
         "metrics": ["address"],
         "tracing": ["endpoint", "service_name", "sample_ratio"],
@@ -220,7 +220,7 @@ public struct ServeConfiguration: Sendable, Equatable {
         case "http.max_header_fields": maxHeaderFields = try Self.int(key, value, 8...10_000)
         case "http.max_body_bytes": maxBodyBytes = try Self.int(key, value, 0...1 << 30)
         case "http.http2": http2 = try Self.bool(key, value)
-        case "http.fast_reads": fastReads = try Self.bool(key, value)
+        case "http.fast_path": fastPath = try Self.bool(key, value)
         case "tls.certificate", "tls.key":
             let text = try Self.string(key, value)
             guard FileManager.default.isReadableFile(atPath: text) else { throw ConfigurationError(key: key, problem: "cannot read '\(text)'") }

@@ -56,7 +56,8 @@ public final class GameEngine: Service, Sendable {
         var address: IPv4Address
         var name: PlayerName
         var origin: ClaimOrigin
-        var continuation: CheckedContinuation<Scoreboard.Outcome, any Error>
+        /// Called once, from the writer, when the claim is stored (or known to change nothing) or failed.
+        var complete: @Sendable (Result<Scoreboard.Outcome, any Error>) -> Void
     }
 
     struct Queue {
@@ -112,21 +113,29 @@ public final class GameEngine: Service, Sendable {
     /// Queues a claim and returns once it is durably stored (or known to change nothing).
     public func claim(address: IPv4Address, name: PlayerName, origin: ClaimOrigin = .unknown) async throws -> Scoreboard.Outcome {
         try await withCheckedThrowingContinuation { continuation in
-            let resumeWriter: CheckedContinuation<Void, Never>? = queue.withLock { q in
-                if q.closed {
-                    continuation.resume(throwing: ClaimError.unavailable("server is shutting down"))
-                    return nil
-                }
-                if q.pending.count >= configuration.queueCapacity {
-                    continuation.resume(throwing: ClaimError.queueFull)
-                    return nil
-                }
-                q.pending.append(Pending(address: address, name: name, origin: origin, continuation: continuation))
-                let waiting = q.writerWaiting
-                q.writerWaiting = nil
-                return waiting
-            }
-            resumeWriter?.resume()
+            submit(address: address, name: name, origin: origin) { continuation.resume(with: $0) }
+        }
+    }
+
+    /// Queues a claim; `complete` runs once, on the writer's thread, when the claim is durably
+    /// stored (or known to change nothing), or at once with `ClaimError` when it is refused.
+    /// For callers that are not tasks (an event-loop handler answering from its own thread).
+    public func submit(address: IPv4Address, name: PlayerName, origin: ClaimOrigin = .unknown,
+                       complete: @escaping @Sendable (Result<Scoreboard.Outcome, any Error>) -> Void) {
+        enum Admission { case queued(CheckedContinuation<Void, Never>?), refused(ClaimError) }
+        let admission: Admission = queue.withLock { q in
+            if q.closed { return .refused(.unavailable("server is shutting down")) }
+            if q.pending.count >= configuration.queueCapacity { return .refused(.queueFull) }
+            q.pending.append(Pending(address: address, name: name, origin: origin, complete: complete))
+            let waiting = q.writerWaiting
+            q.writerWaiting = nil
+            return .queued(waiting)
+        }
+        switch admission {
+        case .queued(let writer): writer?.resume()
+        case .refused(let error):
+            if error == .queueFull { queueFullCounter.increment() }
+            complete(.failure(error))
         }
     }
 
@@ -293,7 +302,7 @@ public final class GameEngine: Service, Sendable {
             commitTimer.recordNanoseconds((ContinuousClock.now - started).nanosecondsClamped)
         } catch {
             logger.error("claim batch not stored", metadata: ["error": "\(error)", "claims": "\(batch.count)"])
-            for p in batch { p.continuation.resume(throwing: ClaimError.unavailable("storage error")) }
+            for p in batch { p.complete(.failure(ClaimError.unavailable("storage error"))) }
             return
         }
         board.withLock { board in
@@ -304,7 +313,7 @@ public final class GameEngine: Service, Sendable {
         batchRecorder.record(batch.count)
         claimsCounter.increment(by: effective.count)
         unchangedCounter.increment(by: batch.count - effective.count)
-        for (p, outcome) in zip(batch, outcomes) { p.continuation.resume(returning: outcome) }
+        for (p, outcome) in zip(batch, outcomes) { p.complete(.success(outcome)) }
     }
 
     // MARK: Reads

@@ -41,6 +41,12 @@ enum ClaimResponse {
     }
 
     static func make(address: IPv4Address, name: PlayerName, origin: ClaimOrigin = .unknown, outcome: Scoreboard.Outcome, accept: String?) -> Response {
+        let (headers, body) = parts(address: address, name: name, origin: origin, outcome: outcome, format: format(accept: accept))
+        return Response(status: .ok, headers: headers, body: .init(byteBuffer: body))
+    }
+
+    /// The answer's fields and body (the router wraps them in a Response, FastRoutes writes them).
+    static func parts(address: IPv4Address, name: PlayerName, origin: ClaimOrigin, outcome: Scoreboard.Outcome, format: Format) -> (HTTPFields, ByteBuffer) {
         var headers: HTTPFields = [
             .accessControlAllowOrigin: "*",
             .cacheControl: "no-store",
@@ -48,7 +54,7 @@ enum ClaimResponse {
         ]
         let sentence = "The IP \(address) was claimed for \(name.value)."
         let body: ByteBuffer
-        switch format(accept: accept) {
+        switch format {
         case .gif:
             headers[.contentType] = "image/gif"
             body = ByteBuffer(bytes: transparentGIF)
@@ -82,7 +88,7 @@ enum ClaimResponse {
 
                 """)
         }
-        return Response(status: .ok, headers: headers, body: .init(byteBuffer: body))
+        return (headers, body)
     }
 }
 

@@ -289,6 +289,11 @@ struct ErrorFormattingMiddleware: RouterMiddleware {
     }
 
     static func errorResponse(status: HTTPResponse.Status, headers: HTTPFields, message: String, json: Bool) -> Response {
+        let (headers, body) = errorParts(status: status, headers: headers, message: message, json: json)
+        return Response(status: status, headers: headers, body: .init(byteBuffer: body))
+    }
+
+    static func errorParts(status: HTTPResponse.Status, headers: HTTPFields, message: String, json: Bool) -> (HTTPFields, ByteBuffer) {
         var headers = headers
         let body: String
         if json {
@@ -299,6 +304,6 @@ struct ErrorFormattingMiddleware: RouterMiddleware {
             body = message + "\n"
         }
         if headers[.cacheControl] == nil { headers[.cacheControl] = "no-store" }
-        return Response(status: status, headers: headers, body: .init(byteBuffer: ByteBuffer(string: body)))
+        return (headers, ByteBuffer(string: body))
     }
 }

@@ -126,18 +126,18 @@ public enum GameServer {
         let admission = ConnectionLifecycleHandler.Admission(reads: guards.limits.reads, claims: guards.limits.claims, isClaim: { $0.hasPrefix("/claim") })
         let maxRequests = configuration.maxRequestsPerConnection
         let lifetime = TimeAmount.seconds(Int64(configuration.maxConnectionLifetimeSeconds))
-        // Snapshot reads are answered on the event loop (FastReads), unless spans are wanted
+        // Hot routes are answered on the event loop (FastRoutes), unless spans are wanted
         // per request (only the router makes them) or the configuration turns it off.
-        let fastReads = configuration.fastReads && configuration.tracingEndpoint == nil ? FastReads(routes: routes, guards: guards) : nil
+        let fastRoutes = configuration.fastPath && configuration.tracingEndpoint == nil ? FastRoutes(routes: routes, guards: guards) : nil
         let maxBodyBytes = configuration.maxBodyBytes
         let idleTimeout = TimeAmount.seconds(Int64(configuration.idleTimeoutSeconds))
         let http1 = HTTP1Channel.Configuration(
             additionalChannelHandlers: {
                 let lifecycle = ConnectionLifecycleHandler(maxRequests: maxRequests, maxLifetime: lifetime, guard: connections,
                                                            maxBodyBytes: maxBodyBytes, admission: admission, idleTimeout: idleTimeout)
-                guard let fastReads else { return [lifecycle] }
+                guard let fastRoutes else { return [lifecycle] }
                 return [lifecycle, FastResponseHandler(serverName: serverName, client: { GameRequestContext.client(of: $0) },
-                                                       responder: { request, client in fastReads.answer(request, peer: client) })]
+                                                       responder: { request, client in fastRoutes.read(request, peer: client) })]
             }(),
             // The idle timeout (also the head deadline) is ConnectionLifecycleHandler's: it sees
             // the requests the fast paths answer, which Hummingbird's own handler never does.
@@ -168,14 +168,14 @@ public enum GameServer {
                 GuardedChannel(HTTP2Channel(responder: responder, configuration: http2), guard: connections)
             }
         } else {
-            // Cleartext HTTP/1.1: snapshot reads are answered from the bytes, before the decoder.
+            // Cleartext HTTP/1.1: reads, claims and /ip are answered from the bytes, before the decoder.
             let limits = HTTP1FastPathHandler.Limits(maxHeadBytes: configuration.maxHeaderBytes, maxFields: configuration.maxHeaderFields,
-                                                     maxRequestsPerConnection: maxRequests)
+                                                     maxRequestsPerConnection: maxRequests, candidate: FastRoutes.isCandidate)
             var makeFastPath: (@Sendable () -> HTTP1FastPathHandler)?
-            if let fastReads {
-                let responder: FastResponseHandler.Responder = { request, client in fastReads.answer(request, peer: client) }
+            if let fastRoutes {
+                let responder: HTTP1FastPathHandler.Responder = { request, client in fastRoutes.reply(request, peer: client) }
                 makeFastPath = {
-                    HTTP1FastPathHandler(serverName: serverName, limits: limits, guard: connections,
+                    HTTP1FastPathHandler(serverName: serverName, limits: limits, guard: connections, admission: admission,
                                          client: { GameRequestContext.client(of: $0) }, responder: responder)
                 }
             }

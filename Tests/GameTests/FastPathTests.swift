@@ -3,9 +3,10 @@ import Testing
 import Edge
 @testable import Game
 
-/// Snapshot reads answered on the event loop (FastReads) against the router's answers for the
-/// same snapshot: a query string sends a read to the router, which ignores unknown parameters.
-@Suite(.serialized) struct FastReadTests {
+/// The hot routes answered on the event loop (FastRoutes) against the router's answers: a query
+/// string sends a read to the router (which ignores unknown parameters), and so does a second
+/// parameter on a claim.
+@Suite(.serialized) struct FastPathTests {
     static let paths = ["/recent", "/score", "/score/week", "/api/recent", "/api/leaderboard", "/api/blocks"]
     static let sameHeaders = ["content-type", "etag", "cache-control", "vary", "access-control-allow-origin", "content-encoding", "server"]
 
@@ -16,7 +17,8 @@ import Edge
             #expect(try await c.get("/claim?name=\(["ann", "ben", "cy"][i % 3])", source: "127.\(40 + i % 4).0.\(i + 1)").status == 200)
         }
         for _ in 0..<40 {
-            if try await c.get("/recent?wait").text.components(separatedBy: "\"ann\"").count == 5 { return }
+            // All twelve in the snapshot (not just some), so its ETag holds still from here on.
+            if try await c.get("/api/recent?wait").text.components(separatedBy: "\"claimed_at\"").count == 13 { return }
             try await Task.sleep(for: .milliseconds(50))
         }
         Issue.record("the snapshot never showed the claims")
@@ -85,9 +87,45 @@ import Edge
         await server.stop()
     }
 
-    /// With `http.fast_reads: false` every read goes through the router and answers the same.
+    /// Claims answered from the bytes (`/claim?name=`, `/claim/NAME`) and by the router
+    /// (`&via=router`) store the same way and answer the same: every format, the claim bucket's
+    /// 429, and the refusals the router keeps (bad names, percent-encoding).
+    @Test func fastClaimsAnswerLikeTheRouter() async throws {
+        let server = try await TestServer.start { $0.rateLimitBurst = 3; $0.rateLimitPerSecond = 0.001 }
+        defer { server.removeFiles() }
+        let c = server.client
+        for (i, accept) in ["text/plain", "application/json", "text/html", "image/png"].enumerated() {
+            let fast = try await c.get("/claim?name=fay", source: "127.50.\(i).1", headers: [("Accept", accept)])
+            let routed = try await c.get("/claim?name=fay&via=router", source: "127.50.\(i).2", headers: [("Accept", accept)])
+            #expect(fast.status == 200 && routed.status == 200, "\(accept)")
+            for name in ["content-type", "access-control-allow-origin", "cache-control", "vary", "server"] {
+                #expect(fast.headers[name] == routed.headers[name], "\(accept) \(name)")
+            }
+            #expect(fast.headers["x-request-id"]?.count == 16 && fast.headers["content-length"] == String(fast.body.count))
+            #expect(fast.text.replacingOccurrences(of: "127.50.\(i).1", with: "X") == routed.text.replacingOccurrences(of: "127.50.\(i).2", with: "X"), "\(accept)")
+        }
+        #expect(try await c.get("/claim/gus", source: "127.51.0.1", headers: [("Accept", "text/plain")]).text == "The IP 127.51.0.1 was claimed for gus.\n")
+        // The claim bucket (3 per /24 here) answers 429 on both paths with the same words.
+        for i in 2...3 { #expect(try await c.get("/claim?name=gus", source: "127.51.0.\(i)").status == 200) }
+        let fast = try await c.get("/claim?name=gus", source: "127.51.0.4")
+        let routed = try await c.get("/claim?name=gus&via=router", source: "127.51.0.5")
+        #expect(fast.status == 429 && routed.status == 429)
+        #expect(fast.text == routed.text && fast.text.hasPrefix("too many claims from your network; retry in "))
+        #expect(fast.headers["retry-after"] != nil && fast.headers["retry-after"] == routed.headers["retry-after"])
+        #expect(fast.headers["access-control-allow-origin"] == "*")
+        // What the fast path leaves to the router still gets the router's answers.
+        #expect(try await c.get("/claim?name=%3Cx%3E", source: "127.52.0.1").status == 400)
+        #expect(try await c.get("/claim?name=a%2Bb", source: "127.52.0.2", headers: [("Accept", "text/plain")]).text == "The IP 127.52.0.2 was claimed for a+b.\n")
+        #expect(try await c.get("/claim?name=" + String(repeating: "x", count: 41), source: "127.52.0.3").status == 400)
+        await server.stop()
+        let owners = Dictionary(uniqueKeysWithValues: try await SQLiteClaimStorage(path: server.databasePath).loadAll().map { ($0.address.description, $0.name.value) })
+        #expect(owners["127.50.0.1"] == "fay" && owners["127.50.3.2"] == "fay" && owners["127.51.0.3"] == "gus" && owners["127.52.0.2"] == "a+b")
+        #expect(owners["127.51.0.4"] == nil && owners["127.51.0.5"] == nil && owners.count == 12)
+    }
+
+    /// With `http.fast_path: false` every read goes through the router and answers the same.
     @Test func fastReadsCanBeTurnedOff() async throws {
-        let server = try await TestServer.start { $0.fastReads = false }
+        let server = try await TestServer.start { $0.fastPath = false }
         defer { server.removeFiles() }
         try await Self.play(server)
         let plain = try await server.client.get("/score")
@@ -95,8 +133,8 @@ import Edge
         #expect(plain.headers["server"] == "ipquest" && plain.headers["x-request-id"]?.count == 16)
         await server.stop()
         var parsed = ServeConfiguration()
-        try parsed.apply(yaml: "http: { fast_reads: false }")
-        #expect(parsed.fastReads == false)
-        #expect(throws: ConfigurationError.self) { try parsed.apply(yaml: "http: { fast_reads: sometimes }") }
+        try parsed.apply(yaml: "http: { fast_path: false }")
+        #expect(parsed.fastPath == false)
+        #expect(throws: ConfigurationError.self) { try parsed.apply(yaml: "http: { fast_path: sometimes }") }
     }
 }
