@@ -1,5 +1,10 @@
 import ArgumentParser
 import Foundation
+#if canImport(Glibc)
+/// glibc's malloc_trim(3); <malloc.h> is not part of the Glibc module.
+@_silgen_name("malloc_trim")
+func glibcMallocTrim(_ pad: Int) -> Int32
+#endif
 import Dispatch
 import Game
 import Hummingbird
@@ -55,6 +60,11 @@ struct ServeCommand: AsyncParsableCommand {
         engineConfiguration.queueCapacity = settings.queueCapacity
         engineConfiguration.maxBatch = settings.maxBatch
         let engine = try await GameEngine(storage: storage, configuration: engineConfiguration, logger: logger)
+        #if canImport(Glibc)
+        // Loading builds the board from every stored row and drops the rows; give the freed
+        // pages back (glibc keeps them otherwise).
+        _ = glibcMallocTrim(0)
+        #endif
         let intelligence: AddressIntelligence?
         do { intelligence = try AddressIntelligence.make(configuration: settings, logger: logger) } catch {
             FileHandle.standardError.write(Data("ipquest: \(error.description)\n".utf8))

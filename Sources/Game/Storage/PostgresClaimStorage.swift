@@ -106,7 +106,6 @@ public final class PostgresClaimStorage: ClaimStorage {
                 countries.append(country); asns.append(asn); providers.append(provider)
             }
         }
-        let count = Int64(ips.count)
         let (ipArray, nameArray, timeArray) = (ips, names, times)
         let (countryArray, asnArray, providerArray) = (countries, asns, providers)
         // One call, so one round trip, and its own transaction (see migration 3): the function
