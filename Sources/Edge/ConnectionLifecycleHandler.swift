@@ -59,7 +59,6 @@ public final class ConnectionLifecycleHandler: ChannelDuplexHandler, RemovableCh
     private var requests = 0
     private var responsesFinished = 0
     private var responding: Bool { responsesFinished < requests }
-    private var closeAfterResponse = false
     private var lifetimeTimer: Scheduled<Void>?
     private let maxBodyBytes: Int
     /// Body bytes of the current request, and whether its parts are being dropped.
@@ -95,7 +94,6 @@ public final class ConnectionLifecycleHandler: ChannelDuplexHandler, RemovableCh
             let (handler, context) = loopBound.value
             // Idle: close now; busy: close after the current response.
             if handler.responding {
-                handler.closeAfterResponse = true
                 handler.ledger.closeAfterResponse = true
             } else {
                 context.close(promise: nil)
@@ -149,7 +147,7 @@ public final class ConnectionLifecycleHandler: ChannelDuplexHandler, RemovableCh
                 dropping = true
                 rejected413.increment()
                 if responding {
-                    closeAfterResponse = true // answer what came before, then hang up
+                    ledger.closeAfterResponse = true // answer what came before, then hang up
                 } else {
                     reject(context, status: .init(code: 413, reasonPhrase: "Content Too Large"),
                            message: "request body too large: \(length) bytes, at most \(maxBodyBytes)")
@@ -162,7 +160,7 @@ public final class ConnectionLifecycleHandler: ChannelDuplexHandler, RemovableCh
                     dropping = true
                     shed.increment()
                     if responding {
-                        closeAfterResponse = true
+                        ledger.closeAfterResponse = true
                     } else {
                         // An ordinary answer: the connection stays open for the retry, unless
                         // the client asked to close it.
@@ -226,9 +224,9 @@ public final class ConnectionLifecycleHandler: ChannelDuplexHandler, RemovableCh
                 context.write(wrapOutboundOut(.head(head)), promise: promise)
                 return
             }
-            if ledger.responsesStarted >= maxRequests || guardian?.isNearCapacity == true || closeAfterResponse
+            if ledger.responsesStarted >= maxRequests || guardian?.isNearCapacity == true || ledger.closeAfterResponse
                 || head.headerFields[.connection]?.lowercased() == "close" {
-                closeAfterResponse = true
+                ledger.closeAfterResponse = true
                 head.headerFields[.connection] = "close"
             }
             context.write(wrapOutboundOut(.head(head)), promise: promise)
@@ -238,7 +236,7 @@ public final class ConnectionLifecycleHandler: ChannelDuplexHandler, RemovableCh
             responsesFinished += 1
             ledger.lastActivity = .now()
             if !held.isEmpty { held.removeFirst().release() }
-            if closeAfterResponse {
+            if ledger.closeAfterResponse {
                 let written = context.eventLoop.makePromise(of: Void.self)
                 written.futureResult.cascade(to: promise)
                 context.writeAndFlush(wrapOutboundOut(.end(trailers)), promise: written)

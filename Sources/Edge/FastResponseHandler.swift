@@ -128,22 +128,6 @@ public final class FastResponseHandler: ChannelDuplexHandler, RemovableChannelHa
     }
 }
 
-/// Bookkeeping shared by the handlers of one HTTP/1 connection, so that answers given before
-/// the HTTP decoder (`HTTP1FastPathHandler`), after it (`FastResponseHandler`) and by the
-/// application keep one order, one request count and one idle clock. Event-loop bound.
-public final class ConnectionLedger {
-    /// Responses started on this connection, by any path (`max_requests_per_connection`).
-    var responsesStarted = 0
-    /// Requests handed to the application and not yet answered by it.
-    var applicationOwes = 0
-    /// Last request part read or answer finished (the idle timeout).
-    var lastActivity = NIODeadline.now()
-    /// Set when the connection is to close after the answers it owes.
-    var closeAfterResponse = false
-
-    init() {}
-}
-
 /// The `Date` header's value (RFC 9110 IMF-fixdate), formatted once per second.
 public enum HTTPDate {
     /// Per thread (event loops are threads): no lock on the hot path.

@@ -25,18 +25,6 @@ public import NIOCore
 /// for, hands the head on. Answers count toward the connection's request limit and idle
 /// clock (`ConnectionLedger`), honour `Connection: close`, the lifetime limit and the
 /// connection cap's "no keep-alive near the cap".
-/// What a fast path gives for a request: an answer now, or one that comes later (a claim
-/// waits for its group commit). `deferred` starts the work and calls `done` exactly once, from
-/// any thread, with a closure that makes the answer; that closure runs on the connection's
-/// event loop (not on the thread that finished the work, a group-commit writer with many
-/// answers to hand out). The connection reads nothing further until then, so answers keep
-/// their order.
-public enum FastReply: Sendable {
-    public typealias Done = @Sendable (_ makeAnswer: @escaping @Sendable () -> FastResponseHandler.Answer) -> Void
-    case answer(FastResponseHandler.Answer)
-    case deferred(@Sendable (_ done: @escaping Done) -> Void)
-}
-
 public final class HTTP1FastPathHandler: ChannelInboundHandler, RemovableChannelHandler {
     public typealias InboundIn = ByteBuffer
     public typealias InboundOut = ByteBuffer
@@ -79,7 +67,8 @@ public final class HTTP1FastPathHandler: ChannelInboundHandler, RemovableChannel
 
     /// The in-flight budgets `ConnectionLifecycleHandler` takes for the requests it sees.
     private let admission: ConnectionLifecycleHandler.Admission?
-    /// The budget the outstanding deferred answer holds.
+    /// The budget the outstanding deferred answer holds; returned in `finish`, which runs even
+    /// when the connection has closed meanwhile.
     private var held: InFlightLimiter?
     private let shed = Counter(label: "ipquest_requests_shed_total")
 
@@ -225,11 +214,6 @@ public final class HTTP1FastPathHandler: ChannelInboundHandler, RemovableChannel
         context.fireChannelReadComplete()
     }
 
-    public func channelInactive(context: ChannelHandlerContext) {
-        // A deferred answer still comes (and is dropped); its budget returns then, in `finish`.
-        context.fireChannelInactive()
-    }
-
     public func handlerRemoved(context: ChannelHandlerContext) {
         if !awaiting, let buffered, buffered.readableBytes > 0 { context.fireChannelRead(wrapInboundOut(buffered)) }
         buffered = nil
@@ -268,15 +252,18 @@ public final class HTTP1FastPathHandler: ChannelInboundHandler, RemovableChannel
         }
         out.writeStaticString("\r\n")
         if inline { out.writeImmutableBuffer(answer.body!) }
-        if closing {
-            if hasBody, !inline { context.write(NIOAny(out), promise: nil); out = answer.body! }
-            let loopBound = NIOLoopBound(context, eventLoop: context.eventLoop)
-            context.writeAndFlush(NIOAny(out)).whenComplete { _ in loopBound.value.close(promise: nil) }
+        var last = out
+        if hasBody, !inline {
+            context.write(NIOAny(out), promise: nil)
+            last = answer.body!
+        }
+        guard closing else {
+            context.write(NIOAny(last), promise: nil)
+            needsFlush = true
             return
         }
-        context.write(NIOAny(out), promise: nil)
-        if hasBody, !inline { context.write(NIOAny(answer.body!), promise: nil) }
-        needsFlush = true
+        let loopBound = NIOLoopBound(context, eventLoop: context.eventLoop)
+        context.writeAndFlush(NIOAny(last)).whenComplete { _ in loopBound.value.close(promise: nil) }
     }
 
     // MARK: Reading heads
