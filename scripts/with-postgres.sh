@@ -25,7 +25,7 @@ trap cleanup EXIT
 "${as_pg[@]}" "$bindir/initdb" -D "$dir/data" -U postgres --auth=trust -E UTF8 >"$dir/initdb.log" 2>&1 \
   || { cat "$dir/initdb.log" >&2; exit 1; }
 "${as_pg[@]}" "$bindir/pg_ctl" -D "$dir/data" -l "$dir/server.log" -w -t 60 \
-  -o "-h 127.0.0.1 -p $port -k $dir -c max_connections=300" start >/dev/null \
+  -o "-h 127.0.0.1 -p $port -k $dir -c max_connections=1100" start >/dev/null \
   || { cat "$dir/server.log" >&2; exit 1; }
 export IPQUEST_POSTGRES_URL="postgres://postgres@127.0.0.1:$port/postgres?sslmode=disable"
 export IPQUEST_PG_BIN="$bindir"

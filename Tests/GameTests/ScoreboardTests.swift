@@ -1,4 +1,5 @@
 import CloudRanges
+import Foundation
 import Testing
 import IPAddress
 @testable import Game
@@ -168,6 +169,56 @@ func name(_ s: String) -> PlayerName { PlayerName(s)! }
     ])
     func negotiates(accept: String?, expected: ClaimResponse.Format) {
         #expect(ClaimResponse.format(accept: accept) == expected)
+    }
+
+    @Test(arguments: [
+        ("TEXT/Plain", ClaimResponse.Format.text), ("text/plain ; Q=0 , image/png", .gif), (";text/plain", .text),
+        (" ;text/plain", .html), ("text/plain;q=abc, application/json;q=0.1", .json), (",,\t application/json \t,", .json),
+        ("text/csv, */*;q=0.2", .html), ("application/json;level=1;q=0.7, text/plain;q=0.7", .json),
+    ])
+    func negotiatesEdgeCases(accept: String, expected: ClaimResponse.Format) {
+        #expect(ClaimResponse.format(accept: accept) == expected)
+        #expect(Self.reference(accept) == expected)
+    }
+
+    /// The byte-level negotiation agrees with a plain String implementation of the same rules
+    /// on random headers built from the pieces that matter.
+    @Test func agreesWithReferenceOnRandomHeaders() {
+        let pieces = ["text/html", "TEXT/PLAIN", "text/plain", "application/json", "image/gif", "image/*", "*/*", "text/*",
+                      "application/xhtml+xml", "text/csv", "q=0", "q=0.5", "Q=1", "q=0.9", "q=x", "level=1", " ", "\t", ",", ";", ""]
+        var generator = SystemRandomNumberGenerator()
+        for _ in 0..<5_000 {
+            var header = ""
+            for _ in 0..<Int.random(in: 0...8, using: &generator) {
+                header += pieces.randomElement(using: &generator)!
+                if Bool.random(using: &generator) { header += [";", ",", " ", "; ", ", "].randomElement(using: &generator)! }
+            }
+            #expect(ClaimResponse.format(accept: header) == Self.reference(header), "Accept: \(header)")
+        }
+    }
+
+    /// The rules written plainly (the implementation before it moved to bytes).
+    static func reference(_ accept: String?) -> ClaimResponse.Format {
+        guard let accept, !accept.isEmpty else { return .html }
+        var best: (ClaimResponse.Format, Double)?
+        for part in accept.split(separator: ",") {
+            let fields = part.split(separator: ";").map { $0.trimmingCharacters(in: CharacterSet(charactersIn: " \t")).lowercased() }
+            guard let type = fields.first else { continue }
+            var q = 1.0
+            for f in fields.dropFirst() where f.hasPrefix("q=") { q = Double(f.dropFirst(2)) ?? 0 }
+            guard q > 0 else { continue }
+            let format: ClaimResponse.Format?
+            switch type {
+            case "text/html", "application/xhtml+xml", "text/*", "*/*": format = .html
+            case "text/plain": format = .text
+            case "application/json": format = .json
+            default: format = type.hasPrefix("image/") ? .gif : nil
+            }
+            guard let format else { continue }
+            let effectiveQ = type == "*/*" ? q - 0.0001 : q
+            if best == nil || effectiveQ > best!.1 { best = (format, effectiveQ) }
+        }
+        return best?.0 ?? .html
     }
 }
 

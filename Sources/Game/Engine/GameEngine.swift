@@ -52,7 +52,7 @@ public final class GameEngine: Service, Sendable {
         public init() {}
     }
 
-    struct Pending {
+    struct Pending: Sendable {
         var address: IPv4Address
         var name: PlayerName
         var origin: ClaimOrigin
@@ -206,20 +206,38 @@ public final class GameEngine: Service, Sendable {
         }
     }
 
+    /// Batches are stored one after another (a later claim must commit after an earlier one),
+    /// but the work around a storage call overlaps the next one: as soon as batch N is
+    /// committed, batch N+1 is decided (against the board plus N's claims) and its storage call
+    /// starts; only then does N go onto the board and get its answers.
     private func writeLoop() async throws {
         var batchesSinceMaintenance = 0
         var follower = initialCursor.map { Follower(cursor: $0) }
-        while let batch = await nextBatch() {
-            if followDue.exchange(false, ordering: .acquiringAndReleasing), follower != nil { await follow(&follower!) }
+        var owed: Committed?
+        while true {
+            // Never wait (for claims, the feed or maintenance) while answers are owed.
+            if owed != nil, queue.withLock({ $0.pending.isEmpty }) || followDue.load(ordering: .acquiring) {
+                settle(owed.take()!)
+            }
+            guard let batch = await nextBatch() else { break }
+            if followDue.exchange(false, ordering: .acquiringAndReleasing), follower != nil {
+                if let committed = owed.take() { settle(committed) }
+                await follow(&follower!)
+            }
             if batch.isEmpty { continue }
-            await process(batch)
+            let decided = decide(batch, unapplied: owed?.decided.effective ?? [])
+            async let stored = store(decided)
+            if let committed = owed.take() { settle(committed) }
+            owed = await stored
             batchesSinceMaintenance += 1
             // Under constant load the queue is never empty; fold the journal every few batches.
             if batchesSinceMaintenance >= 8 {
                 batchesSinceMaintenance = 0
+                if let committed = owed.take() { settle(committed) }
                 _ = await maintainIfIdle()
             }
         }
+        if let committed = owed.take() { settle(committed) }
     }
 
     // MARK: Other instances' claims
@@ -274,14 +292,30 @@ public final class GameEngine: Service, Sendable {
         }
     }
 
-    func process(_ batch: [Pending]) async {
+    /// A batch with each claim's effect decided.
+    struct Decided: Sendable {
+        var batch: [Pending]
+        var effective: [Claim]
+        var outcomes: [Scoreboard.Outcome]
+    }
+
+    /// A stored batch, not yet on the board nor answered.
+    struct Committed: Sendable {
+        var decided: Decided
+    }
+
+    /// Decides each claim's effect in order, as if the earlier ones in the batch, and
+    /// `unapplied` (a committed batch not yet on the board), were applied.
+    func decide(_ batch: [Pending], unapplied: [Claim]) -> Decided {
         let now = clock.seconds
-        // Decide each claim's effect in order, as if the earlier ones in the batch were applied.
         var effective: [Claim] = []
         var outcomes: [Scoreboard.Outcome] = []
+        effective.reserveCapacity(batch.count)
+        outcomes.reserveCapacity(batch.count)
         board.withLock { board in
             board.advance(to: now)
             var overlay: [UInt32: (PlayerName, Int64)] = [:]
+            for claim in unapplied { overlay[claim.address.value] = (claim.name, claim.claimedAt) }
             for p in batch {
                 let outcome: Scoreboard.Outcome
                 if let (owner, at) = overlay[p.address.value] {
@@ -296,24 +330,35 @@ public final class GameEngine: Service, Sendable {
                 outcomes.append(outcome)
             }
         }
+        return Decided(batch: batch, effective: effective, outcomes: outcomes)
+    }
+
+    /// Commits the batch's effective claims; on failure answers every claim of it with 503.
+    func store(_ decided: Decided) async -> Committed? {
         do {
             let started = ContinuousClock.now
-            try await storage.append(effective)
+            try await storage.append(decided.effective)
             commitTimer.recordNanoseconds((ContinuousClock.now - started).nanosecondsClamped)
+            return Committed(decided: decided)
         } catch {
-            logger.error("claim batch not stored", metadata: ["error": "\(error)", "claims": "\(batch.count)"])
-            for p in batch { p.complete(.failure(ClaimError.unavailable("storage error"))) }
-            return
+            logger.error("claim batch not stored", metadata: ["error": "\(error)", "claims": "\(decided.batch.count)"])
+            for p in decided.batch { p.complete(.failure(ClaimError.unavailable("storage error"))) }
+            return nil
         }
+    }
+
+    /// Puts a committed batch on the board, then answers its claims.
+    func settle(_ committed: Committed) {
+        let decided = committed.decided
         board.withLock { board in
-            for claim in effective {
+            for claim in decided.effective {
                 board.apply(address: claim.address, name: claim.name, at: claim.claimedAt, origin: claim.origin, enforceRefreshInterval: false)
             }
         }
-        batchRecorder.record(batch.count)
-        claimsCounter.increment(by: effective.count)
-        unchangedCounter.increment(by: batch.count - effective.count)
-        for (p, outcome) in zip(batch, outcomes) { p.complete(.success(outcome)) }
+        batchRecorder.record(decided.batch.count)
+        claimsCounter.increment(by: decided.effective.count)
+        unchangedCounter.increment(by: decided.batch.count - decided.effective.count)
+        for (p, outcome) in zip(decided.batch, decided.outcomes) { p.complete(.success(outcome)) }
     }
 
     // MARK: Reads

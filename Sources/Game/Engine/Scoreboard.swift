@@ -200,15 +200,17 @@ public final class Scoreboard: @unchecked Sendable {
     }
 
     private func count(slot: Int, block: Int, name: UInt32, by delta: Int32) {
-        let c = counts[slot][block][name, default: 0] + delta
-        counts[slot][block][name] = c <= 0 ? nil : c
-        let t = totals[slot][name, default: 0] + delta
-        totals[slot][name] = t <= 0 ? nil : t
+        Self.add(&counts[slot][block], name, delta)
+        Self.add(&totals[slot], name, delta)
     }
 
+    /// Adds `delta` in place (one hash lookup); a count that reaches zero leaves the map.
     private static func add<K: Hashable>(_ map: inout [K: Int32], _ key: K, _ delta: Int32) {
-        let n = map[key, default: 0] + delta
-        map[key] = n <= 0 ? nil : n
+        func bump(_ value: inout Int32) -> Int32 {
+            value += delta
+            return value
+        }
+        if bump(&map[key, default: 0]) <= 0 { map.removeValue(forKey: key) }
     }
 
     private func internProvider(_ provider: String?) -> UInt16 {

@@ -1,6 +1,7 @@
 import Foundation
 import IPAddress
 import Logging
+import NIOPosix
 import PostgresNIO
 import Synchronization
 
@@ -37,7 +38,9 @@ public final class PostgresClaimStorage: ClaimStorage {
     public init(settings: PostgresSettings, logger: Logger, migrate: Bool = true, leadership: Bool = true) async throws {
         self.settings = settings
         self.logger = logger
-        let client = PostgresClient(configuration: settings.clientConfiguration(), backgroundLogger: logger)
+        // The pool gets an event loop of its own: on the HTTP loops a batch's answer waited
+        // behind every ready client socket, which stretched each commit under load.
+        let client = PostgresClient(configuration: settings.clientConfiguration(), eventLoopGroup: Self.eventLoop, backgroundLogger: logger)
         self.client = client
         runTask = Task.detached { await client.run() }
         do {
@@ -56,6 +59,9 @@ public final class PostgresClaimStorage: ClaimStorage {
     }
 
     deinit { shutdown() }
+
+    /// One thread for every pool in the process (it lives as long as the process).
+    static let eventLoop = MultiThreadedEventLoopGroup(numberOfThreads: 1)
 
     /// Stops the pool and gives up leadership (the session lock goes with its connection).
     public func shutdown() {
