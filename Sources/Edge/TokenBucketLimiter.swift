@@ -63,6 +63,9 @@ public final class TokenBucketLimiter<Key: Hashable & Sendable>: Sendable {
     }
 
     /// Takes `cost` tokens from the bucket of `key` if it has them.
+    /// (Specialized for network keys: callers in other modules otherwise ran the generic body,
+    /// which looked up type metadata on every claim.)
+    @_specialize(exported: true, where Key == NetworkKey)
     public func acquire(_ key: Key, cost: Int = 1) -> Decision {
         let now = clock()
         let burst = Double(configuration.burst)

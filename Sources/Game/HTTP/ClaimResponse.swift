@@ -86,23 +86,28 @@ enum ClaimResponse {
     }
 
     /// The answer's fields and body (the router wraps them in a Response, FastRoutes writes them).
+    /// The fields every claim answer of a format carries, built (and validated) once.
+    private static func fields(contentType: String) -> HTTPFields {
+        [.accessControlAllowOrigin: "*", .cacheControl: "no-store", .vary: "Accept", .contentType: contentType]
+    }
+    private static let gifFields = fields(contentType: "image/gif")
+    private static let textFields = fields(contentType: "text/plain; charset=utf-8")
+    private static let jsonFields = fields(contentType: "application/json")
+    private static let htmlFields = fields(contentType: "text/html; charset=utf-8")
+
     static func parts(address: IPv4Address, name: PlayerName, origin: ClaimOrigin, outcome: Scoreboard.Outcome, format: Format) -> (HTTPFields, ByteBuffer) {
-        var headers: HTTPFields = [
-            .accessControlAllowOrigin: "*",
-            .cacheControl: "no-store",
-            .vary: "Accept",
-        ]
+        let headers: HTTPFields
         let sentence = "The IP \(address) was claimed for \(name.value)."
         let body: ByteBuffer
         switch format {
         case .gif:
-            headers[.contentType] = "image/gif"
+            headers = gifFields
             body = ByteBuffer(bytes: transparentGIF)
         case .text:
-            headers[.contentType] = "text/plain; charset=utf-8"
+            headers = textFields
             body = ByteBuffer(string: sentence + "\n")
         case .json:
-            headers[.contentType] = "application/json"
+            headers = jsonFields
             let previous: String
             let refreshed: Bool
             switch outcome {
@@ -115,7 +120,7 @@ enum ClaimResponse {
             }
             body = ByteBuffer(string: "{\"ip\":\"\(address)\",\"block\":\(address.block),\"name\":\(JSON.string(name.value)),\"previous_owner\":\(previous),\"changed\":\(outcome != .unchanged && !refreshed),\(origin.jsonFields),\"message\":\(JSON.string(sentence))}")
         case .html:
-            headers[.contentType] = "text/html; charset=utf-8"
+            headers = htmlFields
             let escaped = HTML.escape(name.value)
             let link = "/players/" + HTML.escape(URLPath.encodeSegment(name.value))
             body = ByteBuffer(string: """
