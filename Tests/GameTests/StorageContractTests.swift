@@ -135,4 +135,46 @@ import Testing
         #expect(before == after)
         #expect(restarted.withBoard { $0.addressCount } == 200)
     }
+
+    /// The writer decides batch N+1 while batch N is committed but not yet on the board: N's
+    /// claims must count as if applied (previous owner, refresh interval), and settling N
+    /// then puts it on the board.
+    @Test func batchesDecidedAgainstACommittedBatchNotYetOnTheBoard() async throws {
+        let opened = try await Self.open(.sqlite)
+        var logger = PostgresTestCluster.logger
+        logger.logLevel = .error
+        let clock = WallClock { (1_700_000_000, 0) }
+        let engine = try await GameEngine(storage: opened.storage, clock: clock, logger: logger)
+        let a = IPv4Address("10.0.0.1")!, b = IPv4Address("10.0.0.2")!
+        let answers = Answers()
+        func pending(_ address: IPv4Address, _ name: String) -> GameEngine.Pending {
+            GameEngine.Pending(address: address, name: PlayerName(trusted: name), origin: .unknown) { answers.add(name, $0) }
+        }
+        let first = engine.decide([pending(a, "alice"), pending(b, "bob")], unapplied: [])
+        let committed = try #require(await engine.store(first))
+        // Next batch, decided before the first one is settled.
+        let second = engine.decide([pending(a, "carol"), pending(b, "bob")], unapplied: committed.decided.effective)
+        #expect(second.outcomes == [.claimed(previousOwner: PlayerName(trusted: "alice")), .unchanged])
+        #expect(second.effective.map(\.address) == [a])
+        #expect(engine.withBoard { $0.addressCount } == 0)
+        engine.settle(committed)
+        #expect(engine.withBoard { $0.addressCount } == 2)
+        #expect(answers.names == ["alice", "bob"])
+        let stored = try #require(await engine.store(second))
+        engine.settle(stored)
+        #expect(engine.withBoard { $0.player(PlayerName(trusted: "carol"), period: .all)?.addresses } == 1)
+        #expect(engine.withBoard { $0.player(PlayerName(trusted: "alice"), period: .all) }?.addresses ?? 0 == 0)
+        #expect(Set(try await opened.storage.loadAll().map { "\($0.address)=\($0.name.value)" }) == ["10.0.0.1=carol", "10.0.0.2=bob"])
+    }
+}
+
+/// Answers collected from claim callbacks, in order.
+final class Answers: @unchecked Sendable {
+    private let lock = NSLock()
+    private var collected: [String] = []
+    func add(_ name: String, _ result: Result<Scoreboard.Outcome, any Error>) {
+        lock.lock(); defer { lock.unlock() }
+        if case .success = result { collected.append(name) }
+    }
+    var names: [String] { lock.lock(); defer { lock.unlock() }; return collected }
 }

@@ -4,13 +4,13 @@
 # pgbench at the same concurrency) — all against the same throw-away cluster, in one run.
 # Also: how long one instance takes to load N claims at start and to fold a feed batch.
 #
-#   bench/postgres/run.sh [CONNECTIONS=256] [SECONDS=10]
+#   bench/postgres/run.sh [CONNECTIONS=1024] [SECONDS=10]   (one source address per connection, as in bench/claims.sh)
 # Needs: gcc, PostgreSQL server binaries (apt-get install postgresql), pgbench.
 # IPQUEST_BIN overrides the binary (default: a release build in .build-pg).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 if [ -z "${IPQUEST_POSTGRES_URL:-}" ]; then exec scripts/with-postgres.sh "$0" "$@"; fi
-conns=${1:-256}
+conns=${1:-1024}
 secs=${2:-10}
 out=bench/out/postgres
 mkdir -p "$out"
