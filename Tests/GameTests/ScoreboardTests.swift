@@ -289,3 +289,25 @@ func name(_ s: String) -> PlayerName { PlayerName(s)! }
         #expect(throws: ConfigurationError(key: "proxy_protocol", problem: "needs trusted_proxies: PROXY headers are accepted only from them")) { try c.validate() }
     }
 }
+
+@Suite struct JSONWriterTests {
+    /// Byte-written JSON equals the String-built form it replaced, escapes included.
+    @Test func matchesStringEncoding() {
+        var generator = SystemRandomNumberGenerator()
+        let names = ["alice", "a<b>&c", "quote\"back\\slash", "tab\there", "ünïcode", "", "x*y+z!@/:.^-_"]
+        for _ in 0..<500 {
+            var writer = JSONWriter()
+            var expected = ""
+            for i in 0..<Int.random(in: 0...6, using: &generator) {
+                let name = names.randomElement(using: &generator)!
+                let value = [0, 7, -3, 255, Int.max, Int.min, Int.random(in: -1_000_000...1_000_000, using: &generator)].randomElement(using: &generator)!
+                if i > 0 { writer.append(UInt8(ascii: ",")); expected += "," }
+                writer.appendString(name)
+                writer.append(UInt8(ascii: ":"))
+                writer.append(value)
+                expected += JSON.string(name) + ":" + String(value)
+            }
+            #expect(writer.string == expected)
+        }
+    }
+}

@@ -95,9 +95,12 @@ final class SnapshotStore: Sendable {
 
 func fnv1a64(_ text: String) -> String {
     var hash: UInt64 = 0xcbf2_9ce4_8422_2325
-    for byte in text.utf8 {
-        hash ^= UInt64(byte)
-        hash &*= 0x0000_0100_0000_01B3
+    var text = text
+    text.withUTF8 { bytes in
+        for byte in bytes {
+            hash ^= UInt64(byte)
+            hash &*= 0x0000_0100_0000_01B3
+        }
     }
     let hex = String(hash, radix: 16)
     return String(repeating: "0", count: 16 - hex.count) + hex
@@ -134,10 +137,27 @@ struct BoardViews {
         let recentContent = recent.map { "[\($0.address.value),\(JSON.string($0.name.value)),\($0.claimedAt)]" }.joined(separator: ",")
         out[Snapshot.recentKey] = (recentContent, { (inner: String) -> String in "{\"now\":\(nowArray),\"recent\":[\(inner)]}" })
         for p in periods {
-            let content = (scores[p] ?? []).map { entry -> String in
-                JSON.string(entry.name.value) + ":[" + entry.blocks.map { "[\($0.block),\($0.count)]" }.joined(separator: ",") + "]"
-            }.joined(separator: ",")
-            out[Snapshot.scoreKey(p)] = (content, { (inner: String) -> String in "{\"now\":\(nowArray),\"score\":{\(inner)}}" })
+            // The all-time score holds an entry per (player, block): written as bytes, not a
+            // String per pair (that made most of a refresh at a million claims).
+            var writer = JSONWriter()
+            let entries = scores[p] ?? []
+            writer.reserveCapacity(entries.reduce(0) { $0 + 24 + $1.blocks.count * 12 })
+            for (i, entry) in entries.enumerated() {
+                if i > 0 { writer.append(UInt8(ascii: ",")) }
+                writer.appendString(entry.name.value)
+                writer.append(UInt8(ascii: ":"))
+                writer.append(UInt8(ascii: "["))
+                for (j, pair) in entry.blocks.enumerated() {
+                    if j > 0 { writer.append(UInt8(ascii: ",")) }
+                    writer.append(UInt8(ascii: "["))
+                    writer.append(pair.block)
+                    writer.append(UInt8(ascii: ","))
+                    writer.append(pair.count)
+                    writer.append(UInt8(ascii: "]"))
+                }
+                writer.append(UInt8(ascii: "]"))
+            }
+            out[Snapshot.scoreKey(p)] = (writer.string, { (inner: String) -> String in "{\"now\":\(nowArray),\"score\":{\(inner)}}" })
         }
 
         // Our own API.
@@ -164,6 +184,49 @@ struct BoardViews {
         }
         return out
     }
+}
+
+/// JSON text written as UTF-8 bytes, for the large snapshot bodies.
+struct JSONWriter {
+    private(set) var bytes: [UInt8] = []
+
+    mutating func append(_ byte: UInt8) { bytes.append(byte) }
+
+    mutating func reserveCapacity(_ n: Int) { bytes.reserveCapacity(n) }
+
+    /// A decimal integer.
+    mutating func append(_ value: Int) {
+        if value < 0 { bytes.append(UInt8(ascii: "-")) }
+        var n = value.magnitude
+        if n < 10 {
+            bytes.append(UInt8(ascii: "0") + UInt8(n))
+            return
+        }
+        withUnsafeTemporaryAllocation(of: UInt8.self, capacity: 20) { digits in
+            var i = 20
+            repeat {
+                i -= 1
+                digits[i] = UInt8(ascii: "0") + UInt8(n % 10)
+                n /= 10
+            } while n > 0
+            bytes.append(contentsOf: UnsafeBufferPointer(rebasing: digits[i...]))
+        }
+    }
+
+    /// A JSON string literal, escaped as `JSON.string` does.
+    mutating func appendString(_ s: String) {
+        let plain = s.utf8.allSatisfy { $0 >= 0x20 && $0 < 0x7F && $0 != UInt8(ascii: "\"") && $0 != UInt8(ascii: "\\")
+            && $0 != UInt8(ascii: "<") && $0 != UInt8(ascii: ">") && $0 != UInt8(ascii: "&") }
+        if plain {
+            bytes.append(UInt8(ascii: "\""))
+            bytes.append(contentsOf: s.utf8)
+            bytes.append(UInt8(ascii: "\""))
+        } else {
+            bytes.append(contentsOf: JSON.string(s).utf8)
+        }
+    }
+
+    var string: String { String(decoding: bytes, as: UTF8.self) }
 }
 
 /// Minimal JSON text helpers for hand-encoded bodies.
