@@ -85,7 +85,6 @@ enum ClaimResponse {
         return Response(status: .ok, headers: headers, body: .init(byteBuffer: body))
     }
 
-    /// The answer's fields and body (the router wraps them in a Response, FastRoutes writes them).
     /// The fields every claim answer of a format carries, built (and validated) once.
     private static func fields(contentType: String) -> HTTPFields {
         [.accessControlAllowOrigin: "*", .cacheControl: "no-store", .vary: "Accept", .contentType: contentType]
@@ -95,6 +94,7 @@ enum ClaimResponse {
     private static let jsonFields = fields(contentType: "application/json")
     private static let htmlFields = fields(contentType: "text/html; charset=utf-8")
 
+    /// The answer's fields and body (the router wraps them in a Response, FastRoutes writes them).
     static func parts(address: IPv4Address, name: PlayerName, origin: ClaimOrigin, outcome: Scoreboard.Outcome, format: Format) -> (HTTPFields, ByteBuffer) {
         let headers: HTTPFields
         let sentence = "The IP \(address) was claimed for \(name.value)."
