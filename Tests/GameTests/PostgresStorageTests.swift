@@ -139,6 +139,23 @@ struct PostgresStorageTests {
         #expect(try await upgraded.loadAll() == [Claim(address: IPv4Address("1.2.3.4")!, name: PlayerName(trusted: "old"), claimedAt: 100)])
     }
 
+    /// Claims stored by the version-3 batch function (previous owner found by a join) and then
+    /// taken over after migration 4 (previous owner returned by the upsert) keep the
+    /// aggregates exact.
+    @Test func aggregatesStayExactAcrossTheUpgradeToVersion4() async throws {
+        let settings = try await PostgresTestCluster.freshDatabase()
+        try await PostgresMigrations.migrate(settings: settings, upTo: 3, logger: logger)
+        let old = try await PostgresClaimStorage(settings: settings, logger: logger, migrate: false, leadership: false)
+        func claim(_ ip: String, _ name: String) -> Claim { Claim(address: IPv4Address(ip)!, name: PlayerName(trusted: name), claimedAt: 100) }
+        try await old.append([claim("1.0.0.1", "ann"), claim("1.0.0.2", "ann"), claim("2.0.0.1", "bob")])
+        old.shutdown()
+        let upgraded = try await storage(settings) // applies migration 4
+        try await upgraded.append([claim("1.0.0.1", "bob"), claim("2.0.0.1", "cid"), claim("3.0.0.1", "ann")])
+        try await upgraded.append([claim("1.0.0.2", "bob"), claim("1.0.0.1", "ann")])
+        #expect(try await upgraded.playerTotals() == ["ann": 2, "bob": 1, "cid": 1])
+        #expect(try await upgraded.blockTotals() == [1: ["ann": 1, "bob": 1], 2: ["cid": 1], 3: ["ann": 1]])
+    }
+
     /// Two engines on one database (as two instances would be) converge within a second.
     @Test func twoEnginesConverge() async throws {
         let settings = try await PostgresTestCluster.freshDatabase()
