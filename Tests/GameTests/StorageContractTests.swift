@@ -1,5 +1,6 @@
 import Foundation
 import IPAddress
+import Synchronization
 import Testing
 @testable import Game
 
@@ -169,12 +170,10 @@ import Testing
 }
 
 /// Answers collected from claim callbacks, in order.
-final class Answers: @unchecked Sendable {
-    private let lock = NSLock()
-    private var collected: [String] = []
+final class Answers: Sendable {
+    private let collected = Mutex<[String]>([])
     func add(_ name: String, _ result: Result<Scoreboard.Outcome, any Error>) {
-        lock.lock(); defer { lock.unlock() }
-        if case .success = result { collected.append(name) }
+        if case .success = result { collected.withLock { $0.append(name) } }
     }
-    var names: [String] { lock.lock(); defer { lock.unlock() }; return collected }
+    var names: [String] { collected.withLock { $0 } }
 }

@@ -214,30 +214,33 @@ public final class GameEngine: Service, Sendable {
         var batchesSinceMaintenance = 0
         var follower = initialCursor.map { Follower(cursor: $0) }
         var owed: Committed?
+        func settleOwed() {
+            if let committed = owed.take() { settle(committed) }
+        }
         while true {
             // Never wait (for claims, the feed or maintenance) while answers are owed.
             if owed != nil, queue.withLock({ $0.pending.isEmpty }) || followDue.load(ordering: .acquiring) {
-                settle(owed.take()!)
+                settleOwed()
             }
             guard let batch = await nextBatch() else { break }
             if followDue.exchange(false, ordering: .acquiringAndReleasing), follower != nil {
-                if let committed = owed.take() { settle(committed) }
+                settleOwed()
                 await follow(&follower!)
             }
             if batch.isEmpty { continue }
             let decided = decide(batch, unapplied: owed?.decided.effective ?? [])
             async let stored = store(decided)
-            if let committed = owed.take() { settle(committed) }
+            settleOwed()
             owed = await stored
             batchesSinceMaintenance += 1
             // Under constant load the queue is never empty; fold the journal every few batches.
             if batchesSinceMaintenance >= 8 {
                 batchesSinceMaintenance = 0
-                if let committed = owed.take() { settle(committed) }
+                settleOwed()
                 _ = await maintainIfIdle()
             }
         }
-        if let committed = owed.take() { settle(committed) }
+        settleOwed()
     }
 
     // MARK: Other instances' claims

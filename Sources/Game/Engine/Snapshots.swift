@@ -215,9 +215,7 @@ struct JSONWriter {
 
     /// A JSON string literal, escaped as `JSON.string` does.
     mutating func appendString(_ s: String) {
-        let plain = s.utf8.allSatisfy { $0 >= 0x20 && $0 < 0x7F && $0 != UInt8(ascii: "\"") && $0 != UInt8(ascii: "\\")
-            && $0 != UInt8(ascii: "<") && $0 != UInt8(ascii: ">") && $0 != UInt8(ascii: "&") }
-        if plain {
+        if JSON.needsNoEscaping(s) {
             bytes.append(UInt8(ascii: "\""))
             bytes.append(contentsOf: s.utf8)
             bytes.append(UInt8(ascii: "\""))
@@ -231,7 +229,16 @@ struct JSONWriter {
 
 /// Minimal JSON text helpers for hand-encoded bodies.
 enum JSON {
+    /// True when `string(s)` is `s` in quotes: printable ASCII without the characters below.
+    static func needsNoEscaping(_ s: String) -> Bool {
+        s.utf8.allSatisfy { byte in
+            byte >= 0x20 && byte < 0x7F && byte != UInt8(ascii: "\"") && byte != UInt8(ascii: "\\")
+                && byte != UInt8(ascii: "<") && byte != UInt8(ascii: ">") && byte != UInt8(ascii: "&")
+        }
+    }
+
     static func string(_ s: String) -> String {
+        if needsNoEscaping(s) { return "\"" + s + "\"" }
         var out = "\""
         for scalar in s.unicodeScalars {
             switch scalar {
