@@ -23,6 +23,7 @@ public enum DatabaseVersionDiscovery {
     }
 
     /// UNIX time of the newest database; throws when no resolver is configured or none answers.
+    /// `nameservers` ("a.b.c.d" or "a.b.c.d:port") replace those of /etc/resolv.conf.
     public static func latestVersion(domain: String = domain, nameservers given: [String]? = nil,
                                      timeoutMilliseconds: Int32 = 3000) throws(LocationDatabaseError) -> UInt64 {
         var servers = given ?? []
@@ -70,10 +71,17 @@ public enum DatabaseVersionDiscovery {
         let fd = socket(AF_INET, Int32(SOCK_DGRAM.rawValue), 0)
         guard fd >= 0 else { throw .ioError("socket: \(String(cString: strerror(errno)))") }
         defer { close(fd) }
+        // "a.b.c.d" or "a.b.c.d:port" (tests run a resolver on a loopback port).
+        var host = server, port: UInt16 = 53
+        if let colon = server.lastIndex(of: ":") {
+            guard let p = UInt16(server[server.index(after: colon)...]), p > 0 else { throw .invalidInput("bad nameserver \(server)") }
+            host = String(server[..<colon])
+            port = p
+        }
         var address = sockaddr_in()
         address.sin_family = sa_family_t(AF_INET)
-        address.sin_port = in_port_t(53).bigEndian
-        guard inet_pton(AF_INET, server, &address.sin_addr) == 1 else { throw .invalidInput("bad nameserver \(server)") }
+        address.sin_port = port.bigEndian
+        guard inet_pton(AF_INET, host, &address.sin_addr) == 1 else { throw .invalidInput("bad nameserver \(server)") }
         let sent = withUnsafePointer(to: &address) { pointer in
             pointer.withMemoryRebound(to: sockaddr.self, capacity: 1) {
                 sendto(fd, query, query.count, 0, $0, socklen_t(MemoryLayout<sockaddr_in>.size))

@@ -1,8 +1,6 @@
 import ArgumentParser
+import AsyncHTTPClient
 import Foundation
-#if canImport(FoundationNetworking)
-import FoundationNetworking
-#endif
 import IPAddress
 import LocationDB
 
@@ -508,7 +506,7 @@ struct LocationWrite: ParsableCommand {
     }
 }
 
-struct LocationUpdate: ParsableCommand {
+struct LocationUpdate: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "update", abstract: "Download a newer database over HTTPS, verify it and replace the current one.")
     @OptionGroup var global: LocationGlobalOptions
@@ -519,7 +517,14 @@ struct LocationUpdate: ParsableCommand {
     @Option(help: "Download URL (xz-compressed database).")
     var url: String = "https://location.ipfire.org/databases/1/location.db.xz"
 
-    func run() throws {
+    @Option(name: .customLong("nameserver"),
+            help: "DNS server (ADDRESS or ADDRESS:PORT) to ask for the newest version; repeatable. Default: those of /etc/resolv.conf.")
+    var nameservers: [String] = []
+
+    /// A download larger than this is refused (today's database is about 30 MB compressed).
+    static let maxDownloadBytes = 1 << 30
+
+    func run() async throws {
         let current = try? LocationDatabase(path: global.database)
         if let cron, let current {
             let days: Double
@@ -538,7 +543,7 @@ struct LocationUpdate: ParsableCommand {
         // first; without an answer, the HTTP If-Modified-Since check still avoids a useless download.
         var latest: UInt64?
         do {
-            latest = try DatabaseVersionDiscovery.latestVersion()
+            latest = try DatabaseVersionDiscovery.latestVersion(nameservers: nameservers.isEmpty ? nil : nameservers)
         } catch {
             global.info("Could not discover the latest version over DNS: \(error)")
         }
@@ -546,16 +551,16 @@ struct LocationUpdate: ParsableCommand {
             global.info("Already on the latest version")
             return
         }
-        guard let downloadURL = URL(string: url) else { throw ValidationError("bad URL \(url)") }
-        var request = URLRequest(url: downloadURL, timeoutInterval: 60)
-        request.setValue("location/ipquest", forHTTPHeaderField: "User-Agent")
+        guard url.hasPrefix("https://") || url.hasPrefix("http://") else { throw ValidationError("--url must be an http:// or https:// URL, not \(url)") }
+        var request = HTTPClientRequest(url: url)
+        request.headers.add(name: "User-Agent", value: "location/ipquest")
         if let since = latest ?? current?.createdAt {
-            request.setValue(formatHTTPDate(since), forHTTPHeaderField: "If-Modified-Since")
+            request.headers.add(name: "If-Modified-Since", value: formatHTTPDate(since))
         }
 
         let directory = (global.database as NSString).deletingLastPathComponent
         let compressed = (directory as NSString).appendingPathComponent(".location-update-\(getpid()).db.xz")
-        let fetched = download(request, to: compressed)
+        let fetched = await download(request, to: compressed)
         defer { try? FileManager.default.removeItem(atPath: compressed) }
         switch fetched {
         case .failure(let message):
@@ -612,21 +617,25 @@ struct LocationUpdate: ParsableCommand {
 
     enum DownloadResult { case downloaded, notModified, failure(String) }
 
-    /// Synchronous download to a file (URLSession, waiting on a semaphore).
-    func download(_ request: URLRequest, to path: String) -> DownloadResult {
-        final class Box: @unchecked Sendable { var result: DownloadResult = .failure("no answer") }
-        let box = Box()
-        let done = DispatchSemaphore(value: 0)
-        let task = URLSession.shared.dataTask(with: request) { data, response, error in
-            defer { done.signal() }
-            if let error { box.result = .failure(error.localizedDescription); return }
-            guard let http = response as? HTTPURLResponse else { box.result = .failure("not an HTTP response"); return }
-            if http.statusCode == 304 { box.result = .notModified; return }
-            guard http.statusCode == 200, let data else { box.result = .failure("HTTP status \(http.statusCode)"); return }
-            box.result = FileManager.default.createFile(atPath: path, contents: data) ? .downloaded : .failure("cannot write \(path)")
+    /// Streams the body of a 200 answer to `path` (AsyncHTTPClient, bounded in size and time).
+    func download(_ request: HTTPClientRequest, to path: String) async -> DownloadResult {
+        do {
+            let response = try await HTTPClient.shared.execute(request, timeout: .minutes(10))
+            if response.status == .notModified { return .notModified }
+            guard response.status == .ok else { return .failure("HTTP status \(response.status.code)") }
+            guard FileManager.default.createFile(atPath: path, contents: nil), let file = FileHandle(forWritingAtPath: path) else {
+                return .failure("cannot write \(path)")
+            }
+            defer { try? file.close() }
+            var written = 0
+            for try await chunk in response.body {
+                written += chunk.readableBytes
+                guard written <= Self.maxDownloadBytes else { return .failure("the download is larger than \(Self.maxDownloadBytes) bytes") }
+                try file.write(contentsOf: chunk.readableBytesView)
+            }
+            return .downloaded
+        } catch {
+            return .failure("\(error)")
         }
-        task.resume()
-        done.wait()
-        return box.result
     }
 }
