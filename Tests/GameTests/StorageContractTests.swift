@@ -1,4 +1,5 @@
 import Foundation
+import GRDB
 import IPAddress
 import Synchronization
 import Testing
@@ -140,6 +141,32 @@ import Testing
     /// The writer decides batch N+1 while batch N is committed but not yet on the board: N's
     /// claims must count as if applied (previous owner, refresh interval), and settling N
     /// then puts it on the board.
+    /// A batch is one transaction: when a row fails (here a trigger refuses one name), none of
+    /// the batch is stored, and the next batch is stored as usual.
+    @Test func aFailedSQLiteBatchStoresNoneOfItsClaims() async throws {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("ipquest-contract-\(UUID().uuidString)").path
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let path = dir + "/c.sqlite"
+        let storage = try SQLiteClaimStorage(path: path, durability: .normal)
+        try await storage.append([Self.claim("1.1.1.1", "alice", 100)])
+        try await DatabaseQueue(path: path).write { db in
+            try db.execute(sql: """
+                CREATE TRIGGER poison BEFORE INSERT ON claim_journal WHEN NEW.name = 'poison'
+                BEGIN SELECT RAISE(ABORT, 'poisoned claim'); END
+                """)
+        }
+        await #expect(throws: DatabaseError.self) {
+            try await storage.append([Self.claim("2.2.2.2", "bob", 101), Self.claim("3.3.3.3", "poison", 102), Self.claim("4.4.4.4", "carol", 103)])
+        }
+        try await storage.append([Self.claim("5.5.5.5", "dave", 104)])
+        let expected = [Self.claim("1.1.1.1", "alice", 100), Self.claim("5.5.5.5", "dave", 104)]
+        #expect(Self.sorted(try await storage.loadAll()) == expected)
+        #expect(try await storage.maintain(budget: 100) == 2)
+        #expect(try await storage.journalLength() == 0)
+        #expect(Self.sorted(try await SQLiteClaimStorage(path: path, durability: .normal).loadAll()) == expected)
+    }
+
     @Test func batchesDecidedAgainstACommittedBatchNotYetOnTheBoard() async throws {
         let opened = try await Self.open(.sqlite)
         var logger = PostgresTestCluster.logger
