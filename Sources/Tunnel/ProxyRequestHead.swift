@@ -77,12 +77,12 @@ public struct TargetAddress: Sendable, Hashable, CustomStringConvertible {
             let rest = authority[authority.index(after: close)...]
             guard rest.hasPrefix(":") else { return nil }
             portPart = rest.dropFirst()
-            guard hostPart.contains(":") else { return nil }
+            guard hostPart.utf8.contains(UInt8(ascii: ":")) else { return nil }
         } else {
             guard let colon = authority.lastIndex(of: ":") else { return nil }
             hostPart = authority[..<colon]
             portPart = authority[authority.index(after: colon)...]
-            if hostPart.contains(":") { return nil }
+            if hostPart.utf8.contains(UInt8(ascii: ":")) { return nil }
         }
         guard !hostPart.isEmpty, portPart.count <= 5, portPart.allSatisfy({ $0.isASCII && $0.isNumber }),
               let port = Int(portPart), (1...65535).contains(port),
@@ -92,7 +92,7 @@ public struct TargetAddress: Sendable, Hashable, CustomStringConvertible {
         self.port = port
     }
 
-    public var description: String { host.contains(":") ? "[\(host)]:\(port)" : "\(host):\(port)" }
+    public var description: String { host.utf8.contains(UInt8(ascii: ":")) ? "[\(host)]:\(port)" : "\(host):\(port)" }
 }
 
 /// A parsed proxy request head.

@@ -150,14 +150,9 @@ public final class TunnelServer: Sendable {
             .serverChannelOption(.backlog, value: 1024)
             .serverChannelOption(.maxMessagesPerRead, value: 16)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
-            .childChannelOption(.autoRead, value: false)
-            .childChannelOption(.allowRemoteHalfClosure, value: true)
-            .childChannelOption(.tcpOption(.tcp_nodelay), value: 1)
-            .childChannelOption(.recvAllocator, value: AdaptiveRecvByteBufferAllocator(minimum: 1024, initial: 16384, maximum: 262_144))
-            .childChannelOption(.maxMessagesPerRead, value: 8)
-            .childChannelOption(.writeBufferWaterMark, value: Self.writeBufferWaterMark)
             .childChannelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
+                    try Self.configureRelayChannel(channel)
                     let admitted = context.acquireConnectionSlot()
                     if admitted {
                         channel.closeFuture.whenComplete { _ in context.releaseConnectionSlot() }
@@ -171,6 +166,19 @@ public final class TunnelServer: Sendable {
             }
         let channel = try await bootstrap.bind(host: host, port: port).get()
         return TunnelServer(serverChannel: channel, context: context, group: group)
+    }
+
+    /// Options of both ends of a tunnel, set synchronously before the channel registers:
+    /// the bootstraps' option lists apply each option through a chain of futures, which cost
+    /// about 8 % of a short tunnel's CPU (bench/tunnel, test c).
+    static func configureRelayChannel(_ channel: any Channel) throws {
+        guard let options = channel.syncOptions else { throw ChannelError.operationUnsupported }
+        try options.setOption(.autoRead, value: false)
+        try options.setOption(.allowRemoteHalfClosure, value: true)
+        try options.setOption(.tcpOption(.tcp_nodelay), value: 1)
+        try options.setOption(.recvAllocator, value: AdaptiveRecvByteBufferAllocator(minimum: 1024, initial: 16384, maximum: 262_144))
+        try options.setOption(.maxMessagesPerRead, value: 8)
+        try options.setOption(.writeBufferWaterMark, value: writeBufferWaterMark)
     }
 
     /// Stops accepting; open tunnels run on until they end.
@@ -424,12 +432,9 @@ final class ProxyConnectionHandler: ChannelInboundHandler {
         }
         ClientBootstrap(group: context.eventLoop)
             .connectTimeout(remaining)
-            .channelOption(.autoRead, value: false)
-            .channelOption(.allowRemoteHalfClosure, value: true)
-            .channelOption(.tcpOption(.tcp_nodelay), value: 1)
-            .channelOption(.recvAllocator, value: AdaptiveRecvByteBufferAllocator(minimum: 1024, initial: 16384, maximum: 262_144))
-            .channelOption(.maxMessagesPerRead, value: 8)
-            .channelOption(.writeBufferWaterMark, value: TunnelServer.writeBufferWaterMark)
+            .channelInitializer { channel in
+                channel.eventLoop.makeCompletedFuture { try TunnelServer.configureRelayChannel(channel) }
+            }
             .connect(to: address)
             .assumeIsolated()
             .whenComplete { [self] result in
