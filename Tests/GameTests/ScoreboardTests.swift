@@ -1,5 +1,6 @@
 import CloudRanges
 import Foundation
+import NIOCore
 import Testing
 import IPAddress
 @testable import Game
@@ -219,6 +220,49 @@ func name(_ s: String) -> PlayerName { PlayerName(s)! }
             if best == nil || effectiveQ > best!.1 { best = (format, effectiveQ) }
         }
         return best?.0 ?? .html
+    }
+}
+
+@Suite struct ClaimResponseBodyTests {
+    /// The HTML answer, written piece by piece, is the page the interpolated template gives,
+    /// for names that need escaping or percent-encoding and names that need neither.
+    @Test(arguments: ["alice", "a/b:c@d^e+f!g-h_i*j.k", "x<&>\"'y", "Zoë 1"])
+    func htmlAnswerMatchesTheTemplate(_ raw: String) {
+        let name = PlayerName(trusted: raw)
+        let address = IPv4Address(203, 0, 113, 7)
+        let (_, body) = ClaimResponse.parts(address: address, name: name, origin: .unknown, outcome: .claimed(previousOwner: nil), format: .html)
+        let escaped = Self.referenceEscape(raw)
+        let link = "/players/" + Self.referenceEscape(Self.referenceEncode(raw))
+        let expected = """
+            <!doctype html>
+            <html lang="en"><meta charset="utf-8">
+            <meta name="viewport" content="width=device-width, initial-scale=1">
+            <title>The IP 203.0.113.7 was claimed for \(escaped).</title>
+            <p>The IP 203.0.113.7 was claimed for <a href="\(link)">\(escaped)</a>.</p>
+            <p><a href="/">Back to the map</a></p>
+
+            """
+        #expect(String(buffer: body) == expected)
+    }
+
+    @Test func segmentsArePercentEncodedByteByByte() {
+        #expect(URLPath.encodeSegment("Plain-name_1.~") == "Plain-name_1.~")
+        #expect(URLPath.encodeSegment("a/b:c@d^e+f!g*h") == "a%2Fb%3Ac%40d%5Ee%2Bf%21g%2Ah")
+        #expect(URLPath.encodeSegment("Zoë x") == "Zo%C3%AB%20x")
+        #expect(URLPath.encodeSegment("") == "")
+        for raw in ["alice", "a/b", "Zoë x", "%41"] {
+            #expect(URLPath.encodeSegment(raw) == Self.referenceEncode(raw))
+        }
+    }
+
+    static func referenceEscape(_ s: String) -> String {
+        s.replacingOccurrences(of: "&", with: "&amp;").replacingOccurrences(of: "<", with: "&lt;").replacingOccurrences(of: ">", with: "&gt;")
+            .replacingOccurrences(of: "\"", with: "&quot;").replacingOccurrences(of: "'", with: "&#39;")
+    }
+
+    /// RFC 3986 unreserved characters kept, all else percent-encoded (Foundation).
+    static func referenceEncode(_ s: String) -> String {
+        s.addingPercentEncoding(withAllowedCharacters: CharacterSet(charactersIn: "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-._~")) ?? ""
     }
 }
 

@@ -85,12 +85,21 @@ public final class Scoreboard: @unchecked Sendable {
     private var owners: [UInt32: Owner] = [:]
     private var seq: UInt64 = 0
 
-    /// counts[slot][block][name] and totals[slot][name], where a slot is a period over all
-    /// addresses (0..<5) or over residential addresses only (5..<10).
-    private var counts: [[[UInt32: Int32]]] = Array(repeating: Array(repeating: [:], count: 256), count: 2 * Period.allCases.count)
-    private var totals: [[UInt32: Int32]] = Array(repeating: [:], count: 2 * Period.allCases.count)
-
+    /// A slot is a period over all addresses (0..<5) or over residential addresses only (5..<10).
+    private static let slots = 2 * Period.allCases.count
     private static func slot(_ period: Period, residential: Bool) -> Int { period.index + (residential ? Period.allCases.count : 0) }
+
+    /// Addresses per player in each (slot, block), at `slot * 256 + block`: one flat array,
+    /// so a count is one hash lookup with no nested copy-on-write checks.
+    private var counts: [[UInt32: Int32]] = Array(repeating: [:], count: 2 * Period.allCases.count * 256)
+    /// Addresses per player and slot, dense at `name * slots + slot` (names are interned
+    /// 0, 1, 2, …): a claim updates up to 20 totals, none of them through a hash.
+    private var totals: [Int32] = []
+    /// Players with a non-zero total, per slot.
+    private var playersInSlot = [Int](repeating: 0, count: 2 * Period.allCases.count)
+
+    private func blockCounts(_ slot: Int, _ block: Int) -> [UInt32: Int32] { counts[slot &* 256 &+ block] }
+    private func total(_ slot: Int, _ name: UInt32) -> Int32 { totals[Int(name) &* Self.slots &+ slot] }
 
     /// All-time addresses per country / AS / player, by name.
     private var byCountry: [UInt16: [UInt32: Int32]] = [:]
@@ -122,7 +131,7 @@ public final class Scoreboard: @unchecked Sendable {
     public private(set) var periodVersions = [UInt64](repeating: 0, count: Period.allCases.count)
 
     public var addressCount: Int { owners.count }
-    public var playerCount: Int { totals[0].count }
+    public var playerCount: Int { playersInSlot[0] }
 
     // MARK: Updates
 
@@ -200,8 +209,12 @@ public final class Scoreboard: @unchecked Sendable {
     }
 
     private func count(slot: Int, block: Int, name: UInt32, by delta: Int32) {
-        Self.add(&counts[slot][block], name, delta)
-        Self.add(&totals[slot], name, delta)
+        Self.add(&counts[slot &* 256 &+ block], name, delta)
+        let i = Int(name) &* Self.slots &+ slot
+        let before = totals[i]
+        let after = before &+ delta
+        totals[i] = after
+        if before == 0 { playersInSlot[slot] += 1 } else if after == 0 { playersInSlot[slot] -= 1 }
     }
 
     /// Adds `delta` in place (one hash lookup); a count that reaches zero leaves the map.
@@ -236,6 +249,7 @@ public final class Scoreboard: @unchecked Sendable {
         let id = UInt32(names.count)
         names.append(name)
         nameIDs[name.value] = id
+        totals.append(contentsOf: repeatElement(0, count: Self.slots))
         return id
     }
 
@@ -309,7 +323,7 @@ public final class Scoreboard: @unchecked Sendable {
     public func scores(_ period: Period) -> [(name: PlayerName, blocks: [(block: Int, count: Int)])] {
         var perName: [UInt32: [(Int, Int)]] = [:]
         for block in 0..<256 {
-            for (name, count) in counts[Self.slot(period, residential: false)][block] {
+            for (name, count) in blockCounts(Self.slot(period, residential: false), block) {
                 perName[name, default: []].append((block, Int(count)))
             }
         }
@@ -342,7 +356,7 @@ public final class Scoreboard: @unchecked Sendable {
         var top: (UInt32, Int32)?
         var second: (UInt32, Int32)?
         var total = 0
-        for (name, count) in counts[slot][block] {
+        for (name, count) in blockCounts(slot, block) {
             total += Int(count)
             if let t = top, !(count > t.1 || (count == t.1 && names[Int(name)] < names[Int(t.0)])) {
                 if let s = second, !(count > s.1 || (count == s.1 && names[Int(name)] < names[Int(s.0)])) { continue }
@@ -361,7 +375,7 @@ public final class Scoreboard: @unchecked Sendable {
             runnerUp: second.map { names[Int($0.0)] },
             runnerUpCount: Int(second?.1 ?? 0),
             total: total,
-            players: counts[slot][block].count
+            players: blockCounts(slot, block).count
         )
     }
 
@@ -384,9 +398,14 @@ public final class Scoreboard: @unchecked Sendable {
         for s in standings {
             if let h = s.holder { held[h, default: []].append(s.block) }
         }
-        var entries = totals[Self.slot(period, residential: residential)].map { id, total in
-            let name = names[Int(id)]
-            return LeaderboardEntry(rank: 0, name: name, blocksHeld: held[name] ?? [], addresses: Int(total))
+        let slot = Self.slot(period, residential: residential)
+        var entries: [LeaderboardEntry] = []
+        entries.reserveCapacity(playersInSlot[slot])
+        for id in names.indices {
+            let total = totals[id * Self.slots + slot]
+            guard total > 0 else { continue }
+            let name = names[id]
+            entries.append(LeaderboardEntry(rank: 0, name: name, blocksHeld: held[name] ?? [], addresses: Int(total)))
         }
         entries.sort {
             ($0.blocksHeld.count, $0.addresses) != ($1.blocksHeld.count, $1.addresses)
@@ -437,26 +456,27 @@ public final class Scoreboard: @unchecked Sendable {
         let p = period.index
         var result: [PlayerBlock] = []
         for block in 0..<256 {
-            guard let mine = counts[p][block][id] else { continue }
+            let here = blockCounts(p, block)
+            guard let mine = here[id] else { continue }
             var above = 0
             var same = 0
-            for (other, c) in counts[p][block] where other != id {
+            for (other, c) in here where other != id {
                 if c > mine { above += 1 } else if c == mine { same += 1 }
             }
-            result.append(PlayerBlock(block: block, count: Int(mine), rank: above + 1, isTied: same > 0, players: counts[p][block].count))
+            result.append(PlayerBlock(block: block, count: Int(mine), rank: above + 1, isTied: same > 0, players: here.count))
         }
         let countries = (countriesOfPlayer[id] ?? [:])
             .map { (country: CountryCode(rawValue: $0.key).description, addresses: Int($0.value)) }
             .sorted { $0.addresses != $1.addresses ? $0.addresses > $1.addresses : $0.country < $1.country }
         return PlayerStanding(
-            name: name, addresses: Int(totals[p][id] ?? 0), blocks: result, countries: countries,
-            allTimeAddresses: Int(totals[0][id] ?? 0), dataCenterAddresses: Int(dataCenterOfPlayer[id] ?? 0))
+            name: name, addresses: Int(total(p, id)), blocks: result, countries: countries,
+            allTimeAddresses: Int(total(0, id)), dataCenterAddresses: Int(dataCenterOfPlayer[id] ?? 0))
     }
 
     /// The players of one block with their address counts, most first, then by name (web block page).
     public func blockPlayers(block: Int, period: Period, limit: Int = 10) -> [(name: PlayerName, count: Int)] {
         guard (0..<256).contains(block) else { return [] }
-        return counts[period.index][block]
+        return blockCounts(period.index, block)
             .map { (name: names[Int($0.key)], count: Int($0.value)) }
             .sorted { $0.count != $1.count ? $0.count > $1.count : $0.name < $1.name }
             .prefix(limit).map { $0 }

@@ -97,7 +97,7 @@ enum ClaimResponse {
     /// The answer's fields and body (the router wraps them in a Response, FastRoutes writes them).
     static func parts(address: IPv4Address, name: PlayerName, origin: ClaimOrigin, outcome: Scoreboard.Outcome, format: Format) -> (HTTPFields, ByteBuffer) {
         let headers: HTTPFields
-        let sentence = "The IP \(address) was claimed for \(name.value)."
+        var sentence: String { "The IP \(address) was claimed for \(name.value)." }
         let body: ByteBuffer
         switch format {
         case .gif:
@@ -121,17 +121,26 @@ enum ClaimResponse {
             body = ByteBuffer(string: "{\"ip\":\"\(address)\",\"block\":\(address.block),\"name\":\(JSON.string(name.value)),\"previous_owner\":\(previous),\"changed\":\(outcome != .unchanged && !refreshed),\(origin.jsonFields),\"message\":\(JSON.string(sentence))}")
         case .html:
             headers = htmlFields
+            // Written piece by piece: the same bytes as one interpolated string, without
+            // building it first (this answers every browser claim).
             let escaped = HTML.escape(name.value)
-            let link = "/players/" + HTML.escape(URLPath.encodeSegment(name.value))
-            body = ByteBuffer(string: """
-                <!doctype html>
-                <html lang="en"><meta charset="utf-8">
-                <meta name="viewport" content="width=device-width, initial-scale=1">
-                <title>The IP \(address) was claimed for \(escaped).</title>
-                <p>The IP \(address) was claimed for <a href="\(link)">\(escaped)</a>.</p>
-                <p><a href="/">Back to the map</a></p>
-
-                """)
+            let link = HTML.escape(URLPath.encodeSegment(name.value))
+            let ip = address.description
+            var b = ByteBuffer()
+            b.reserveCapacity(260 + 2 * (ip.utf8.count + escaped.utf8.count) + link.utf8.count)
+            b.writeStaticString("<!doctype html>\n<html lang=\"en\"><meta charset=\"utf-8\">\n")
+            b.writeStaticString("<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n<title>The IP ")
+            b.writeString(ip)
+            b.writeStaticString(" was claimed for ")
+            b.writeString(escaped)
+            b.writeStaticString(".</title>\n<p>The IP ")
+            b.writeString(ip)
+            b.writeStaticString(" was claimed for <a href=\"/players/")
+            b.writeString(link)
+            b.writeStaticString("\">")
+            b.writeString(escaped)
+            b.writeStaticString("</a>.</p>\n<p><a href=\"/\">Back to the map</a></p>\n")
+            body = b
         }
         return (headers, body)
     }
@@ -139,8 +148,11 @@ enum ClaimResponse {
 
 enum HTML {
     static func escape(_ s: String) -> String {
+        // Valid player names never need it: return them as they are.
+        guard s.utf8.contains(where: { $0 == UInt8(ascii: "&") || $0 == UInt8(ascii: "<") || $0 == UInt8(ascii: ">") || $0 == UInt8(ascii: "\"") || $0 == UInt8(ascii: "'") })
+        else { return s }
         var out = ""
-        out.reserveCapacity(s.utf8.count)
+        out.reserveCapacity(s.utf8.count + 16)
         for c in s {
             switch c {
             case "&": out += "&amp;"
@@ -156,11 +168,30 @@ enum HTML {
 }
 
 enum URLPath {
-    /// Percent-encodes everything but unreserved characters (RFC 3986).
+    /// Percent-encodes every byte but the unreserved characters (RFC 3986: ASCII letters,
+    /// digits and `-._~`), UTF-8 first.
     static func encodeSegment(_ s: String) -> String {
-        var allowed = CharacterSet.alphanumerics
-        allowed.insert(charactersIn: "-._~")
-        return s.addingPercentEncoding(withAllowedCharacters: allowed) ?? s
+        func unreserved(_ b: UInt8) -> Bool {
+            switch b {
+            case UInt8(ascii: "a")...UInt8(ascii: "z"), UInt8(ascii: "A")...UInt8(ascii: "Z"), UInt8(ascii: "0")...UInt8(ascii: "9"),
+                 UInt8(ascii: "-"), UInt8(ascii: "."), UInt8(ascii: "_"), UInt8(ascii: "~"):
+                return true
+            default:
+                return false
+            }
+        }
+        guard !s.utf8.allSatisfy(unreserved) else { return s }
+        let hex = Array("0123456789ABCDEF".utf8)
+        var out: [UInt8] = []
+        out.reserveCapacity(s.utf8.count * 3)
+        for b in s.utf8 {
+            if unreserved(b) {
+                out.append(b)
+            } else {
+                out += [UInt8(ascii: "%"), hex[Int(b >> 4)], hex[Int(b & 0x0F)]]
+            }
+        }
+        return String(decoding: out, as: UTF8.self)
     }
 }
 
