@@ -251,7 +251,7 @@ import Testing
     let cloud = ClaimOrigin(country: "US", asn: 16509, provider: "aws")
 
     @Test func countryAndASCountsFollowOwnershipChanges() {
-        let b = Scoreboard()
+        var b = Scoreboard()
         b.apply(address: ip("1.0.0.1"), name: name("alice"), at: 100, origin: de)
         b.apply(address: ip("1.0.0.2"), name: name("alice"), at: 100, origin: de)
         b.apply(address: ip("1.0.0.3"), name: name("bob"), at: 100, origin: de)
@@ -274,7 +274,7 @@ import Testing
     }
 
     @Test func residentialCountsLeaveOutDataCentersAndExpireWithTheirWindows() {
-        let b = Scoreboard()
+        var b = Scoreboard()
         let t: Int64 = 1_000_000
         b.load([], now: t)
         for i in 1...3 { b.apply(address: IPv4Address(10, 0, 0, UInt8(i)), name: name("farm"), at: t, origin: cloud) }

@@ -25,7 +25,7 @@ func name(_ s: String) -> PlayerName { PlayerName(s)! }
 
 @Suite struct ScoreboardTests {
     @Test func lastClaimWinsAndOwnerRefreshIsHourly() {
-        let b = Scoreboard()
+        var b = Scoreboard()
         #expect(b.apply(address: ip("1.0.0.1"), name: name("alice"), at: 1_000) == .claimed(previousOwner: nil))
         #expect(b.apply(address: ip("1.0.0.1"), name: name("bob"), at: 1_001) == .claimed(previousOwner: name("alice")))
         #expect(b.owner(of: ip("1.0.0.1"))?.name == name("bob"))
@@ -38,7 +38,7 @@ func name(_ s: String) -> PlayerName { PlayerName(s)! }
     }
 
     @Test func blockHoldersTiesAndRunnersUp() {
-        let b = Scoreboard()
+        var b = Scoreboard()
         let t: Int64 = 10_000
         for i in 1...3 { b.apply(address: IPv4Address(10, 0, 0, UInt8(i)), name: name("alice"), at: t) }
         for i in 4...5 { b.apply(address: IPv4Address(10, 0, 0, UInt8(i)), name: name("bob"), at: t) }
@@ -70,7 +70,7 @@ func name(_ s: String) -> PlayerName { PlayerName(s)! }
     }
 
     @Test func equalPlayersShareARank() {
-        let b = Scoreboard()
+        var b = Scoreboard()
         b.apply(address: ip("20.0.0.1"), name: name("x"), at: 1)
         b.apply(address: ip("21.0.0.1"), name: name("y"), at: 1)
         b.apply(address: ip("22.0.0.1"), name: name("z"), at: 1)
@@ -81,7 +81,7 @@ func name(_ s: String) -> PlayerName { PlayerName(s)! }
     }
 
     @Test func periodsCountOnlyClaimsInsideTheirWindow() {
-        let b = Scoreboard()
+        var b = Scoreboard()
         let now: Int64 = 100 * 86_400
         b.advance(to: now - 40 * 86_400)
         b.apply(address: ip("1.0.0.1"), name: name("old"), at: now - 40 * 86_400)     // only all-time
@@ -108,7 +108,7 @@ func name(_ s: String) -> PlayerName { PlayerName(s)! }
     }
 
     @Test func supersededClaimLeavesWindowsOnce() {
-        let b = Scoreboard()
+        var b = Scoreboard()
         b.advance(to: 1_000_000)
         b.apply(address: ip("5.0.0.1"), name: name("a"), at: 1_000_000)
         b.apply(address: ip("5.0.0.1"), name: name("b"), at: 1_000_010)
@@ -124,7 +124,7 @@ func name(_ s: String) -> PlayerName { PlayerName(s)! }
     }
 
     @Test func loadRebuildsTheSameBoard() {
-        let live = Scoreboard()
+        var live = Scoreboard()
         var stored: [UInt32: Claim] = [:]
         var rng = SystemRandomNumberGenerator()
         let players = (0..<20).map { name("p\($0)") }
@@ -140,7 +140,7 @@ func name(_ s: String) -> PlayerName { PlayerName(s)! }
         }
         let now = start + 5_000 * 60
         live.advance(to: now)
-        let loaded = Scoreboard()
+        var loaded = Scoreboard()
         loaded.load(Array(stored.values), now: now)
         for p in Period.allCases {
             #expect(loaded.leaderboard(p) == live.leaderboard(p), "period \(p)")
@@ -150,7 +150,7 @@ func name(_ s: String) -> PlayerName { PlayerName(s)! }
     }
 
     @Test func recentListsCurrentClaimsNewestFirst() {
-        let b = Scoreboard()
+        var b = Scoreboard()
         for i in 0..<60 { b.apply(address: IPv4Address(9, 0, 0, UInt8(i)), name: name("n\(i)"), at: Int64(i)) }
         b.apply(address: IPv4Address(9, 0, 0, 59), name: name("taker"), at: 100)
         let recent = b.recent(limit: 50)

@@ -100,7 +100,7 @@ public final class GameEngine: Service, Sendable {
         // Cursor first: claims committed while loading come again through the feed (harmless).
         initialCursor = try await storage.changeCursor()
         let claims = try await storage.loadAll()
-        let scoreboard = Scoreboard()
+        var scoreboard = Scoreboard()
         scoreboard.load(claims, now: clock.seconds)
         board = Mutex(scoreboard)
         snapshots = SnapshotStore()

@@ -56,9 +56,10 @@ public struct Claim: Equatable, Sendable {
 /// same as the main one. All-time counts are also kept per country, per autonomous system,
 /// and per player by country and by data-center use.
 ///
-/// Not thread-safe by itself: `GameEngine` only touches it under its mutex, which is what
-/// makes the `Sendable` promise true.
-public final class Scoreboard: @unchecked Sendable {
+/// A value: `GameEngine` keeps it in a mutex and mutates it in place there. Being a struct
+/// (not a class) lets the compiler check exclusive access statically instead of at run
+/// time on every count, which was 2 µs of a claim's CPU.
+public struct Scoreboard: Sendable {
     /// Minimum age before a re-claim by the current owner refreshes its timestamp.
     public static let refreshInterval: Int64 = 3_600
 
@@ -155,7 +156,7 @@ public final class Scoreboard: @unchecked Sendable {
     /// Applies a claim. With `enforceRefreshInterval` (live claims) a re-claim by the owner
     /// within an hour changes nothing; replayed storage rows are applied as they are.
     @discardableResult
-    public func apply(address: IPv4Address, name: PlayerName, at requestedTime: Int64, origin: ClaimOrigin = .unknown, enforceRefreshInterval: Bool = true) -> Outcome {
+    public mutating func apply(address: IPv4Address, name: PlayerName, at requestedTime: Int64, origin: ClaimOrigin = .unknown, enforceRefreshInterval: Bool = true) -> Outcome {
         let ip = address.value
         let nameID = intern(name)
         // Keep the log ordered even if the wall clock steps back a little.
@@ -183,7 +184,7 @@ public final class Scoreboard: @unchecked Sendable {
         return .claimed(previousOwner: previous)
     }
 
-    private func adjust(ip: UInt32, _ owner: Owner, by delta: Int32) {
+    private mutating func adjust(ip: UInt32, _ owner: Owner, by delta: Int32) {
         version &+= 1
         let block = Int(ip >> 24)
         let name = owner.name
@@ -208,7 +209,7 @@ public final class Scoreboard: @unchecked Sendable {
         }
     }
 
-    private func count(slot: Int, block: Int, name: UInt32, by delta: Int32) {
+    private mutating func count(slot: Int, block: Int, name: UInt32, by delta: Int32) {
         Self.add(&counts[slot &* 256 &+ block], name, delta)
         let i = Int(name) &* Self.slots &+ slot
         let before = totals[i]
@@ -226,7 +227,7 @@ public final class Scoreboard: @unchecked Sendable {
         if bump(&map[key, default: 0]) <= 0 { map.removeValue(forKey: key) }
     }
 
-    private func internProvider(_ provider: String?) -> UInt16 {
+    private mutating func internProvider(_ provider: String?) -> UInt16 {
         guard let provider else { return 0 }
         if let id = providerIDs[provider] { return id }
         guard providers.count < Int(UInt16.max) - 1 else { return 0 }
@@ -244,7 +245,7 @@ public final class Scoreboard: @unchecked Sendable {
         )
     }
 
-    private func intern(_ name: PlayerName) -> UInt32 {
+    private mutating func intern(_ name: PlayerName) -> UInt32 {
         if let id = nameIDs[name.value] { return id }
         let id = UInt32(names.count)
         names.append(name)
@@ -254,7 +255,7 @@ public final class Scoreboard: @unchecked Sendable {
     }
 
     /// Moves the timed windows to end at `now`: claims that fell out stop counting.
-    public func advance(to now: Int64) {
+    public mutating func advance(to now: Int64) {
         for period in Period.allCases {
             guard let length = period.seconds else { continue }
             let p = period.index
@@ -284,7 +285,7 @@ public final class Scoreboard: @unchecked Sendable {
     }
 
     /// Rebuilds the board from stored claims (any order) as of `now`.
-    public func load(_ claims: [Claim], now: Int64) {
+    public mutating func load(_ claims: [Claim], now: Int64) {
         // Set the windows first so each claim counts only where it belongs.
         for period in Period.allCases {
             if let length = period.seconds { cutoff[period.index] = now - length }
