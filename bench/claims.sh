@@ -19,6 +19,16 @@ rate_limit: { burst: 1000000, per_second: 1000000 }
 limits: { requests_burst: 100000000, requests_per_second: 100000000, strikes_before_ban: 0 }
 durability: full
 YAML
+# Idle RSS of the plain game (no location database mapped: the Rust clone's configuration).
+printf 'location: { database: "" }\n' > "$out/plain.yaml"
+"$bin" serve --port 0 --database "$(dirname "$db")/plain.sqlite" --config "$out/plain.yaml" > "$out/plain.log" 2>&1 &
+plain=$!
+for _ in $(seq 100); do grep -q "ipquest listening" "$out/plain.log" && break; sleep 0.1; done
+sleep 1
+plain_rss=$(awk '/VmRSS/ {t=$2} /RssAnon/ {a=$2} END {printf "%.1f MB (anonymous %.1f MB)", t/1024, a/1024}' /proc/$plain/status)
+kill $plain; wait $plain 2>/dev/null || true
+echo "RSS idle without a location database: $plain_rss (target <= 32 MB)"
+
 "$bin" serve --port 0 --database "$db" --config "$out/bench.yaml" > "$out/serve.log" 2>&1 &
 pid=$!
 trap 'kill $pid 2>/dev/null || true' EXIT
