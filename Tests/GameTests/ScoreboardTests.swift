@@ -123,6 +123,53 @@ func name(_ s: String) -> PlayerName { PlayerName(s)! }
         #expect(b.standing(block: 5, period: .hour).total == 0)
     }
 
+    /// Block standings and leaderboards, over all addresses and residential ones only, match
+    /// counts taken afresh from the current owners, after random claims from homes and data
+    /// centers spread over two days.
+    @Test func viewsMatchAFreshCountOfTheOwners() {
+        var b = Scoreboard()
+        var rng = SystemRandomNumberGenerator()
+        let players = (0..<12).map { name("p\($0)") }
+        var owners: [UInt32: (name: PlayerName, at: Int64, dataCenter: Bool)] = [:]
+        let start: Int64 = 40 * 86_400
+        for i in 0..<6_000 {
+            let t = start + Int64(i * 30)
+            b.advance(to: t)
+            // Few blocks and addresses, so addresses change hands and players tie.
+            let a = IPv4Address(UInt32.random(in: 0..<6, using: &rng) << 24 | UInt32.random(in: 0..<400, using: &rng))
+            let n = players.randomElement(using: &rng)!
+            let cloud = Int.random(in: 0..<4, using: &rng) == 0
+            if case .claimed = b.apply(address: a, name: n, at: t, origin: ClaimOrigin(provider: cloud ? "aws" : nil)) {
+                owners[a.value] = (n, t, cloud)
+            }
+        }
+        let now = start + 6_000 * 30 + 600
+        b.advance(to: now)
+        for period in Period.allCases {
+            for residential in [false, true] {
+                var perBlock: [Int: [PlayerName: Int]] = [:]
+                for (ip, o) in owners where (period.seconds.map { o.at >= now - $0 } ?? true) && !(residential && o.dataCenter) {
+                    perBlock[Int(ip >> 24), default: [:]][o.name, default: 0] += 1
+                }
+                for block in 0..<8 {
+                    let counts = perBlock[block] ?? [:]
+                    let sorted = counts.sorted { $0.value != $1.value ? $0.value > $1.value : $0.key < $1.key }
+                    let standing = b.standing(block: block, period: period, residential: residential)
+                    let tied = sorted.count > 1 && sorted[0].value == sorted[1].value
+                    #expect(standing.total == counts.values.reduce(0, +), "\(period) \(residential) block \(block)")
+                    #expect(standing.players == counts.count)
+                    #expect(standing.isTied == tied)
+                    #expect(standing.holder == (tied ? nil : sorted.first?.key))
+                    #expect(standing.count == (sorted.first?.value ?? 0))
+                }
+                var totals: [PlayerName: Int] = [:]
+                for counts in perBlock.values { for (n, c) in counts { totals[n, default: 0] += c } }
+                let board = b.leaderboard(period, residential: residential)
+                #expect(Dictionary(uniqueKeysWithValues: board.map { ($0.name, $0.addresses) }) == totals, "\(period) \(residential)")
+            }
+        }
+    }
+
     @Test func loadRebuildsTheSameBoard() {
         var live = Scoreboard()
         var stored: [UInt32: Claim] = [:]

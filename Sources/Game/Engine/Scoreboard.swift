@@ -51,10 +51,11 @@ public struct Claim: Equatable, Sendable {
 /// claims through a time-ordered log walked by one cursor per period, so moving time forward
 /// costs O(claims that left the window), never a scan of the table.
 ///
-/// Every count exists twice: over all addresses and over residential ones only (addresses
-/// outside every cloud provider's ranges), so the "residential only" leaderboard costs the
-/// same as the main one. All-time counts are also kept per country, per autonomous system,
-/// and per player by country and by data-center use.
+/// Each period's counts exist over all addresses and over data-center addresses only (inside
+/// some cloud provider's ranges); the "residential only" views are the difference, so a claim
+/// from outside every data center (nearly all of them) costs one count per period. All-time
+/// counts are also kept per country, per autonomous system, and per player by country and by
+/// data-center use.
 ///
 /// A value: `GameEngine` keeps it in a mutex and mutates it in place there. Being a struct
 /// (not a class) lets the compiler check exclusive access statically instead of at run
@@ -86,9 +87,9 @@ public struct Scoreboard: Sendable {
     private var owners: [UInt32: Owner] = [:]
     private var seq: UInt64 = 0
 
-    /// A slot is a period over all addresses (0..<5) or over residential addresses only (5..<10).
+    /// A slot is a period over all addresses (0..<5) or over data-center addresses only (5..<10).
     private static let slots = 2 * Period.allCases.count
-    private static func slot(_ period: Period, residential: Bool) -> Int { period.index + (residential ? Period.allCases.count : 0) }
+    private static func dataCenterSlot(_ period: Int) -> Int { period + Period.allCases.count }
 
     /// Addresses per player in each (slot, block), at `slot * 256 + block`: one flat array,
     /// so a count is one hash lookup with no nested copy-on-write checks.
@@ -191,7 +192,7 @@ public struct Scoreboard: Sendable {
         for p in 0..<Period.allCases.count where owner.claimedAt >= cutoff[p] {
             periodVersions[p] &+= 1
             count(slot: p, block: block, name: name, by: delta)
-            if owner.provider == 0 { count(slot: p + Period.allCases.count, block: block, name: name, by: delta) }
+            if owner.provider != 0 { count(slot: Self.dataCenterSlot(p), block: block, name: name, by: delta) }
         }
         if owner.country != 0 {
             Self.add(&byCountry[owner.country, default: [:]], name, delta)
@@ -269,7 +270,7 @@ public struct Scoreboard: Sendable {
                     periodVersions[p] &+= 1
                     let block = Int(e.ip >> 24)
                     count(slot: p, block: block, name: e.name, by: -1)
-                    if owner.provider == 0 { count(slot: p + Period.allCases.count, block: block, name: e.name, by: -1) }
+                    if owner.provider != 0 { count(slot: Self.dataCenterSlot(p), block: block, name: e.name, by: -1) }
                 }
                 i += 1
             }
@@ -324,7 +325,7 @@ public struct Scoreboard: Sendable {
     public func scores(_ period: Period) -> [(name: PlayerName, blocks: [(block: Int, count: Int)])] {
         var perName: [UInt32: [(Int, Int)]] = [:]
         for block in 0..<256 {
-            for (name, count) in blockCounts(Self.slot(period, residential: false), block) {
+            for (name, count) in blockCounts(period.index, block) {
                 perName[name, default: []].append((block, Int(count)))
             }
         }
@@ -353,11 +354,16 @@ public struct Scoreboard: Sendable {
     }
 
     public func standing(block: Int, period: Period, residential: Bool = false) -> BlockStanding {
-        let slot = Self.slot(period, residential: residential)
+        let all = blockCounts(period.index, block)
+        let dataCenter = residential ? blockCounts(Self.dataCenterSlot(period.index), block) : [:]
         var top: (UInt32, Int32)?
         var second: (UInt32, Int32)?
         var total = 0
-        for (name, count) in blockCounts(slot, block) {
+        var players = 0
+        for (name, allCount) in all {
+            let count = dataCenter.isEmpty ? allCount : allCount - (dataCenter[name] ?? 0)
+            guard count > 0 else { continue }
+            players += 1
             total += Int(count)
             if let t = top, !(count > t.1 || (count == t.1 && names[Int(name)] < names[Int(t.0)])) {
                 if let s = second, !(count > s.1 || (count == s.1 && names[Int(name)] < names[Int(s.0)])) { continue }
@@ -376,7 +382,7 @@ public struct Scoreboard: Sendable {
             runnerUp: second.map { names[Int($0.0)] },
             runnerUpCount: Int(second?.1 ?? 0),
             total: total,
-            players: blockCounts(slot, block).count
+            players: players
         )
     }
 
@@ -399,11 +405,12 @@ public struct Scoreboard: Sendable {
         for s in standings {
             if let h = s.holder { held[h, default: []].append(s.block) }
         }
-        let slot = Self.slot(period, residential: residential)
+        let p = period.index
         var entries: [LeaderboardEntry] = []
-        entries.reserveCapacity(playersInSlot[slot])
+        entries.reserveCapacity(playersInSlot[p])
         for id in names.indices {
-            let total = totals[id * Self.slots + slot]
+            var total = totals[id * Self.slots + p]
+            if residential { total -= totals[id * Self.slots + Self.dataCenterSlot(p)] }
             guard total > 0 else { continue }
             let name = names[id]
             entries.append(LeaderboardEntry(rank: 0, name: name, blocksHeld: held[name] ?? [], addresses: Int(total)))
