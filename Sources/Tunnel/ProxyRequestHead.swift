@@ -84,9 +84,19 @@ public struct TargetAddress: Sendable, Hashable, CustomStringConvertible {
             portPart = authority[authority.index(after: colon)...]
             if hostPart.utf8.contains(UInt8(ascii: ":")) { return nil }
         }
-        guard !hostPart.isEmpty, portPart.count <= 5, portPart.allSatisfy({ $0.isASCII && $0.isNumber }),
+        func isDigit(_ b: UInt8) -> Bool { b >= UInt8(ascii: "0") && b <= UInt8(ascii: "9") }
+        func isHostByte(_ b: UInt8) -> Bool {
+            switch b {
+            case UInt8(ascii: "a")...UInt8(ascii: "z"), UInt8(ascii: "A")...UInt8(ascii: "Z"), UInt8(ascii: "0")...UInt8(ascii: "9"),
+                 UInt8(ascii: "-"), UInt8(ascii: "."), UInt8(ascii: "_"), UInt8(ascii: ":"), UInt8(ascii: "%"):
+                return true
+            default:
+                return false
+            }
+        }
+        guard !hostPart.isEmpty, portPart.utf8.count <= 5, portPart.utf8.allSatisfy(isDigit),
               let port = Int(portPart), (1...65535).contains(port),
-              hostPart.allSatisfy({ $0.isASCII && ($0.isLetter || $0.isNumber || "-._:%".contains($0)) })
+              hostPart.utf8.allSatisfy(isHostByte)
         else { return nil }
         self.host = String(hostPart)
         self.port = port
@@ -220,6 +230,10 @@ public enum ProxyRequestHeadParser {
         let requestLine = parseRequestLine(first, allowForwarding: allowForwarding)
         if case .rejected(let status, let detail) = requestLine { return .rejected(status, detail: detail) }
 
+        // Header lines are checked and matched on their bytes; a String is made only for what
+        // is kept: the credentials, and the headers a forwarded request passes on.
+        var forwarding = false
+        if case .forward = requestLine { forwarding = true }
         var proxyAuthorization: String?
         var forwardedHeaders: [String] = []
         var sawHost = false
@@ -229,25 +243,24 @@ public enum ProxyRequestHeadParser {
             guard line.allSatisfy({ $0 == 0x09 || $0 >= 0x20 && $0 != 0x7F }) else {
                 return .rejected(.badRequest, detail: "header has control bytes")
             }
-            let text = String(decoding: line, as: UTF8.self)
-            guard let colon = text.firstIndex(of: ":"), colon > text.startIndex else {
+            guard let colon = line.firstIndex(of: UInt8(ascii: ":")), colon > line.startIndex else {
                 return .rejected(.badRequest, detail: "malformed header line")
             }
-            let name = text[..<colon]
-            guard name.allSatisfy({ $0.isASCII && !$0.isWhitespace }) else {
+            let name = line[..<colon]
+            // ASCII, no whitespace (control bytes other than tab are already refused).
+            guard name.allSatisfy({ $0 > 0x20 && $0 < 0x7F }) else {
                 return .rejected(.badRequest, detail: "malformed header name")
             }
-            let value = text[text.index(after: colon)...].trimmingSpaces()
-            switch name.lowercased() {
-            case "proxy-authorization":
-                proxyAuthorization = String(value)
-            case "proxy-connection", "connection", "keep-alive":
-                break
-            case "host":
-                sawHost = true
-                forwardedHeaders.append(text)
-            default:
-                forwardedHeaders.append(text)
+            if Self.nameIs(name, "proxy-authorization") {
+                var value = line[(colon + 1)...]
+                while let f = value.first, f == 0x20 || f == 0x09 { value = value.dropFirst() }
+                while let l = value.last, l == 0x20 || l == 0x09 { value = value.dropLast() }
+                proxyAuthorization = String(decoding: value, as: UTF8.self)
+            } else if Self.nameIs(name, "proxy-connection") || Self.nameIs(name, "connection") || Self.nameIs(name, "keep-alive") {
+                continue
+            } else {
+                if Self.nameIs(name, "host") { sawHost = true }
+                if forwarding { forwardedHeaders.append(String(decoding: line, as: UTF8.self)) }
             }
         }
 
@@ -271,6 +284,19 @@ public enum ProxyRequestHeadParser {
         case .rejected(let status, let detail):
             return .rejected(status, detail: detail)
         }
+    }
+}
+
+extension ProxyRequestHeadParser {
+    /// Whether a header name is `lowercase` (given in lower case), ignoring ASCII case.
+    fileprivate static func nameIs(_ name: ArraySlice<UInt8>, _ lowercase: StaticString) -> Bool {
+        guard name.count == lowercase.utf8CodeUnitCount else { return false }
+        let expected = UnsafeBufferPointer(start: lowercase.utf8Start, count: lowercase.utf8CodeUnitCount)
+        for (byte, want) in zip(name, expected) {
+            let folded = byte >= UInt8(ascii: "A") && byte <= UInt8(ascii: "Z") ? byte | 0x20 : byte
+            if folded != want { return false }
+        }
+        return true
     }
 }
 
