@@ -1,6 +1,7 @@
 import Foundation
 import GRDB
 import IPAddress
+import Logging
 import Synchronization
 import Testing
 @testable import Game
@@ -193,6 +194,65 @@ import Testing
         #expect(engine.withBoard { $0.player(PlayerName(trusted: "carol"), period: .all)?.addresses } == 1)
         #expect(engine.withBoard { $0.player(PlayerName(trusted: "alice"), period: .all) }?.addresses ?? 0 == 0)
         #expect(Set(try await opened.storage.loadAll().map { "\($0.address)=\($0.name.value)" }) == ["10.0.0.1=carol", "10.0.0.2=bob"])
+    }
+}
+
+/// The engine's writer against a storage that records its calls: a queue that empties for a
+/// moment between claims is not idleness, so no journal fold runs between those batches; a
+/// queue that stays empty past the grace is, and the journal is folded then.
+@Suite struct WriterIdleTests {
+    /// Forwards to SQLite and records "append n" / "maintain" calls.
+    final class RecordingStorage: ClaimStorage {
+        let base: SQLiteClaimStorage
+        let calls = Mutex<[String]>([])
+        init(_ base: SQLiteClaimStorage) { self.base = base }
+        func loadAll() async throws -> [Claim] { try await base.loadAll() }
+        func append(_ claims: [Claim]) async throws {
+            calls.withLock { $0.append("append \(claims.count)") }
+            try await base.append(claims)
+        }
+        func maintain(budget: Int) async throws -> Int {
+            let folded = try await base.maintain(budget: budget)
+            if folded > 0 { calls.withLock { $0.append("maintain \(folded)") } }
+            return folded
+        }
+        func count() async throws -> Int { try await base.count() }
+        func changeCursor() async throws -> Int64? { nil }
+        func changes(since cursor: Int64, limit: Int) async throws -> ClaimChanges { ClaimChanges(claims: [], cursor: cursor) }
+    }
+
+    @Test(.timeLimit(.minutes(1))) func claimsArrivingWithinTheGraceAreNotSeparatedByAFold() async throws {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("ipquest-idle-\(UUID().uuidString)").path
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let storage = RecordingStorage(try SQLiteClaimStorage(path: dir + "/i.sqlite", durability: .normal))
+        var configuration = GameEngine.Configuration()
+        configuration.idleGrace = .milliseconds(400)
+        var logger = Logger(label: "test")
+        logger.logLevel = .error
+        let engine = try await GameEngine(storage: storage, configuration: configuration, logger: logger)
+        let writer = Task { try await engine.run() }
+        defer { writer.cancel() }
+
+        func claim(_ address: String) async {
+            await withCheckedContinuation { (done: CheckedContinuation<Void, Never>) in
+                engine.submit(address: IPv4Address(address)!, name: PlayerName(trusted: "p")) { _ in done.resume() }
+            }
+        }
+        // A client that claims again 20 ms after each answer: well inside the grace.
+        for i in 1...4 {
+            await claim("10.0.0.\(i)")
+            try await Task.sleep(for: .milliseconds(20))
+        }
+        #expect(storage.calls.withLock { $0 } == ["append 1", "append 1", "append 1", "append 1"])
+        // Quiet past the grace: now the journal is folded.
+        let deadline = ContinuousClock.now + .seconds(10)
+        while storage.calls.withLock({ $0.count }) < 5, ContinuousClock.now < deadline {
+            try await Task.sleep(for: .milliseconds(50))
+        }
+        #expect(storage.calls.withLock { $0 } == ["append 1", "append 1", "append 1", "append 1", "maintain 4"])
+        engine.close()
+        try await writer.value
     }
 }
 

@@ -49,6 +49,11 @@ public final class GameEngine: Service, Sendable {
         public var snapshotInterval: Duration = .milliseconds(200)
         /// How often claims other instances committed are folded into the board (shared storage only).
         public var followInterval: Duration = .milliseconds(200)
+        /// How long an empty queue must stay empty before the writer spends a transaction on
+        /// folding the journal. Under load the queue empties for a moment after every batch is
+        /// answered; folding then doubled the transactions and split the claims into smaller
+        /// batches. Claims arriving meanwhile wait at most this long.
+        public var idleGrace: Duration = .milliseconds(1)
         public init() {}
     }
 
@@ -165,6 +170,7 @@ public final class GameEngine: Service, Sendable {
     }
 
     private func nextBatch() async -> [Pending]? {
+        var graceTaken = false
         while true {
             enum Step { case batch([Pending]), finished, wait }
             let step: Step = queue.withLock { q in
@@ -182,7 +188,13 @@ public final class GameEngine: Service, Sendable {
             case .batch(let b): return b
             case .finished: return nil
             case .wait:
-                // Idle: fold some journal while nothing is queued, otherwise sleep until a claim comes.
+                // Empty for a moment (the claims just answered may be coming back): look again
+                // shortly. Still empty: idle, so fold some journal, otherwise sleep until a claim comes.
+                if !graceTaken {
+                    graceTaken = true
+                    try? await Task.sleep(for: configuration.idleGrace)
+                    continue
+                }
                 if await maintainIfIdle() { continue }
                 await withCheckedContinuation { (c: CheckedContinuation<Void, Never>) in
                     let resumeNow = queue.withLock { q -> Bool in
@@ -196,10 +208,11 @@ public final class GameEngine: Service, Sendable {
         }
     }
 
-    /// One maintenance step when the queue is empty. Returns true if it did some work.
-    private func maintainIfIdle() async -> Bool {
+    /// One maintenance step (folding at least `maintenanceChunk` journal rows, more when
+    /// `atLeast` says so). Returns true if it did some work.
+    private func maintainIfIdle(atLeast: Int = 0) async -> Bool {
         do {
-            return try await storage.maintain(budget: configuration.maintenanceChunk) > 0
+            return try await storage.maintain(budget: max(configuration.maintenanceChunk, atLeast)) > 0
         } catch {
             logger.error("storage maintenance failed", metadata: ["error": "\(error)"])
             return false
@@ -212,6 +225,7 @@ public final class GameEngine: Service, Sendable {
     /// starts; only then does N go onto the board and get its answers.
     private func writeLoop() async throws {
         var batchesSinceMaintenance = 0
+        var storedSinceMaintenance = 0
         var follower = initialCursor.map { Follower(cursor: $0) }
         var owed: Committed?
         func settleOwed() {
@@ -233,11 +247,14 @@ public final class GameEngine: Service, Sendable {
             settleOwed()
             owed = await stored
             batchesSinceMaintenance += 1
-            // Under constant load the queue is never empty; fold the journal every few batches.
+            storedSinceMaintenance += decided.effective.count
+            // Under constant load the queue is never empty for long; fold the journal every few
+            // batches, at least as many rows as came in since the last fold, so it stays short.
             if batchesSinceMaintenance >= 8 {
                 batchesSinceMaintenance = 0
                 settleOwed()
-                _ = await maintainIfIdle()
+                _ = await maintainIfIdle(atLeast: storedSinceMaintenance)
+                storedSinceMaintenance = 0
             }
         }
         settleOwed()
