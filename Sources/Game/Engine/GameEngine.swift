@@ -250,7 +250,7 @@ public final class GameEngine: Service, Sendable {
             storedSinceMaintenance += decided.effective.count
             // Under constant load the queue is never empty for long; fold the journal every few
             // batches, at least as many rows as came in since the last fold, so it stays short.
-            if batchesSinceMaintenance >= 8 {
+            if batchesSinceMaintenance >= 32 {
                 batchesSinceMaintenance = 0
                 settleOwed()
                 _ = await maintainIfIdle(atLeast: storedSinceMaintenance)
