@@ -60,16 +60,7 @@ final class LoopbackResolver: @unchecked Sendable {
 
     init(txt: String?) throws {
         self.txt = txt
-        let fd = socket(AF_INET, Int32(SOCK_DGRAM.rawValue), 0)
-        self.fd = fd
-        var address = sockaddr_in()
-        address.sin_family = sa_family_t(AF_INET)
-        address.sin_addr.s_addr = inet_addr("127.0.0.1")
-        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
-        let bound = withUnsafePointer(to: &address) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, length) } }
-        guard bound == 0 else { close(fd); throw LocationDatabaseError.ioError("cannot bind a UDP socket on 127.0.0.1") }
-        _ = withUnsafeMutablePointer(to: &address) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &length) } }
-        port = UInt16(bigEndian: address.sin_port)
+        (fd, port) = try loopbackSocket(type: SOCK_DGRAM)
         var timeout = timeval(tv_sec: 0, tv_usec: 100_000)
         setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
         Thread { [self] in self.serve() }.start()
@@ -103,4 +94,20 @@ final class LoopbackResolver: @unchecked Sendable {
             }
         }
     }
+}
+
+/// A socket of `type` bound to 127.0.0.1 on a free port (listening, for a stream socket), and the port.
+func loopbackSocket(type: __socket_type) throws -> (fd: Int32, port: UInt16) {
+    let fd = socket(AF_INET, Int32(type.rawValue), 0)
+    var address = sockaddr_in()
+    address.sin_family = sa_family_t(AF_INET)
+    address.sin_addr.s_addr = inet_addr("127.0.0.1")
+    var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+    let bound = withUnsafePointer(to: &address) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, length) } }
+    guard bound == 0, type != SOCK_STREAM || listen(fd, 16) == 0 else {
+        close(fd)
+        throw LocationDatabaseError.ioError("cannot bind a socket on 127.0.0.1")
+    }
+    _ = withUnsafeMutablePointer(to: &address) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &length) } }
+    return (fd, UInt16(bigEndian: address.sin_port))
 }
