@@ -195,7 +195,7 @@ public final class GameEngine: Service, Sendable {
                     try? await Task.sleep(for: configuration.idleGrace)
                     continue
                 }
-                if await maintainIfIdle() { continue }
+                if await foldJournal() { continue }
                 await withCheckedContinuation { (c: CheckedContinuation<Void, Never>) in
                     let resumeNow = queue.withLock { q -> Bool in
                         if !q.pending.isEmpty || q.closed || followDue.load(ordering: .acquiring) { return true }
@@ -210,7 +210,7 @@ public final class GameEngine: Service, Sendable {
 
     /// One maintenance step (folding at least `maintenanceChunk` journal rows, more when
     /// `atLeast` says so). Returns true if it did some work.
-    private func maintainIfIdle(atLeast: Int = 0) async -> Bool {
+    private func foldJournal(atLeast: Int = 0) async -> Bool {
         do {
             return try await storage.maintain(budget: max(configuration.maintenanceChunk, atLeast)) > 0
         } catch {
@@ -253,7 +253,7 @@ public final class GameEngine: Service, Sendable {
             if batchesSinceMaintenance >= 32 {
                 batchesSinceMaintenance = 0
                 settleOwed()
-                _ = await maintainIfIdle(atLeast: storedSinceMaintenance)
+                _ = await foldJournal(atLeast: storedSinceMaintenance)
                 storedSinceMaintenance = 0
             }
         }
