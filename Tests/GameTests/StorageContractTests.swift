@@ -216,6 +216,7 @@ import Testing
             if folded > 0 { calls.withLock { $0.append("maintain \(folded)") } }
             return folded
         }
+        var hasUpkeep: Bool { base.hasUpkeep }
         func count() async throws -> Int { try await base.count() }
         func changeCursor() async throws -> Int64? { nil }
         func changes(since cursor: Int64, limit: Int) async throws -> ClaimChanges { ClaimChanges(claims: [], cursor: cursor) }

@@ -50,9 +50,10 @@ public final class GameEngine: Service, Sendable {
         /// How often claims other instances committed are folded into the board (shared storage only).
         public var followInterval: Duration = .milliseconds(200)
         /// How long an empty queue must stay empty before the writer spends a transaction on
-        /// folding the journal. Under load the queue empties for a moment after every batch is
-        /// answered; folding then doubled the transactions and split the claims into smaller
-        /// batches. Claims arriving meanwhile wait at most this long.
+        /// upkeep (storages that have some: SQLite's journal fold). Under load the queue
+        /// empties for a moment after every batch is answered; folding then doubled the
+        /// transactions and split the claims into smaller batches. Claims arriving meanwhile
+        /// wait at most this long.
         public var idleGrace: Duration = .milliseconds(1)
         public init() {}
     }
@@ -190,7 +191,7 @@ public final class GameEngine: Service, Sendable {
             case .wait:
                 // Empty for a moment (the claims just answered may be coming back): look again
                 // shortly. Still empty: idle, so fold some journal, otherwise sleep until a claim comes.
-                if !graceTaken {
+                if !graceTaken, storage.hasUpkeep {
                     graceTaken = true
                     try? await Task.sleep(for: configuration.idleGrace)
                     continue

@@ -9,6 +9,9 @@ public protocol ClaimStorage: Sendable {
     /// Background upkeep between batches (for example folding a journal). Returns the
     /// number of rows handled; 0 when there was nothing to do.
     func maintain(budget: Int) async throws -> Int
+    /// Whether `maintain` has work that costs a transaction (SQLite folds its journal), worth
+    /// putting off until the queue stays empty (`GameEngine.Configuration.idleGrace`).
+    var hasUpkeep: Bool { get }
     /// Number of stored addresses.
     func count() async throws -> Int
     /// Change feed for storages shared by several instances (defaults below: none).
@@ -36,6 +39,7 @@ public struct ClaimChanges: Sendable, Equatable {
 /// cursor before loading, then folds `changes(since:)` into its board, so it sees every claim
 /// any instance commits. Single-writer storages (SQLite) keep the defaults: no feed.
 extension ClaimStorage {
+    public var hasUpkeep: Bool { false }
     /// The position of the feed now, or nil when the storage has a single writer.
     public func changeCursor() async throws -> Int64? { nil }
     /// Up to `limit` claims committed after `cursor` (latest per address), oldest first.

@@ -149,6 +149,8 @@ public final class SQLiteClaimStorage: ClaimStorage {
         text(6, claim.origin.provider)
     }
 
+    public var hasUpkeep: Bool { true }
+
     /// Folds up to `budget` of the oldest journal rows into `claims`.
     public func maintain(budget: Int) async throws -> Int {
         try await Self.inCachedTransaction(pool) { db in
