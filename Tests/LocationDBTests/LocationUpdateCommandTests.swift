@@ -69,7 +69,20 @@ struct LocationUpdateCommandTests {
         }
     }
 
-    func update(_ fixture: Fixture, server: LoopbackFileServer, resolver: LoopbackResolver) throws -> (status: Int32, stderr: String) {
+    /// What one `location update` run did, and what the HTTP server was asked.
+    struct Run {
+        var status: Int32
+        var stderr: String
+        var requests: [LoopbackFileServer.Request]
+    }
+
+    /// Runs `location update` against a resolver announcing `announced` (nil: it never answers)
+    /// and a server answering every request with `answer` (status, body).
+    func update(_ fixture: Fixture, announced: String?, answer: (Int, [UInt8])) throws -> Run {
+        let resolver = try LoopbackResolver(txt: announced)
+        defer { resolver.stop() }
+        let server = try LoopbackFileServer { _ in answer }
+        defer { server.stop() }
         let process = Process()
         process.executableURL = URL(fileURLWithPath: Self.binary)
         process.arguments = ["location", "update", "-d", fixture.installed, "-k", fixture.keyPath,
@@ -81,24 +94,20 @@ struct LocationUpdateCommandTests {
         try process.run()
         let text = err.fileHandleForReading.readDataToEndOfFile()
         process.waitUntilExit()
-        return (process.terminationStatus, String(decoding: text, as: UTF8.self))
+        return Run(status: process.terminationStatus, stderr: String(decoding: text, as: UTF8.self), requests: server.requests.withLock { $0 })
     }
 
     @Test("a newer version announced over DNS is downloaded, verified and installed")
     func freshInstall() throws {
         let f = try Fixture()
         defer { try? FileManager.default.removeItem(atPath: f.directory) }
-        let resolver = try LoopbackResolver(txt: formatHTTPDate(f.newerCreated))
-        defer { resolver.stop() }
-        let server = try LoopbackFileServer { _ in (200, f.newerXZ) }
-        defer { server.stop() }
 
-        let run = try update(f, server: server, resolver: resolver)
+        let run = try update(f, announced: formatHTTPDate(f.newerCreated), answer: (200, f.newerXZ))
         #expect(run.status == 0, "\(run.stderr)")
         #expect(f.installedBytes() == f.newer)
         #expect(run.stderr.contains("Updated to the database of \(formatHTTPDate(f.newerCreated))"))
-        #expect(server.requests.withLock { $0.map(\.path) } == ["/databases/1/location.db.xz"])
-        #expect(server.requests.withLock { $0.first?.fields["if-modified-since"] } == formatHTTPDate(f.newerCreated))
+        #expect(run.requests.map(\.path) == ["/databases/1/location.db.xz"])
+        #expect(run.requests.first?.fields["if-modified-since"] == formatHTTPDate(f.newerCreated))
         #expect(try f.leftovers().isEmpty)
     }
 
@@ -107,15 +116,11 @@ struct LocationUpdateCommandTests {
         let f = try Fixture()
         defer { try? FileManager.default.removeItem(atPath: f.directory) }
         try f.install(f.newer)
-        let resolver = try LoopbackResolver(txt: formatHTTPDate(f.newerCreated))
-        defer { resolver.stop() }
-        let server = try LoopbackFileServer { _ in (200, f.newerXZ) }
-        defer { server.stop() }
 
-        let run = try update(f, server: server, resolver: resolver)
+        let run = try update(f, announced: formatHTTPDate(f.newerCreated), answer: (200, f.newerXZ))
         #expect(run.status == 0, "\(run.stderr)")
         #expect(run.stderr.contains("Already on the latest version"))
-        #expect(server.requests.withLock { $0.isEmpty })
+        #expect(run.requests.isEmpty)
         #expect(f.installedBytes() == f.newer)
     }
 
@@ -124,15 +129,11 @@ struct LocationUpdateCommandTests {
         let f = try Fixture()
         defer { try? FileManager.default.removeItem(atPath: f.directory) }
         try f.install(f.older)
-        let silent = try LoopbackResolver(txt: nil)
-        defer { silent.stop() }
-        let server = try LoopbackFileServer { _ in (304, []) }
-        defer { server.stop() }
 
-        let run = try update(f, server: server, resolver: silent)
+        let run = try update(f, announced: nil, answer: (304, []))
         #expect(run.status == 3, "\(run.stderr)")
         #expect(run.stderr.contains("Could not discover the latest version over DNS"))
-        #expect(server.requests.withLock { $0.first?.fields["if-modified-since"] } == formatHTTPDate(f.olderCreated))
+        #expect(run.requests.first?.fields["if-modified-since"] == formatHTTPDate(f.olderCreated))
         #expect(f.installedBytes() == f.older)
         #expect(try f.leftovers().isEmpty)
     }
@@ -142,28 +143,21 @@ struct LocationUpdateCommandTests {
         let f = try Fixture()
         defer { try? FileManager.default.removeItem(atPath: f.directory) }
         try f.install(f.older)
-        let resolver = try LoopbackResolver(txt: formatHTTPDate(f.newerCreated))
-        defer { resolver.stop() }
+        let announced = formatHTTPDate(f.newerCreated)
 
-        let tampered = try LoopbackFileServer { _ in (200, f.tamperedXZ) }
-        defer { tampered.stop() }
-        var run = try update(f, server: tampered, resolver: resolver)
+        var run = try update(f, announced: announced, answer: (200, f.tamperedXZ))
         #expect(run.status == 1)
         #expect(run.stderr.contains("Could not verify the downloaded database"), "\(run.stderr)")
         #expect(f.installedBytes() == f.older)
         #expect(try f.leftovers().isEmpty)
 
-        let broken = try LoopbackFileServer { _ in (500, Array("oops".utf8)) }
-        defer { broken.stop() }
-        run = try update(f, server: broken, resolver: resolver)
+        run = try update(f, announced: announced, answer: (500, Array("oops".utf8)))
         #expect(run.status == 1)
         #expect(run.stderr.contains("Could not download a new database: HTTP status 500"), "\(run.stderr)")
         #expect(f.installedBytes() == f.older)
 
         // Not xz at all.
-        let garbage = try LoopbackFileServer { _ in (200, Array(repeating: 0x41, count: 4096)) }
-        defer { garbage.stop() }
-        run = try update(f, server: garbage, resolver: resolver)
+        run = try update(f, announced: announced, answer: (200, Array(repeating: 0x41, count: 4096)))
         #expect(run.status == 1)
         #expect(run.stderr.contains("Could not decompress the download"), "\(run.stderr)")
         #expect(f.installedBytes() == f.older)

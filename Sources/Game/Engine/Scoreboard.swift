@@ -100,8 +100,10 @@ public struct Scoreboard: Sendable {
     /// Players with a non-zero total, per slot.
     private var playersInSlot = [Int](repeating: 0, count: 2 * Period.allCases.count)
 
-    private func blockCounts(_ slot: Int, _ block: Int) -> [UInt32: Int32] { counts[slot &* 256 &+ block] }
-    private func total(_ slot: Int, _ name: UInt32) -> Int32 { totals[Int(name) &* Self.slots &+ slot] }
+    private static func countIndex(_ slot: Int, _ block: Int) -> Int { slot &* 256 &+ block }
+    private static func totalIndex(_ slot: Int, _ name: UInt32) -> Int { Int(name) &* slots &+ slot }
+    private func blockCounts(_ slot: Int, _ block: Int) -> [UInt32: Int32] { counts[Self.countIndex(slot, block)] }
+    private func total(_ slot: Int, _ name: UInt32) -> Int32 { totals[Self.totalIndex(slot, name)] }
 
     /// All-time addresses per country / AS / player, by name.
     private var byCountry: [UInt16: [UInt32: Int32]] = [:]
@@ -211,8 +213,8 @@ public struct Scoreboard: Sendable {
     }
 
     private mutating func count(slot: Int, block: Int, name: UInt32, by delta: Int32) {
-        Self.add(&counts[slot &* 256 &+ block], name, delta)
-        let i = Int(name) &* Self.slots &+ slot
+        Self.add(&counts[Self.countIndex(slot, block)], name, delta)
+        let i = Self.totalIndex(slot, name)
         let before = totals[i]
         let after = before &+ delta
         totals[i] = after
@@ -409,11 +411,10 @@ public struct Scoreboard: Sendable {
         var entries: [LeaderboardEntry] = []
         entries.reserveCapacity(playersInSlot[p])
         for id in names.indices {
-            var total = totals[id * Self.slots + p]
-            if residential { total -= totals[id * Self.slots + Self.dataCenterSlot(p)] }
-            guard total > 0 else { continue }
+            let addresses = total(p, UInt32(id)) - (residential ? total(Self.dataCenterSlot(p), UInt32(id)) : 0)
+            guard addresses > 0 else { continue }
             let name = names[id]
-            entries.append(LeaderboardEntry(rank: 0, name: name, blocksHeld: held[name] ?? [], addresses: Int(total)))
+            entries.append(LeaderboardEntry(rank: 0, name: name, blocksHeld: held[name] ?? [], addresses: Int(addresses)))
         }
         entries.sort {
             ($0.blocksHeld.count, $0.addresses) != ($1.blocksHeld.count, $1.addresses)

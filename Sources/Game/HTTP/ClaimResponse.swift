@@ -59,21 +59,17 @@ enum ClaimResponse {
 
     /// The format a media range asks for (ASCII case-insensitive), nil for one we do not serve.
     private static func mediaFormat(_ type: UnsafeBufferPointer<UInt8>) -> Format? {
-        func equals(_ literal: StaticString) -> Bool {
-            guard type.count == literal.utf8CodeUnitCount else { return false }
+        func starts(with literal: StaticString) -> Bool {
+            guard type.count >= literal.utf8CodeUnitCount else { return false }
             let l = literal.utf8Start
-            for i in 0..<type.count where asciiLower(type[i]) != l[i] { return false }
+            for i in 0..<literal.utf8CodeUnitCount where asciiLower(type[i]) != l[i] { return false }
             return true
         }
+        func equals(_ literal: StaticString) -> Bool { type.count == literal.utf8CodeUnitCount && starts(with: literal) }
         if equals("text/html") || equals("application/xhtml+xml") || equals("text/*") || equals("*/*") { return .html }
         if equals("text/plain") { return .text }
         if equals("application/json") { return .json }
-        let image: StaticString = "image/"
-        if type.count >= image.utf8CodeUnitCount,
-           (0..<image.utf8CodeUnitCount).allSatisfy({ asciiLower(type[$0]) == image.utf8Start[$0] }) {
-            return .gif
-        }
-        return nil
+        return starts(with: "image/") ? .gif : nil
     }
 
     private static func asciiLower(_ byte: UInt8) -> UInt8 {

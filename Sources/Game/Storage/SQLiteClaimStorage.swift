@@ -81,10 +81,6 @@ public final class SQLiteClaimStorage: ClaimStorage {
             origin: ClaimOrigin(country: row[3], asn: asn.flatMap { UInt32(exactly: $0) }, provider: row[5]))
     }
 
-    static func arguments(_ claim: Claim) -> StatementArguments {
-        [Int64(claim.address.value), claim.name.value, claim.claimedAt, claim.origin.country, claim.origin.asn.map { Int64($0) }, claim.origin.provider]
-    }
-
     public func loadAll() async throws -> [Claim] {
         try await pool.read { db in
             var latest: [UInt32: Claim] = [:]
@@ -103,17 +99,21 @@ public final class SQLiteClaimStorage: ClaimStorage {
     public func append(_ claims: [Claim]) async throws {
         guard !claims.isEmpty else { return }
         try await Self.inCachedTransaction(pool) { db in
-            let statement = try db.cachedStatement(sql: "INSERT INTO claim_journal (\(Self.columns)) VALUES (?, ?, ?, ?, ?, ?)")
-            // The hot path binds with SQLite's C API: GRDB's StatementArguments boxes every
-            // value of every row (bench/claims.sh, profiled).
-            let handle = statement.sqliteStatement
-            for claim in claims {
-                Self.bind(claim, to: handle)
-                let code = sqlite3_step(handle)
-                sqlite3_reset(handle)
-                guard code == SQLITE_DONE else {
-                    throw DatabaseError(resultCode: ResultCode(rawValue: code), message: db.lastErrorMessage, sql: statement.sql)
-                }
+            try Self.insert(claims, with: db.cachedStatement(sql: "INSERT INTO claim_journal (\(Self.columns)) VALUES (?, ?, ?, ?, ?, ?)"), in: db)
+        }
+    }
+
+    /// Runs `statement` (whose parameters are the six `columns`) once per claim. Rows are bound
+    /// with SQLite's C API: GRDB's StatementArguments boxes every value of every row, which
+    /// showed in the claim path's profile (bench/claims.sh).
+    static func insert(_ claims: [Claim], with statement: Statement, in db: Database) throws {
+        let handle = statement.sqliteStatement
+        for claim in claims {
+            bind(claim, to: handle)
+            let code = sqlite3_step(handle)
+            sqlite3_reset(handle)
+            guard code == SQLITE_DONE else {
+                throw DatabaseError(resultCode: ResultCode(rawValue: code), message: db.lastErrorMessage, sql: statement.sql)
             }
         }
     }
@@ -188,14 +188,10 @@ public final class SQLiteClaimStorage: ClaimStorage {
                 ON CONFLICT (ip) DO UPDATE SET \(Self.upsertSet);
                 DELETE FROM claim_journal;
                 """)
-            let statement = try db.cachedStatement(sql: """
+            try Self.insert(claims, with: db.cachedStatement(sql: """
                 INSERT INTO claims (\(Self.columns)) VALUES (?, ?, ?, ?, ?, ?)
                 ON CONFLICT (ip) DO UPDATE SET \(Self.upsertSet)
-                """)
-            for claim in claims {
-                statement.setUncheckedArguments(Self.arguments(claim))
-                try statement.execute()
-            }
+                """), in: db)
             return claims.count
         }
     }
