@@ -17,7 +17,7 @@ build:
 	$(SWIFT) build
 
 release:
-	$(SWIFT) build -c release --product ipquest
+	SWIFT=$(SWIFT) scripts/build-release.sh ipquest
 
 deps-run:
 	@scripts/install-deps.sh run

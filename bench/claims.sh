@@ -11,7 +11,7 @@ out=bench/out
 mkdir -p "$out"
 command -v gcc >/dev/null || { echo "needs gcc"; exit 1; }
 gcc -O2 -o "$out/loadgen" bench/loadgen.c
-swift build -c release --product ipquest >/dev/null
+scripts/build-release.sh ipquest >/dev/null
 bin=.build/release/ipquest
 db=$(mktemp -d)/bench.sqlite
 cat > "$out/bench.yaml" <<YAML

@@ -9,7 +9,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 count=${1:-1000000}
 players=${2:-2000}
-swift build -c release --product ipquest >/dev/null
+scripts/build-release.sh ipquest >/dev/null
 bin=.build/release/ipquest
 work=$(mktemp -d)
 trap 'kill $(jobs -p) 2>/dev/null || true; rm -rf "$work"' EXIT

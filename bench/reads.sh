@@ -10,7 +10,7 @@ conns=${2:-64}
 out=$(pwd)/bench/out
 mkdir -p "$out"
 for tool in wrk nginx; do command -v $tool >/dev/null || { echo "installing $tool"; apt-get install -y -qq $tool >/dev/null; }; done
-swift build -c release --product ipquest >/dev/null
+scripts/build-release.sh ipquest >/dev/null
 bin=.build/release/ipquest
 work=$(mktemp -d)
 # A realistic board: 200k claims by 2,000 players over all blocks.

@@ -23,7 +23,9 @@ extension TunnelConfiguration {
     public init(yaml text: String) throws(TunnelConfigurationError) {
         let root: Node?
         do {
-            root = try Yams.compose(yaml: text)
+            // No resolver rules: every value is read from its text below, and Yams' default
+            // rules are regular expressions whose first use pages in ICU (about 3 MB).
+            root = try Yams.compose(yaml: text, .basic)
         } catch {
             throw TunnelConfigurationError(key: "", problem: "not valid YAML: \(error)")
         }

@@ -331,6 +331,32 @@ func name(_ s: String) -> PlayerName { PlayerName(s)! }
         #expect(c.rateLimitBurst == 10 && c.rateLimitPerSecond == 0.5 && c.maxBatch == 100)
     }
 
+    /// Plain scalars are typed as YAML's core schema types them, quoted ones stay text, and
+    /// either way the schema reads the value it expects.
+    @Test func typesScalarsWithoutYamsResolver() throws {
+        var c = ServeConfiguration()
+        try c.apply(yaml: """
+            port: "9001"
+            rate_limit: { burst: 1_000, per_second: 2.5e-1, max_networks: 0x100 }
+            http: { http2: yes, fast_path: Off }
+            database: "0x10"
+            """)
+        #expect(c.port == 9001 && c.rateLimitBurst == 1_000 && c.rateLimitPerSecond == 0.25 && c.rateLimitMaxNetworks == 256)
+        #expect(c.http2 && !c.fastPath && c.database == "0x10")
+
+        #expect(ConfigYAML.plainScalar("-42") as? Int == -42)
+        #expect(ConfigYAML.plainScalar("+0o17") as? Int == 15)
+        #expect(ConfigYAML.plainScalar("1e3") as? Double == 1_000)
+        #expect(ConfigYAML.plainScalar("~") is NSNull && ConfigYAML.plainScalar("") is NSNull)
+        for text in ["10.0.0.0", "1__0", "_1", "1_", "0x", "nan", "inf", "-", "1.2.3", "0xfg", "true", "99999999999999999999x"] {
+            #expect(ConfigYAML.plainScalar(text) as? String == text, "\(text) should stay text")
+        }
+        #expect(ConfigYAML.plainScalar("99999999999999999999") as? Double == 1e20)
+        let list = try #require(try ConfigYAML.load("a: [1, '2', {b: null}]") as? [String: Any])
+        let items = try #require(list["a"] as? [Any])
+        #expect(items[0] as? Int == 1 && items[1] as? String == "2" && (items[2] as? [String: Any])?["b"] is NSNull)
+    }
+
     @Test func readsLocationAndDataCenterSettings() throws {
         var c = ServeConfiguration()
         try c.apply(yaml: """
@@ -362,6 +388,11 @@ func name(_ s: String) -> PlayerName { PlayerName(s)! }
         ("datacenter: { routes: { claim: deny } }", "invalid configuration: datacenter.routes.claim: a path prefix starts with /"),
         ("datacenter: { routes: { /claim: maybe } }", "invalid configuration: datacenter.routes./claim: 'maybe' is not one of tag, deny, allow"),
         ("datacenter: { sources: [aws] }", "invalid configuration: datacenter.sources[0]: 'aws' is not PROVIDER=PATH or PROVIDER=URL"),
+        ("host: ~", "invalid configuration: host: expected a string"),
+        ("port: 1.5", "invalid configuration: port: expected an integer, got '1.5'"),
+        ("http: { http2: maybe }", "invalid configuration: http.http2: expected true or false, got 'maybe'"),
+        ("port: 1\nport: 2", "invalid configuration: (file): not valid YAML: Parser: expected all keys to be unique but found the following duplicated key(s): 'port'."),
+        ("[1, 2]", "invalid configuration: (file): expected a mapping of keys"),
     ])
     func badValuesNameTheKey(yaml: String, message: String) {
         var c = ServeConfiguration()

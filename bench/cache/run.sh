@@ -13,7 +13,7 @@ out=$(pwd)/bench/out/cache
 mkdir -p "$out"
 command -v wrk >/dev/null || apt-get install -y -qq wrk >/dev/null
 bin=${IPQUEST_BIN:-}
-if [ -z "$bin" ]; then swift build -c release --product ipquest >/dev/null; bin=.build/release/ipquest; fi
+if [ -z "$bin" ]; then scripts/build-release.sh ipquest >/dev/null; bin=.build/release/ipquest; fi
 work=$(mktemp -d)
 pids=()
 trap 'for p in "${pids[@]}"; do kill $p 2>/dev/null || true; done; rm -rf "$work"' EXIT

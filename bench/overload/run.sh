@@ -15,7 +15,7 @@ out=$(pwd)/bench/out/overload
 mkdir -p "$out"
 gcc -O2 -o "$out/loadgen" bench/loadgen.c
 bin=${IPQUEST_BIN:-}
-if [ -z "$bin" ]; then swift build -c release --product ipquest >/dev/null; bin=.build/release/ipquest; fi
+if [ -z "$bin" ]; then scripts/build-release.sh ipquest >/dev/null; bin=.build/release/ipquest; fi
 work=$(mktemp -d)
 pid=
 trap '[ -n "$pid" ] && kill $pid 2>/dev/null; rm -rf "$work"' EXIT

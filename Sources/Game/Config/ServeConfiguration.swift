@@ -2,7 +2,6 @@ public import CloudRanges
 public import Edge
 import Foundation
 public import IPAddress
-import Yams
 
 /// A configuration value that failed validation. `description` is one line naming the key.
 public struct ConfigurationError: Error, CustomStringConvertible, Equatable {
@@ -165,7 +164,7 @@ public struct ServeConfiguration: Sendable, Equatable {
     /// Reads YAML text into this configuration, key by key.
     public mutating func apply(yaml text: String) throws(ConfigurationError) {
         let root: Any?
-        do { root = try Yams.load(yaml: text) } catch {
+        do { root = try ConfigYAML.load(text) } catch {
             throw ConfigurationError(key: "(file)", problem: "not valid YAML: \(String(describing: error).split(separator: "\n").first ?? "")")
         }
         guard let root else { return } // empty file
