@@ -24,7 +24,7 @@ extension TunnelConfiguration {
         let root: Node?
         do {
             // No resolver rules: every value is read from its text below, and Yams' default
-            // rules are regular expressions whose first use pages in ICU (about 3 MB).
+            // rules are regular expressions whose first use pages in ICU for good.
             root = try Yams.compose(yaml: text, .basic)
         } catch {
             throw TunnelConfigurationError(key: "", problem: "not valid YAML: \(error)")

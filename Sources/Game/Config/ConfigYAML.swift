@@ -5,8 +5,8 @@ import Yams
 /// `[Any]`, and scalars as `Int`, `Double`, `NSNull` (null) or `String`.
 ///
 /// Yams' `load` types scalars with its default resolver, whose rules are regular expressions
-/// compiled through ICU the first time they run. For a file read once at start that paged in
-/// about 3 MB of code and data, a tenth of an idle server's memory. Here the document is
+/// compiled through ICU the first time they run: for a file read once at start, ICU's regular
+/// expression engine and its data stayed paged in for the life of the server. Here the document is
 /// composed with no resolver rules and plain (unquoted) scalars are typed by hand, following
 /// YAML's core schema for what a configuration holds: null, integers (decimal with `_`
 /// separators, `0x` hex, `0o` octal) and decimal floats. Everything else, booleans included,
@@ -69,10 +69,11 @@ enum ConfigYAML {
             radix = body.hasPrefix("0x") ? 16 : 8
             body = body.dropFirst(2)
         }
-        guard let first = body.first, first != "_", body.last != "_", !body.contains("__") else { return nil }
-        guard let magnitude = Int(body.filter { $0 != "_" }, radix: radix), body.allSatisfy({ $0 == "_" || $0.isHexDigit }) else {
-            return nil
-        }
+        // Digits (and separators) only: `Int(_:radix:)` alone would take a second sign.
+        guard let first = body.first, first != "_", body.last != "_", !body.contains("__"),
+              body.allSatisfy({ $0 == "_" || $0.isHexDigit }),
+              let magnitude = Int(body.filter { $0 != "_" }, radix: radix)
+        else { return nil }
         return negative ? -magnitude : magnitude
     }
 
