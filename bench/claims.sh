@@ -37,12 +37,19 @@ port=$(sed -n 's/.*:\([0-9]*\)$/\1/p' "$out/serve.log" | head -1)
 rss() { awk '/VmRSS/ {t=$2} /RssAnon/ {a=$2} /RssFile/ {f=$2} END {printf "%.1f MB (anonymous %.1f MB, file-backed %.1f MB: mapped location database and binary)", t/1024, a/1024, f/1024}' /proc/$pid/status; }
 echo "server pid $pid port $port; RSS idle: $(rss)"
 
+# Server CPU (user + system, all threads) per answered request over one load run.
+ticks() { awk '{print $14 + $15}' /proc/$pid/stat; }
+per_request() { python3 -c "import sys; t, n = map(float, sys.argv[1:3]); print(f'server CPU {t * 1e6 / $(getconf CLK_TCK) / n:.1f} us per request')" "$1" "$(echo "$2" | sed -n 's/.*requests=\([0-9]*\).*/\1/p')"; }
 echo "== /ip (HTTP only, no storage), $conns connections from distinct addresses, ${secs}s"
+t0=$(ticks)
 ip_line=$("$out/loadgen" -p "$port" -c "$conns" -d "$secs" -P /ip)
 echo "$ip_line"
+per_request $(( $(ticks) - t0 )) "$ip_line"
 echo "== /claim (durable: committed before 2xx), $conns connections, ${secs}s"
+t0=$(ticks)
 claim_line=$("$out/loadgen" -p "$port" -c "$conns" -d "$secs" -P '/claim?name=%n' -n 2)
 echo "$claim_line"
+per_request $(( $(ticks) - t0 )) "$claim_line"
 sleep 1
 echo "RSS after claims: $(rss)"
 ip_rps=$(echo "$ip_line" | sed -n 's/.*rps=\([0-9]*\).*/\1/p')
