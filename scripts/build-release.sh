@@ -4,7 +4,9 @@
 # with about a quarter less resident memory). Every bench and `make release` go through here,
 # so the release build directory is never rebuilt back and forth between two configurations.
 #
-#   scripts/build-release.sh [PRODUCT=ipquest]
+#   scripts/build-release.sh [PRODUCT=ipquest] [SWIFT BUILD OPTIONS…]   (e.g. --scratch-path DIR)
 set -euo pipefail
 cd "$(dirname "$0")/.."
-exec "${SWIFT:-swift}" build -c release --static-swift-stdlib --product "${1:-ipquest}"
+product=${1:-ipquest}
+shift $(( $# > 0 ? 1 : 0 ))
+exec "${SWIFT:-swift}" build -c release --static-swift-stdlib --product "$product" "$@"

@@ -122,7 +122,7 @@ def ipquest_binary():
     if os.environ.get("IPQUEST"):
         return os.environ["IPQUEST"]
     scratch = os.path.join(ROOT, ".build-tunnel-bench")
-    subprocess.run(["swift", "build", "-c", "release", "--static-swift-stdlib", "--product", "ipquest", "--scratch-path", scratch],
+    subprocess.run(["scripts/build-release.sh", "ipquest", "--scratch-path", scratch],
                    cwd=ROOT, check=True)
     return os.path.join(scratch, "release", "ipquest")
 
