@@ -112,10 +112,12 @@ let package = Package(
         ),
 
         // HTTP CONNECT proxy.
+        .target(name: "CTunnelLinux"),
         .target(
             name: "Tunnel",
             dependencies: [
                 "IPAddress",
+                "CTunnelLinux",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),

@@ -50,6 +50,55 @@ struct TokenBucket {
     }
 }
 
+/// The rules of one direction applied to each chunk read from its source: the payload cap, the minimum
+/// rate and the throttle. Both engines (NIO's `TunnelRelay` and the epoll engine) account through it.
+struct FlowAccounting {
+    let policy: RelayPolicy
+    /// Bytes admitted so far.
+    private(set) var bytes: UInt64 = 0
+    private var throttle: TokenBucket?
+
+    /// What happens to a chunk.
+    struct Verdict {
+        /// How many of its bytes may pass (fewer than read once the payload cap is reached).
+        var allowed: Int
+        /// The payload cap is reached: relay `allowed` bytes, then end the tunnel.
+        var capped: Bool
+        /// The direction averages less than its minimum rate: end the tunnel.
+        var tooSlow: Bool
+        /// When the throttle lets the bytes go (`now` when they may go at once).
+        var releaseAt: NIODeadline
+    }
+
+    init(policy: RelayPolicy, now: NIODeadline) {
+        self.policy = policy
+        throttle = policy.maxRateBytesPerSecond.map { TokenBucket(bytesPerSecond: $0, now: now) }
+    }
+
+    var isThrottled: Bool { throttle != nil }
+
+    /// Accounts for `count` bytes read at `now` from a tunnel established at `started`.
+    mutating func admit(_ count: Int, now: NIODeadline, started: NIODeadline) -> Verdict {
+        var allowed = count
+        var capped = false
+        if let cap = policy.maxTotalPayload, bytes + UInt64(count) >= cap {
+            allowed = Int(cap - min(cap, bytes))
+            capped = true
+        }
+        bytes += UInt64(allowed)
+        var tooSlow = false
+        let minRate = policy.minRateBytesPerMinute
+        if minRate > 0 {
+            let elapsed = now - started
+            if elapsed >= TimeAmount(policy.minRateGracePeriod), elapsed.nanoseconds > 0 {
+                tooSlow = Double(bytes) * 60e9 / Double(elapsed.nanoseconds) < Double(minRate)
+            }
+        }
+        let releaseAt = throttle != nil ? throttle!.spend(allowed, now: now) : now
+        return Verdict(allowed: allowed, capped: capped, tooSlow: tooSlow, releaseAt: releaseAt)
+    }
+}
+
 /// Which end of a tunnel.
 enum TunnelSide {
     case client
@@ -61,11 +110,9 @@ enum TunnelSide {
 /// side is writable and its throttle allows, so nothing is buffered without bound.
 final class TunnelRelay {
     private struct Direction {
-        let policy: RelayPolicy
-        var bytes: UInt64 = 0
+        var accounting: FlowAccounting
         /// The source sent EOF; the destination's output is (being) shut.
         var ended = false
-        var throttle: TokenBucket?
         /// Chunks waiting for their throttle deadline, oldest first.
         var held: [(buffer: ByteBuffer, releaseAt: NIODeadline)] = []
         var releaseTask: Scheduled<Void>?
@@ -105,10 +152,8 @@ final class TunnelRelay {
         let now = NIODeadline.now()
         started = now
         lastActivity = now
-        clientToTarget = Direction(policy: clientPolicy)
-        targetToClient = Direction(policy: targetPolicy)
-        clientToTarget.throttle = clientPolicy.maxRateBytesPerSecond.map { TokenBucket(bytesPerSecond: $0, now: now) }
-        targetToClient.throttle = targetPolicy.maxRateBytesPerSecond.map { TokenBucket(bytesPerSecond: $0, now: now) }
+        clientToTarget = Direction(accounting: FlowAccounting(policy: clientPolicy, now: now))
+        targetToClient = Direction(accounting: FlowAccounting(policy: targetPolicy, now: now))
         let idles = [clientPolicy.idleTimeout, targetPolicy.idleTimeout].compactMap { $0 }
         idleTimeout = idles.min().map(TimeAmount.init)
         self.onFinish = onFinish
@@ -136,49 +181,29 @@ final class TunnelRelay {
 
     func received(_ buffer: ByteBuffer, from side: TunnelSide) {
         guard endReason == nil else { return }
-        var buffer = buffer
         let now = NIODeadline.now()
         lastActivity = now
-        var capped = false
-        withDirection(from: side) { direction in
-            if let cap = direction.policy.maxTotalPayload, direction.bytes + UInt64(buffer.readableBytes) >= cap {
-                let allowed = Int(cap - min(cap, direction.bytes))
-                if allowed < buffer.readableBytes {
-                    buffer = buffer.getSlice(at: buffer.readerIndex, length: allowed) ?? ByteBuffer()
-                    capped = true
-                } else if allowed == buffer.readableBytes {
-                    capped = true
-                }
-            }
-            direction.bytes += UInt64(buffer.readableBytes)
-        }
         let destination = channel(opposite: side)
-        var tooSlow = false
         // Decide inside the exclusive access, act (write, which may re-enter the relay) outside it.
-        let writeNow = withDirection(from: side) { direction -> Bool in
-            let minRate = direction.policy.minRateBytesPerMinute
-            if minRate > 0 {
-                let elapsed = now - started
-                if elapsed >= TimeAmount(direction.policy.minRateGracePeriod), elapsed.nanoseconds > 0 {
-                    let perMinute = Double(direction.bytes) * 60e9 / Double(elapsed.nanoseconds)
-                    tooSlow = perMinute < Double(minRate)
-                }
+        let (verdict, writeNow) = withDirection(from: side) { direction -> (FlowAccounting.Verdict, Bool) in
+            let verdict = direction.accounting.admit(buffer.readableBytes, now: now, started: started)
+            if verdict.releaseAt > now || !direction.held.isEmpty {
+                let slice = buffer.getSlice(at: buffer.readerIndex, length: verdict.allowed) ?? ByteBuffer()
+                direction.held.append((slice, verdict.releaseAt))
+                return (verdict, false)
             }
-            if direction.throttle != nil {
-                let releaseAt = direction.throttle!.spend(buffer.readableBytes, now: now)
-                if releaseAt > now || !direction.held.isEmpty {
-                    direction.held.append((buffer, releaseAt))
-                    return false
-                }
-            }
-            return true
+            return (verdict, true)
         }
         // Flushed at once rather than at readComplete: the peer starts draining while the next read happens.
-        if writeNow { destination.writeAndFlush(buffer, promise: nil) }
-        if capped {
+        if writeNow {
+            let slice = verdict.allowed == buffer.readableBytes
+                ? buffer : buffer.getSlice(at: buffer.readerIndex, length: verdict.allowed) ?? ByteBuffer()
+            destination.writeAndFlush(slice, promise: nil)
+        }
+        if verdict.capped {
             destination.flush()
             finish(.payloadCap, graceful: true)
-        } else if tooSlow {
+        } else if verdict.tooSlow {
             abort(.tooSlow)
         }
     }
@@ -273,7 +298,7 @@ final class TunnelRelay {
         self.onFinish = nil
         onFinish?(
             TunnelSummary(
-                clientToTargetBytes: clientToTarget.bytes, targetToClientBytes: targetToClient.bytes,
+                clientToTargetBytes: clientToTarget.accounting.bytes, targetToClientBytes: targetToClient.accounting.bytes,
                 duration: .nanoseconds(elapsed.nanoseconds), endReason: endReason))
     }
 

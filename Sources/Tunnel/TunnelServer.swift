@@ -88,6 +88,67 @@ final class TunnelServerContext: Sendable {
         return admitted
     }
 
+    /// Authorization and target rules that need no DNS. Returns the refusal, if any.
+    func check(_ head: ProxyRequestHead) -> (TunnelStatus, String)? {
+        let configuration = self.configuration
+        if let auth = configuration.clientConnection.proxyAuthorization,
+           !BasicProxyCredentials.isAuthorized(head.proxyAuthorization, users: auth.users)
+        {
+            return (.proxyAuthenticationRequired, "valid Proxy-Authorization Basic credentials required")
+        }
+        let target = configuration.targetConnection
+        if let pattern = target.allowedTargets {
+            let subject = head.kind == .connect ? head.requestTarget : head.target.description
+            if !pattern.matches(subject) { return (.forbidden, "target not allowed") }
+        }
+        if !target.allowedPorts.isEmpty, !target.allowedPorts.contains(UInt16(head.target.port)) {
+            return (.forbidden, "target port not allowed")
+        }
+        if let literal = IPAddress(head.target.host), target.deniedNetworks.contains(literal) {
+            return (.forbidden, "target network not allowed")
+        }
+        return nil
+    }
+
+    static func isDenied(_ address: SocketAddress, by denied: PrefixSet) -> Bool {
+        guard let text = address.ipAddress, let ip = IPAddress(text) else { return true }
+        return denied.contains(ip)
+    }
+
+    /// Counts a tunnel's outcome and writes its log line (metadata is only built when info is logged).
+    func logOutcome(
+        tunnelID: UInt64, target: String, client: SocketAddress?, result: String, summary: TunnelSummary?,
+        detail: String?, started: NIODeadline
+    ) {
+        metrics.requests(result: result).increment()
+        if let summary {
+            metrics.clientToTargetBytes.increment(by: Int64(clamping: summary.clientToTargetBytes))
+            metrics.targetToClientBytes.increment(by: Int64(clamping: summary.targetToClientBytes))
+            metrics.duration.record(duration: summary.duration)
+            metrics.ended(reason: summary.endReason).increment()
+        }
+        guard logger.logLevel <= .info else { return }
+        var metadata: Logger.Metadata = [
+            "tunnel_id": .string(String(tunnelID, radix: 16)),
+            "mode": .string(mode.name),
+            "target": .string(target),
+            "result": .string(result),
+        ]
+        if configuration.logClientAddress, let client {
+            metadata["client"] = "\(client)"
+        }
+        if let detail { metadata["detail"] = .string(detail) }
+        if let summary {
+            metadata["end_reason"] = .string(summary.endReason.rawValue)
+            metadata["client_to_target_bytes"] = .string(String(summary.clientToTargetBytes))
+            metadata["target_to_client_bytes"] = .string(String(summary.targetToClientBytes))
+            metadata["duration_ms"] = .string(String(summary.duration.milliseconds))
+        } else {
+            metadata["duration_ms"] = .string(String((NIODeadline.now() - started).nanoseconds / 1_000_000))
+        }
+        logger.info("tunnel", metadata: metadata)
+    }
+
     func releaseConnectionSlot() {
         let count = activeConnections.withLockedValue { count -> Int in
             count -= 1
@@ -97,15 +158,41 @@ final class TunnelServerContext: Sendable {
     }
 }
 
+/// Which implementation carries the tunnels.
+public enum TunnelEngine: String, Sendable, CaseIterable {
+    /// epoll for `http` and `tcp` on Linux, NIO otherwise (TLS always runs on NIO).
+    case automatic
+    /// Linux only: a loop per thread on edge-triggered epoll (`Epoll/`), for `http` and `tcp`.
+    case epoll
+    /// SwiftNIO channels (`ProxyConnectionHandler`, `TunnelRelay`).
+    case nio
+}
+
 /// A running tunnel listener.
 public final class TunnelServer: Sendable {
-    private let serverChannel: any Channel
+    private enum Listener: Sendable {
+        case nio(any Channel)
+        #if os(Linux)
+        case epoll(EpollEngine)
+        #endif
+    }
+
+    private let listener: Listener
     let context: TunnelServerContext
-    /// The event loops the listener and its tunnels run on.
+    /// The event loops of NIO tunnels, of name resolution and of the metrics endpoint.
     public let eventLoopGroup: any EventLoopGroup
+    /// The engine actually running (never `.automatic`).
+    public let engine: TunnelEngine
 
     /// The address actually bound (useful with port 0).
-    public var localAddress: SocketAddress? { serverChannel.localAddress }
+    public var localAddress: SocketAddress? {
+        switch listener {
+        case .nio(let channel): channel.localAddress
+        #if os(Linux)
+        case .epoll(let engine): engine.localAddress
+        #endif
+        }
+    }
 
     /// Tunnels whose relay state is still in memory (it should fall back to 0 once tunnels end).
     public var liveTunnelCount: Int { context.liveRelays.withLockedValue { $0 } }
@@ -113,26 +200,33 @@ public final class TunnelServer: Sendable {
     /// Number of client connections currently open.
     public var activeConnectionCount: Int { context.activeConnections.withLockedValue { $0 } }
 
-    private init(serverChannel: any Channel, context: TunnelServerContext, group: any EventLoopGroup) {
-        self.serverChannel = serverChannel
+    private init(listener: Listener, context: TunnelServerContext, group: any EventLoopGroup, engine: TunnelEngine) {
+        self.listener = listener
         self.context = context
         self.eventLoopGroup = group
+        self.engine = engine
     }
 
     /// A side stops being read while the other side has more than `high` bytes queued, and is read again below `low`.
     static let writeBufferWaterMark = ChannelOptions.Types.WriteBufferWaterMark(low: 256 * 1024, high: 512 * 1024)
 
-    /// Starts on a new group of `eventLoopThreads` event loops (default: one per core).
+    /// Starts with `threads` tunnel threads (default: one per core). The epoll engine gets a one-thread NIO
+    /// group of its own for name resolution and metrics; the NIO engine runs on a group of `threads` loops.
     public static func start(
         host: String, port: Int, mode: TunnelMode, configuration: TunnelConfiguration, eventLoopThreads: Int?,
-        logger: Logger = Logger(label: "ipquest.tunnel")
+        engine: TunnelEngine = .automatic, logger: Logger = Logger(label: "ipquest.tunnel")
     ) async throws -> TunnelServer {
-        let group = MultiThreadedEventLoopGroup(numberOfThreads: max(1, eventLoopThreads ?? System.coreCount))
-        return try await start(host: host, port: port, mode: mode, configuration: configuration, group: group, logger: logger)
+        let threads = max(1, eventLoopThreads ?? System.coreCount)
+        let chosen = resolve(engine, for: mode)
+        let group = MultiThreadedEventLoopGroup(numberOfThreads: chosen == .epoll ? 1 : threads)
+        return try await start(
+            host: host, port: port, mode: mode, configuration: configuration, group: group, engine: chosen,
+            threads: threads, logger: logger)
     }
 
     /// Binds the listener and starts accepting.
     /// - Parameter resolver: how target names are resolved; defaults to `getaddrinfo` behind a TTL cache.
+    /// - Parameter threads: the epoll engine's loops (default: one per core); NIO tunnels run on `group`.
     public static func start(
         host: String,
         port: Int,
@@ -140,12 +234,22 @@ public final class TunnelServer: Sendable {
         configuration: TunnelConfiguration,
         group: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton,
         resolver: (any TargetNameResolver)? = nil,
+        engine: TunnelEngine = .automatic,
+        threads: Int? = nil,
         logger: Logger = Logger(label: "ipquest.tunnel")
     ) async throws -> TunnelServer {
         let resolver =
             resolver
             ?? CachingNameResolver(upstream: SystemNameResolver(), ttl: configuration.targetConnection.dnsCacheTTL)
         let context = TunnelServerContext(configuration: configuration, mode: mode, resolver: resolver, logger: logger)
+        let chosen = resolve(engine, for: mode)
+        #if os(Linux)
+        if chosen == .epoll {
+            let epoll = try EpollEngine.start(
+                host: host, port: port, context: context, threads: threads ?? System.coreCount, group: group)
+            return TunnelServer(listener: .epoll(epoll), context: context, group: group, engine: .epoll)
+        }
+        #endif
         let bootstrap = ServerBootstrap(group: group)
             .serverChannelOption(.backlog, value: 1024)
             .serverChannelOption(.maxMessagesPerRead, value: 16)
@@ -165,7 +269,17 @@ public final class TunnelServer: Sendable {
                 }
             }
         let channel = try await bootstrap.bind(host: host, port: port).get()
-        return TunnelServer(serverChannel: channel, context: context, group: group)
+        return TunnelServer(listener: .nio(channel), context: context, group: group, engine: .nio)
+    }
+
+    /// The engine `requested` means for `mode` on this platform.
+    static func resolve(_ requested: TunnelEngine, for mode: TunnelMode) -> TunnelEngine {
+        #if os(Linux)
+        if case .https = mode { return .nio }
+        return requested == .nio ? .nio : .epoll
+        #else
+        return .nio
+        #endif
     }
 
     /// Options of both ends of a tunnel, set synchronously before the channel registers:
@@ -183,12 +297,22 @@ public final class TunnelServer: Sendable {
 
     /// Stops accepting; open tunnels run on until they end.
     public func close() async throws {
-        try await serverChannel.close()
+        switch listener {
+        case .nio(let channel): try await channel.close()
+        #if os(Linux)
+        case .epoll(let engine): try await engine.close()
+        #endif
+        }
     }
 
     /// Completes when the listener is closed.
     public func waitUntilClosed() async throws {
-        try await serverChannel.closeFuture.get()
+        switch listener {
+        case .nio(let channel): try await channel.closeFuture.get()
+        #if os(Linux)
+        case .epoll(let engine): try await engine.waitUntilClosed()
+        #endif
+        }
     }
 }
 
@@ -211,7 +335,7 @@ final class ProxyConnectionHandler: ChannelInboundHandler {
     private let admitted: Bool
     private var state: State = .awaitingHead(ByteBuffer())
     private var initiationTask: Scheduled<Void>?
-    private let tunnelID: String
+    private let tunnelID = UInt64.random(in: 0...UInt64.max)
     private var targetDescription = "-"
     private var clientAddress: SocketAddress?
     private let started = NIODeadline.now()
@@ -219,7 +343,6 @@ final class ProxyConnectionHandler: ChannelInboundHandler {
     init(server: TunnelServerContext, admitted: Bool) {
         self.server = server
         self.admitted = admitted
-        self.tunnelID = String(UInt64.random(in: 0...UInt64.max), radix: 16)
     }
 
     func channelActive(context: ChannelHandlerContext) {
@@ -345,34 +468,12 @@ final class ProxyConnectionHandler: ChannelInboundHandler {
             early.moveReaderIndex(forwardBy: headLength)
             targetDescription = head.target.description
             state = .connecting(pendingBytes: early, clientInputClosed: false)
-            if let verdict = check(head) {
+            if let verdict = server.check(head) {
                 respond(verdict.0, detail: verdict.1, context: context)
                 return
             }
             resolveAndConnect(to: head.target, kind: head.kind, context: context)
         }
-    }
-
-    /// Authorization and target rules that need no DNS. Returns the refusal, if any.
-    private func check(_ head: ProxyRequestHead) -> (TunnelStatus, String)? {
-        let configuration = server.configuration
-        if let auth = configuration.clientConnection.proxyAuthorization,
-           !BasicProxyCredentials.isAuthorized(head.proxyAuthorization, users: auth.users)
-        {
-            return (.proxyAuthenticationRequired, "valid Proxy-Authorization Basic credentials required")
-        }
-        let target = configuration.targetConnection
-        if let pattern = target.allowedTargets {
-            let subject = head.kind == .connect ? head.requestTarget : head.target.description
-            if !pattern.matches(subject) { return (.forbidden, "target not allowed") }
-        }
-        if !target.allowedPorts.isEmpty, !target.allowedPorts.contains(UInt16(head.target.port)) {
-            return (.forbidden, "target port not allowed")
-        }
-        if let literal = IPAddress(head.target.host), target.deniedNetworks.contains(literal) {
-            return (.forbidden, "target network not allowed")
-        }
-        return nil
     }
 
     private func resolveAndConnect(to target: TargetAddress, kind: ProxyRequestHead.Kind?, context: ChannelHandlerContext) {
@@ -400,7 +501,7 @@ final class ProxyConnectionHandler: ChannelInboundHandler {
             case .failure(let error):
                 failConnect(.badGateway, detail: "cannot resolve target: \(error)", context: context)
             case .success(let all):
-                let allowed = checkDenied ? all.filter { !Self.isDenied($0, by: denied) } : all
+                let allowed = checkDenied ? all.filter { !TunnelServerContext.isDenied($0, by: denied) } : all
                 if allowed.isEmpty {
                     failConnect(.forbidden, detail: "target network not allowed", context: context)
                     return
@@ -408,11 +509,6 @@ final class ProxyConnectionHandler: ChannelInboundHandler {
                 connect(candidates: allowed[...], deadline: deadline, lastError: nil, kind: kind, context: context)
             }
         }
-    }
-
-    private static func isDenied(_ address: SocketAddress, by denied: PrefixSet) -> Bool {
-        guard let text = address.ipAddress, let ip = IPAddress(text) else { return true }
-        return denied.contains(ip)
     }
 
     /// Tries each address in turn until one connects or the deadline passes.
@@ -530,31 +626,9 @@ final class ProxyConnectionHandler: ChannelInboundHandler {
     }
 
     private func logOutcome(result: String, summary: TunnelSummary?, detail: String? = nil) {
-        let metrics = server.metrics
-        metrics.requests(result: result).increment()
-        var metadata: Logger.Metadata = [
-            "tunnel_id": "\(tunnelID)",
-            "mode": "\(server.mode.name)",
-            "target": "\(targetDescription)",
-            "result": "\(result)",
-        ]
-        if server.configuration.logClientAddress, let clientAddress {
-            metadata["client"] = "\(clientAddress)"
-        }
-        if let detail { metadata["detail"] = "\(detail)" }
-        if let summary {
-            metrics.clientToTargetBytes.increment(by: Int64(clamping: summary.clientToTargetBytes))
-            metrics.targetToClientBytes.increment(by: Int64(clamping: summary.targetToClientBytes))
-            metrics.duration.record(duration: summary.duration)
-            metrics.ended(reason: summary.endReason).increment()
-            metadata["end_reason"] = "\(summary.endReason.rawValue)"
-            metadata["client_to_target_bytes"] = "\(summary.clientToTargetBytes)"
-            metadata["target_to_client_bytes"] = "\(summary.targetToClientBytes)"
-            metadata["duration_ms"] = "\(summary.duration.milliseconds)"
-        } else {
-            metadata["duration_ms"] = "\((NIODeadline.now() - started).nanoseconds / 1_000_000)"
-        }
-        server.logger.info("tunnel", metadata: metadata)
+        server.logOutcome(
+            tunnelID: tunnelID, target: targetDescription, client: clientAddress, result: result, summary: summary,
+            detail: detail, started: started)
     }
 }
 

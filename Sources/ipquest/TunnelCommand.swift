@@ -19,6 +19,8 @@ struct TunnelCommand: AsyncParsableCommand {
     @Option(name: .customLong("metrics-bind"), help: "Serve Prometheus metrics at http://ADDR:PORT/metrics.")
     var metricsBind: String?
     @Option(help: "Event-loop threads (default: one per core).") var threads: Int?
+    @Option(help: "epoll (http and tcp on Linux; https always runs on nio), nio, or automatic.")
+    var engine: TunnelEngine = .automatic
     @Option(name: .customLong("log-level"), help: "trace, debug, info (one line per tunnel), notice, warning, error.")
     var logLevel: String = "info"
 
@@ -108,7 +110,7 @@ struct TunnelCommand: AsyncParsableCommand {
         do {
             server = try await TunnelServer.start(
                 host: listen.host, port: listen.port, mode: mode, configuration: configuration, eventLoopThreads: threads,
-                logger: logger)
+                engine: engine, logger: logger)
         } catch {
             FileHandle.standardError.write(Data("ipquest tunnel: cannot listen on \(bind): \(error)\n".utf8))
             throw ExitCode(1)
@@ -144,3 +146,4 @@ struct TunnelCommand: AsyncParsableCommand {
     }
 }
 
+extension TunnelEngine: ExpressibleByArgument {}

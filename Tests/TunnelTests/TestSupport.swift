@@ -111,7 +111,19 @@ func loopbackConfiguration(_ adjust: (inout TunnelConfiguration) -> Void = { _ i
     return configuration
 }
 
+extension TunnelEngine {
+    /// Every engine this platform can run for `http` and `tcp`: each behaviour test runs on each.
+    static var tested: [TunnelEngine] {
+        #if os(Linux)
+        [.epoll, .nio]
+        #else
+        [.nio]
+        #endif
+    }
+}
+
 func withTunnel<R>(
+    engine: TunnelEngine = .automatic,
     _ configuration: TunnelConfiguration,
     mode: TunnelMode = .http,
     resolver: (any TargetNameResolver)? = FixedResolver(table: ["echo.test": ["127.0.0.1"]]),
@@ -120,7 +132,9 @@ func withTunnel<R>(
     var logger = Logger(label: "tunnel-test")
     logger.logLevel = .warning
     let server = try await TunnelServer.start(
-        host: "127.0.0.1", port: 0, mode: mode, configuration: configuration, resolver: resolver, logger: logger)
+        host: "127.0.0.1", port: 0, mode: mode, configuration: configuration, resolver: resolver, engine: engine,
+        logger: logger)
+    #expect(server.engine == TunnelServer.resolve(engine, for: mode))
     do {
         let result = try await body(server)
         try await server.close()

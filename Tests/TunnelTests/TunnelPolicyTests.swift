@@ -9,12 +9,13 @@ import Testing
 struct TunnelPolicyTests {
     /// Opens a tunnel to a fresh echo server, runs `body` with the client on its own thread.
     func withEchoTunnel(
+        engine: TunnelEngine,
         _ adjust: @escaping (inout TunnelConfiguration) -> Void,
         _ body: @escaping @Sendable (BlockingClient) throws -> Void
     ) async throws {
         let echo = try await LoopbackServer.echo()
         defer { Task { await echo.close() } }
-        try await withTunnel(loopbackConfiguration(adjust)) { server in
+        try await withTunnel(engine: engine, loopbackConfiguration(adjust)) { server in
             let port = server.localAddress!.port!
             let echoPort = echo.port
             try await onThread {
@@ -25,8 +26,8 @@ struct TunnelPolicyTests {
         }
     }
 
-    @Test func idleTunnelIsClosedAfterTheIdleTimeout() async throws {
-        try await withEchoTunnel({
+    @Test(arguments: TunnelEngine.tested) func idleTunnelIsClosedAfterTheIdleTimeout(engine: TunnelEngine) async throws {
+        try await withEchoTunnel(engine: engine, {
             $0.clientConnection.relayPolicy.idleTimeout = .milliseconds(400)
             $0.targetConnection.relayPolicy.idleTimeout = .milliseconds(400)
         }) { client in
@@ -44,9 +45,9 @@ struct TunnelPolicyTests {
         }
     }
 
-    @Test func tunnelIsClosedAtItsMaximumLifetime() async throws {
+    @Test(arguments: TunnelEngine.tested) func tunnelIsClosedAtItsMaximumLifetime(engine: TunnelEngine) async throws {
         let start = ContinuousClock.now
-        try await withEchoTunnel({ $0.targetConnection.relayPolicy.maxLifetime = .milliseconds(600) }) { client in
+        try await withEchoTunnel(engine: engine, { $0.targetConnection.relayPolicy.maxLifetime = .milliseconds(600) }) { client in
             var closed = false
             for _ in 0..<40 where !closed {
                 do {
@@ -64,8 +65,8 @@ struct TunnelPolicyTests {
         }
     }
 
-    @Test func payloadCapDeliversExactlyTheCapThenCloses() async throws {
-        try await withEchoTunnel({ $0.targetConnection.relayPolicy.maxTotalPayload = 1000 }) { client in
+    @Test(arguments: TunnelEngine.tested) func payloadCapDeliversExactlyTheCapThenCloses(engine: TunnelEngine) async throws {
+        try await withEchoTunnel(engine: engine, { $0.targetConnection.relayPolicy.maxTotalPayload = 1000 }) { client in
             try client.send(patternBytes(count: 5000))
             let received = try client.receiveUntilEOF()
             #expect(received.count == 1000)
@@ -74,8 +75,8 @@ struct TunnelPolicyTests {
         }
     }
 
-    @Test func tooSlowSenderIsCut() async throws {
-        try await withEchoTunnel({
+    @Test(arguments: TunnelEngine.tested) func tooSlowSenderIsCut(engine: TunnelEngine) async throws {
+        try await withEchoTunnel(engine: engine, {
             // 10 kB per minute needed after 300 ms; the client trickles 100 B/s (6 kB/min).
             $0.clientConnection.relayPolicy.minRateBytesPerMinute = 10_000
             $0.clientConnection.relayPolicy.minRateGracePeriod = .milliseconds(300)
@@ -97,10 +98,10 @@ struct TunnelPolicyTests {
         }
     }
 
-    @Test func maxRateThrottlesToTheConfiguredRateWithinTenPercent() async throws {
+    @Test(arguments: TunnelEngine.tested) func maxRateThrottlesToTheConfiguredRateWithinTenPercent(engine: TunnelEngine) async throws {
         let rate = 256 * 1024
         let total = 768 * 1024
-        try await withEchoTunnel({ $0.clientConnection.relayPolicy.maxRateBytesPerSecond = UInt64(rate) }) { client in
+        try await withEchoTunnel(engine: engine, { $0.clientConnection.relayPolicy.maxRateBytesPerSecond = UInt64(rate) }) { client in
             let payload = patternBytes(count: total)
             let start = ContinuousClock.now
             let sender = Thread {
@@ -142,11 +143,11 @@ struct TunnelCurlTests {
         return (process.terminationStatus, String(decoding: data, as: UTF8.self))
     }
 
-    @Test(.enabled(if: FileManager.default.isExecutableFile(atPath: curlPath)))
-    func curlProxytunnelThroughHTTPListener() async throws {
+    @Test(.enabled(if: FileManager.default.isExecutableFile(atPath: curlPath)), arguments: TunnelEngine.tested)
+    func curlProxytunnelThroughHTTPListener(engine: TunnelEngine) async throws {
         let web = try await LoopbackServer.start { HTTPResponderHandler(body: "hello through the tunnel") }
         defer { Task { await web.close() } }
-        try await withTunnel(loopbackConfiguration()) { server in
+        try await withTunnel(engine: engine, loopbackConfiguration()) { server in
             let port = server.localAddress!.port!
             let result = try await onThread {
                 try runCurl(["--proxytunnel", "--proxy", "http://127.0.0.1:\(port)", "http://127.0.0.1:\(web.port)/x"])
@@ -203,11 +204,11 @@ struct TunnelCurlTests {
         print(data.split(b"\r\n")[0].decode(), data.count(b"python ok"))
         """#
 
-    @Test(.enabled(if: python3Path != nil))
-    func pythonClientWithPipelinedRequest() async throws {
+    @Test(.enabled(if: python3Path != nil), arguments: TunnelEngine.tested)
+    func pythonClientWithPipelinedRequest(engine: TunnelEngine) async throws {
         let web = try await LoopbackServer.start { HTTPResponderHandler(body: "python ok") }
         defer { Task { await web.close() } }
-        try await withTunnel(loopbackConfiguration()) { server in
+        try await withTunnel(engine: engine, loopbackConfiguration()) { server in
             let port = server.localAddress!.port!
             let output = try await onThread { () throws -> String in
                 let process = Process()
@@ -225,14 +226,14 @@ struct TunnelCurlTests {
         }
     }
 
-    @Test(.enabled(if: FileManager.default.isExecutableFile(atPath: curlPath)))
-    func curlSeesThe407Challenge() async throws {
+    @Test(.enabled(if: FileManager.default.isExecutableFile(atPath: curlPath)), arguments: TunnelEngine.tested)
+    func curlSeesThe407Challenge(engine: TunnelEngine) async throws {
         let configuration = loopbackConfiguration {
             $0.clientConnection.proxyAuthorization = ProxyAuthorization(users: ["alice": "s3cret"])
         }
         let web = try await LoopbackServer.start { HTTPResponderHandler(body: "secret page") }
         defer { Task { await web.close() } }
-        try await withTunnel(configuration) { server in
+        try await withTunnel(engine: engine, configuration) { server in
             let port = server.localAddress!.port!
             let refused = try await onThread {
                 try runCurl(["--proxytunnel", "--proxy", "http://127.0.0.1:\(port)", "http://127.0.0.1:\(web.port)/"])

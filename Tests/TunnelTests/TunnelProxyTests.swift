@@ -8,10 +8,10 @@ import Testing
 /// Real sockets on loopback: a client speaking CONNECT, the tunnel, and a target started by the test.
 @Suite("CONNECT proxy over loopback", .timeLimit(.minutes(1)))
 struct TunnelProxyTests {
-    @Test func connectRelaysBothWaysAndDeliversBytesPipelinedAfterTheHead() async throws {
+    @Test(arguments: TunnelEngine.tested) func connectRelaysBothWaysAndDeliversBytesPipelinedAfterTheHead(engine: TunnelEngine) async throws {
         let echo = try await LoopbackServer.echo()
         defer { Task { await echo.close() } }
-        try await withTunnel(loopbackConfiguration()) { server in
+        try await withTunnel(engine: engine, loopbackConfiguration()) { server in
             let port = server.localAddress!.port!
             try await onThread {
                 let client = try BlockingClient(port: port)
@@ -28,10 +28,10 @@ struct TunnelProxyTests {
         }
     }
 
-    @Test func namesAreResolvedByTheConfiguredResolver() async throws {
+    @Test(arguments: TunnelEngine.tested) func namesAreResolvedByTheConfiguredResolver(engine: TunnelEngine) async throws {
         let echo = try await LoopbackServer.echo()
         defer { Task { await echo.close() } }
-        try await withTunnel(loopbackConfiguration()) { server in
+        try await withTunnel(engine: engine, loopbackConfiguration()) { server in
             let port = server.localAddress!.port!
             try await onThread {
                 let client = try BlockingClient(port: port)
@@ -42,10 +42,10 @@ struct TunnelProxyTests {
         }
     }
 
-    @Test func halfCloseFromTheClientStillDeliversTheTargetsAnswer() async throws {
+    @Test(arguments: TunnelEngine.tested) func halfCloseFromTheClientStillDeliversTheTargetsAnswer(engine: TunnelEngine) async throws {
         let echo = try await LoopbackServer.echo()
         defer { Task { await echo.close() } }
-        try await withTunnel(loopbackConfiguration()) { server in
+        try await withTunnel(engine: engine, loopbackConfiguration()) { server in
             let port = server.localAddress!.port!
             try await onThread {
                 let client = try BlockingClient(port: port)
@@ -62,10 +62,10 @@ struct TunnelProxyTests {
         }
     }
 
-    @Test func largePayloadsBothWaysAreRelayedIntact() async throws {
+    @Test(arguments: TunnelEngine.tested) func largePayloadsBothWaysAreRelayedIntact(engine: TunnelEngine) async throws {
         let echo = try await LoopbackServer.echo()
         defer { Task { await echo.close() } }
-        try await withTunnel(loopbackConfiguration()) { server in
+        try await withTunnel(engine: engine, loopbackConfiguration()) { server in
             let port = server.localAddress!.port!
             let payload = patternBytes(count: 32 << 20)
             let client = try await onThread { () -> BlockingClient in
@@ -86,11 +86,11 @@ struct TunnelProxyTests {
         }
     }
 
-    @Test func targetsNotMatchingAllowedTargetsAre403() async throws {
+    @Test(arguments: TunnelEngine.tested) func targetsNotMatchingAllowedTargetsAre403(engine: TunnelEngine) async throws {
         let configuration = loopbackConfiguration {
             $0.targetConnection.allowedTargets = try! TargetPattern(#"^echo\.test:\d+$"#)
         }
-        try await withTunnel(configuration) { server in
+        try await withTunnel(engine: engine, configuration) { server in
             let port = server.localAddress!.port!
             try await onThread {
                 let answer = try BlockingClient(port: port).connect(to: "127.0.0.1:9")
@@ -101,9 +101,9 @@ struct TunnelProxyTests {
         }
     }
 
-    @Test func portsOutsideTheAllowlistAre403() async throws {
+    @Test(arguments: TunnelEngine.tested) func portsOutsideTheAllowlistAre403(engine: TunnelEngine) async throws {
         let configuration = loopbackConfiguration { $0.targetConnection.allowedPorts = [443] }
-        try await withTunnel(configuration) { server in
+        try await withTunnel(engine: engine, configuration) { server in
             let port = server.localAddress!.port!
             try await onThread {
                 let answer = try BlockingClient(port: port).connect(to: "127.0.0.1:22")
@@ -113,12 +113,12 @@ struct TunnelProxyTests {
         }
     }
 
-    @Test func deniedNetworksAre403ByDefaultForLoopbackLiteralsAndResolvedNames() async throws {
+    @Test(arguments: TunnelEngine.tested) func deniedNetworksAre403ByDefaultForLoopbackLiteralsAndResolvedNames(engine: TunnelEngine) async throws {
         let echo = try await LoopbackServer.echo()
         defer { Task { await echo.close() } }
         var configuration = loopbackConfiguration()
         configuration.targetConnection.deniedNetworks = TargetConnectionConfiguration.defaultDeniedNetworks
-        try await withTunnel(configuration) { server in
+        try await withTunnel(engine: engine, configuration) { server in
             let port = server.localAddress!.port!
             try await onThread { () throws -> Void in
                 #expect(try BlockingClient(port: port).connect(to: "127.0.0.1:\(echo.port)").status == 403)
@@ -129,8 +129,8 @@ struct TunnelProxyTests {
         }
     }
 
-    @Test func malformedRequestIs400AndOversizedHeadIs400() async throws {
-        try await withTunnel(loopbackConfiguration()) { server in
+    @Test(arguments: TunnelEngine.tested) func malformedRequestIs400AndOversizedHeadIs400(engine: TunnelEngine) async throws {
+        try await withTunnel(engine: engine, loopbackConfiguration()) { server in
             let port = server.localAddress!.port!
             try await onThread {
                 let client = try BlockingClient(port: port)
@@ -146,8 +146,8 @@ struct TunnelProxyTests {
         }
     }
 
-    @Test func otherMethodsAre405() async throws {
-        try await withTunnel(loopbackConfiguration()) { server in
+    @Test(arguments: TunnelEngine.tested) func otherMethodsAre405(engine: TunnelEngine) async throws {
+        try await withTunnel(engine: engine, loopbackConfiguration()) { server in
             let port = server.localAddress!.port!
             try await onThread {
                 let client = try BlockingClient(port: port)
@@ -160,13 +160,13 @@ struct TunnelProxyTests {
         }
     }
 
-    @Test func proxyAuthorizationIsRequiredWhenUsersAreConfigured() async throws {
+    @Test(arguments: TunnelEngine.tested) func proxyAuthorizationIsRequiredWhenUsersAreConfigured(engine: TunnelEngine) async throws {
         let echo = try await LoopbackServer.echo()
         defer { Task { await echo.close() } }
         let configuration = loopbackConfiguration {
             $0.clientConnection.proxyAuthorization = ProxyAuthorization(realm: "tests", users: ["alice": "s3cret"])
         }
-        try await withTunnel(configuration) { server in
+        try await withTunnel(engine: engine, configuration) { server in
             let port = server.localAddress!.port!
             try await onThread {
                 let anonymous = try BlockingClient(port: port).connect(to: "127.0.0.1:\(echo.port)")
@@ -187,9 +187,9 @@ struct TunnelProxyTests {
         }
     }
 
-    @Test func incompleteHeadTimesOutWith408() async throws {
+    @Test(arguments: TunnelEngine.tested) func incompleteHeadTimesOutWith408(engine: TunnelEngine) async throws {
         let configuration = loopbackConfiguration { $0.clientConnection.initiationTimeout = .milliseconds(300) }
-        try await withTunnel(configuration) { server in
+        try await withTunnel(engine: engine, configuration) { server in
             let port = server.localAddress!.port!
             try await onThread {
                 let client = try BlockingClient(port: port)
@@ -202,12 +202,12 @@ struct TunnelProxyTests {
         }
     }
 
-    @Test func refusedTargetIs502() async throws {
+    @Test(arguments: TunnelEngine.tested) func refusedTargetIs502(engine: TunnelEngine) async throws {
         // Bind and close a listener to get a loopback port with nobody listening.
         let closed = try await LoopbackServer.echo()
         let deadPort = closed.port
         await closed.close()
-        try await withTunnel(loopbackConfiguration()) { server in
+        try await withTunnel(engine: engine, loopbackConfiguration()) { server in
             let port = server.localAddress!.port!
             try await onThread {
                 let answer = try BlockingClient(port: port).connect(to: "127.0.0.1:\(deadPort)")
@@ -217,8 +217,8 @@ struct TunnelProxyTests {
         }
     }
 
-    @Test func resolutionFailureIs502() async throws {
-        try await withTunnel(loopbackConfiguration()) { server in
+    @Test(arguments: TunnelEngine.tested) func resolutionFailureIs502(engine: TunnelEngine) async throws {
+        try await withTunnel(engine: engine, loopbackConfiguration()) { server in
             let port = server.localAddress!.port!
             try await onThread {
                 // The test resolver knows only echo.test; nothing leaves the machine.
@@ -229,12 +229,12 @@ struct TunnelProxyTests {
         }
     }
 
-    @Test func everyResolvedAddressIsTriedInTurn() async throws {
+    @Test(arguments: TunnelEngine.tested) func everyResolvedAddressIsTriedInTurn(engine: TunnelEngine) async throws {
         let echo = try await LoopbackServer.echo()
         defer { Task { await echo.close() } }
         // 127.0.0.2 has nothing on the echo port: refused, then 127.0.0.1 answers.
         let resolver = FixedResolver(table: ["multi.test": ["127.0.0.2", "127.0.0.1"]])
-        try await withTunnel(loopbackConfiguration(), resolver: resolver) { server in
+        try await withTunnel(engine: engine, loopbackConfiguration(), resolver: resolver) { server in
             let port = server.localAddress!.port!
             try await onThread {
                 let client = try BlockingClient(port: port)
@@ -245,10 +245,10 @@ struct TunnelProxyTests {
         }
     }
 
-    @Test func connectTimeoutIs504() async throws {
+    @Test(arguments: TunnelEngine.tested) func connectTimeoutIs504(engine: TunnelEngine) async throws {
         let blackhole = try BlackholeListener()
         let configuration = loopbackConfiguration { $0.targetConnection.connectTimeout = .milliseconds(400) }
-        try await withTunnel(configuration) { server in
+        try await withTunnel(engine: engine, configuration) { server in
             let port = server.localAddress!.port!
             let targetPort = blackhole.port
             try await onThread {
@@ -262,11 +262,11 @@ struct TunnelProxyTests {
         withExtendedLifetime(blackhole) {}
     }
 
-    @Test func connectionsBeyondTheCapGet503() async throws {
+    @Test(arguments: TunnelEngine.tested) func connectionsBeyondTheCapGet503(engine: TunnelEngine) async throws {
         let echo = try await LoopbackServer.echo()
         defer { Task { await echo.close() } }
         let configuration = loopbackConfiguration { $0.maxConnections = 1 }
-        try await withTunnel(configuration) { server in
+        try await withTunnel(engine: engine, configuration) { server in
             let port = server.localAddress!.port!
             try await onThread {
                 let first = try BlockingClient(port: port)
@@ -282,11 +282,11 @@ struct TunnelProxyTests {
         }
     }
 
-    @Test func absoluteFormGetIsForwardedWhenEnabled() async throws {
+    @Test(arguments: TunnelEngine.tested) func absoluteFormGetIsForwardedWhenEnabled(engine: TunnelEngine) async throws {
         let echo = try await LoopbackServer.echo()
         defer { Task { await echo.close() } }
         let configuration = loopbackConfiguration { $0.forwardPlainHTTP = true }
-        try await withTunnel(configuration) { server in
+        try await withTunnel(engine: engine, configuration) { server in
             let port = server.localAddress!.port!
             try await onThread {
                 let client = try BlockingClient(port: port)
@@ -300,11 +300,11 @@ struct TunnelProxyTests {
         }
     }
 
-    @Test func tcpModeRelaysToTheFixedDestination() async throws {
+    @Test(arguments: TunnelEngine.tested) func tcpModeRelaysToTheFixedDestination(engine: TunnelEngine) async throws {
         let echo = try await LoopbackServer.echo()
         defer { Task { await echo.close() } }
         let mode = TunnelMode.tcp(destination: TargetAddress(host: "127.0.0.1", port: echo.port))
-        try await withTunnel(loopbackConfiguration(), mode: mode) { server in
+        try await withTunnel(engine: engine, loopbackConfiguration(), mode: mode) { server in
             let port = server.localAddress!.port!
             try await onThread {
                 let client = try BlockingClient(port: port)
@@ -322,10 +322,10 @@ struct TunnelProxyTests {
 
 @Suite("Tunnel lifecycle", .timeLimit(.minutes(1)))
 struct TunnelLifecycleTests {
-    @Test func endedTunnelsAreFreedAndTheirConnectionSlotsReleased() async throws {
+    @Test(arguments: TunnelEngine.tested) func endedTunnelsAreFreedAndTheirConnectionSlotsReleased(engine: TunnelEngine) async throws {
         let echo = try await LoopbackServer.echo()
         defer { Task { await echo.close() } }
-        try await withTunnel(loopbackConfiguration { $0.maxConnections = 100 }) { server in
+        try await withTunnel(engine: engine, loopbackConfiguration { $0.maxConnections = 100 }) { server in
             let port = server.localAddress!.port!
             try await onThread {
                 for round in 0..<20 {

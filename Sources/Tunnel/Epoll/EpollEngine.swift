@@ -1,0 +1,101 @@
+#if os(Linux)
+import Glibc
+import NIOConcurrencyHelpers
+import NIOCore
+
+/// The epoll engine's listeners and loops: one listening socket per loop on the same port (SO_REUSEPORT).
+final class EpollEngine: Sendable {
+    private let loops: [EpollLoop]
+    let localAddress: SocketAddress?
+    private let listenersOpen: NIOLockedValueBox<Int>
+    private let closed: EventLoopPromise<Void>
+
+    private init(loops: [EpollLoop], localAddress: SocketAddress?, listenersOpen: NIOLockedValueBox<Int>, closed: EventLoopPromise<Void>) {
+        self.loops = loops
+        self.localAddress = localAddress
+        self.listenersOpen = listenersOpen
+        self.closed = closed
+    }
+
+    static func start(host: String, port: Int, context: TunnelServerContext, threads: Int, group: any EventLoopGroup) throws -> EpollEngine {
+        let requested = try SocketAddress.makeAddressResolvingHost(host, port: port)
+        var fixedDestination: [SocketAddress]?
+        if case .tcp(let destination) = context.mode, let literal = try? SocketAddress(ipAddress: destination.host, port: destination.port) {
+            fixedDestination = [literal]
+        }
+        let count = max(1, threads)
+        var listeners: [Int32] = []
+        var bound = requested
+        do {
+            for _ in 0..<count {
+                let fd = try listen(on: bound, shared: count > 1)
+                listeners.append(fd)
+                if bound.port == 0 { bound = try localAddress(of: fd) }
+            }
+        } catch {
+            for fd in listeners { Glibc.close(fd) }
+            throw error
+        }
+        let listenersOpen = NIOLockedValueBox(count)
+        let closed = group.next().makePromise(of: Void.self)
+        let onListenerClosed: @Sendable () -> Void = {
+            let remaining = listenersOpen.withLockedValue { count -> Int in
+                count -= 1
+                return count
+            }
+            if remaining == 0 { closed.succeed(()) }
+        }
+        var loops: [EpollLoop] = []
+        for fd in listeners {
+            do {
+                loops.append(
+                    try EpollLoop(
+                        context: context, listenFD: fd, resolverLoop: group.next(), fixedDestination: fixedDestination,
+                        onListenerClosed: onListenerClosed))
+            } catch {
+                for fd in listeners { Glibc.close(fd) }
+                throw error
+            }
+        }
+        for (index, loop) in loops.enumerated() { loop.start(name: "tunnel-\(index)") }
+        return EpollEngine(loops: loops, localAddress: bound, listenersOpen: listenersOpen, closed: closed)
+    }
+
+    /// Stops accepting; open tunnels run on until they end, then the loops' threads exit.
+    func close() async throws {
+        for loop in loops { loop.post(.stopAccepting) }
+        try await closed.futureResult.get()
+    }
+
+    func waitUntilClosed() async throws {
+        try await closed.futureResult.get()
+    }
+
+    private static func listen(on address: SocketAddress, shared: Bool) throws -> Int32 {
+        let fd = socket(address.protocol.rawValue, Int32(SOCK_STREAM.rawValue | SOCK_NONBLOCK.rawValue | SOCK_CLOEXEC.rawValue), 0)
+        guard fd >= 0 else { throw IOError(errnoCode: errno, reason: "socket") }
+        var one: Int32 = 1
+        _ = setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, socklen_t(MemoryLayout<Int32>.size))
+        if shared { _ = setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, socklen_t(MemoryLayout<Int32>.size)) }
+        let boundResult = address.withSockAddr { Glibc.bind(fd, $0, socklen_t($1)) }
+        guard boundResult == 0, Glibc.listen(fd, 1024) == 0 else {
+            let error = IOError(errnoCode: errno, reason: "bind")
+            Glibc.close(fd)
+            throw error
+        }
+        return fd
+    }
+
+    private static func localAddress(of fd: Int32) throws -> SocketAddress {
+        var storage = sockaddr_storage()
+        var length = socklen_t(MemoryLayout<sockaddr_storage>.size)
+        let result = withUnsafeMutablePointer(to: &storage) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &length) }
+        }
+        guard result == 0, let address = EpollLoop.socketAddress(storage) else {
+            throw IOError(errnoCode: errno, reason: "getsockname")
+        }
+        return address
+    }
+}
+#endif

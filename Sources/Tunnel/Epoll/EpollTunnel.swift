@@ -1,0 +1,652 @@
+#if os(Linux)
+import CTunnelLinux
+import Glibc
+import IPAddress
+import NIOCore
+
+/// One client connection of the epoll engine, from the request head to the end of its relay. The same
+/// rules as the NIO engine's `ProxyConnectionHandler` + `TunnelRelay`: the checks, the answers and the
+/// log line come from `TunnelServerContext`, the per-direction policies from `FlowAccounting`.
+///
+/// Sockets are edge-triggered: an event sets `readable`/`writable`, which stay set until a call returns
+/// EAGAIN (or a short read, unless the peer has shut its side, which still has an EOF to read).
+final class EpollTunnel {
+    private enum Phase {
+        case head, resolving, connecting, relaying
+        /// An error answer is being sent; then the client's input is drained until EOF (or 2 s).
+        case answering
+        case closed
+    }
+
+    /// One socket of the tunnel.
+    private struct End {
+        var fd: Int32 = -1
+        var readable = false
+        var writable = false
+        /// The peer shut its sending side (or the socket failed): keep reading until EOF or an error.
+        var hangUp = false
+        /// Close this socket as soon as the bytes queued for it are written.
+        var closeWhenFlushed = false
+        var isOpen: Bool { fd >= 0 }
+    }
+
+    /// One direction of the relay: the bytes read from its source on their way to its destination.
+    private struct Flow {
+        var accounting: FlowAccounting
+        /// Read and admitted but not yet accepted by the destination socket.
+        var pending: [UInt8] = []
+        var pendingOffset = 0
+        /// Chunks the throttle holds back, oldest first.
+        var held: [(bytes: [UInt8], releaseAt: NIODeadline)] = []
+        /// The source sent EOF.
+        var sourceEnded = false
+        /// The destination's output was shut after the EOF.
+        var outputShut = false
+        var hasPending: Bool { pendingOffset < pending.count }
+    }
+
+    private enum Direction {
+        /// client → target
+        case up
+        /// target → client
+        case down
+        var source: TunnelSide { self == .up ? .client : .target }
+    }
+
+    unowned let loop: EpollLoop
+    let serial: UInt64
+    private let server: TunnelServerContext
+    private var phase = Phase.head
+    private var client = End()
+    private var target = End()
+    private var up: Flow
+    private var down: Flow
+    private let admitted: Bool
+    private let tunnelID = UInt64.random(in: 0...UInt64.max)
+    private let accepted: NIODeadline
+    private let clientAddress: SocketAddress?
+    private var targetDescription = "-"
+    private var head: [UInt8] = []
+    private var early: [UInt8] = []
+    private var kind: ProxyRequestHead.Kind?
+    private var candidates: ArraySlice<SocketAddress> = []
+    private var lastConnectError: Int32 = 0
+    // Deadlines; `scheduledAt` is the earliest one already in the loop's timer heap.
+    private var headDeadline: NIODeadline?
+    private var connectDeadline: NIODeadline?
+    private var answerDeadline: NIODeadline?
+    private var drainDeadline: NIODeadline?
+    private var lifetimeDeadline: NIODeadline?
+    private var idleTimeout: TimeAmount?
+    private var scheduledAt: NIODeadline?
+    private var relayStarted: NIODeadline
+    private var lastActivity: NIODeadline
+    private var endReason: TunnelEndReason?
+    private var countedAsRelay = false
+    private var queuedToResume = false
+
+    init(loop: EpollLoop, serial: UInt64, clientFD: Int32, clientAddress: SocketAddress?) {
+        self.loop = loop
+        self.serial = serial
+        self.server = loop.context
+        self.clientAddress = clientAddress
+        client.fd = clientFD
+        client.writable = true  // a new connection has an empty send buffer
+        let now = loop.now
+        accepted = now
+        relayStarted = now
+        lastActivity = now
+        let configuration = server.configuration
+        up = Flow(accounting: FlowAccounting(policy: configuration.clientConnection.relayPolicy, now: now))
+        down = Flow(accounting: FlowAccounting(policy: configuration.targetConnection.relayPolicy, now: now))
+        admitted = server.acquireConnectionSlot()
+    }
+
+    // MARK: events from the loop
+
+    /// The connection was accepted and registered.
+    func begin() {
+        guard admitted else {
+            respond(.serviceUnavailable, detail: "too many connections")
+            return
+        }
+        if case .tcp(let destination) = server.mode {
+            targetDescription = destination.description
+            resolveAndConnect(to: destination, kind: nil)
+            return
+        }
+        headDeadline = loop.now + TimeAmount(server.configuration.clientConnection.initiationTimeout)
+        reschedule()
+    }
+
+    func handle(fd: Int32, events: UInt32) {
+        let input = EPOLLIN.rawValue | EPOLLRDHUP.rawValue | EPOLLERR.rawValue | EPOLLHUP.rawValue
+        let output = EPOLLOUT.rawValue | EPOLLERR.rawValue | EPOLLHUP.rawValue
+        let hangUp = EPOLLRDHUP.rawValue | EPOLLERR.rawValue | EPOLLHUP.rawValue
+        let side: TunnelSide = fd == client.fd ? .client : .target
+        withEnd(side) { end in
+            if events & input != 0 { end.readable = true }
+            if events & output != 0 { end.writable = true }
+            if events & hangUp != 0 { end.hangUp = true }
+        }
+        switch phase {
+        case .head:
+            if side == .client { readHead() }
+        case .connecting:
+            if side == .target && target.writable { finishConnect() }
+        case .relaying:
+            pump(.up)
+            pump(.down)
+        case .answering:
+            if side == .client { continueAnswer() }
+        case .resolving, .closed:
+            break  // the client's bytes wait in its socket until the relay starts
+        }
+    }
+
+    /// Work left over from a turn that reached its read budget.
+    func resume() {
+        queuedToResume = false
+        guard phase == .relaying else { return }
+        pump(.up)
+        pump(.down)
+    }
+
+    func resolved(_ result: Result<[SocketAddress], any Error>) {
+        guard phase == .resolving else { return }
+        switch result {
+        case .failure(let error):
+            failConnect(.badGateway, detail: "cannot resolve target: \(error)")
+        case .success(let all):
+            tryCandidates(all)
+        }
+    }
+
+    func timerFired(scheduledFor deadline: NIODeadline) {
+        guard scheduledAt == deadline else { return }  // superseded by an earlier entry that already ran
+        scheduledAt = nil
+        let now = loop.now
+        switch phase {
+        case .head:
+            if let headDeadline, headDeadline <= now {
+                respond(.requestTimeout, detail: "request head not received in time")
+            }
+        case .resolving, .connecting:
+            if let connectDeadline, connectDeadline <= now {
+                let what = phase == .resolving ? "resolving the target timed out" : "connecting to the target timed out"
+                failConnect(.gatewayTimeout, detail: what)
+            }
+        case .answering:
+            if let answerDeadline, answerDeadline <= now { closeBoth() }
+        case .relaying:
+            if endReason == nil, let lifetimeDeadline, lifetimeDeadline <= now {
+                abort(.maxLifetime)
+            } else if let idleTimeout, lastActivity + idleTimeout <= now {
+                abort(endReason ?? .idleTimeout)
+            } else if let drainDeadline, drainDeadline <= now {
+                closeBoth()
+            } else {
+                release(.up, now: now)
+                release(.down, now: now)
+            }
+        case .closed:
+            return
+        }
+        reschedule()
+    }
+
+    // MARK: the request head
+
+    private func readHead() {
+        let limit = ProxyRequestHeadParser.maximumHeadSize + 1
+        while client.readable, phase == .head {
+            let room = min(loop.scratch.count, max(limit - head.count, 1))
+            let count = Glibc.read(client.fd, loop.scratch.baseAddress, room)
+            if count > 0 {
+                head.append(contentsOf: UnsafeRawBufferPointer(start: loop.scratch.baseAddress, count: count))
+                if count < room && !client.hangUp { client.readable = false }
+                examineHead()
+            } else if count == 0 {
+                client.readable = false
+                if head.isEmpty {
+                    closeBoth()
+                } else {
+                    respond(.badRequest, detail: "connection closed before the request head was complete")
+                }
+            } else if errno == EAGAIN {
+                client.readable = false
+            } else if errno != EINTR {
+                closeBoth()
+            }
+        }
+    }
+
+    private func examineHead() {
+        switch ProxyRequestHeadParser.parse(head, allowForwarding: server.configuration.forwardPlainHTTP) {
+        case .incomplete:
+            return
+        case .rejected(let status, let detail):
+            respond(status, detail: detail)
+        case .complete(let request, let headLength):
+            headDeadline = nil
+            early = Array(head[headLength...])
+            head = []
+            targetDescription = request.target.description
+            if let (status, detail) = server.check(request) {
+                respond(status, detail: detail)
+                return
+            }
+            resolveAndConnect(to: request.target, kind: request.kind)
+        }
+    }
+
+    // MARK: connecting
+
+    private func resolveAndConnect(to destination: TargetAddress, kind: ProxyRequestHead.Kind?) {
+        self.kind = kind
+        phase = .resolving
+        connectDeadline = loop.now + TimeAmount(server.configuration.targetConnection.connectTimeout)
+        reschedule()
+        if kind == nil, let fixed = loop.fixedDestination {
+            tryCandidates(fixed)
+        } else if IPAddress(destination.host) != nil,
+            let literal = try? SocketAddress(ipAddress: destination.host, port: destination.port)
+        {
+            tryCandidates([literal])
+        } else {
+            let loop = self.loop
+            let serial = self.serial
+            server.resolver.resolve(host: destination.host, port: destination.port, on: loop.resolverLoop)
+                .whenComplete { result in loop.post(.resolved(serial: serial, result)) }
+        }
+    }
+
+    private func tryCandidates(_ all: [SocketAddress]) {
+        // tcp mode's fixed destination is the operator's choice; requested targets obey denied_networks.
+        let denied = server.configuration.targetConnection.deniedNetworks
+        let allowed = kind == nil ? all : all.filter { !TunnelServerContext.isDenied($0, by: denied) }
+        if allowed.isEmpty {
+            failConnect(.forbidden, detail: "target network not allowed")
+            return
+        }
+        candidates = allowed[...]
+        phase = .connecting
+        connectNext()
+    }
+
+    /// Starts a non-blocking connect to the next candidate; answers once none is left.
+    private func connectNext() {
+        while let address = candidates.popFirst() {
+            let family = address.protocol.rawValue
+            let fd = socket(family, Int32(SOCK_STREAM.rawValue | SOCK_NONBLOCK.rawValue | SOCK_CLOEXEC.rawValue), 0)
+            guard fd >= 0 else {
+                lastConnectError = errno
+                continue
+            }
+            EpollLoop.setNoDelay(fd)
+            let result = address.withSockAddr { Glibc.connect(fd, $0, socklen_t($1)) }
+            if result == 0 || errno == EINPROGRESS {
+                target = End()
+                target.fd = fd
+                loop.watch(fd, for: self)
+                return  // the socket turns writable once the connect has an outcome
+            }
+            lastConnectError = errno
+            Glibc.close(fd)
+        }
+        if lastConnectError == ETIMEDOUT {
+            failConnect(.gatewayTimeout, detail: "connecting to the target timed out")
+        } else {
+            failConnect(.badGateway, detail: "cannot connect to the target")
+        }
+    }
+
+    private func finishConnect() {
+        let error = ctunnel_socket_error(target.fd)
+        if error == EINPROGRESS || error == EALREADY {
+            target.writable = false
+            return
+        }
+        guard error == 0 else {
+            lastConnectError = error
+            loop.closeSocket(target.fd)
+            target = End()
+            connectNext()
+            return
+        }
+        startRelay()
+    }
+
+    private func failConnect(_ status: TunnelStatus, detail: String) {
+        if target.isOpen {
+            loop.closeSocket(target.fd)
+            target = End()
+        }
+        if case .tcp = server.mode {
+            log(result: status.resultName, detail: detail)
+            closeBoth()
+        } else {
+            respond(status, detail: detail)
+        }
+    }
+
+    // MARK: relaying
+
+    private func startRelay() {
+        phase = .relaying
+        connectDeadline = nil
+        let now = loop.now
+        relayStarted = now
+        lastActivity = now
+        let configuration = server.configuration
+        let clientPolicy = configuration.clientConnection.relayPolicy
+        let targetPolicy = configuration.targetConnection.relayPolicy
+        up = Flow(accounting: FlowAccounting(policy: clientPolicy, now: now))
+        down = Flow(accounting: FlowAccounting(policy: targetPolicy, now: now))
+        idleTimeout = [clientPolicy.idleTimeout, targetPolicy.idleTimeout].compactMap { $0 }.min().map(TimeAmount.init)
+        lifetimeDeadline = [clientPolicy.maxLifetime, targetPolicy.maxLifetime].compactMap { $0 }.min()
+            .map { now + TimeAmount($0) }
+        countedAsRelay = true
+        server.liveRelays.withLockedValue { $0 += 1 }
+        var initial = early
+        early = []
+        switch kind {
+        case .connect:
+            down.pending = Array(TunnelStatus.established.response(detail: "").utf8)
+        case .forward(let originFormHead):
+            initial = Array(originFormHead.utf8) + initial
+        case nil:
+            break
+        }
+        if !initial.isEmpty {
+            initial.withUnsafeBytes { deliver($0, along: .up) }
+        }
+        reschedule()
+        pump(.down)
+        pump(.up)
+    }
+
+    /// Moves bytes along one direction until a socket would block, the source ends or the turn's budget is spent.
+    private func pump(_ direction: Direction) {
+        let source = direction.source
+        let destination: TunnelSide = source == .client ? .target : .client
+        var reads = 0
+        while phase == .relaying {
+            if withFlow(direction, { $0.hasPending }) {
+                guard end(destination).writable, end(destination).isOpen else { return }
+                if !flushPending(direction, to: destination) { return }
+            }
+            if end(destination).closeWhenFlushed {
+                closeEnd(destination)
+                return
+            }
+            if !withFlow(direction, { $0.held.isEmpty }) { return }
+            if withFlow(direction, { $0.sourceEnded }) {
+                if !withFlow(direction, { $0.outputShut }) {
+                    withFlow(direction) { $0.outputShut = true }
+                    if end(destination).isOpen { _ = shutdown(end(destination).fd, Int32(SHUT_WR)) }
+                    if up.sourceEnded && down.sourceEnded { finish(.completed) }
+                }
+                return
+            }
+            guard endReason == nil, end(source).isOpen, end(source).readable else { return }
+            if reads == 16 {
+                if !queuedToResume {
+                    queuedToResume = true
+                    loop.runLater(self)
+                }
+                return
+            }
+            reads += 1
+            let scratch = loop.scratch
+            let count = Glibc.read(end(source).fd, scratch.baseAddress, scratch.count)
+            if count > 0 {
+                if count < scratch.count && !end(source).hangUp { withEnd(source) { $0.readable = false } }
+                deliver(UnsafeRawBufferPointer(start: scratch.baseAddress, count: count), along: direction)
+            } else if count == 0 {
+                withEnd(source) { $0.readable = false }
+                withFlow(direction) { $0.sourceEnded = true }
+                lastActivity = loop.now
+            } else if errno == EAGAIN {
+                withEnd(source) { $0.readable = false }
+            } else if errno != EINTR {
+                abort(source == .client ? .clientError : .targetError)
+            }
+        }
+    }
+
+    /// Admits bytes read from a direction's source and writes them (or holds them for the throttle).
+    private func deliver(_ bytes: UnsafeRawBufferPointer, along direction: Direction) {
+        let now = loop.now
+        lastActivity = now
+        let destination: TunnelSide = direction.source == .client ? .target : .client
+        let verdict = withFlow(direction) { $0.accounting.admit(bytes.count, now: now, started: relayStarted) }
+        let admitted = UnsafeRawBufferPointer(rebasing: bytes[..<verdict.allowed])
+        if verdict.releaseAt > now || !withFlow(direction, { $0.held.isEmpty }) {
+            withFlow(direction) { $0.held.append((Array(admitted), verdict.releaseAt)) }
+            reschedule()
+        } else if !admitted.isEmpty {
+            write(admitted, along: direction, to: destination)
+        }
+        if verdict.capped {
+            finish(.payloadCap)
+        } else if verdict.tooSlow {
+            abort(.tooSlow)
+        }
+    }
+
+    /// Writes at once when nothing is queued ahead; whatever the socket does not take is queued.
+    private func write(_ bytes: UnsafeRawBufferPointer, along direction: Direction, to destination: TunnelSide) {
+        var written = 0
+        if !withFlow(direction, { $0.hasPending }), end(destination).writable, end(destination).isOpen {
+            let result = Glibc.send(end(destination).fd, bytes.baseAddress, bytes.count, Int32(MSG_NOSIGNAL))
+            if result >= 0 {
+                written = result
+                if written < bytes.count { withEnd(destination) { $0.writable = false } }
+            } else if errno == EAGAIN {
+                withEnd(destination) { $0.writable = false }
+            } else {
+                abort(destination == .client ? .clientClosed : .targetClosed)
+                return
+            }
+        }
+        if written < bytes.count {
+            withFlow(direction) { flow in
+                if flow.pendingOffset > 0 && flow.pendingOffset == flow.pending.count {
+                    flow.pending.removeAll(keepingCapacity: true)
+                    flow.pendingOffset = 0
+                }
+                flow.pending.append(contentsOf: UnsafeRawBufferPointer(rebasing: bytes[written...]))
+            }
+        }
+    }
+
+    /// Writes queued bytes; false while some remain (the socket is full) or the tunnel ended.
+    private func flushPending(_ direction: Direction, to destination: TunnelSide) -> Bool {
+        let fd = end(destination).fd
+        let result = withFlow(direction) { flow -> Int in
+            flow.pending.withUnsafeBytes {
+                Glibc.send(fd, $0.baseAddress! + flow.pendingOffset, flow.pending.count - flow.pendingOffset, Int32(MSG_NOSIGNAL))
+            }
+        }
+        if result < 0 {
+            if errno == EAGAIN || errno == EINTR {
+                withEnd(destination) { $0.writable = false }
+            } else {
+                abort(destination == .client ? .clientClosed : .targetClosed)
+            }
+            return false
+        }
+        let done = withFlow(direction) { flow -> Bool in
+            flow.pendingOffset += result
+            guard flow.pendingOffset == flow.pending.count else { return false }
+            flow.pending = []
+            flow.pendingOffset = 0
+            return true
+        }
+        if !done { withEnd(destination) { $0.writable = false } }
+        return done
+    }
+
+    /// Queues every held chunk whose time has come, then lets the direction move on.
+    private func release(_ direction: Direction, now: NIODeadline) {
+        var released = false
+        withFlow(direction) { flow in
+            var ready = 0
+            for chunk in flow.held {
+                if chunk.releaseAt > now { break }
+                if flow.pendingOffset > 0 && flow.pendingOffset == flow.pending.count {
+                    flow.pending.removeAll(keepingCapacity: true)
+                    flow.pendingOffset = 0
+                }
+                flow.pending.append(contentsOf: chunk.bytes)
+                ready += 1
+            }
+            if ready > 0 {
+                flow.held.removeFirst(ready)
+                released = true
+            }
+        }
+        if released { pump(direction) }
+    }
+
+    // MARK: ending
+
+    /// Ends the tunnel; each side is closed once the bytes queued for it are written.
+    private func finish(_ reason: TunnelEndReason) {
+        guard endReason == nil else { return }
+        endReason = reason
+        report()
+        up.held = []
+        down.held = []
+        // A peer that stopped reading would keep its bytes queued forever; the idle timer (or, with no
+        // idle timeout, this fallback) closes it.
+        if idleTimeout == nil { drainDeadline = loop.now + .seconds(30) }
+        if up.hasPending { target.closeWhenFlushed = true } else { closeEnd(.target) }
+        if down.hasPending { client.closeWhenFlushed = true } else { closeEnd(.client) }
+        reschedule()
+    }
+
+    /// Closes both sides at once (queued bytes dropped).
+    private func abort(_ reason: TunnelEndReason) {
+        if endReason == nil {
+            endReason = reason
+            report()
+        }
+        closeBoth()
+    }
+
+    private func report() {
+        guard countedAsRelay, let endReason else { return }
+        let elapsed = loop.now - relayStarted
+        log(
+            result: "ok",
+            summary: TunnelSummary(
+                clientToTargetBytes: up.accounting.bytes, targetToClientBytes: down.accounting.bytes,
+                duration: .nanoseconds(elapsed.nanoseconds), endReason: endReason))
+    }
+
+    private func closeBoth() {
+        closeEnd(.target)
+        closeEnd(.client)
+    }
+
+    private func closeEnd(_ side: TunnelSide) {
+        let fd = end(side).fd
+        guard fd >= 0 else { return }
+        loop.closeSocket(fd)
+        withEnd(side) { $0 = End() }
+        if side == .client && admitted { server.releaseConnectionSlot() }
+        if !client.isOpen && !target.isOpen {
+            phase = .closed
+            loop.forget(serial)
+            if countedAsRelay { server.liveRelays.withLockedValue { $0 -= 1 } }
+        }
+    }
+
+    // MARK: error answers
+
+    private func respond(_ status: TunnelStatus, detail: String) {
+        guard phase != .answering && phase != .closed else { return }
+        if target.isOpen {
+            loop.closeSocket(target.fd)
+            target = End()
+        }
+        phase = .answering
+        headDeadline = nil
+        connectDeadline = nil
+        log(result: status.resultName, detail: detail)
+        let realm = server.configuration.clientConnection.proxyAuthorization?.realm
+        down = Flow(accounting: down.accounting)
+        down.pending = Array(status.response(detail: detail, realm: realm).utf8)
+        // Send the answer and a FIN, then drain what the client still sends (briefly), so that closing with
+        // unread bytes does not turn into a reset that could destroy the answer before the client reads it.
+        answerDeadline = loop.now + .seconds(2)
+        reschedule()
+        continueAnswer()
+    }
+
+    private func continueAnswer() {
+        if down.hasPending {
+            guard client.writable, flushPending(.down, to: .client) else { return }
+            _ = shutdown(client.fd, Int32(SHUT_WR))
+        }
+        while client.isOpen && client.readable {
+            let count = Glibc.read(client.fd, loop.scratch.baseAddress, loop.scratch.count)
+            if count == 0 || (count < 0 && errno != EAGAIN && errno != EINTR) {
+                closeBoth()
+            } else if count < 0 && errno == EAGAIN {
+                client.readable = false
+            }
+        }
+    }
+
+    // MARK: helpers
+
+    private func log(result: String, summary: TunnelSummary? = nil, detail: String? = nil) {
+        server.logOutcome(
+            tunnelID: tunnelID, target: targetDescription, client: clientAddress, result: result, summary: summary,
+            detail: detail, started: accepted)
+    }
+
+    private func nextDeadline() -> NIODeadline? {
+        var next: NIODeadline?
+        func consider(_ deadline: NIODeadline?) {
+            if let deadline, next == nil || deadline < next! { next = deadline }
+        }
+        switch phase {
+        case .head: consider(headDeadline)
+        case .resolving, .connecting: consider(connectDeadline)
+        case .answering: consider(answerDeadline)
+        case .relaying:
+            consider(lifetimeDeadline)
+            if let idleTimeout { consider(lastActivity + idleTimeout) }
+            consider(drainDeadline)
+            consider(up.held.first?.releaseAt)
+            consider(down.held.first?.releaseAt)
+        case .closed: break
+        }
+        return next
+    }
+
+    /// Puts the next deadline in the loop's heap unless an earlier entry is already there.
+    private func reschedule() {
+        guard let next = nextDeadline() else { return }
+        if let scheduledAt, scheduledAt <= next { return }
+        scheduledAt = next
+        loop.schedule(serial, at: next)
+    }
+
+    private func end(_ side: TunnelSide) -> End {
+        side == .client ? client : target
+    }
+
+    private func withEnd<R>(_ side: TunnelSide, _ body: (inout End) -> R) -> R {
+        side == .client ? body(&client) : body(&target)
+    }
+
+    private func withFlow<R>(_ direction: Direction, _ body: (inout Flow) -> R) -> R {
+        direction == .up ? body(&up) : body(&down)
+    }
+}
+#endif
