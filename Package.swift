@@ -197,6 +197,7 @@ let package = Package(
             name: "TunnelTests",
             dependencies: [
                 "Tunnel",
+                "IPAddress",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOSSL", package: "swift-nio-ssl"),

@@ -111,8 +111,33 @@ final class TunnelServerContext: Sendable {
     }
 
     static func isDenied(_ address: SocketAddress, by denied: PrefixSet) -> Bool {
-        guard let text = address.ipAddress, let ip = IPAddress(text) else { return true }
+        if denied.isEmpty { return false }
+        guard let ip = ipAddress(of: address) else { return true }
         return denied.contains(ip)
+    }
+
+    /// The address of a resolved socket address, read from its `sockaddr` (no text round trip).
+    static func ipAddress(of address: SocketAddress) -> IPAddress? {
+        switch address {
+        case .v4(let v4):
+            return .v4(IPv4Address(UInt32(bigEndian: v4.address.sin_addr.s_addr)))
+        case .v6(let v6):
+            var raw = v6.address.sin6_addr
+            return withUnsafeBytes(of: &raw) { IPv6Address(bytes: $0).map(IPAddress.v6) }
+        case .unixDomainSocket:
+            return nil
+        }
+    }
+
+    /// 16 lowercase hex digits (`String(_:radix:)` takes the generic path, about 1 µs).
+    static func hex(_ value: UInt64) -> String {
+        String(unsafeUninitializedCapacity: 16) { buffer in
+            let digits: StaticString = "0123456789abcdef"
+            for index in 0..<16 {
+                buffer[index] = digits.utf8Start[Int((value >> UInt64(60 - 4 * index)) & 0xF)]
+            }
+            return 16
+        }
     }
 
     /// Counts a tunnel's outcome and writes its log line (metadata is only built when info is logged).
@@ -128,23 +153,25 @@ final class TunnelServerContext: Sendable {
             metrics.ended(reason: summary.endReason).increment()
         }
         guard logger.logLevel <= .info else { return }
-        var metadata: Logger.Metadata = [
-            "tunnel_id": .string(String(tunnelID, radix: 16)),
-            "mode": .string(mode.name),
-            "target": .string(target),
-            "result": .string(result),
-        ]
-        if configuration.logClientAddress, let client {
-            metadata["client"] = "\(client)"
+        var metadata: Logger.Metadata
+        if let summary {
+            metadata = [
+                "tunnel_id": .string(Self.hex(tunnelID)), "mode": .string(mode.name), "target": .string(target),
+                "result": .string(result), "end_reason": .string(summary.endReason.rawValue),
+                "client_to_target_bytes": .string(String(summary.clientToTargetBytes)),
+                "target_to_client_bytes": .string(String(summary.targetToClientBytes)),
+                "duration_ms": .string(String(summary.duration.milliseconds)),
+            ]
+        } else {
+            metadata = [
+                "tunnel_id": .string(Self.hex(tunnelID)), "mode": .string(mode.name), "target": .string(target),
+                "result": .string(result),
+                "duration_ms": .string(String((NIODeadline.now() - started).nanoseconds / 1_000_000)),
+            ]
         }
         if let detail { metadata["detail"] = .string(detail) }
-        if let summary {
-            metadata["end_reason"] = .string(summary.endReason.rawValue)
-            metadata["client_to_target_bytes"] = .string(String(summary.clientToTargetBytes))
-            metadata["target_to_client_bytes"] = .string(String(summary.targetToClientBytes))
-            metadata["duration_ms"] = .string(String(summary.duration.milliseconds))
-        } else {
-            metadata["duration_ms"] = .string(String((NIODeadline.now() - started).nanoseconds / 1_000_000))
+        if configuration.logClientAddress, let client {
+            metadata["client"] = "\(client)"
         }
         logger.info("tunnel", metadata: metadata)
     }

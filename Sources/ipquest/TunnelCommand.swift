@@ -100,7 +100,7 @@ struct TunnelCommand: AsyncParsableCommand {
         guard let level = Logger.Level(rawValue: logLevel) else {
             throw ValidationError("--log-level must be one of trace, debug, info, notice, warning, error, critical")
         }
-        var logger = Logger(label: "ipquest.tunnel")
+        var logger = Logger(label: "ipquest.tunnel") { LineLogHandler(label: $0) }
         logger.logLevel = level
 
         let registry = PrometheusCollectorRegistry()

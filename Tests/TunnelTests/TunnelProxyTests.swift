@@ -363,7 +363,8 @@ final class CountingResolver: TargetNameResolver, @unchecked Sendable {
 struct CachingNameResolverTests {
     @Test func answersAreReusedUntilTheTTLThenResolvedAgain() async throws {
         let upstream = CountingResolver()
-        let cache = CachingNameResolver(upstream: upstream, ttl: .milliseconds(300))
+        // A TTL long enough that the first lookups stay within it on a loaded machine (parallel tests).
+        let cache = CachingNameResolver(upstream: upstream, ttl: .seconds(1))
         let loop = MultiThreadedEventLoopGroup.singleton.next()
         let first = try await cache.resolve(host: "a.test", port: 443, on: loop).get()
         let second = try await cache.resolve(host: "a.test", port: 443, on: loop).get()
@@ -373,7 +374,7 @@ struct CachingNameResolverTests {
         // Another port is another entry.
         _ = try await cache.resolve(host: "a.test", port: 80, on: loop).get()
         #expect(upstream.count == 2)
-        try await Task.sleep(for: .milliseconds(400))
+        try await Task.sleep(for: .milliseconds(1100))
         _ = try await cache.resolve(host: "a.test", port: 443, on: loop).get()
         #expect(upstream.count == 3, "an expired entry is resolved again")
     }

@@ -29,6 +29,8 @@ final class EpollLoop: @unchecked Sendable {
     private var tunnelsByFD: [EpollTunnel?] = []
     private var tunnels: [UInt64: EpollTunnel] = [:]
     private var nextSerial: UInt64 = 1
+    /// Tunnel ids for the log (SplitMix64; `UInt64.random` makes a getrandom system call each time).
+    private var idState = UInt64.random(in: 0...UInt64.max)
     private var timers = TimerHeap()
     /// Tunnels that stopped reading to be fair to others and continue on the next turn.
     private var runQueue: [EpollTunnel] = []
@@ -148,7 +150,7 @@ final class EpollLoop: @unchecked Sendable {
                 }
                 return
             }
-            Self.setNoDelay(fd)
+            // TCP_NODELAY is inherited from the listening socket (set in EpollEngine.listen).
             let serial = nextSerial
             nextSerial += 1
             let tunnel = EpollTunnel(
@@ -207,6 +209,14 @@ final class EpollLoop: @unchecked Sendable {
 
     func schedule(_ serial: UInt64, at deadline: NIODeadline) {
         timers.push(deadline, serial)
+    }
+
+    func nextTunnelID() -> UInt64 {
+        idState &+= 0x9E37_79B9_7F4A_7C15
+        var z = idState
+        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+        return z ^ (z >> 31)
     }
 
     func runLater(_ tunnel: EpollTunnel) {

@@ -62,7 +62,7 @@ final class EpollTunnel {
     private var up: Flow
     private var down: Flow
     private let admitted: Bool
-    private let tunnelID = UInt64.random(in: 0...UInt64.max)
+    private let tunnelID: UInt64
     private let accepted: NIODeadline
     private let clientAddress: SocketAddress?
     private var targetDescription = "-"
@@ -90,6 +90,7 @@ final class EpollTunnel {
         self.serial = serial
         self.server = loop.context
         self.clientAddress = clientAddress
+        tunnelID = loop.nextTunnelID()
         client.fd = clientFD
         client.writable = true  // a new connection has an empty send buffer
         let now = loop.now
@@ -133,7 +134,8 @@ final class EpollTunnel {
         case .head:
             if side == .client { readHead() }
         case .connecting:
-            if side == .target && target.writable { finishConnect() }
+            // Output without an error condition is a completed connect; with one, SO_ERROR says why.
+            if side == .target && target.writable { finishConnect(failed: events & (EPOLLERR.rawValue | EPOLLHUP.rawValue) != 0) }
         case .relaying:
             pump(.up)
             pump(.down)
@@ -301,14 +303,14 @@ final class EpollTunnel {
         }
     }
 
-    private func finishConnect() {
-        let error = ctunnel_socket_error(target.fd)
+    private func finishConnect(failed: Bool) {
+        let error = failed ? ctunnel_socket_error(target.fd) : 0
         if error == EINPROGRESS || error == EALREADY {
             target.writable = false
             return
         }
-        guard error == 0 else {
-            lastConnectError = error
+        guard error == 0 || !failed else {
+            lastConnectError = error == 0 ? ECONNREFUSED : error
             loop.closeSocket(target.fd)
             target = End()
             connectNext()
@@ -384,8 +386,11 @@ final class EpollTunnel {
             if withFlow(direction, { $0.sourceEnded }) {
                 if !withFlow(direction, { $0.outputShut }) {
                     withFlow(direction) { $0.outputShut = true }
-                    if end(destination).isOpen { _ = shutdown(end(destination).fd, Int32(SHUT_WR)) }
-                    if up.sourceEnded && down.sourceEnded { finish(.completed) }
+                    if up.sourceEnded && down.sourceEnded {
+                        finish(.completed)  // closing the socket sends its FIN: no shutdown first
+                    } else if end(destination).isOpen {
+                        _ = shutdown(end(destination).fd, Int32(SHUT_WR))
+                    }
                 }
                 return
             }
