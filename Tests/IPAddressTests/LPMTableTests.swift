@@ -269,3 +269,20 @@ struct LPMTableTests {
         #expect(growing.count == 2)
     }
 }
+
+@Suite("Small compiled tables")
+struct SmallCompiledTableTests {
+    @Test func smallFamiliesAreScannedWithoutAnIndex() throws {
+        let texts = ["10.0.0.0/8", "10.1.0.0/16", "192.168.0.0/16", "::1/128", "fc00::/7", "2001:db8::/32"]
+        let small = CompiledPrefixTable(try texts.map { (prefix: try IPPrefix(parsing: $0), value: $0) })
+        #expect(small.indexByteCount == 0, "a few prefixes need no directory")
+        #expect(small.longestMatch(IPAddress("10.1.2.3")!)?.value == "10.1.0.0/16")
+        #expect(small.longestMatch(IPAddress("10.2.2.3")!)?.value == "10.0.0.0/8")
+        #expect(small.longestMatch(IPAddress("fd00::5")!)?.value == "fc00::/7")
+        #expect(small.longestMatch(IPAddress("11.0.0.1")!) == nil)
+        let many = CompiledPrefixTable(
+            (0..<(CompiledPrefixTable<Int>.scanLimit + 1)).map { (prefix: IPPrefix.v4(IPv4Prefix(IPv4Address(UInt32($0) << 24), length: 8)), value: $0) })
+        #expect(many.indexByteCount > 0, "past the scan limit the table is indexed")
+        #expect(many.longestMatch(IPAddress("5.6.7.8")!)?.value == 5)
+    }
+}
