@@ -11,8 +11,8 @@ out=bench/out
 mkdir -p "$out"
 command -v gcc >/dev/null || { echo "needs gcc"; exit 1; }
 gcc -O2 -o "$out/loadgen" bench/loadgen.c
-scripts/build-release.sh ipquest >/dev/null
-bin=.build/release/ipquest
+bin=${IPQUEST_BIN:-}
+if [ -z "$bin" ]; then scripts/build-release.sh ipquest >/dev/null; bin=.build/release/ipquest; fi
 db=$(mktemp -d)/bench.sqlite
 cat > "$out/bench.yaml" <<YAML
 rate_limit: { burst: 1000000, per_second: 1000000 }

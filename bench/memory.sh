@@ -9,8 +9,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 count=${1:-1000000}
 players=${2:-2000}
-scripts/build-release.sh ipquest >/dev/null
-bin=.build/release/ipquest
+bin=${IPQUEST_BIN:-}
+if [ -z "$bin" ]; then scripts/build-release.sh ipquest >/dev/null; bin=.build/release/ipquest; fi
 work=$(mktemp -d)
 trap 'kill $(jobs -p) 2>/dev/null || true; rm -rf "$work"' EXIT
 printf 'location: { database: "" }\n' > "$work/plain.yaml"

@@ -10,8 +10,8 @@ conns=${2:-64}
 out=$(pwd)/bench/out
 mkdir -p "$out"
 for tool in wrk nginx; do command -v $tool >/dev/null || { echo "installing $tool"; apt-get install -y -qq $tool >/dev/null; }; done
-scripts/build-release.sh ipquest >/dev/null
-bin=.build/release/ipquest
+bin=${IPQUEST_BIN:-}
+if [ -z "$bin" ]; then scripts/build-release.sh ipquest >/dev/null; bin=.build/release/ipquest; fi
 work=$(mktemp -d)
 # A realistic board: 200k claims by 2,000 players over all blocks.
 python3 bench/seed_claims.py "$work/claims.tsv" 200000 2000
