@@ -7,10 +7,12 @@
 # Needs valgrind, curl and python3. Takes about a minute after the release build.
 #
 #   scripts/record-symbol-order.sh          (writes scripts/ipquest.symbol-order; commit it)
+#   IPQUEST_BIN=PATH scripts/record-symbol-order.sh   (a binary built by scripts/build-release.sh elsewhere)
 set -euo pipefail
 cd "$(dirname "$0")/.."
-scripts/build-release.sh ipquest >/dev/null
-binary="$(pwd)/.build/release/ipquest"
+binary=${IPQUEST_BIN:-}
+if [ -z "$binary" ]; then scripts/build-release.sh ipquest >/dev/null; binary="$(pwd)/.build/release/ipquest"; fi
+binary=$(readlink -f "$binary")
 work=$(mktemp -d)
 trap 'kill $(jobs -p) 2>/dev/null || true; rm -rf "$work"' EXIT
 # valgrind 3.19 cannot read this toolchain's DWARF; the symbol table is enough.
