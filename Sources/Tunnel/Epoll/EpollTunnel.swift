@@ -164,6 +164,11 @@ final class EpollTunnel {
         }
     }
 
+    /// Whether the loop's timer entry for `deadline` is this tunnel's next one (others are stale).
+    func isScheduled(at deadline: NIODeadline) -> Bool {
+        scheduledAt == deadline
+    }
+
     func timerFired(scheduledFor deadline: NIODeadline) {
         guard scheduledAt == deadline else { return }  // superseded by an earlier entry that already ran
         scheduledAt = nil
