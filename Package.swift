@@ -149,11 +149,15 @@ let package = Package(
             // relative relocations (DT_RELR) and without exporting every symbol, which spares
             // each start reading 3.8 MB of relocations and a 1.5 MB symbol table. Still a
             // position-independent executable. Built with --static-swift-stdlib (make release).
+            // Functions are laid out in the order of scripts/ipquest.symbol-order (first use by serve
+            // and tunnel), and libstdc++ comes from its static archive: `-lstdc++`, which swiftc adds
+            // itself, finds the linker script scripts/link/libstdc++.so first. Both keep the code a
+            // process touches on few pages (docs/DEPLOY.md, "The release binary").
             linkerSettings: [
                 .unsafeFlags(
                     ["-use-ld=lld", "-Xlinker", "-z", "-Xlinker", "pack-relative-relocs", "-Xlinker", "--no-export-dynamic",
                      "-Xlinker", "--symbol-ordering-file=\(Context.packageDirectory)/scripts/ipquest.symbol-order",
-                     "-Xlinker", "--no-warn-symbol-ordering"],
+                     "-Xlinker", "--no-warn-symbol-ordering", "-L\(Context.packageDirectory)/scripts/link"],
                     .when(platforms: [.linux], configuration: .release))
             ]
         ),

@@ -14,7 +14,7 @@ binary=${IPQUEST_BIN:-}
 if [ -z "$binary" ]; then scripts/build-release.sh ipquest >/dev/null; binary="$(pwd)/.build/release/ipquest"; fi
 binary=$(readlink -f "$binary")
 work=$(mktemp -d)
-trap 'kill $(jobs -p) 2>/dev/null || true; rm -rf "$work"' EXIT
+trap 'kill $(jobs -p) 2>/dev/null || true; wait 2>/dev/null; rm -rf "$work"' EXIT
 # valgrind 3.19 cannot read this toolchain's DWARF; the symbol table is enough.
 strip --strip-debug -o "$work/ipquest" "$binary"
 cd "$work"
@@ -66,3 +66,4 @@ for path in sys.argv[2:]:
 print("\n".join(order))
 print(f"{len(order)} functions of {len(defined)}", file=sys.stderr)
 PY
+echo "relink to apply it: rm -f .build/release/ipquest && scripts/build-release.sh ipquest" >&2
