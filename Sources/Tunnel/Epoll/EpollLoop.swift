@@ -2,6 +2,7 @@
 import CTunnelLinux
 import Glibc
 import NIOConcurrencyHelpers
+import IPAddress
 import NIOCore
 
 /// One thread of the epoll engine: its own listening socket (SO_REUSEPORT spreads new connections over
@@ -21,6 +22,35 @@ final class EpollLoop: @unchecked Sendable {
     let resolverLoop: any EventLoop
     /// tcp mode's destination when it is an address literal, converted once.
     let fixedDestination: [SocketAddress]?
+    /// The configuration values a tunnel reads, taken out once: reading them through
+    /// `context.configuration` copied the whole configuration (and retained its contents) each time.
+    struct Settings {
+        let initiationTimeout: TimeAmount
+        let connectTimeout: TimeAmount
+        let clientPolicy: RelayPolicy
+        let targetPolicy: RelayPolicy
+        let idleTimeout: TimeAmount?
+        let maxLifetime: TimeAmount?
+        let forwardPlainHTTP: Bool
+        let deniedNetworks: PrefixSet
+        let realm: String?
+        /// tcp mode's destination as logged.
+        let fixedTarget: String
+
+        init(_ configuration: TunnelConfiguration, mode: TunnelMode) {
+            initiationTimeout = TimeAmount(configuration.clientConnection.initiationTimeout)
+            connectTimeout = TimeAmount(configuration.targetConnection.connectTimeout)
+            clientPolicy = configuration.clientConnection.relayPolicy
+            targetPolicy = configuration.targetConnection.relayPolicy
+            idleTimeout = [clientPolicy.idleTimeout, targetPolicy.idleTimeout].compactMap { $0 }.min().map(TimeAmount.init)
+            maxLifetime = [clientPolicy.maxLifetime, targetPolicy.maxLifetime].compactMap { $0 }.min().map(TimeAmount.init)
+            forwardPlainHTTP = configuration.forwardPlainHTTP
+            deniedNetworks = configuration.targetConnection.deniedNetworks
+            realm = configuration.clientConnection.proxyAuthorization?.realm
+            if case .tcp(let destination) = mode { fixedTarget = destination.description } else { fixedTarget = "-" }
+        }
+    }
+    let settings: Settings
     private let epollFD: Int32
     private let wakeFD: Int32
     private var listenFD: Int32
@@ -48,6 +78,7 @@ final class EpollLoop: @unchecked Sendable {
         self.listenFD = listenFD
         self.resolverLoop = resolverLoop
         self.fixedDestination = fixedDestination
+        settings = Settings(context.configuration, mode: context.mode)
         self.onListenerClosed = onListenerClosed
         epollFD = epoll_create1(Int32(EPOLL_CLOEXEC))
         guard epollFD >= 0 else { throw IOError(errnoCode: errno, reason: "epoll_create1") }

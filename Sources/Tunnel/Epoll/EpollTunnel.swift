@@ -97,9 +97,8 @@ final class EpollTunnel {
         accepted = now
         relayStarted = now
         lastActivity = now
-        let configuration = server.configuration
-        up = Flow(accounting: FlowAccounting(policy: configuration.clientConnection.relayPolicy, now: now))
-        down = Flow(accounting: FlowAccounting(policy: configuration.targetConnection.relayPolicy, now: now))
+        up = Flow(accounting: FlowAccounting(policy: loop.settings.clientPolicy, now: now))
+        down = Flow(accounting: FlowAccounting(policy: loop.settings.targetPolicy, now: now))
         admitted = server.acquireConnectionSlot()
     }
 
@@ -112,11 +111,11 @@ final class EpollTunnel {
             return
         }
         if case .tcp(let destination) = server.mode {
-            targetDescription = destination.description
+            targetDescription = loop.settings.fixedTarget
             resolveAndConnect(to: destination, kind: nil)
             return
         }
-        headDeadline = loop.now + TimeAmount(server.configuration.clientConnection.initiationTimeout)
+        headDeadline = loop.now + loop.settings.initiationTimeout
         reschedule()
     }
 
@@ -229,7 +228,7 @@ final class EpollTunnel {
     }
 
     private func examineHead() {
-        switch ProxyRequestHeadParser.parse(head, allowForwarding: server.configuration.forwardPlainHTTP) {
+        switch ProxyRequestHeadParser.parse(head, allowForwarding: loop.settings.forwardPlainHTTP) {
         case .incomplete:
             return
         case .rejected(let status, let detail):
@@ -252,7 +251,7 @@ final class EpollTunnel {
     private func resolveAndConnect(to destination: TargetAddress, kind: ProxyRequestHead.Kind?) {
         self.kind = kind
         phase = .resolving
-        connectDeadline = loop.now + TimeAmount(server.configuration.targetConnection.connectTimeout)
+        connectDeadline = loop.now + loop.settings.connectTimeout
         reschedule()
         if kind == nil, let fixed = loop.fixedDestination {
             tryCandidates(fixed)
@@ -270,7 +269,7 @@ final class EpollTunnel {
 
     private func tryCandidates(_ all: [SocketAddress]) {
         // tcp mode's fixed destination is the operator's choice; requested targets obey denied_networks.
-        let denied = server.configuration.targetConnection.deniedNetworks
+        let denied = loop.settings.deniedNetworks
         let allowed = kind == nil ? all : all.filter { !TunnelServerContext.isDenied($0, by: denied) }
         if allowed.isEmpty {
             failConnect(.forbidden, detail: "target network not allowed")
@@ -345,14 +344,11 @@ final class EpollTunnel {
         let now = loop.now
         relayStarted = now
         lastActivity = now
-        let configuration = server.configuration
-        let clientPolicy = configuration.clientConnection.relayPolicy
-        let targetPolicy = configuration.targetConnection.relayPolicy
-        up = Flow(accounting: FlowAccounting(policy: clientPolicy, now: now))
-        down = Flow(accounting: FlowAccounting(policy: targetPolicy, now: now))
-        idleTimeout = [clientPolicy.idleTimeout, targetPolicy.idleTimeout].compactMap { $0 }.min().map(TimeAmount.init)
-        lifetimeDeadline = [clientPolicy.maxLifetime, targetPolicy.maxLifetime].compactMap { $0 }.min()
-            .map { now + TimeAmount($0) }
+        let settings = loop.settings
+        up = Flow(accounting: FlowAccounting(policy: settings.clientPolicy, now: now))
+        down = Flow(accounting: FlowAccounting(policy: settings.targetPolicy, now: now))
+        idleTimeout = settings.idleTimeout
+        lifetimeDeadline = settings.maxLifetime.map { now + $0 }
         countedAsRelay = true
         server.liveRelays.withLockedValue { $0 += 1 }
         var initial = early
@@ -586,7 +582,7 @@ final class EpollTunnel {
         headDeadline = nil
         connectDeadline = nil
         log(result: status.resultName, detail: detail)
-        let realm = server.configuration.clientConnection.proxyAuthorization?.realm
+        let realm = loop.settings.realm
         down = Flow(accounting: down.accounting)
         down.pending = Array(status.response(detail: detail, realm: realm).utf8)
         // Send the answer and a FIN, then drain what the client still sends (briefly), so that closing with
