@@ -123,15 +123,23 @@ public struct CompiledPrefixTable<Value: Sendable>: Sendable {
     /// takes tens of nanoseconds, and an index costs 2 MiB (IPv4) or 0.5 MiB (IPv6) resident.
     public static var scanLimit: Int { 32 }
 
+    /// Position of the longest prefix that `contains` accepts, for families small enough to scan.
+    @inlinable
+    static func scanForLongest<Prefix>(
+        _ prefixes: [Prefix], length: (Prefix) -> UInt8, contains: (Prefix) -> Bool
+    ) -> Int? {
+        var best: Int?
+        for (i, prefix) in prefixes.enumerated() where contains(prefix) {
+            if best == nil || length(prefix) > length(prefixes[best!]) { best = i }
+        }
+        return best
+    }
+
     /// Internal position of the longest IPv4 prefix containing `address`, or nil.
     @inlinable
     func entryIndex(_ address: IPv4Address) -> Int? {
         guard let index = v4Index else {
-            var best: Int?
-            for (i, prefix) in v4Prefixes.enumerated() where prefix.contains(address) {
-                if best == nil || prefix.length > v4Prefixes[best!].length { best = i }
-            }
-            return best
+            return Self.scanForLongest(v4Prefixes, length: \.length) { $0.contains(address) }
         }
         let e = index.entry(address.value)
         return e == rangeIndexNoEntry ? nil : Int(e)
@@ -141,11 +149,7 @@ public struct CompiledPrefixTable<Value: Sendable>: Sendable {
     @inlinable
     func entryIndex(_ address: IPv6Address) -> Int? {
         guard let index = v6Index else {
-            var best: Int?
-            for (i, prefix) in v6Prefixes.enumerated() where prefix.contains(address) {
-                if best == nil || prefix.length > v6Prefixes[best!].length { best = i }
-            }
-            return best
+            return Self.scanForLongest(v6Prefixes, length: \.length) { $0.contains(address) }
         }
         let e = index.entry(address)
         return e == rangeIndexNoEntry ? nil : Int(e)
