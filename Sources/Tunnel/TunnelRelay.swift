@@ -75,8 +75,6 @@ struct FlowAccounting {
         throttle = policy.maxRateBytesPerSecond.map { TokenBucket(bytesPerSecond: $0, now: now) }
     }
 
-    var isThrottled: Bool { throttle != nil }
-
     /// Accounts for `count` bytes read at `now` from a tunnel established at `started`.
     mutating func admit(_ count: Int, now: NIODeadline, started: NIODeadline) -> Verdict {
         var allowed = count
@@ -96,6 +94,16 @@ struct FlowAccounting {
         }
         let releaseAt = throttle != nil ? throttle!.spend(allowed, now: now) : now
         return Verdict(allowed: allowed, capped: capped, tooSlow: tooSlow, releaseAt: releaseAt)
+    }
+}
+
+extension RelayPolicy {
+    /// The limits of a whole tunnel: the smaller of the two directions' idle timeouts and lifetimes.
+    static func tunnelLimits(client: RelayPolicy, target: RelayPolicy) -> (idle: TimeAmount?, lifetime: TimeAmount?) {
+        func smaller(_ a: Duration?, _ b: Duration?) -> TimeAmount? {
+            [a, b].compactMap { $0 }.min().map(TimeAmount.init)
+        }
+        return (smaller(client.idleTimeout, target.idleTimeout), smaller(client.maxLifetime, target.maxLifetime))
     }
 }
 
@@ -154,12 +162,11 @@ final class TunnelRelay {
         lastActivity = now
         clientToTarget = Direction(accounting: FlowAccounting(policy: clientPolicy, now: now))
         targetToClient = Direction(accounting: FlowAccounting(policy: targetPolicy, now: now))
-        let idles = [clientPolicy.idleTimeout, targetPolicy.idleTimeout].compactMap { $0 }
-        idleTimeout = idles.min().map(TimeAmount.init)
+        let limits = RelayPolicy.tunnelLimits(client: clientPolicy, target: targetPolicy)
+        idleTimeout = limits.idle
         self.onFinish = onFinish
-        let lifetimes = [clientPolicy.maxLifetime, targetPolicy.maxLifetime].compactMap { $0 }
-        if let lifetime = lifetimes.min() {
-            lifetimeTask = eventLoop.assumeIsolated().scheduleTask(in: TimeAmount(lifetime)) { [self] in
+        if let lifetime = limits.lifetime {
+            lifetimeTask = eventLoop.assumeIsolated().scheduleTask(in: lifetime) { [self] in
                 abort(.maxLifetime)
             }
         }

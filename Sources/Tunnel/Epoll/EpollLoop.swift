@@ -42,8 +42,7 @@ final class EpollLoop: @unchecked Sendable {
             connectTimeout = TimeAmount(configuration.targetConnection.connectTimeout)
             clientPolicy = configuration.clientConnection.relayPolicy
             targetPolicy = configuration.targetConnection.relayPolicy
-            idleTimeout = [clientPolicy.idleTimeout, targetPolicy.idleTimeout].compactMap { $0 }.min().map(TimeAmount.init)
-            maxLifetime = [clientPolicy.maxLifetime, targetPolicy.maxLifetime].compactMap { $0 }.min().map(TimeAmount.init)
+            (idleTimeout, maxLifetime) = RelayPolicy.tunnelLimits(client: clientPolicy, target: targetPolicy)
             forwardPlainHTTP = configuration.forwardPlainHTTP
             deniedNetworks = configuration.targetConnection.deniedNetworks
             realm = configuration.clientConnection.proxyAuthorization?.realm
