@@ -72,8 +72,14 @@ public final class HTTP1FastPathHandler: ChannelInboundHandler, RemovableChannel
     private var held: InFlightLimiter?
     private let shed = Counter(label: "ipquest_requests_shed_total")
 
+    /// Where deferred answers are handed to this connection's loop (nil: `EventLoop.execute`).
+    private let mailboxes: EventLoopMailboxes?
+    private var mailbox: EventLoopMailbox?
+
     public init(serverName: String?, limits: Limits, guard guardian: ConnectionGuard?, admission: ConnectionLifecycleHandler.Admission? = nil,
+                mailboxes: EventLoopMailboxes? = nil,
                 client: @escaping @Sendable (any Channel) -> IPAddress?, responder: @escaping Responder) {
+        self.mailboxes = mailboxes
         self.admission = admission
         self.serverName = serverName
         self.limits = limits
@@ -151,13 +157,25 @@ public final class HTTP1FastPathHandler: ChannelInboundHandler, RemovableChannel
                         awaiting = true
                         ledger.lastActivity = .now()
                         let loopBound = NIOLoopBound((self, context), eventLoop: context.eventLoop)
-                        let eventLoop = context.eventLoop
-                        start { makeAnswer in
-                            eventLoop.execute {
-                                let (handler, context) = loopBound.value
-                                handler.finish(makeAnswer(), for: request, context: context)
+                        let answerOnLoop: @Sendable (@escaping @Sendable () -> FastResponseHandler.Answer) -> Void
+                        if let mailbox = mailbox ?? mailboxes.map({ $0.mailbox(for: context.eventLoop) }) {
+                            self.mailbox = mailbox
+                            answerOnLoop = { makeAnswer in
+                                mailbox.post {
+                                    let (handler, context) = loopBound.value
+                                    handler.finish(makeAnswer(), for: request, context: context)
+                                }
+                            }
+                        } else {
+                            let eventLoop = context.eventLoop
+                            answerOnLoop = { makeAnswer in
+                                eventLoop.execute {
+                                    let (handler, context) = loopBound.value
+                                    handler.finish(makeAnswer(), for: request, context: context)
+                                }
                             }
                         }
+                        start(answerOnLoop)
                         return
                     case nil:
                         break

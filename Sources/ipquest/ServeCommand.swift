@@ -59,6 +59,7 @@ struct ServeCommand: AsyncParsableCommand {
         var engineConfiguration = GameEngine.Configuration()
         engineConfiguration.queueCapacity = settings.queueCapacity
         engineConfiguration.maxBatch = settings.maxBatch
+        engineConfiguration.gatherWindow = .milliseconds(settings.gatherMilliseconds)
         let engine = try await GameEngine(storage: storage, configuration: engineConfiguration, logger: logger)
         #if canImport(Glibc)
         // Loading builds the board from every stored row and drops the rows; give the freed

@@ -324,11 +324,12 @@ func name(_ s: String) -> PlayerName { PlayerName(s)! }
             rate_limit: { burst: 10, per_second: 0.5 }
             claims:
               max_batch: 100
+              gather_ms: 0
             """)
         try c.validate()
         #expect(c.host == "0.0.0.0" && c.port == 9000 && c.proxyProtocol)
         #expect(c.trustedProxies.map(\.description) == ["10.0.0.0/8", "192.0.2.1/32"])
-        #expect(c.rateLimitBurst == 10 && c.rateLimitPerSecond == 0.5 && c.maxBatch == 100)
+        #expect(c.rateLimitBurst == 10 && c.rateLimitPerSecond == 0.5 && c.maxBatch == 100 && c.gatherMilliseconds == 0)
     }
 
     /// Plain scalars are typed as YAML's core schema types them, quoted ones stay text, and

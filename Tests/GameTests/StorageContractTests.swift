@@ -265,3 +265,65 @@ final class Answers: Sendable {
     }
     var names: [String] { collected.withLock { $0 } }
 }
+
+/// Under load the writer lets claims gather for `gatherWindow` before a batch, so a busy
+/// server commits fewer, larger transactions; a lone claim on a quiet server never waits.
+@Suite struct WriterGatherTests {
+    @Test(.timeLimit(.minutes(1))) func claimsGatherUnderLoadAndALoneClaimDoesNotWait() async throws {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("ipquest-gather-\(UUID().uuidString)").path
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let storage = WriterIdleTests.RecordingStorage(try SQLiteClaimStorage(path: dir + "/g.sqlite", durability: .normal))
+        var configuration = GameEngine.Configuration()
+        configuration.gatherWindow = .milliseconds(400)
+        var logger = Logger(label: "test")
+        logger.logLevel = .error
+        let engine = try await GameEngine(storage: storage, configuration: configuration, logger: logger)
+        let writer = Task { try await engine.run() }
+        defer { writer.cancel() }
+
+        func claims(_ addresses: [String], spacing: Duration = .zero) async throws {
+            try await withThrowingTaskGroup(of: Void.self) { group in
+                for (i, address) in addresses.enumerated() {
+                    if i > 0, spacing > .zero { try await Task.sleep(for: spacing) }
+                    group.addTask {
+                        await withCheckedContinuation { (done: CheckedContinuation<Void, Never>) in
+                            engine.submit(address: IPv4Address(address)!, name: PlayerName(trusted: "p")) { _ in done.resume() }
+                        }
+                    }
+                }
+                try await group.waitForAll()
+            }
+        }
+        func appends() -> [String] { storage.calls.withLock { $0 }.filter { $0.hasPrefix("append") } }
+
+        // A quiet server: the claim is committed at once, not after the window.
+        var started = ContinuousClock.now
+        try await claims(["10.0.0.1"])
+        #expect(ContinuousClock.now - started < .milliseconds(300))
+        #expect(appends() == ["append 1"])
+
+        // Load: claims submitted together until one batch holds more than one of them.
+        var burst = 0
+        while appends().last.map({ $0 != "append 1" }) != true, burst < 20 {
+            burst += 1
+            try await claims((1...4).map { "10.1.\(burst).\($0)" })
+        }
+        #expect(appends().last.map { $0 != "append 1" } == true)
+
+        // The next claims, 40 ms apart, gather into one batch instead of three.
+        let before = appends().count
+        try await claims(["10.2.0.1", "10.2.0.2", "10.2.0.3"], spacing: .milliseconds(40))
+        #expect(Array(appends().dropFirst(before)) == ["append 3"])
+
+        // One claim alone still waits (the last batch held three), and after it a lone claim
+        // does not.
+        try await claims(["10.3.0.1"])
+        started = ContinuousClock.now
+        try await claims(["10.3.0.2"])
+        #expect(ContinuousClock.now - started < .milliseconds(300))
+        #expect(Array(appends().dropFirst(before)) == ["append 3", "append 1", "append 1"])
+        engine.close()
+        try await writer.value
+    }
+}

@@ -25,7 +25,7 @@ public struct ConfigurationError: Error, CustomStringConvertible, Equatable {
 /// trusted_proxies: [10.0.0.0/8, 192.0.2.1]
 /// proxy_protocol: false
 /// rate_limit: { burst: 127, per_second: 1, max_networks: 1048576 }
-/// claims: { queue_capacity: 65536, max_batch: 4096 }
+/// claims: { queue_capacity: 65536, max_batch: 4096, gather_ms: 3 }   # gather_ms: how long a batch may wait for more under load
 /// http:
 ///   idle_timeout_seconds: 30            # also the deadline for a request head (slowloris)
 ///   max_header_bytes: 16384             # one field, and twice this for the whole head: else 431
@@ -95,6 +95,8 @@ public struct ServeConfiguration: Sendable, Equatable {
     public var rateLimitMaxNetworks = 1 << 20
     public var queueCapacity = 65_536
     public var maxBatch = 4_096
+    /// Under load, how long the claim writer lets a batch gather (`GameEngine.Configuration.gatherWindow`).
+    public var gatherMilliseconds = 3
     public var idleTimeoutSeconds = 30
     public var maxHeaderBytes = 16 * 1024
     public var maxHeaderFields = 100
@@ -145,7 +147,7 @@ public struct ServeConfiguration: Sendable, Equatable {
     static let schema: [String: Set<String>?] = [
         "host": nil, "port": nil, "database": nil, "durability": nil, "trusted_proxies": nil, "proxy_protocol": nil,
         "rate_limit": ["burst", "per_second", "max_networks"],
-        "claims": ["queue_capacity", "max_batch"],
+        "claims": ["queue_capacity", "max_batch", "gather_ms"],
         "http": ["idle_timeout_seconds", "max_header_bytes", "max_header_fields", "max_body_bytes", "http2", "fast_path"],
         "tls": ["certificate", "key", "check_seconds"],
         "metrics": ["address"],
@@ -214,6 +216,7 @@ public struct ServeConfiguration: Sendable, Equatable {
         case "rate_limit.max_networks": rateLimitMaxNetworks = try Self.int(key, value, 16...100_000_000)
         case "claims.queue_capacity": queueCapacity = try Self.int(key, value, 1...10_000_000)
         case "claims.max_batch": maxBatch = try Self.int(key, value, 1...100_000)
+        case "claims.gather_ms": gatherMilliseconds = try Self.int(key, value, 0...50)
         case "http.idle_timeout_seconds": idleTimeoutSeconds = try Self.int(key, value, 1...86_400)
         case "http.max_header_bytes": maxHeaderBytes = try Self.int(key, value, 1_024...1 << 20)
         case "http.max_header_fields": maxHeaderFields = try Self.int(key, value, 8...10_000)

@@ -55,6 +55,13 @@ public final class GameEngine: Service, Sendable {
         /// transactions and split the claims into smaller batches. Claims arriving meanwhile
         /// wait at most this long.
         public var idleGrace: Duration = .milliseconds(1)
+        /// How long, under load, the writer lets claims gather before it takes the next batch
+        /// (less when a full `maxBatch` is waiting sooner). Under load means the last batch
+        /// held more than one claim; a lone claim on a quiet server never waits. Every commit
+        /// costs the same whatever its size (thread hand-offs, locks, the WAL write and sync),
+        /// and without a wait a busy server committed about 25 claims at a time: at 3 ms,
+        /// batches of 200 took about a fifth of the CPU per claim away (bench/claims.sh).
+        public var gatherWindow: Duration = .milliseconds(3)
         public init() {}
     }
 
@@ -229,15 +236,20 @@ public final class GameEngine: Service, Sendable {
         var storedSinceMaintenance = 0
         var follower = initialCursor.map { Follower(cursor: $0) }
         var owed: Committed?
+        var lastBatchSize = 0
         func settleOwed() {
             if let committed = owed.take() { settle(committed) }
         }
         while true {
             // Never wait (for claims, the feed or maintenance) while answers are owed.
-            if owed != nil, queue.withLock({ $0.pending.isEmpty }) || followDue.load(ordering: .acquiring) {
+            if lastBatchSize > 1, configuration.gatherWindow > .zero {
+                settleOwed()
+                await gather()
+            } else if owed != nil, queue.withLock({ $0.pending.isEmpty }) || followDue.load(ordering: .acquiring) {
                 settleOwed()
             }
             guard let batch = await nextBatch() else { break }
+            lastBatchSize = batch.count
             if followDue.exchange(false, ordering: .acquiringAndReleasing), follower != nil {
                 settleOwed()
                 await follow(&follower!)
@@ -259,6 +271,18 @@ public final class GameEngine: Service, Sendable {
             }
         }
         settleOwed()
+    }
+
+    /// Waits up to `gatherWindow`, looking at the queue every quarter of it, until a full
+    /// batch is queued or the engine closes.
+    private func gather() async {
+        let window = configuration.gatherWindow
+        let deadline = ContinuousClock.now + window
+        while true {
+            let ready = queue.withLock { $0.pending.count >= configuration.maxBatch || $0.closed }
+            if ready || ContinuousClock.now >= deadline { return }
+            try? await Task.sleep(for: window / 4)
+        }
     }
 
     // MARK: Other instances' claims

@@ -172,10 +172,11 @@ public enum GameServer {
             let limits = HTTP1FastPathHandler.Limits(maxHeadBytes: configuration.maxHeaderBytes, maxFields: configuration.maxHeaderFields,
                                                      maxRequestsPerConnection: maxRequests, candidate: FastRoutes.isCandidate)
             var makeFastPath: (@Sendable () -> HTTP1FastPathHandler)?
+            let mailboxes = EventLoopMailboxes()
             if let fastRoutes {
                 let responder: HTTP1FastPathHandler.Responder = { request, client in fastRoutes.reply(request, peer: client) }
                 makeFastPath = {
-                    HTTP1FastPathHandler(serverName: serverName, limits: limits, guard: connections, admission: admission,
+                    HTTP1FastPathHandler(serverName: serverName, limits: limits, guard: connections, admission: admission, mailboxes: mailboxes,
                                          client: { GameRequestContext.client(of: $0) }, responder: responder)
                 }
             }
