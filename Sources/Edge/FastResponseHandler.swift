@@ -118,8 +118,8 @@ public final class FastResponseHandler: ChannelDuplexHandler, RemovableChannelHa
     static func complete(_ answer: inout Answer, for request: HTTPRequest, serverName: String?) {
         answer.head.headerFields.append(HTTPField(name: .date, value: HTTPDate.now()))
         if let serverName { answer.head.headerFields.append(HTTPField(name: .server, value: serverName)) }
-        answer.head.headerFields.append(HTTPField(name: RequestID.field, value: RequestID.acceptable(request.headerFields[RequestID.field]) ?? RequestID.next()))
-        if let connection = request.headerFields[.connection], connection.lowercased().contains("close") {
+        answer.head.headerFields.append(HTTPField(name: RequestID.field, value: RequestID.acceptable(request.headerFields.value(of: RequestID.field)) ?? RequestID.next()))
+        if let connection = request.headerFields.value(of: .connection), connection.lowercased().contains("close") {
             answer.head.headerFields.append(HTTPField(name: .connection, value: "close"))
         }
         if answer.head.status != .notModified {

@@ -247,7 +247,7 @@ public final class HTTP1FastPathHandler: ChannelInboundHandler, RemovableChannel
         FastResponseHandler.complete(&answer, for: request, serverName: serverName)
         ledger.responsesStarted += 1
         ledger.lastActivity = .now()
-        if answer.head.headerFields[.connection] != nil || ledger.responsesStarted >= limits.maxRequestsPerConnection
+        if answer.head.headerFields.value(of: .connection) != nil || ledger.responsesStarted >= limits.maxRequestsPerConnection
             || ledger.closeAfterResponse || guardian?.isNearCapacity == true {
             answer.head.headerFields[.connection] = "close"
             closing = true

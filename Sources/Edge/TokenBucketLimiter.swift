@@ -73,30 +73,28 @@ public final class TokenBucketLimiter<Key: Hashable & Sendable>: Sendable {
         let perShardCapacity = configuration.capacity / shards.count
         let shard = shards[Int(UInt(bitPattern: key.hashValue) % UInt(shards.count))]
         return shard.mutex.withLock { shard -> Decision in
-            var bucket: Bucket
-            if let existing = shard.buckets[key] {
-                bucket = existing
-                let elapsed = Double(now &- existing.updatedAt) / 1e9
-                bucket.tokens = min(burst, bucket.tokens + elapsed * rate)
-            } else {
-                if shard.buckets.count >= perShardCapacity {
-                    Self.dropRefilled(&shard.buckets, now: now, burst: burst, rate: rate)
-                    if shard.buckets.count >= perShardCapacity {
-                        return .limited(retryAfter: max(1, Int((burst / rate).rounded(.up))))
-                    }
-                }
-                bucket = Bucket(tokens: burst, updatedAt: now)
-            }
-            bucket.updatedAt = now
             let price = Double(cost)
-            if bucket.tokens >= price {
-                bucket.tokens -= price
-                shard.buckets[key] = bucket
-                return .allowed(remaining: Int(bucket.tokens))
+            // A known key is found once and updated through its index: one hash per call.
+            if let index = shard.buckets.index(forKey: key) {
+                let existing = shard.buckets.values[index]
+                let elapsed = Double(now &- existing.updatedAt) / 1e9
+                var tokens = min(burst, existing.tokens + elapsed * rate)
+                let allowed = tokens >= price
+                if allowed { tokens -= price }
+                shard.buckets.values[index] = Bucket(tokens: tokens, updatedAt: now)
+                return allowed ? .allowed(remaining: Int(tokens)) : .limited(retryAfter: max(1, Int(((price - tokens) / rate).rounded(.up))))
             }
-            shard.buckets[key] = bucket
-            let wait = (price - bucket.tokens) / rate
-            return .limited(retryAfter: max(1, Int(wait.rounded(.up))))
+            if shard.buckets.count >= perShardCapacity {
+                Self.dropRefilled(&shard.buckets, now: now, burst: burst, rate: rate)
+                if shard.buckets.count >= perShardCapacity {
+                    return .limited(retryAfter: max(1, Int((burst / rate).rounded(.up))))
+                }
+            }
+            var tokens = burst
+            let allowed = tokens >= price
+            if allowed { tokens -= price }
+            shard.buckets[key] = Bucket(tokens: tokens, updatedAt: now)
+            return allowed ? .allowed(remaining: Int(tokens)) : .limited(retryAfter: max(1, Int(((price - tokens) / rate).rounded(.up))))
         }
     }
 

@@ -101,7 +101,15 @@ enum ClaimResponse {
             body = ByteBuffer(bytes: transparentGIF)
         case .text:
             headers = textFields
-            body = ByteBuffer(string: sentence + "\n")
+            let ip = address.description
+            var b = ByteBuffer()
+            b.reserveCapacity(40 + ip.utf8.count + name.value.utf8.count)
+            b.writeStaticString("The IP ")
+            b.writeString(ip)
+            b.writeStaticString(" was claimed for ")
+            b.writeString(name.value)
+            b.writeStaticString(".\n")
+            body = b
         case .json:
             headers = jsonFields
             let previous: String

@@ -127,7 +127,7 @@ struct FastRoutes: Sendable {
             return .answer(Self.error(.tooManyRequests, "too many claims from your network; retry in \(retryAfter) s", retryAfter: retryAfter))
         }
         let origin = routes.intelligence?.origin(of: address) ?? .unknown
-        let format = ClaimResponse.format(accept: request.headerFields[.accept])
+        let format = ClaimResponse.format(accept: request.headerFields.value(of: .accept))
         let engine = routes.engine
         let metrics = self.metrics
         return .deferred { done in
@@ -163,7 +163,7 @@ struct FastRoutes: Sendable {
     /// The client, when no ban rule, data-center policy or missing address stands in the way
     /// (none of these checks changes anything).
     private func admitted(_ request: HTTPRequest, path: String, peer: IPAddress) -> IPAddress? {
-        if guards.rules.violation(userAgent: request.headerFields[.userAgent], path: path) != nil { return nil }
+        if guards.rules.violation(userAgent: request.headerFields.value(of: .userAgent), path: path) != nil { return nil }
         let client = routes.clientAddress(peer: peer, headers: request.headerFields)
         if classifyDataCenters, routes.dataCenterPolicy.action(for: path) != .allow,
            routes.intelligence?.dataCenter(of: client) != nil {
