@@ -72,12 +72,13 @@ public final class HTTP1FastPathHandler: ChannelInboundHandler, RemovableChannel
     private var held: InFlightLimiter?
     private let shed = Counter(label: "ipquest_requests_shed_total")
 
-    /// Where deferred answers are handed to this connection's loop (nil: `EventLoop.execute`).
-    private let mailboxes: EventLoopMailboxes?
+    /// Where deferred answers are handed to this connection's loop; a server shares one
+    /// registry between its connections, so a loop drains all of a batch's answers at once.
+    private let mailboxes: EventLoopMailboxes
     private var mailbox: EventLoopMailbox?
 
     public init(serverName: String?, limits: Limits, guard guardian: ConnectionGuard?, admission: ConnectionLifecycleHandler.Admission? = nil,
-                mailboxes: EventLoopMailboxes? = nil,
+                mailboxes: EventLoopMailboxes = EventLoopMailboxes(),
                 client: @escaping @Sendable (any Channel) -> IPAddress?, responder: @escaping Responder) {
         self.mailboxes = mailboxes
         self.admission = admission
@@ -157,22 +158,12 @@ public final class HTTP1FastPathHandler: ChannelInboundHandler, RemovableChannel
                         awaiting = true
                         ledger.lastActivity = .now()
                         let loopBound = NIOLoopBound((self, context), eventLoop: context.eventLoop)
-                        let answerOnLoop: @Sendable (@escaping @Sendable () -> FastResponseHandler.Answer) -> Void
-                        if let mailbox = mailbox ?? mailboxes.map({ $0.mailbox(for: context.eventLoop) }) {
-                            self.mailbox = mailbox
-                            answerOnLoop = { makeAnswer in
-                                mailbox.post {
-                                    let (handler, context) = loopBound.value
-                                    handler.finish(makeAnswer(), for: request, context: context)
-                                }
-                            }
-                        } else {
-                            let eventLoop = context.eventLoop
-                            answerOnLoop = { makeAnswer in
-                                eventLoop.execute {
-                                    let (handler, context) = loopBound.value
-                                    handler.finish(makeAnswer(), for: request, context: context)
-                                }
+                        let mailbox = self.mailbox ?? mailboxes.mailbox(for: context.eventLoop)
+                        self.mailbox = mailbox
+                        let answerOnLoop: FastReply.Done = { makeAnswer in
+                            mailbox.post {
+                                let (handler, context) = loopBound.value
+                                handler.finish(makeAnswer(), for: request, context: context)
                             }
                         }
                         start(answerOnLoop)

@@ -222,24 +222,31 @@ import Testing
         func changes(since cursor: Int64, limit: Int) async throws -> ClaimChanges { ClaimChanges(claims: [], cursor: cursor) }
     }
 
-    @Test(.timeLimit(.minutes(1))) func claimsArrivingWithinTheGraceAreNotSeparatedByAFold() async throws {
-        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("ipquest-idle-\(UUID().uuidString)").path
+    /// An engine on a recorded SQLite file in a new directory (the caller removes it).
+    static func recordedEngine(_ configuration: GameEngine.Configuration) async throws -> (GameEngine, RecordingStorage, String) {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("ipquest-writer-\(UUID().uuidString)").path
         try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
-        defer { try? FileManager.default.removeItem(atPath: dir) }
-        let storage = RecordingStorage(try SQLiteClaimStorage(path: dir + "/i.sqlite", durability: .normal))
-        var configuration = GameEngine.Configuration()
-        configuration.idleGrace = .milliseconds(400)
+        let storage = RecordingStorage(try SQLiteClaimStorage(path: dir + "/w.sqlite", durability: .normal))
         var logger = Logger(label: "test")
         logger.logLevel = .error
-        let engine = try await GameEngine(storage: storage, configuration: configuration, logger: logger)
+        return (try await GameEngine(storage: storage, configuration: configuration, logger: logger), storage, dir)
+    }
+
+    /// Claims `address` for "p" and returns when the engine has answered.
+    static func claim(_ engine: GameEngine, _ address: String) async {
+        await withCheckedContinuation { (done: CheckedContinuation<Void, Never>) in
+            engine.submit(address: IPv4Address(address)!, name: PlayerName(trusted: "p")) { _ in done.resume() }
+        }
+    }
+
+    @Test(.timeLimit(.minutes(1))) func claimsArrivingWithinTheGraceAreNotSeparatedByAFold() async throws {
+        var configuration = GameEngine.Configuration()
+        configuration.idleGrace = .milliseconds(400)
+        let (engine, storage, dir) = try await Self.recordedEngine(configuration)
+        defer { try? FileManager.default.removeItem(atPath: dir) }
         let writer = Task { try await engine.run() }
         defer { writer.cancel() }
-
-        func claim(_ address: String) async {
-            await withCheckedContinuation { (done: CheckedContinuation<Void, Never>) in
-                engine.submit(address: IPv4Address(address)!, name: PlayerName(trusted: "p")) { _ in done.resume() }
-            }
-        }
+        func claim(_ address: String) async { await Self.claim(engine, address) }
         // A client that claims again 20 ms after each answer: well inside the grace.
         for i in 1...4 {
             await claim("10.0.0.\(i)")
@@ -270,15 +277,10 @@ final class Answers: Sendable {
 /// server commits fewer, larger transactions; a lone claim on a quiet server never waits.
 @Suite struct WriterGatherTests {
     @Test(.timeLimit(.minutes(1))) func claimsGatherUnderLoadAndALoneClaimDoesNotWait() async throws {
-        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("ipquest-gather-\(UUID().uuidString)").path
-        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
-        defer { try? FileManager.default.removeItem(atPath: dir) }
-        let storage = WriterIdleTests.RecordingStorage(try SQLiteClaimStorage(path: dir + "/g.sqlite", durability: .normal))
         var configuration = GameEngine.Configuration()
         configuration.gatherWindow = .milliseconds(400)
-        var logger = Logger(label: "test")
-        logger.logLevel = .error
-        let engine = try await GameEngine(storage: storage, configuration: configuration, logger: logger)
+        let (engine, storage, dir) = try await WriterIdleTests.recordedEngine(configuration)
+        defer { try? FileManager.default.removeItem(atPath: dir) }
         let writer = Task { try await engine.run() }
         defer { writer.cancel() }
 
@@ -286,11 +288,7 @@ final class Answers: Sendable {
             try await withThrowingTaskGroup(of: Void.self) { group in
                 for (i, address) in addresses.enumerated() {
                     if i > 0, spacing > .zero { try await Task.sleep(for: spacing) }
-                    group.addTask {
-                        await withCheckedContinuation { (done: CheckedContinuation<Void, Never>) in
-                            engine.submit(address: IPv4Address(address)!, name: PlayerName(trusted: "p")) { _ in done.resume() }
-                        }
-                    }
+                    group.addTask { await WriterIdleTests.claim(engine, address) }
                 }
                 try await group.waitForAll()
             }
