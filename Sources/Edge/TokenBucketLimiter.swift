@@ -78,11 +78,9 @@ public final class TokenBucketLimiter<Key: Hashable & Sendable>: Sendable {
             if let index = shard.buckets.index(forKey: key) {
                 let existing = shard.buckets.values[index]
                 let elapsed = Double(now &- existing.updatedAt) / 1e9
-                var tokens = min(burst, existing.tokens + elapsed * rate)
-                let allowed = tokens >= price
-                if allowed { tokens -= price }
-                shard.buckets.values[index] = Bucket(tokens: tokens, updatedAt: now)
-                return allowed ? .allowed(remaining: Int(tokens)) : .limited(retryAfter: max(1, Int(((price - tokens) / rate).rounded(.up))))
+                let (left, decision) = Self.charge(min(burst, existing.tokens + elapsed * rate), price: price, rate: rate)
+                shard.buckets.values[index] = Bucket(tokens: left, updatedAt: now)
+                return decision
             }
             if shard.buckets.count >= perShardCapacity {
                 Self.dropRefilled(&shard.buckets, now: now, burst: burst, rate: rate)
@@ -90,12 +88,16 @@ public final class TokenBucketLimiter<Key: Hashable & Sendable>: Sendable {
                     return .limited(retryAfter: max(1, Int((burst / rate).rounded(.up))))
                 }
             }
-            var tokens = burst
-            let allowed = tokens >= price
-            if allowed { tokens -= price }
-            shard.buckets[key] = Bucket(tokens: tokens, updatedAt: now)
-            return allowed ? .allowed(remaining: Int(tokens)) : .limited(retryAfter: max(1, Int(((price - tokens) / rate).rounded(.up))))
+            let (left, decision) = Self.charge(burst, price: price, rate: rate)
+            shard.buckets[key] = Bucket(tokens: left, updatedAt: now)
+            return decision
         }
+    }
+
+    /// Takes `price` from `tokens` if there are enough: the tokens left and the decision.
+    private static func charge(_ tokens: Double, price: Double, rate: Double) -> (Double, Decision) {
+        if tokens >= price { return (tokens - price, .allowed(remaining: Int(tokens - price))) }
+        return (tokens, .limited(retryAfter: max(1, Int(((price - tokens) / rate).rounded(.up)))))
     }
 
     private static func dropRefilled(_ buckets: inout [Key: Bucket], now: UInt64, burst: Double, rate: Double) {
