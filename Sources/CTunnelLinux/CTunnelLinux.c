@@ -3,6 +3,7 @@
 #ifdef __linux__
 #include <errno.h>
 #include <pthread.h>
+#include <signal.h>
 #include <string.h>
 
 int ctunnel_socket_error(int fd) {
@@ -21,5 +22,11 @@ void ctunnel_name_thread(const char *name) {
     strncpy(shortened, name, sizeof shortened - 1);
     shortened[sizeof shortened - 1] = 0;
     pthread_setname_np(pthread_self(), shortened);
+}
+
+void ctunnel_block_signals(void) {
+    sigset_t all;
+    sigfillset(&all);
+    pthread_sigmask(SIG_BLOCK, &all, NULL);
 }
 #endif

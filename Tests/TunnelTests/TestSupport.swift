@@ -61,6 +61,22 @@ final class HTTPResponderHandler: ChannelInboundHandler {
     }
 }
 
+/// Sends `bytes` as soon as a connection opens, then closes it: the data and the FIN arrive together.
+final class SendThenCloseHandler: ChannelInboundHandler {
+    typealias InboundIn = ByteBuffer
+    typealias OutboundOut = ByteBuffer
+    let bytes: [UInt8]
+
+    init(bytes: [UInt8]) { self.bytes = bytes }
+
+    func channelActive(context: ChannelHandlerContext) {
+        let channel = context.channel
+        context.writeAndFlush(wrapOutboundOut(ByteBuffer(bytes: bytes))).whenComplete { _ in
+            channel.close(promise: nil)
+        }
+    }
+}
+
 struct LoopbackServer {
     let channel: any Channel
     var port: Int { channel.localAddress!.port! }

@@ -318,6 +318,28 @@ struct TunnelProxyTests {
             }
         }
     }
+
+    /// The target's last bytes and its FIN often arrive together; the epoll engine then takes a short read as
+    /// the end of the data (no read for the EOF) and sends them with the FIN. Sizes around its 256 KiB read
+    /// buffer: a read that fills the buffer must not be taken for the last one.
+    @Test(arguments: TunnelEngine.tested) func targetDataFollowedAtOnceByItsCloseArrivesWhole(engine: TunnelEngine) async throws {
+        for size in [1, 100, 65_536, 262_143, 262_144, 262_145, 1_000_000] {
+            let payload = patternBytes(count: size, seed: UInt64(size))
+            let target = try await LoopbackServer.start { SendThenCloseHandler(bytes: payload) }
+            let mode = TunnelMode.tcp(destination: TargetAddress(host: "127.0.0.1", port: target.port))
+            try await withTunnel(engine: engine, loopbackConfiguration(), mode: mode) { server in
+                let port = server.localAddress!.port!
+                try await onThread {
+                    let client = try BlockingClient(port: port)
+                    let received = try client.receiveUntilEOF()
+                    #expect(received.count == size)
+                    let identical = received.elementsEqual(payload)
+                    #expect(identical, "relayed bytes differ from those sent (\(size) bytes)")
+                }
+            }
+            await target.close()
+        }
+    }
 }
 
 @Suite("Tunnel lifecycle", .timeLimit(.minutes(1)))

@@ -13,4 +13,8 @@ int ctunnel_accept(int fd, struct sockaddr *address, socklen_t *length);
 
 /// Names the calling thread (at most 15 characters are kept).
 void ctunnel_name_thread(const char *name);
+
+/// Blocks every signal in the calling thread, so that no system call of it is interrupted (the process's
+/// other threads take the signals).
+void ctunnel_block_signals(void);
 #endif

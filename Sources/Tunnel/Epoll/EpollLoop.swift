@@ -96,6 +96,9 @@ final class EpollLoop: @unchecked Sendable {
     func start(name: String) {
         let box = Unmanaged.passRetained(ThreadBody { [self] in
             ctunnel_name_thread(name)
+            // A signal could cut a read short after it copied some bytes; EpollTunnel takes a short read after
+            // the peer's FIN as the end of its data, which holds only if no read is ever interrupted.
+            ctunnel_block_signals()
             run()
         })
         var thread = pthread_t()
