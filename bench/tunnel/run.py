@@ -333,7 +333,18 @@ def main():
         ratios = [f"{a}/{b} = {medians[(test, a)] / medians[(test, b)]:.2f}x" for a, b in pairs
                   if (test, a) in medians and (test, b) in medians and medians[(test, b)] > 0]
         if ratios:
-            print("  ratios: " + ", ".join(ratios))
+            print("  ratios of the medians: " + ", ".join(ratios))
+        # Each repetition runs the systems back to back, so a pair of one repetition shares the machine's state
+        # (on a shared VM the rate drifts by 20 % and more between repetitions): the median of those ratios.
+        paired = []
+        for a, b in pairs:
+            values = [float(x[0][key]) / float(y[0][key]) for x, y in zip(results.get((test, a), []),
+                                                                          results.get((test, b), []))
+                      if x[0] and y[0] and float(y[0][key]) > 0]
+            if values:
+                paired.append(f"{a}/{b} = {statistics.median(values):.2f}x ({' '.join(f'{v:.2f}' for v in values)})")
+        if paired:
+            print("  per repetition, median: " + ", ".join(paired))
     print(f"\nwork dir (configs, logs): {work}")
 
 
