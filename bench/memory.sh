@@ -14,9 +14,8 @@ if [ -z "$bin" ]; then scripts/build-release.sh ipquest >/dev/null; bin=.build/r
 work=$(mktemp -d)
 trap 'kill $(jobs -p) 2>/dev/null || true; rm -rf "$work"' EXIT
 printf 'location: { database: "" }\n' > "$work/plain.yaml"
-# Start as after a reboot: a binary just written (a build, a cp) sits in the page cache in large folios
-# and each page fault then maps a whole folio, about 2 MB more file-backed RSS (see bench/tunnel/run.py).
-python3 -c 'import os, sys; fd = os.open(sys.argv[1], os.O_RDONLY); os.fsync(fd); os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)' "$bin"
+# Start as after a reboot, not with the binary fresh in the page cache (bench/tunnel/run.py says why).
+python3 -c 'import sys; sys.path.insert(0, "bench/tunnel"); import run; run.evict_from_page_cache(sys.argv[1])' "$bin"
 
 rss() {
     awk '/VmRSS/ {t=$2} /RssAnon/ {a=$2} /RssFile/ {f=$2} END {printf "%.1f MB (anonymous %.1f MB, file-backed %.1f MB)", t/1024, a/1024, f/1024}' "/proc/$1/status"

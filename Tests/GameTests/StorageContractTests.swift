@@ -222,14 +222,23 @@ import Testing
         func changes(since cursor: Int64, limit: Int) async throws -> ClaimChanges { ClaimChanges(claims: [], cursor: cursor) }
     }
 
-    /// An engine on a recorded SQLite file in a new directory (the caller removes it).
-    static func recordedEngine(_ configuration: GameEngine.Configuration) async throws -> (GameEngine, RecordingStorage, String) {
+    /// Runs `body` against an engine whose writer is running, on a recorded SQLite file in a new
+    /// directory; then closes the engine, waits for its writer and removes the directory.
+    static func withRecordedWriter(
+        _ configuration: GameEngine.Configuration, _ body: (GameEngine, RecordingStorage) async throws -> Void
+    ) async throws {
         let dir = FileManager.default.temporaryDirectory.appendingPathComponent("ipquest-writer-\(UUID().uuidString)").path
         try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: dir) }
         let storage = RecordingStorage(try SQLiteClaimStorage(path: dir + "/w.sqlite", durability: .normal))
         var logger = Logger(label: "test")
         logger.logLevel = .error
-        return (try await GameEngine(storage: storage, configuration: configuration, logger: logger), storage, dir)
+        let engine = try await GameEngine(storage: storage, configuration: configuration, logger: logger)
+        let writer = Task { try await engine.run() }
+        defer { writer.cancel() }
+        try await body(engine, storage)
+        engine.close()
+        try await writer.value
     }
 
     /// Claims `address` for "p" and returns when the engine has answered.
@@ -242,25 +251,21 @@ import Testing
     @Test(.timeLimit(.minutes(1))) func claimsArrivingWithinTheGraceAreNotSeparatedByAFold() async throws {
         var configuration = GameEngine.Configuration()
         configuration.idleGrace = .milliseconds(400)
-        let (engine, storage, dir) = try await Self.recordedEngine(configuration)
-        defer { try? FileManager.default.removeItem(atPath: dir) }
-        let writer = Task { try await engine.run() }
-        defer { writer.cancel() }
-        func claim(_ address: String) async { await Self.claim(engine, address) }
-        // A client that claims again 20 ms after each answer: well inside the grace.
-        for i in 1...4 {
-            await claim("10.0.0.\(i)")
-            try await Task.sleep(for: .milliseconds(20))
+        try await Self.withRecordedWriter(configuration) { engine, storage in
+            func claim(_ address: String) async { await Self.claim(engine, address) }
+            // A client that claims again 20 ms after each answer: well inside the grace.
+            for i in 1...4 {
+                await claim("10.0.0.\(i)")
+                try await Task.sleep(for: .milliseconds(20))
+            }
+            #expect(storage.calls.withLock { $0 } == ["append 1", "append 1", "append 1", "append 1"])
+            // Quiet past the grace: now the journal is folded.
+            let deadline = ContinuousClock.now + .seconds(10)
+            while storage.calls.withLock({ $0.count }) < 5, ContinuousClock.now < deadline {
+                try await Task.sleep(for: .milliseconds(50))
+            }
+            #expect(storage.calls.withLock { $0 } == ["append 1", "append 1", "append 1", "append 1", "maintain 4"])
         }
-        #expect(storage.calls.withLock { $0 } == ["append 1", "append 1", "append 1", "append 1"])
-        // Quiet past the grace: now the journal is folded.
-        let deadline = ContinuousClock.now + .seconds(10)
-        while storage.calls.withLock({ $0.count }) < 5, ContinuousClock.now < deadline {
-            try await Task.sleep(for: .milliseconds(50))
-        }
-        #expect(storage.calls.withLock { $0 } == ["append 1", "append 1", "append 1", "append 1", "maintain 4"])
-        engine.close()
-        try await writer.value
     }
 }
 
@@ -279,49 +284,44 @@ final class Answers: Sendable {
     @Test(.timeLimit(.minutes(1))) func claimsGatherUnderLoadAndALoneClaimDoesNotWait() async throws {
         var configuration = GameEngine.Configuration()
         configuration.gatherWindow = .milliseconds(400)
-        let (engine, storage, dir) = try await WriterIdleTests.recordedEngine(configuration)
-        defer { try? FileManager.default.removeItem(atPath: dir) }
-        let writer = Task { try await engine.run() }
-        defer { writer.cancel() }
-
-        func claims(_ addresses: [String], spacing: Duration = .zero) async throws {
-            try await withThrowingTaskGroup(of: Void.self) { group in
-                for (i, address) in addresses.enumerated() {
-                    if i > 0, spacing > .zero { try await Task.sleep(for: spacing) }
-                    group.addTask { await WriterIdleTests.claim(engine, address) }
+        try await WriterIdleTests.withRecordedWriter(configuration) { engine, storage in
+            func claims(_ addresses: [String], spacing: Duration = .zero) async throws {
+                try await withThrowingTaskGroup(of: Void.self) { group in
+                    for (i, address) in addresses.enumerated() {
+                        if i > 0, spacing > .zero { try await Task.sleep(for: spacing) }
+                        group.addTask { await WriterIdleTests.claim(engine, address) }
+                    }
+                    try await group.waitForAll()
                 }
-                try await group.waitForAll()
             }
+            func appends() -> [String] { storage.calls.withLock { $0 }.filter { $0.hasPrefix("append") } }
+
+            // A quiet server: the claim is committed at once, not after the window.
+            var started = ContinuousClock.now
+            try await claims(["10.0.0.1"])
+            #expect(ContinuousClock.now - started < .milliseconds(300))
+            #expect(appends() == ["append 1"])
+
+            // Load: claims submitted together until one batch holds more than one of them.
+            var burst = 0
+            while appends().last.map({ $0 != "append 1" }) != true, burst < 20 {
+                burst += 1
+                try await claims((1...4).map { "10.1.\(burst).\($0)" })
+            }
+            #expect(appends().last.map { $0 != "append 1" } == true)
+
+            // The next claims, 40 ms apart, gather into one batch instead of three.
+            let before = appends().count
+            try await claims(["10.2.0.1", "10.2.0.2", "10.2.0.3"], spacing: .milliseconds(40))
+            #expect(Array(appends().dropFirst(before)) == ["append 3"])
+
+            // One claim alone still waits (the last batch held three), and after it a lone claim
+            // does not.
+            try await claims(["10.3.0.1"])
+            started = ContinuousClock.now
+            try await claims(["10.3.0.2"])
+            #expect(ContinuousClock.now - started < .milliseconds(300))
+            #expect(Array(appends().dropFirst(before)) == ["append 3", "append 1", "append 1"])
         }
-        func appends() -> [String] { storage.calls.withLock { $0 }.filter { $0.hasPrefix("append") } }
-
-        // A quiet server: the claim is committed at once, not after the window.
-        var started = ContinuousClock.now
-        try await claims(["10.0.0.1"])
-        #expect(ContinuousClock.now - started < .milliseconds(300))
-        #expect(appends() == ["append 1"])
-
-        // Load: claims submitted together until one batch holds more than one of them.
-        var burst = 0
-        while appends().last.map({ $0 != "append 1" }) != true, burst < 20 {
-            burst += 1
-            try await claims((1...4).map { "10.1.\(burst).\($0)" })
-        }
-        #expect(appends().last.map { $0 != "append 1" } == true)
-
-        // The next claims, 40 ms apart, gather into one batch instead of three.
-        let before = appends().count
-        try await claims(["10.2.0.1", "10.2.0.2", "10.2.0.3"], spacing: .milliseconds(40))
-        #expect(Array(appends().dropFirst(before)) == ["append 3"])
-
-        // One claim alone still waits (the last batch held three), and after it a lone claim
-        // does not.
-        try await claims(["10.3.0.1"])
-        started = ContinuousClock.now
-        try await claims(["10.3.0.2"])
-        #expect(ContinuousClock.now - started < .milliseconds(300))
-        #expect(Array(appends().dropFirst(before)) == ["append 3", "append 1", "append 1"])
-        engine.close()
-        try await writer.value
     }
 }
