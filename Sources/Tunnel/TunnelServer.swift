@@ -222,6 +222,14 @@ public final class TunnelServer: Sendable {
     }
 
     /// Tunnels whose relay state is still in memory (it should fall back to 0 once tunnels end).
+    /// The kernel ids of the epoll engine's loop threads (empty on the NIO engine).
+    var epollThreadIDs: [Int32] {
+        #if os(Linux)
+        if case .epoll(let engine) = listener { return engine.loopThreadIDs }
+        #endif
+        return []
+    }
+
     public var liveTunnelCount: Int { context.liveRelays.withLockedValue { $0 } }
 
     /// Number of client connections currently open.
@@ -241,19 +249,20 @@ public final class TunnelServer: Sendable {
     /// group of its own for name resolution and metrics; the NIO engine runs on a group of `threads` loops.
     public static func start(
         host: String, port: Int, mode: TunnelMode, configuration: TunnelConfiguration, eventLoopThreads: Int?,
-        engine: TunnelEngine = .automatic, logger: Logger = Logger(label: "ipquest.tunnel")
+        engine: TunnelEngine = .automatic, pinThreads: Bool? = nil, logger: Logger = Logger(label: "ipquest.tunnel")
     ) async throws -> TunnelServer {
         let threads = max(1, eventLoopThreads ?? System.coreCount)
         let chosen = resolve(engine, for: mode)
         let group = MultiThreadedEventLoopGroup(numberOfThreads: chosen == .epoll ? 1 : threads)
         return try await start(
             host: host, port: port, mode: mode, configuration: configuration, group: group, engine: chosen,
-            threads: threads, logger: logger)
+            threads: threads, pinThreads: pinThreads, logger: logger)
     }
 
     /// Binds the listener and starts accepting.
     /// - Parameter resolver: how target names are resolved; defaults to `getaddrinfo` behind a TTL cache.
     /// - Parameter threads: the epoll engine's loops (default: one per core); NIO tunnels run on `group`.
+    /// - Parameter pinThreads: pin each epoll loop to a CPU; nil pins when there is one loop per usable CPU.
     public static func start(
         host: String,
         port: Int,
@@ -263,6 +272,7 @@ public final class TunnelServer: Sendable {
         resolver: (any TargetNameResolver)? = nil,
         engine: TunnelEngine = .automatic,
         threads: Int? = nil,
+        pinThreads: Bool? = nil,
         logger: Logger = Logger(label: "ipquest.tunnel")
     ) async throws -> TunnelServer {
         let resolver =
@@ -273,7 +283,8 @@ public final class TunnelServer: Sendable {
         #if os(Linux)
         if chosen == .epoll {
             let epoll = try EpollEngine.start(
-                host: host, port: port, context: context, threads: threads ?? System.coreCount, group: group)
+                host: host, port: port, context: context, threads: threads ?? System.coreCount, pinThreads: pinThreads,
+                group: group)
             return TunnelServer(listener: .epoll(epoll), context: context, group: group, engine: .epoll)
         }
         #endif

@@ -19,6 +19,10 @@ struct TunnelCommand: AsyncParsableCommand {
     @Option(name: .customLong("metrics-bind"), help: "Serve Prometheus metrics at http://ADDR:PORT/metrics.")
     var metricsBind: String?
     @Option(help: "Event-loop threads (default: one per core).") var threads: Int?
+    @Flag(
+        inversion: .prefixedNo,
+        help: "Pin each epoll loop to a CPU (default: pinned when there is one loop per CPU the process may use).")
+    var pinThreads: Bool?
     @Option(help: "epoll (http and tcp on Linux; https always runs on nio), nio, or automatic.")
     var engine: TunnelEngine = .automatic
     @Option(name: .customLong("log-level"), help: "trace, debug, info (one line per tunnel), notice, warning, error.")
@@ -110,7 +114,7 @@ struct TunnelCommand: AsyncParsableCommand {
         do {
             server = try await TunnelServer.start(
                 host: listen.host, port: listen.port, mode: mode, configuration: configuration, eventLoopThreads: threads,
-                engine: engine, logger: logger)
+                engine: engine, pinThreads: pinThreads, logger: logger)
         } catch {
             FileHandle.standardError.write(Data("ipquest tunnel: cannot listen on \(bind): \(error)\n".utf8))
             throw ExitCode(1)

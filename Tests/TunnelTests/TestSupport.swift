@@ -143,13 +143,15 @@ func withTunnel<R>(
     _ configuration: TunnelConfiguration,
     mode: TunnelMode = .http,
     resolver: (any TargetNameResolver)? = FixedResolver(table: ["echo.test": ["127.0.0.1"]]),
+    threads: Int? = nil,
+    pinThreads: Bool? = nil,
     _ body: (TunnelServer) async throws -> R
 ) async throws -> R {
     var logger = Logger(label: "tunnel-test")
     logger.logLevel = .warning
     let server = try await TunnelServer.start(
         host: "127.0.0.1", port: 0, mode: mode, configuration: configuration, resolver: resolver, engine: engine,
-        logger: logger)
+        threads: threads, pinThreads: pinThreads, logger: logger)
     #expect(server.engine == TunnelServer.resolve(engine, for: mode))
     do {
         let result = try await body(server)

@@ -369,6 +369,74 @@ struct TunnelLifecycleTests {
     }
 }
 
+#if os(Linux)
+@Suite("Epoll loops pinned to CPUs", .timeLimit(.minutes(1)))
+struct EpollPinningTests {
+    /// The CPUs a thread of this process may run on, from its /proc entry (`Cpus_allowed_list`, e.g. "0-1,4").
+    static func allowedCPUs(thread: Int32) throws -> Set<Int> {
+        let status = try String(contentsOfFile: "/proc/self/task/\(thread)/status", encoding: .utf8)
+        let line = try #require(status.split(separator: "\n").first { $0.hasPrefix("Cpus_allowed_list:") })
+        var cpus = Set<Int>()
+        for range in line.dropFirst("Cpus_allowed_list:".count).trimmingCharacters(in: .whitespaces).split(separator: ",") {
+            let bounds = range.split(separator: "-").compactMap { Int($0) }
+            cpus.formUnion(bounds[0]...(bounds.last ?? bounds[0]))
+        }
+        return cpus
+    }
+
+    static func loopThreads(of server: TunnelServer) async throws -> [Int32] {
+        let deadline = ContinuousClock.now + .seconds(5)
+        while server.epollThreadIDs.contains(0) && ContinuousClock.now < deadline {
+            try await Task.sleep(for: .milliseconds(10))
+        }
+        return server.epollThreadIDs
+    }
+
+    @Test func pinnedLoopsEachRunOnOneCPUOfTheProcessAndStillRelay() async throws {
+        let process = try Self.allowedCPUs(thread: Int32(getpid()))
+        let echo = try await LoopbackServer.echo()
+        defer { Task { await echo.close() } }
+        try await withTunnel(engine: .epoll, loopbackConfiguration(), threads: 3, pinThreads: true) { server in
+            let threads = try await Self.loopThreads(of: server)
+            #expect(threads.count == 3 && !threads.contains(0))
+            let pinned = try threads.map { try Self.allowedCPUs(thread: $0) }
+            for cpus in pinned {
+                #expect(cpus.count == 1 && cpus.isSubset(of: process), "loop pinned to \(cpus) of \(process)")
+            }
+            // Loops take the CPUs in turn: as many different ones as there are (up to the three loops).
+            #expect(Set(pinned.flatMap { $0 }).count == min(3, process.count))
+            let port = server.localAddress!.port!
+            try await onThread {
+                // Connections land on the loop of the CPU that handles their packets: every one must relay.
+                for round in 0..<24 {
+                    let client = try BlockingClient(port: port)
+                    #expect(try client.connect(to: "127.0.0.1:\(echo.port)").status == 200)
+                    try client.send("round \(round)")
+                    #expect(String(decoding: try client.receive(exactly: "round \(round)".utf8.count), as: UTF8.self) == "round \(round)")
+                }
+            }
+        }
+    }
+
+    @Test func unpinnedLoopsKeepEveryCPUOfTheProcess() async throws {
+        let process = try Self.allowedCPUs(thread: Int32(getpid()))
+        try await withTunnel(engine: .epoll, loopbackConfiguration(), threads: 2, pinThreads: false) { server in
+            for thread in try await Self.loopThreads(of: server) {
+                #expect(try Self.allowedCPUs(thread: thread) == process)
+            }
+        }
+    }
+
+    @Test func byDefaultLoopsArePinnedOnlyWhenThereIsOnePerCPU() throws {
+        let cpus = try Self.allowedCPUs(thread: Int32(getpid())).sorted().map { Int32($0) }
+        #expect(EpollLoop.pinnedCPUs(count: cpus.count + 1, pin: nil) == nil)
+        #expect(EpollLoop.pinnedCPUs(count: cpus.count, pin: false) == nil)
+        #expect(EpollLoop.pinnedCPUs(count: cpus.count, pin: nil) == (cpus.count > 1 ? cpus : nil))
+        #expect(EpollLoop.pinnedCPUs(count: cpus.count + 1, pin: true) == cpus + [cpus[0]])
+    }
+}
+#endif
+
 /// Counts the lookups that reach it.
 final class CountingResolver: TargetNameResolver, @unchecked Sendable {
     private let lock = NSLock()

@@ -17,4 +17,14 @@ void ctunnel_name_thread(const char *name);
 /// Blocks every signal in the calling thread, so that no system call of it is interrupted (the process's
 /// other threads take the signals).
 void ctunnel_block_signals(void);
+
+/// The CPUs the process may run on (sched_getaffinity), ascending, into `cpus` (at most `capacity`);
+/// returns how many, or -1.
+int ctunnel_allowed_cpus(int *cpus, int capacity);
+
+/// Pins the calling thread to one CPU; 0 or an errno.
+int ctunnel_pin_thread(int cpu);
+
+/// The calling thread's kernel id (gettid), as /proc/self/task/ names it.
+int ctunnel_thread_id(void);
 #endif

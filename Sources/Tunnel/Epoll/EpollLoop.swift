@@ -68,6 +68,8 @@ final class EpollLoop: @unchecked Sendable {
     /// The time of the current turn of the loop.
     private(set) var now = NIODeadline.now()
     private let onListenerClosed: @Sendable () -> Void
+    /// The loop thread's kernel id once it runs (0 before), for tests that read its /proc entry.
+    let threadID = NIOLockedValueBox<Int32>(0)
 
     init(
         context: TunnelServerContext, listenFD: Int32, resolverLoop: any EventLoop, fixedDestination: [SocketAddress]?,
@@ -93,9 +95,11 @@ final class EpollLoop: @unchecked Sendable {
     }
 
     /// Runs on a thread of its own until the listener is closed and the last tunnel has ended.
-    func start(name: String) {
+    func start(name: String, cpu: Int32? = nil) {
         let box = Unmanaged.passRetained(ThreadBody { [self] in
             ctunnel_name_thread(name)
+            if let cpu { _ = ctunnel_pin_thread(cpu) }
+            threadID.withLockedValue { $0 = ctunnel_thread_id() }
             // A signal could cut a read short after it copied some bytes; EpollTunnel takes a short read after
             // the peer's FIN as the end of its data, which holds only if no read is ever interrupted.
             ctunnel_block_signals()
@@ -109,6 +113,17 @@ final class EpollLoop: @unchecked Sendable {
         }, box.toOpaque())
         precondition(created == 0, "cannot start a tunnel thread: \(created)")
         pthread_detach(thread)
+    }
+
+    /// The CPU each of `count` loops is pinned to, or nil for none. `pin` nil: pin when there is one loop per
+    /// CPU the process may use and more than one of them (the default `--threads`).
+    static func pinnedCPUs(count: Int, pin: Bool?) -> [Int32]? {
+        guard pin != false else { return nil }
+        var cpus = [Int32](repeating: 0, count: 1024)
+        let found = Int(ctunnel_allowed_cpus(&cpus, Int32(cpus.count)))
+        guard found > 0 else { return nil }
+        if pin == nil && (found < 2 || found != count) { return nil }
+        return (0..<count).map { cpus[$0 % found] }
     }
 
     /// Any thread: hands a message to the loop.
