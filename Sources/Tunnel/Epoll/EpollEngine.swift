@@ -66,7 +66,9 @@ final class EpollEngine: Sendable {
             if var value = cpu,
                 setsockopt(listeners[index], SOL_SOCKET, SO_INCOMING_CPU, &value, socklen_t(MemoryLayout<Int32>.size)) != 0
             {
-                cpu = nil  // an older kernel: a pinned loop would get connections from every CPU anyway
+                // No SO_INCOMING_CPU (before Linux 3.19): the loop runs unpinned. Kernels 3.19–6.1 accept the
+                // option but do not steer the reuseport choice by it; their pinned loops take any connection.
+                cpu = nil
             }
             loop.start(name: "tunnel-\(index)", cpu: cpu)
         }
