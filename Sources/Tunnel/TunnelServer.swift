@@ -221,7 +221,6 @@ public final class TunnelServer: Sendable {
         }
     }
 
-    /// Tunnels whose relay state is still in memory (it should fall back to 0 once tunnels end).
     /// The kernel ids of the epoll engine's loop threads (empty on the NIO engine).
     var epollThreadIDs: [Int32] {
         #if os(Linux)
@@ -230,6 +229,7 @@ public final class TunnelServer: Sendable {
         return []
     }
 
+    /// Tunnels whose relay state is still in memory (it should fall back to 0 once tunnels end).
     public var liveTunnelCount: Int { context.liveRelays.withLockedValue { $0 } }
 
     /// Number of client connections currently open.
