@@ -12,6 +12,7 @@ test: deps-test
 	$(SWIFT) build --build-tests
 	scripts/with-postgres.sh $(SWIFT) test --skip-build --no-parallel
 	python3 -m pytest -q -p no:cacheprovider Tests/web
+	python3 -m pytest -q -p no:cacheprovider Tests/proxies
 
 build:
 	$(SWIFT) build

@@ -15,6 +15,9 @@ if [ "$mode" = test ]; then
   apt_packages+=(chromium chromium-driver)
   # postgresql: scripts/with-postgres.sh starts a throw-away cluster for the PostgreSQL tests.
   apt_packages+=(postgresql)
+  # nginx + haproxy: Tests/proxies runs the real Debian reverse proxies (started in the foreground
+  # by the tests, no service set-up) in front of `ipquest serve` to check the client address behind them.
+  apt_packages+=(nginx haproxy)
 fi
 
 missing=()
