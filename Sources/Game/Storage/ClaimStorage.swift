@@ -19,7 +19,8 @@ public protocol ClaimStorage: Sendable {
     func changes(since cursor: Int64, limit: Int) async throws -> ClaimChanges
 }
 
-/// Storage failures reported to users as 503 (the claim was not stored).
+/// Storage failures reported to users as 503: the claim was not stored, or not known to be
+/// (a batch that timed out may still commit; PostgresClaimStorage then brings it back to the board).
 public struct StorageUnavailable: Error, CustomStringConvertible {
     public var underlying: any Error
     public var description: String { "storage unavailable: \(underlying)" }

@@ -16,6 +16,11 @@ import Synchronization
 /// One instance at a time holds a session advisory lock and does the background upkeep.
 /// When the database is unreachable, a batch gives up after `timeout_ms` and later batches fail at
 /// once for a short, growing backoff, so claims answer 503 quickly instead of piling up.
+///
+/// A batch that gave up may still commit: the wait is abandoned, not the statement (nor a COMMIT
+/// already sent before the connection broke). Its rows carry the writer id it was sent with, and
+/// the batch ends that id: later batches get a new one, and the feed, which only skips rows of
+/// the current id, brings the batch back if it committed, so the board ends up as stored.
 public final class PostgresClaimStorage: ClaimStorage {
     public let settings: PostgresSettings
     let client: PostgresClient
@@ -25,8 +30,9 @@ public final class PostgresClaimStorage: ClaimStorage {
     private let health = Mutex(Health())
     private let leader = Flag()
     private let lastUpkeep = Mutex<ContinuousClock.Instant?>(nil)
-    /// Marks this instance's rows, so the change feed does not send them back to it.
-    let writerID = Int64.random(in: 1...Int64.max)
+    /// Marks this instance's rows, so the change feed does not send them back to it. Replaced
+    /// after a batch whose outcome is unknown (see `append`).
+    let writerID = Atomic<Int64>(Int64.random(in: 1...Int64.max))
 
     struct Health {
         var failures = 0
@@ -117,11 +123,23 @@ public final class PostgresClaimStorage: ClaimStorage {
         // One call, so one round trip, and its own transaction (see migration 3): the function
         // takes the seq range under ipquest_state's row lock first, then upserts with a fresh
         // snapshot, so it sees every batch committed before it and batches commit in seq order.
-        try await guarded {
-            try await self.client.query("""
-                SELECT ipquest_append(\(ipArray)::bigint[], \(nameArray)::text[], \(timeArray)::bigint[],
-                                      \(countryArray)::text[], \(asnArray)::bigint[], \(providerArray)::text[], \(self.writerID)::bigint)
-                """, logger: self.logger)
+        let writer = writerID.load(ordering: .acquiring)
+        do {
+            _ = try await guarded {
+                try await self.client.query("""
+                    SELECT ipquest_append(\(ipArray)::bigint[], \(nameArray)::text[], \(timeArray)::bigint[],
+                                          \(countryArray)::text[], \(asnArray)::bigint[], \(providerArray)::text[], \(writer)::bigint)
+                    """, logger: self.logger)
+            }
+        } catch let error as StorageUnavailable where !(error.underlying is DatabaseDown) {
+            // Sent, so it may yet commit (or have committed) although its claims are answered
+            // 503 and stay off the board. From now on this instance writes under a new id, so
+            // the feed no longer takes this batch's rows for the instance's own: if they are
+            // stored, they come back like another instance's claims and the board follows.
+            // (Rows of the old id already on the board may come back too; they change nothing.)
+            // Runs before `append` returns, so before the writer next reads the feed.
+            _ = writerID.compareExchange(expected: writer, desired: Int64.random(in: 1...Int64.max), ordering: .acquiringAndReleasing)
+            throw error
         }
     }
 
@@ -160,9 +178,9 @@ public final class PostgresClaimStorage: ClaimStorage {
         }
     }
 
-    /// Other instances' rows after `cursor`. One statement (one snapshot) also reads the commit
-    /// counter, so when fewer than `limit` rows come back the cursor can jump past this
-    /// instance's own rows.
+    /// Other instances' rows after `cursor` (and this instance's under an id it has given up,
+    /// see `append`). One statement (one snapshot) also reads the commit counter, so when fewer
+    /// than `limit` rows come back the cursor can jump past this instance's own rows.
     public func changes(since cursor: Int64, limit: Int) async throws -> ClaimChanges {
         try await guarded {
             var claims: [Claim] = []
@@ -173,7 +191,7 @@ public final class PostgresClaimStorage: ClaimStorage {
                         NULL::text AS provider, last_seq AS seq FROM ipquest_state WHERE id = 1)
                 UNION ALL
                 (SELECT ip, name, claimed_at, country, asn, provider, seq FROM claims
-                 WHERE seq > \(cursor) AND writer <> \(self.writerID) ORDER BY seq LIMIT \(Int64(limit)))
+                 WHERE seq > \(cursor) AND writer <> \(self.writerID.load(ordering: .acquiring)) ORDER BY seq LIMIT \(Int64(limit)))
                 """, logger: self.logger)
             for try await (ip, name, at, country, asn, provider, seq) in rows.decode((Int64, String, Int64, String?, Int64?, String?, Int64).self) {
                 if ip < 0 { visible = seq; continue }
