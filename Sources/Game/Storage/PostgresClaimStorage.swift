@@ -299,7 +299,9 @@ public final class PostgresClaimStorage: ClaimStorage {
 }
 
 /// Runs `body`, giving up after `timeout`. The body keeps running detached when it times out
-/// (it is cancelled, which postgres-nio honours while waiting for a connection).
+/// (it is cancelled, which postgres-nio honours while waiting for a connection but not once the
+/// statement is sent; a task group would wait for such a body, so it is not one). The timer is
+/// cancelled as soon as the body finishes, so none outlives it.
 func withTimeout<T: Sendable>(_ timeout: Duration, _ body: @escaping @Sendable () async throws -> T) async throws -> T {
     let once = Once<T>()
     return try await withCheckedThrowingContinuation { continuation in
@@ -307,26 +309,28 @@ func withTimeout<T: Sendable>(_ timeout: Duration, _ body: @escaping @Sendable (
         let work = Task {
             let result: Result<T, any Error>
             do { result = .success(try await body()) } catch { result = .failure(error) }
-            once.take()?.resume(with: result)
-        }
-        Task {
-            // Ends early when the work finishes first (polls so no sleeper outlives it by long).
-            let deadline = ContinuousClock.now + timeout
-            while ContinuousClock.now < deadline {
-                if once.isDone { return }
-                try? await Task.sleep(for: min(.milliseconds(50), deadline - ContinuousClock.now))
+            if let c = once.take() {
+                once.timer.withLock { $0?.cancel() }
+                c.resume(with: result)
             }
+        }
+        let timer = Task {
+            try? await Task.sleep(for: timeout)
             if let c = once.take() {
                 work.cancel()
                 c.resume(throwing: TimedOut(after: timeout))
             }
         }
+        // The body may have finished before the timer was stored here.
+        once.timer.withLock { $0 = timer }
+        if once.isDone { timer.cancel() }
     }
 }
 
-/// A continuation resumed at most once, by whoever takes it first.
+/// A continuation resumed at most once, by whoever takes it first, and the timer racing it.
 final class Once<T: Sendable>: Sendable {
     let slot = Mutex<CheckedContinuation<T, any Error>?>(nil)
+    let timer = Mutex<Task<Void, Never>?>(nil)
     func take() -> CheckedContinuation<T, any Error>? { slot.withLock { $0.take() } }
     var isDone: Bool { slot.withLock { $0 == nil } }
 }
