@@ -19,7 +19,10 @@ public func formatHTTPDate(_ seconds: UInt64) -> String {
         + "\(two(parts.tm_hour)):\(two(parts.tm_min)):\(two(parts.tm_sec)) GMT"
 }
 
-/// Parses `formatHTTPDate` output back to UNIX seconds.
+/// Parses `formatHTTPDate` output back to UNIX seconds; nil for anything else.
+///
+/// The text may come from a DNS TXT answer (`DatabaseVersionDiscovery`), so every field is range-checked
+/// before it reaches `tm`: `year - 1900` trapped on a year of -2147483648.
 public func parseHTTPDate(_ text: String) -> UInt64? {
     let months = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"]
     let fields = text.split(separator: " ")
@@ -27,6 +30,8 @@ public func parseHTTPDate(_ text: String) -> UInt64? {
           let year = Int32(fields[3]) else { return nil }
     let clock = fields[4].split(separator: ":").compactMap { Int32($0) }
     guard clock.count == 3 else { return nil }
+    guard (1970...9999).contains(year), (1...31).contains(day), (0...23).contains(clock[0]), (0...59).contains(clock[1]),
+          (0...60).contains(clock[2]) else { return nil }
     var parts = tm()
     parts.tm_year = year - 1900
     parts.tm_mon = Int32(month)
