@@ -49,7 +49,11 @@ public final class ConnectionLifecycleHandler: ChannelDuplexHandler, RemovableCh
     private let maxRequests: Int
     private let maxLifetime: TimeAmount?
     private let idleTimeout: TimeAmount?
+    /// A new connection's first request head must be complete within this (shorter than the
+    /// idle timeout: a client that connects and dawdles holds a slot for nothing).
+    private let firstHeadTimeout: TimeAmount?
     private var idleTimer: Scheduled<Void>?
+    private var firstHeadTimer: Scheduled<Void>?
     /// Whether a request head was read and its end not yet.
     private var readingRequest = false
     /// Shared with `HTTP1FastPathHandler` when it answers before the HTTP decoder.
@@ -71,11 +75,13 @@ public final class ConnectionLifecycleHandler: ChannelDuplexHandler, RemovableCh
     private let shed = Counter(label: "ipquest_requests_shed_total")
     private let rejected431 = Counter(label: "ipquest_requests_rejected_total", dimensions: [("reason", "header_too_large")])
     private let rejected413 = Counter(label: "ipquest_requests_rejected_total", dimensions: [("reason", "body_too_large")])
+    private let closedForFirstHead = Counter(label: "ipquest_connections_closed_total", dimensions: [("reason", "first_head_timeout")])
 
     public init(maxRequests: Int, maxLifetime: TimeAmount?, guard guardian: ConnectionGuard?, maxBodyBytes: Int = 64 * 1024,
-                admission: Admission? = nil, idleTimeout: TimeAmount? = nil) {
+                admission: Admission? = nil, idleTimeout: TimeAmount? = nil, firstHeadTimeout: TimeAmount? = nil) {
         self.admission = admission
         self.idleTimeout = idleTimeout
+        self.firstHeadTimeout = firstHeadTimeout
         self.maxRequests = maxRequests
         self.maxLifetime = maxLifetime
         self.guardian = guardian
@@ -88,6 +94,17 @@ public final class ConnectionLifecycleHandler: ChannelDuplexHandler, RemovableCh
         ledger.lastActivity = .now()
         guard !isStream else { return }
         if let idleTimeout { scheduleIdleCheck(context, at: .now() + idleTimeout) }
+        if let firstHeadTimeout {
+            let loopBound = NIOLoopBound((self, context), eventLoop: context.eventLoop)
+            firstHeadTimer = context.eventLoop.scheduleTask(in: firstHeadTimeout) {
+                let (handler, context) = loopBound.value
+                // No head decoded and none answered before the decoder: the client never asked.
+                if handler.requests == 0, !handler.readingRequest, handler.ledger.responsesStarted == 0 {
+                    handler.closedForFirstHead.increment()
+                    context.close(promise: nil)
+                }
+            }
+        }
         guard let maxLifetime else { return }
         let loopBound = NIOLoopBound((self, context), eventLoop: context.eventLoop)
         lifetimeTimer = context.eventLoop.scheduleTask(in: maxLifetime) {
@@ -123,6 +140,7 @@ public final class ConnectionLifecycleHandler: ChannelDuplexHandler, RemovableCh
     public func handlerRemoved(context: ChannelHandlerContext) {
         lifetimeTimer?.cancel()
         idleTimer?.cancel()
+        firstHeadTimer?.cancel()
         releaseHeld()
     }
 
@@ -213,7 +231,14 @@ public final class ConnectionLifecycleHandler: ChannelDuplexHandler, RemovableCh
             return
         }
         let loopBound = NIOLoopBound(context, eventLoop: context.eventLoop)
-        context.writeAndFlush(wrapOutboundOut(.end(nil))).whenComplete { _ in loopBound.value.close(promise: nil) }
+        let isStream = self.isStream
+        context.writeAndFlush(wrapOutboundOut(.end(nil))).whenComplete { _ in
+            if isStream {
+                loopBound.value.close(promise: nil)
+            } else {
+                LingeringClose.start(loopBound.value.channel)
+            }
+        }
     }
 
     public func write(context: ChannelHandlerContext, data: NIOAny, promise: EventLoopPromise<Void>?) {

@@ -68,7 +68,7 @@ public struct DataCenterPolicyMiddleware<Context: DataCenterTaggedContext>: Rout
     }
 
     public func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
-        let action = policy.action(for: request.uri.path)
+        let action = policy.action(for: RequestPath.normalized(request.uri.path))
         guard action != .allow, let client = clientAddress(request, context), let tag = classify(client) else {
             return try await next(request, context)
         }

@@ -17,8 +17,12 @@ public import NIOCore
 /// announces no body (`Content-Length` other than 0, `Transfer-Encoding`), no protocol
 /// switch (`Upgrade`, `CONNECT`). Such a head ends exactly where the decoder would end it,
 /// so heads it does not answer are handed to the decoder whole and the decoder stays in step.
-/// The first ambiguous head switches the connection to pass-through for good: from then on
-/// every byte goes to the decoder untouched, exactly as without this handler.
+/// The first head it does not answer itself — ambiguous, refused by its own strict reading
+/// (a field line without a colon, an invalid name), or simply not one of its routes — switches
+/// the connection to pass-through for good: from then on every byte goes to the decoder
+/// untouched, exactly as without this handler. The decoder is never handed a head and then
+/// bypassed: if it refuses that head (and answers 400 and closes), nothing after it on the
+/// connection can be answered here as if it were a new request.
 ///
 /// A candidate (GET or HEAD, HTTP/1.1, origin-form target) goes to the same `Responder` as
 /// `FastResponseHandler`; nil, or an earlier request the application still owes an answer
@@ -126,7 +130,8 @@ public final class HTTP1FastPathHandler: ChannelInboundHandler, RemovableChannel
                 passOn(context, input)
                 return
             case .forward:
-                break
+                passOn(context, input)
+                return
             case .candidate(let request):
                 if ledger.applicationOwes == 0 {
                     if client == nil { client = .some(clientOf(context.channel)) }
@@ -172,10 +177,10 @@ public final class HTTP1FastPathHandler: ChannelInboundHandler, RemovableChannel
                         break
                     }
                 }
+                // Not answered here: the decoder takes over the connection.
+                passOn(context, input)
+                return
             }
-            input.moveReaderIndex(forwardBy: length)
-            ledger.lastActivity = .now()
-            context.fireChannelRead(wrapInboundOut(head))
         }
     }
 
@@ -358,7 +363,11 @@ public final class HTTP1FastPathHandler: ChannelInboundHandler, RemovableChannel
                 if Self.equalsIgnoringCase(bytes, name, "transfer-encoding") || Self.equalsIgnoringCase(bytes, name, "upgrade") {
                     return .ambiguous
                 }
-                if Self.equalsIgnoringCase(bytes, name, "content-length"), !Self.equals(bytes, value, "0") { return .ambiguous }
+                if Self.equalsIgnoringCase(bytes, name, "content-length") {
+                    if !Self.equals(bytes, value, "0") { return .ambiguous }
+                    answerable = false // the decoder judges repeated or odd lengths
+                    continue
+                }
                 guard answerable else { continue }
                 guard value.allSatisfy({ bytes[$0] == 0x09 || (bytes[$0] >= 0x20 && bytes[$0] < 0x7F) }),
                       let fieldName = HTTPField.Name(String(decoding: UnsafeRawBufferPointer(rebasing: bytes[name]), as: UTF8.self))

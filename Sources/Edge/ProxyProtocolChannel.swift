@@ -43,12 +43,12 @@ public final class ProxyProtocolHandler: ChannelInboundHandler, RemovableChannel
     public typealias InboundIn = ByteBuffer
     public typealias InboundOut = ByteBuffer
 
-    private let trustedProxies: PrefixSet
+    private let trustedProxies: TrustedProxies
     private let registry: ConnectionAddressRegistry
     private let logger: Logger
     private var buffered: ByteBuffer?
 
-    public init(trustedProxies: PrefixSet, registry: ConnectionAddressRegistry, logger: Logger) {
+    public init(trustedProxies: TrustedProxies, registry: ConnectionAddressRegistry, logger: Logger) {
         self.trustedProxies = trustedProxies
         self.registry = registry
         self.logger = logger
@@ -106,10 +106,10 @@ public struct ProxyProtocolChannel<BaseChannel: ServerChildChannel>: ServerChild
     public typealias Value = BaseChannel.Value
 
     let base: BaseChannel
-    let trustedProxies: PrefixSet
+    let trustedProxies: TrustedProxies
     let registry: ConnectionAddressRegistry
 
-    public init(_ base: BaseChannel, trustedProxies: PrefixSet, registry: ConnectionAddressRegistry) {
+    public init(_ base: BaseChannel, trustedProxies: TrustedProxies, registry: ConnectionAddressRegistry) {
         self.base = base
         self.trustedProxies = trustedProxies
         self.registry = registry

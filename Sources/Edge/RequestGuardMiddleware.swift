@@ -104,6 +104,10 @@ public struct RequestGuardMiddleware<Context: RequestContext>: RouterMiddleware 
             self.bans = bans
             self.banSeconds = banSeconds
         }
+
+        /// Whether the client's network is banned now. Checked per request on the client the
+        /// request is attributed to (behind a proxy: the one the proxy names), not only at accept.
+        public func isBanned(_ client: IPAddress) -> Bool { bans.isBanned(NetworkKey(client)) }
     }
 
     let limits: Limits
@@ -113,6 +117,7 @@ public struct RequestGuardMiddleware<Context: RequestContext>: RouterMiddleware 
     let forbidden = Counter(label: "ipquest_requests_forbidden_total")
     let limited = Counter(label: "ipquest_requests_rate_limited_total")
     let banned = Counter(label: "ipquest_bans_total")
+    let refusedBanned = Counter(label: "ipquest_requests_refused_banned_total")
     let inFlightGauge = Gauge(label: "ipquest_requests_in_flight")
 
     public init(limits: Limits, rules: RuleBook, clientAddress: @escaping @Sendable (Request, Context) -> IPAddress?) {
@@ -131,11 +136,17 @@ public struct RequestGuardMiddleware<Context: RequestContext>: RouterMiddleware 
     }
 
     private func guarded(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
-        let path = request.uri.path
+        let path = RequestPath.normalized(request.uri.path)
         if let reason = rules.violation(userAgent: request.headers[.userAgent], path: path) {
             forbidden.increment()
             context.logger.info("request banned", metadata: ["reason": "\(reason)"])
             return Self.plain(.forbidden, "forbidden\n")
+        }
+        // Unattributed requests (a trusted proxy that named no readable client) key no limit:
+        // their only candidate would be the proxy, and every client behind it would pay.
+        if let client = clientAddress(request, context), limits.isBanned(client) {
+            refusedBanned.increment()
+            return Self.plain(.forbidden, "your network \(NetworkKey(client)) is banned for a while after too many refused requests\n")
         }
         if let network = limits.network, let client = clientAddress(request, context) {
             let key = NetworkKey(client)

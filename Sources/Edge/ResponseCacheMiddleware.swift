@@ -40,7 +40,7 @@ public struct ResponseCacheMiddleware<Context: RequestContext>: RouterMiddleware
     public func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
         guard request.method == .get || request.method == .head,
               request.headers[.authorization] == nil, request.headers[.cookie] == nil,
-              matches(request.uri.path)
+              matches(RequestPath.normalized(request.uri.path))
         else { return try await next(request, context) }
 
         let key = "\(request.uri.path)?\(request.uri.query ?? "")|\(request.headers[.accept] ?? "")|\(request.headers[.acceptEncoding] ?? "")"

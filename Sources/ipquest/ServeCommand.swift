@@ -27,10 +27,13 @@ struct ServeCommand: AsyncParsableCommand {
     @Option(help: "Port to listen on (default 8080; 0 picks a free port).") var port: String?
     @Option(help: "SQLite database file, created on first start (default ./ipquest.sqlite), or a postgres://user:pass@host:port/db?sslmode=…&pool_size=… URL.") var database: String?
     @Option(help: "YAML configuration file; flags override its values.") var config: String?
-    @Option(name: .customLong("trusted-proxy"), help: "CIDR of a proxy whose forwarding headers are believed (repeatable).")
+    @Option(name: .customLong("trusted-proxy"), help: "CIDR of a proxy whose word on the client address is believed, or NAME=URL|PATH of a published list (repeatable).")
     var trustedProxies: [String] = []
-    @Flag(name: .customLong("proxy-protocol"), help: "Accept PROXY protocol v1/v2 headers from trusted proxies.")
+    @Flag(name: .customLong("proxy-protocol"), help: "Accept PROXY protocol v1/v2 headers from trusted proxies; the client address comes from them.")
     var proxyProtocol = false
+    @Option(name: .customLong("real-ip-header"),
+            help: "The one header trusted proxies name the client in: x-forwarded-for (default), forwarded, x-real-ip, cf-connecting-ip, fly-client-ip, true-client-ip. Every other forwarding header is ignored.")
+    var realIPHeader: String?
     @Option(help: "full (fsync per commit) or normal (survives process crashes only).") var durability: String?
 
     func run() async throws {
@@ -168,6 +171,7 @@ struct ServeCommand: AsyncParsableCommand {
         if let durability { try cfg.set("durability", durability) }
         if !trustedProxies.isEmpty { try cfg.set("trusted_proxies", trustedProxies) }
         if proxyProtocol { cfg.proxyProtocol = true }
+        if let realIPHeader { try cfg.set("real_ip_header", realIPHeader) }
     }
 
     /// Reads the YAML file (if any), then applies the flags, then validates. Any problem is one

@@ -108,45 +108,6 @@ import IPAddress
     }
 }
 
-@Suite struct ClientAddressResolverTests {
-    let resolver = ClientAddressResolver(trustedProxies: try! PrefixSet(parsing: ["10.0.0.0/8", "127.0.0.1"]))
-
-    @Test func untrustedPeerIgnoresHeaders() {
-        let peer = IPAddress("198.51.100.1")!
-        let spoofed = ClientAddressResolver.ForwardingHeaders(forwarded: ["for=1.1.1.1"], xForwardedFor: ["2.2.2.2"], xRealIP: ["3.3.3.3"])
-        #expect(resolver.resolve(peer: peer, headers: spoofed) == peer)
-    }
-
-    @Test func trustedPeerTakesRightmostUntrustedHop() {
-        let peer = IPAddress("10.0.0.5")!
-        // The client prepended a fake address; the proxies appended the real one.
-        let h = ClientAddressResolver.ForwardingHeaders(xForwardedFor: ["6.6.6.6, 203.0.113.9", "10.1.1.1"])
-        #expect(resolver.resolve(peer: peer, headers: h) == IPAddress("203.0.113.9"))
-    }
-
-    @Test func forwardedHeaderWinsAndParsesQuotesPortsAndBrackets() {
-        let peer = IPAddress("127.0.0.1")!
-        let h = ClientAddressResolver.ForwardingHeaders(
-            forwarded: ["for=\"[2001:db8::7]:4711\";proto=https, for=10.2.2.2"],
-            xForwardedFor: ["9.9.9.9"]
-        )
-        #expect(resolver.resolve(peer: peer, headers: h) == IPAddress("2001:db8::7"))
-        let v4port = ClientAddressResolver.ForwardingHeaders(forwarded: ["For=\"192.0.2.60:8080\""])
-        #expect(resolver.resolve(peer: peer, headers: v4port) == IPAddress("192.0.2.60"))
-    }
-
-    @Test func realIPAndUnreadableHops() {
-        let peer = IPAddress("10.0.0.5")!
-        #expect(resolver.resolve(peer: peer, headers: .init(xRealIP: ["192.0.2.44"])) == IPAddress("192.0.2.44"))
-        // An unreadable hop stops the walk at the nearest trusted hop.
-        #expect(resolver.resolve(peer: peer, headers: .init(xForwardedFor: ["1.2.3.4, garbage, 10.9.9.9"])) == IPAddress("10.9.9.9"))
-        #expect(resolver.resolve(peer: peer, headers: .init(forwarded: ["for=unknown"])) == peer)
-        // All hops trusted: the farthest one is the best we know.
-        #expect(resolver.resolve(peer: peer, headers: .init(xForwardedFor: ["10.3.3.3, 10.4.4.4"])) == IPAddress("10.3.3.3"))
-        #expect(resolver.resolve(peer: IPAddress("::ffff:10.0.0.5")!, headers: .init(xForwardedFor: ["198.51.100.3"])) == IPAddress("198.51.100.3"))
-    }
-}
-
 @Suite struct TokenBucketLimiterTests {
     final class FakeClock: @unchecked Sendable {
         var nanoseconds: UInt64 = 1_000_000_000

@@ -22,12 +22,18 @@ public struct ConfigurationError: Error, CustomStringConvertible, Equatable {
 /// port: 8080
 /// database: ./ipquest.sqlite
 /// durability: full            # full | normal
-/// trusted_proxies: [10.0.0.0/8, 192.0.2.1]
-/// proxy_protocol: false
+/// trusted_proxies: [10.0.0.0/8, 192.0.2.1]   # peers whose word on the client is believed: CIDRs and
+///                                       # published lists (cloudflare=https://www.cloudflare.com/ips-v4, NAME=PATH)
+/// trusted_proxies_refresh_seconds: 3600 # how often published lists are fetched again
+/// real_ip_header: x-forwarded-for       # the ONE source of the client address from trusted proxies:
+///                                       # x-forwarded-for | forwarded | x-real-ip | cf-connecting-ip |
+///                                       # fly-client-ip | true-client-ip | proxy_protocol (others are ignored)
+/// proxy_protocol: false                 # PROXY v1/v2 from trusted proxies (same as real_ip_header: proxy_protocol)
 /// rate_limit: { burst: 127, per_second: 1, max_networks: 1048576 }
 /// claims: { queue_capacity: 65536, max_batch: 4096, gather_ms: 3 }   # gather_ms: how long a batch may wait for more under load
 /// http:
 ///   idle_timeout_seconds: 30            # also the deadline for a request head (slowloris)
+///   first_head_timeout_seconds: 10      # a new connection's first request head must arrive within this
 ///   max_header_bytes: 16384             # one field, and twice this for the whole head: else 431
 ///   max_header_fields: 100              # else 431
 ///   max_body_bytes: 65536               # else 413
@@ -46,6 +52,7 @@ public struct ConfigurationError: Error, CustomStringConvertible, Equatable {
 ///   max_in_flight: 1024                 # reads in progress; more get 503 at once
 ///   max_in_flight_claims: 1024          # claims have their own budget
 ///   max_connections: 10000              # beyond: closed at accept; keep-alive refused from 90 %
+///   max_connections_per_network: 256    # per client /24 (/48) at accept, trusted proxies exempt (0 = no cap)
 ///   max_requests_per_connection: 10000
 ///   max_connection_lifetime_seconds: 3600
 ///   requests_burst: 600                 # token bucket per /24 (/48) for every route
@@ -89,7 +96,17 @@ public struct ServeConfiguration: Sendable, Equatable {
     public var database = "./ipquest.sqlite"
     public var durability = SQLiteClaimStorage.Durability.full
     public var trustedProxies: [IPPrefix] = []
+    /// Published lists of trusted proxies (a CDN's ranges), refreshed like the upstream allowlist's.
+    public var trustedProxySources: [RangeSource] = []
+    public var trustedProxiesRefreshSeconds = 3_600
+    /// `real_ip_header`; nil picks the default (`realIPSource`).
+    public var realIPHeader: RealIPSource?
     public var proxyProtocol = false
+    /// Where the client address comes from behind a trusted proxy: the configured header,
+    /// else the PROXY header when `proxy_protocol` is on, else `X-Forwarded-For`.
+    public var realIPSource: RealIPSource { realIPHeader ?? (proxyProtocol ? .proxyProtocol : .xForwardedFor) }
+    /// Whether any proxy is trusted (CIDRs or published lists).
+    public var hasTrustedProxies: Bool { !trustedProxies.isEmpty || !trustedProxySources.isEmpty }
     public var rateLimitBurst = 127
     public var rateLimitPerSecond = 1.0
     public var rateLimitMaxNetworks = 1 << 20
@@ -98,6 +115,7 @@ public struct ServeConfiguration: Sendable, Equatable {
     /// Under load, how long the claim writer lets a batch gather (`GameEngine.Configuration.gatherWindow`).
     public var gatherMilliseconds = 3
     public var idleTimeoutSeconds = 30
+    public var firstHeadTimeoutSeconds = 10
     public var maxHeaderBytes = 16 * 1024
     public var maxHeaderFields = 100
     public var maxBodyBytes = 64 * 1024
@@ -117,6 +135,7 @@ public struct ServeConfiguration: Sendable, Equatable {
     public var maxInFlight = 1_024
     public var maxInFlightClaims = 1_024
     public var maxConnections = 10_000
+    public var maxConnectionsPerNetwork = 256
     public var maxRequestsPerConnection = 10_000
     public var maxConnectionLifetimeSeconds = 3_600
     public var requestsBurst = 600
@@ -146,14 +165,15 @@ public struct ServeConfiguration: Sendable, Equatable {
     /// Every key the file may contain, for "unknown key" errors.
     static let schema: [String: Set<String>?] = [
         "host": nil, "port": nil, "database": nil, "durability": nil, "trusted_proxies": nil, "proxy_protocol": nil,
+        "trusted_proxies_refresh_seconds": nil, "real_ip_header": nil,
         "rate_limit": ["burst", "per_second", "max_networks"],
         "claims": ["queue_capacity", "max_batch", "gather_ms"],
-        "http": ["idle_timeout_seconds", "max_header_bytes", "max_header_fields", "max_body_bytes", "http2", "fast_path"],
+        "http": ["idle_timeout_seconds", "first_head_timeout_seconds", "max_header_bytes", "max_header_fields", "max_body_bytes", "http2", "fast_path"],
         "tls": ["certificate", "key", "check_seconds"],
         "metrics": ["address"],
         "tracing": ["endpoint", "service_name", "sample_ratio"],
         "limits": [
-            "max_in_flight", "max_in_flight_claims", "max_connections", "max_requests_per_connection",
+            "max_in_flight", "max_in_flight_claims", "max_connections", "max_connections_per_network", "max_requests_per_connection",
             "max_connection_lifetime_seconds", "requests_burst", "requests_per_second", "strikes_before_ban", "ban_seconds",
         ],
         "upstream_allowlist": nil, "upstream_allowlist_refresh_seconds": nil,
@@ -206,7 +226,16 @@ public struct ServeConfiguration: Sendable, Equatable {
                 throw ConfigurationError(key: key, problem: "'\(text)' is not one of full, normal")
             }
             durability = d
-        case "trusted_proxies": trustedProxies = try Self.prefixes(key, value)
+        case "trusted_proxies":
+            (trustedProxies, trustedProxySources) = try Self.prefixesAndSources(key, value)
+        case "trusted_proxies_refresh_seconds": trustedProxiesRefreshSeconds = try Self.int(key, value, 60...604_800)
+        case "real_ip_header":
+            let text = try Self.string(key, value).lowercased()
+            guard let source = RealIPSource(rawValue: text == "proxy-protocol" ? "proxy_protocol" : text) else {
+                throw ConfigurationError(key: key, problem: "'\(text)' is not one of \(RealIPSource.names)")
+            }
+            realIPHeader = source
+            if source == .proxyProtocol { proxyProtocol = true }
         case "proxy_protocol": proxyProtocol = try Self.bool(key, value)
         case "rate_limit.burst": rateLimitBurst = try Self.int(key, value, 1...1_000_000)
         case "rate_limit.per_second":
@@ -218,6 +247,7 @@ public struct ServeConfiguration: Sendable, Equatable {
         case "claims.max_batch": maxBatch = try Self.int(key, value, 1...100_000)
         case "claims.gather_ms": gatherMilliseconds = try Self.int(key, value, 0...50)
         case "http.idle_timeout_seconds": idleTimeoutSeconds = try Self.int(key, value, 1...86_400)
+        case "http.first_head_timeout_seconds": firstHeadTimeoutSeconds = try Self.int(key, value, 1...86_400)
         case "http.max_header_bytes": maxHeaderBytes = try Self.int(key, value, 1_024...1 << 20)
         case "http.max_header_fields": maxHeaderFields = try Self.int(key, value, 8...10_000)
         case "http.max_body_bytes": maxBodyBytes = try Self.int(key, value, 0...1 << 30)
@@ -251,6 +281,7 @@ public struct ServeConfiguration: Sendable, Equatable {
         case "limits.max_in_flight": maxInFlight = try Self.int(key, value, 0...1_000_000)
         case "limits.max_in_flight_claims": maxInFlightClaims = try Self.int(key, value, 0...1_000_000)
         case "limits.max_connections": maxConnections = try Self.int(key, value, 0...10_000_000)
+        case "limits.max_connections_per_network": maxConnectionsPerNetwork = try Self.int(key, value, 0...10_000_000)
         case "limits.max_requests_per_connection": maxRequestsPerConnection = try Self.int(key, value, 1...100_000_000)
         case "limits.max_connection_lifetime_seconds": maxConnectionLifetimeSeconds = try Self.int(key, value, 1...604_800)
         case "limits.requests_burst": requestsBurst = try Self.int(key, value, 1...100_000_000)
@@ -261,25 +292,8 @@ public struct ServeConfiguration: Sendable, Equatable {
         case "limits.strikes_before_ban": strikesBeforeBan = try Self.int(key, value, 0...1_000_000)
         case "limits.ban_seconds": banSeconds = try Self.int(key, value, 1...604_800)
         case "upstream_allowlist":
-            // CIDRs and NAME=PATH|URL sources, in one list.
-            var cidrs: [String] = []
-            var sources: [RangeSource] = []
-            let items: [String]
-            if let text = value as? String {
-                items = text.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
-            } else {
-                items = try Self.strings(key, value)
-            }
-            for (i, item) in items.enumerated() {
-                if item.contains("=") {
-                    do { sources.append(try RangeSource(parsing: item)) } catch {
-                        throw ConfigurationError(key: "\(key)[\(i)]", problem: error.description)
-                    }
-                } else {
-                    cidrs.append(item)
-                }
-            }
-            upstreamAllowlist = try Self.prefixes(key, cidrs)
+            let (cidrs, sources) = try Self.prefixesAndSources(key, value)
+            upstreamAllowlist = cidrs
             upstreamAllowlistSources = sources
         case "upstream_allowlist_refresh_seconds": upstreamAllowlistRefreshSeconds = try Self.int(key, value, 1...604_800)
         case "bans.user_agents": bannedUserAgents = try Self.strings(key, value)
@@ -339,6 +353,28 @@ public struct ServeConfiguration: Sendable, Equatable {
         return out
     }
 
+    /// CIDRs and NAME=PATH|URL range sources, in one list (or one comma-separated string).
+    static func prefixesAndSources(_ key: String, _ value: Any) throws(ConfigurationError) -> ([IPPrefix], [RangeSource]) {
+        var cidrs: [String] = []
+        var sources: [RangeSource] = []
+        let items: [String]
+        if let text = value as? String {
+            items = text.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
+        } else {
+            items = try Self.strings(key, value)
+        }
+        for (i, item) in items.enumerated() {
+            if item.contains("=") {
+                do { sources.append(try RangeSource(parsing: item)) } catch {
+                    throw ConfigurationError(key: "\(key)[\(i)]", problem: error.description)
+                }
+            } else {
+                cidrs.append(item)
+            }
+        }
+        return (try Self.prefixes(key, cidrs), sources)
+    }
+
     static func prefixes(_ key: String, _ value: Any) throws(ConfigurationError) -> [IPPrefix] {
         let items: [Any]
         if let list = value as? [Any] { items = list } else if let text = value as? String {
@@ -389,8 +425,19 @@ public struct ServeConfiguration: Sendable, Equatable {
 
     /// Cross-field checks.
     public func validate() throws(ConfigurationError) {
-        if proxyProtocol, trustedProxies.isEmpty {
+        if proxyProtocol, !hasTrustedProxies {
             throw ConfigurationError(key: "proxy_protocol", problem: "needs trusted_proxies: PROXY headers are accepted only from them")
+        }
+        if let header = realIPHeader {
+            if header == .proxyProtocol, !proxyProtocol {
+                throw ConfigurationError(key: "real_ip_header", problem: "proxy_protocol needs proxy_protocol: true (or --proxy-protocol)")
+            }
+            if header != .proxyProtocol, proxyProtocol {
+                throw ConfigurationError(key: "real_ip_header", problem: "with proxy_protocol on, the client address comes from the PROXY header; \(header.rawValue) would not be read")
+            }
+            if !hasTrustedProxies {
+                throw ConfigurationError(key: "real_ip_header", problem: "needs trusted_proxies: the header is read only from them")
+            }
         }
         if (tlsCertificate == nil) != (tlsKey == nil) {
             throw ConfigurationError(key: tlsCertificate == nil ? "tls.certificate" : "tls.key", problem: "tls needs both certificate and key")

@@ -160,11 +160,12 @@ struct FastRoutes: Sendable {
 
     // MARK: Guards
 
-    /// The client, when no ban rule, data-center policy or missing address stands in the way
+    /// The client, when no ban rule or ban, data-center policy or unattributed address stands in the way
     /// (none of these checks changes anything).
     private func admitted(_ request: HTTPRequest, path: String, peer: IPAddress) -> IPAddress? {
         if guards.rules.violation(userAgent: request.headerFields.value(of: .userAgent), path: path) != nil { return nil }
-        let client = routes.clientAddress(peer: peer, headers: request.headerFields)
+        // Unattributed (the router answers 400 or serves it without limits) or banned (403): the router's.
+        guard let client = routes.clientAddress(peer: peer, headers: request.headerFields), !guards.limits.isBanned(client) else { return nil }
         if classifyDataCenters, routes.dataCenterPolicy.action(for: path) != .allow,
            routes.intelligence?.dataCenter(of: client) != nil {
             return nil

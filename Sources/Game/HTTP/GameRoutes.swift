@@ -188,18 +188,19 @@ public struct GameRoutes: Sendable {
         guard let peer = context.peer else {
             throw HTTPError(.badRequest, message: "cannot determine the client address")
         }
-        return clientAddress(peer: peer, headers: request.headers)
+        switch resolver.resolve(peer: peer, fields: request.headers) {
+        case .client(let client):
+            return client
+        case .unattributed(_, let reason):
+            throw HTTPError(.badRequest, headers: [.accessControlAllowOrigin: "*"],
+                            message: "cannot tell who sent this request: \(reason); nothing was claimed")
+        }
     }
 
-    /// The client behind `peer`: the peer itself unless it is a trusted proxy.
-    func clientAddress(peer: IPAddress, headers fields: HTTPFields) -> IPAddress {
-        if resolver.trustedProxies.isEmpty { return peer }
-        let headers = ClientAddressResolver.ForwardingHeaders(
-            forwarded: fields[values: .forwarded],
-            xForwardedFor: fields[values: .xForwardedFor],
-            xRealIP: fields[values: .xRealIP]
-        )
-        return resolver.resolve(peer: peer, headers: headers)
+    /// The client behind `peer` (the peer itself unless it is a trusted proxy), or nil when a
+    /// trusted proxy did not say readably for whom it asks.
+    func clientAddress(peer: IPAddress, headers fields: HTTPFields) -> IPAddress? {
+        resolver.resolve(peer: peer, fields: fields).client
     }
 
     // MARK: Claims
@@ -266,12 +267,6 @@ public struct GameRoutes: Sendable {
         Response(status: .ok, headers: [.contentType: "application/json", .cacheControl: cache, .accessControlAllowOrigin: "*"],
                  body: .init(byteBuffer: ByteBuffer(string: body)))
     }
-}
-
-extension HTTPField.Name {
-    static let xForwardedFor = HTTPField.Name("X-Forwarded-For")!
-    static let xRealIP = HTTPField.Name("X-Real-IP")!
-    static let forwarded = HTTPField.Name("Forwarded")!
 }
 
 /// Formats errors: JSON under /api, plain text elsewhere; unknown routes get a 404 body.

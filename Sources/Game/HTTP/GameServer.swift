@@ -19,6 +19,11 @@ public struct EdgeGuards: Sendable {
     /// `AllowlistRefresher`; nil when the allowlist is only CIDRs.
     public let allowlistSources: RangeSet?
     private let staticAllowlist: Box
+    /// The proxies whose word on the client address is believed: CIDRs plus published lists
+    /// (`trustedProxySources`, refreshed like the allowlist's).
+    public let trustedProxies: TrustedProxies
+    public let trustedProxySources: RangeSet?
+    private let staticTrusted: Box
 
     final class Box: Sendable {
         let value: Mutex<[IPPrefix]?>
@@ -30,11 +35,18 @@ public struct EdgeGuards: Sendable {
         allowlistSources = c.upstreamAllowlistSources.isEmpty ? nil : RangeSet(
             sources: c.upstreamAllowlistSources, refreshInterval: .seconds(c.upstreamAllowlistRefreshSeconds),
             requestTimeout: .seconds(15), logger: logger)
+        staticTrusted = Box(c.trustedProxies)
+        trustedProxies = TrustedProxies(c.trustedProxies)
+        trustedProxySources = c.trustedProxySources.isEmpty ? nil : RangeSet(
+            sources: c.trustedProxySources, refreshInterval: .seconds(c.trustedProxiesRefreshSeconds),
+            requestTimeout: .seconds(15), logger: logger)
         let bans = BanList<NetworkKey>(capacity: 65_536)
         connections = ConnectionGuard(
             maxConnections: c.maxConnections,
+            maxConnectionsPerNetwork: c.maxConnectionsPerNetwork,
             allowlist: c.upstreamAllowlist.map { PrefixSet($0) },
-            bans: bans
+            bans: bans,
+            trustedProxies: trustedProxies
         )
         // Validated with the configuration, so compiling cannot fail here.
         rules = try! RuleBook(c.requestRules)
@@ -50,12 +62,22 @@ public struct EdgeGuards: Sendable {
         )
     }
 
-    /// Applies the reloadable parts of a new configuration: bans and the upstream allowlist's
-    /// CIDRs (its sources are fixed at start and refresh on their own).
+    /// Applies the reloadable parts of a new configuration: bans, and the CIDRs of the upstream
+    /// allowlist and of the trusted proxies (their published lists are fixed at start and
+    /// refresh on their own).
     public func reload(_ c: ServeConfiguration) throws {
         try rules.replace(c.requestRules)
         staticAllowlist.value.withLock { $0 = c.upstreamAllowlist }
         applyAllowlist()
+        staticTrusted.value.withLock { $0 = c.trustedProxies }
+        applyTrustedProxies()
+    }
+
+    /// Publishes the trusted proxies: the configured CIDRs plus every range their lists hold now.
+    public func applyTrustedProxies() {
+        var prefixes = staticTrusted.value.withLock { $0 } ?? []
+        if let trustedProxySources { prefixes += trustedProxySources.table.allRanges.map(\.prefix) }
+        trustedProxies.replace(prefixes)
     }
 
     /// Publishes the allowlist: the configured CIDRs plus every range the sources hold now.
@@ -71,6 +93,11 @@ public struct EdgeGuards: Sendable {
     /// Loads the sources once (cache, files, network) and publishes the result; call before
     /// accepting connections so a CDN's ranges are allowed from the first one.
     public func loadAllowlistSources() async {
+        if let trustedProxySources {
+            await trustedProxySources.loadCache()
+            await trustedProxySources.refresh()
+            applyTrustedProxies()
+        }
         guard let allowlistSources else { return }
         await allowlistSources.loadCache()
         await allowlistSources.refresh()
@@ -97,20 +124,22 @@ public enum GameServer {
     ) throws -> Application<RouterResponder<GameRequestContext>> {
         let guards = guards ?? EdgeGuards(configuration: configuration)
         let serverName = "ipquest"
-        let trusted = PrefixSet(configuration.trustedProxies)
+        let trusted = guards.trustedProxies
         let limiter = TokenBucketLimiter<NetworkKey>(configuration: .init(
             burst: configuration.rateLimitBurst,
             refillPerSecond: configuration.rateLimitPerSecond,
             capacity: configuration.rateLimitMaxNetworks
         ))
         let routes = GameRoutes(
-            engine: engine, resolver: ClientAddressResolver(trustedProxies: trusted), claimLimiter: limiter, metricsText: metricsText,
+            engine: engine, resolver: ClientAddressResolver(trustedProxies: trusted, source: configuration.realIPSource), claimLimiter: limiter, metricsText: metricsText,
             intelligence: intelligence, dataCenterPolicy: configuration.dataCenterPolicy,
             cache: configuration.cacheTTLSeconds > 0
                 ? .init(ttl: .seconds(configuration.cacheTTLSeconds), tti: .seconds(max(30, configuration.cacheTTLSeconds)),
                         maxBytes: configuration.cacheMaxBytes, paths: GameRoutes.cachedPaths)
                 : nil)
         let router = Router(context: GameRequestContext.self)
+        // Outermost: a method outside the standard set never reaches a metric label.
+        router.add(middleware: KnownMethodMiddleware())
         // A span per request when spans go somewhere (`tracing.endpoint`); otherwise not even the no-op.
         if configuration.tracingEndpoint != nil { router.add(middleware: TracingMiddleware()) }
         router.add(middleware: MetricsMiddleware())
@@ -123,7 +152,7 @@ public enum GameServer {
         WebSite(routes: routes).register(on: router)
 
         let connections = guards.connections
-        let admission = ConnectionLifecycleHandler.Admission(reads: guards.limits.reads, claims: guards.limits.claims, isClaim: { $0.hasPrefix("/claim") })
+        let admission = ConnectionLifecycleHandler.Admission(reads: guards.limits.reads, claims: guards.limits.claims, isClaim: { RequestPath.normalized($0).hasPrefix("/claim") })
         let maxRequests = configuration.maxRequestsPerConnection
         let lifetime = TimeAmount.seconds(Int64(configuration.maxConnectionLifetimeSeconds))
         // Hot routes are answered on the event loop (FastRoutes), unless spans are wanted
@@ -131,10 +160,12 @@ public enum GameServer {
         let fastRoutes = configuration.fastPath && configuration.tracingEndpoint == nil ? FastRoutes(routes: routes, guards: guards) : nil
         let maxBodyBytes = configuration.maxBodyBytes
         let idleTimeout = TimeAmount.seconds(Int64(configuration.idleTimeoutSeconds))
+        let firstHeadTimeout = TimeAmount.seconds(Int64(min(configuration.firstHeadTimeoutSeconds, configuration.idleTimeoutSeconds)))
         let http1 = HTTP1Channel.Configuration(
             additionalChannelHandlers: {
                 let lifecycle = ConnectionLifecycleHandler(maxRequests: maxRequests, maxLifetime: lifetime, guard: connections,
-                                                           maxBodyBytes: maxBodyBytes, admission: admission, idleTimeout: idleTimeout)
+                                                           maxBodyBytes: maxBodyBytes, admission: admission, idleTimeout: idleTimeout,
+                                                           firstHeadTimeout: firstHeadTimeout)
                 guard let fastRoutes else { return [lifecycle] }
                 return [lifecycle, FastResponseHandler(serverName: serverName, client: { GameRequestContext.client(of: $0) },
                                                        responder: { request, client in fastRoutes.read(request, peer: client) })]
@@ -209,7 +240,7 @@ public enum GameServer {
             logger: logger
         )
         app.addServices(engine)
-        if guards.allowlistSources != nil { app.addServices(AllowlistRefresher(guards: guards)) }
+        if guards.allowlistSources != nil || guards.trustedProxySources != nil { app.addServices(AllowlistRefresher(guards: guards)) }
         if let tlsReloader { app.addServices(tlsReloader) }
         if let intelligence { app.addServices(intelligence) }
         return app
@@ -261,19 +292,29 @@ final class TLSReloader: Service, Sendable {
     }
 }
 
-/// Re-reads the allowlist's sources every refresh interval and swaps the merged allowlist in.
-/// A failing source keeps its last good ranges (RangeSet), so peers are never cut off by an
-/// unreachable list.
+/// Re-reads the published lists of the allowlist and of the trusted proxies every refresh
+/// interval and swaps the merged sets in. A failing source keeps its last good ranges
+/// (RangeSet), so peers are never cut off, nor proxies distrusted, by an unreachable list.
 struct AllowlistRefresher: Service {
     let guards: EdgeGuards
 
     func run() async throws {
-        guard let sources = guards.allowlistSources else { return }
+        await withTaskGroup(of: Void.self) { group in
+            if let sources = guards.allowlistSources {
+                group.addTask { await Self.refresh(sources) { guards.applyAllowlist() } }
+            }
+            if let sources = guards.trustedProxySources {
+                group.addTask { await Self.refresh(sources) { guards.applyTrustedProxies() } }
+            }
+        }
+    }
+
+    private static func refresh(_ sources: RangeSet, apply: @escaping @Sendable () -> Void) async {
         await cancelWhenGracefulShutdown {
             while !Task.isCancelled {
                 do { try await Task.sleep(for: sources.refreshInterval) } catch { return }
                 await sources.refresh()
-                guards.applyAllowlist()
+                apply()
             }
         }
     }
