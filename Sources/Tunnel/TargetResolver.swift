@@ -132,9 +132,6 @@ public final class CachingNameResolver: TargetNameResolver {
     }
 }
 
-extension TimeAmount {
-    init(_ duration: Duration) {
-        let (seconds, attoseconds) = duration.components
-        self = .nanoseconds(seconds * 1_000_000_000 + attoseconds / 1_000_000_000)
-    }
-}
+// Durations become TimeAmounts through NIO's `TimeAmount.init(_: Duration)`, which saturates at 2^63 ns (about
+// 292 years). This module once declared its own, which shadowed NIO's and trapped on `seconds * 10^9` for a
+// configuration value of a few centuries.

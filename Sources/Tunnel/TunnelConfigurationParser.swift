@@ -35,18 +35,23 @@ extension TunnelConfiguration {
         try top.checkKeys([
             "client_connection", "target_connection", "max_connections", "forward_plain_http", "log_client_address",
         ])
-        if let value = try top.integer("max_connections") {
+        if try top.isOff("max_connections") {
+            maxConnections = nil
+        } else if let value = try top.integer("max_connections") {
             guard value > 0 else { throw top.error("max_connections", "must be a positive integer") }
             maxConnections = value
         }
         if let value = try top.bool("forward_plain_http") { forwardPlainHTTP = value }
         if let value = try top.bool("log_client_address") { logClientAddress = value }
 
+        // Whether each relay policy names its idle_timeout: see `settleIdleTimeouts`.
+        var idleTimeoutGiven = (client: false, target: false)
         if let client = try top.mapping("client_connection") {
             try client.checkKeys(["initiation_timeout", "relay_policy", "proxy_authorization"])
             if let value = try client.duration("initiation_timeout") { clientConnection.initiationTimeout = value }
             if let policy = try client.mapping("relay_policy") {
                 clientConnection.relayPolicy = try RelayPolicy(policy)
+                idleTimeoutGiven.client = policy.has("idle_timeout")
             }
             if let auth = try client.mapping("proxy_authorization") {
                 try auth.checkKeys(["realm", "users"])
@@ -80,6 +85,7 @@ extension TunnelConfiguration {
             }
             if let policy = try target.mapping("relay_policy") {
                 targetConnection.relayPolicy = try RelayPolicy(policy)
+                idleTimeoutGiven.target = policy.has("idle_timeout")
             }
             if let list = try target.stringList("denied_networks") {
                 var set = PrefixSet()
@@ -102,6 +108,18 @@ extension TunnelConfiguration {
                 targetConnection.allowedPorts = ports
             }
         }
+        settleIdleTimeouts(given: idleTimeoutGiven)
+    }
+
+    /// The tunnel's idle limit is the smaller of the two policies' values, and each defaults to
+    /// `RelayPolicy.defaultIdleTimeout`. A file that sets `idle_timeout: 5m` in one policy only means five
+    /// minutes, not the other policy's default: the policy that is silent follows the one that spoke.
+    private mutating func settleIdleTimeouts(given: (client: Bool, target: Bool)) {
+        switch given {
+        case (true, false): targetConnection.relayPolicy.idleTimeout = clientConnection.relayPolicy.idleTimeout
+        case (false, true): clientConnection.relayPolicy.idleTimeout = targetConnection.relayPolicy.idleTimeout
+        default: break
+        }
     }
 }
 
@@ -111,7 +129,11 @@ extension RelayPolicy {
         try node.checkKeys([
             "idle_timeout", "min_rate_bpm", "max_rate_bps", "max_lifetime", "max_total_payload", "min_rate_grace",
         ])
-        if let value = try node.duration("idle_timeout") { idleTimeout = value }
+        if try node.isOff("idle_timeout") {
+            idleTimeout = nil
+        } else if let value = try node.duration("idle_timeout") {
+            idleTimeout = value
+        }
         if let value = try node.unsigned("min_rate_bpm") { minRateBytesPerMinute = value }
         if let value = try node.unsigned("max_rate_bps") {
             // The anchor uses 10^12 and above as "no limit".
@@ -157,6 +179,15 @@ private struct YAMLMapping {
         for (key, _) in entries where !known.contains(key) {
             throw error(key, "unknown key (known here: \(known.sorted().joined(separator: ", ")))")
         }
+    }
+
+    /// Whether the key is present with a value (null counts as absent).
+    func has(_ key: String) -> Bool { node(key) != nil }
+
+    /// `none` or `off`: a limit switched off.
+    func isOff(_ key: String) throws(TunnelConfigurationError) -> Bool {
+        guard let text = try scalar(key) else { return false }
+        return ["none", "off"].contains(text.lowercased())
     }
 
     private func node(_ key: String) -> Node? {
@@ -246,8 +277,12 @@ public struct ValueParseError: Error, Equatable, Sendable {
     public let problem: String
 }
 
+/// The longest duration a configuration may give. Timers count nanoseconds in an Int64 (292 years), and a
+/// figure beyond a century is a typo rather than a wish.
+public let maximumConfiguredDuration: Duration = .seconds(100 * 365 * 86400)
+
 /// Parses a humantime-style duration as the anchor's config uses: `10s`, `500ms`, `1m 30s`, `2h`, `1day`.
-/// A unit is required, as in the anchor ("10" alone is rejected).
+/// A unit is required, as in the anchor ("10" alone is rejected); more than `maximumConfiguredDuration` is an error.
 public func parseHumanDuration(_ text: String) throws(ValueParseError) -> Duration {
     let units: [String: Duration] = [
         "ns": .nanoseconds(1), "nsec": .nanoseconds(1),
@@ -280,7 +315,11 @@ public func parseHumanDuration(_ text: String) throws(ValueParseError) -> Durati
                     : "'\(text)' has an unknown time unit '\(unit)'"
             )
         }
+        // Checked before multiplying: `.seconds(604_800) * Int64.max` overflows Duration and traps.
+        let tooLong = ValueParseError(problem: "'\(text)' is longer than the maximum of 100 years")
+        guard Double(number) <= maximumConfiguredDuration / scale else { throw tooLong }
         total += scale * number
+        guard total <= maximumConfiguredDuration else { throw tooLong }
         parts += 1
         skipSpaces()
     }

@@ -6,6 +6,14 @@ import NIOCore
 import NIOPosix
 import NIOSSL
 
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Musl)
+import Musl
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
 /// What the listener speaks.
 public enum TunnelMode: Sendable {
     /// Plain TCP listener, HTTP CONNECT handshake.
@@ -75,6 +83,35 @@ final class TunnelServerContext: Sendable {
         self.mode = mode
         self.resolver = resolver
         self.logger = logger
+    }
+
+    /// How long accepting pauses after an accept failure (EMFILE, ENFILE, ENOBUFS, ENOMEM…), as NIO's
+    /// `AcceptBackoffHandler` would: the waiting connection keeps the listener readable, so retrying at once spins.
+    static let acceptBackoff: TimeAmount = .seconds(1)
+    /// At most one log line per this long for accept failures, across the server's loops.
+    static let acceptFailureLogInterval: TimeAmount = .seconds(10)
+    /// When the last accept-failure line was written, and the failures since that were not logged.
+    private let acceptFailures = NIOLockedValueBox<(lastLogged: NIODeadline?, suppressed: Int)>((nil, 0))
+
+    /// Any thread: an accept failed and accepting pauses for `acceptBackoff`. Logs rate-limited.
+    func acceptFailed(errno code: Int32) {
+        let now = NIODeadline.now()
+        let suppressed = acceptFailures.withLockedValue { state -> Int? in
+            if let last = state.lastLogged, now - last < Self.acceptFailureLogInterval {
+                state.suppressed += 1
+                return nil
+            }
+            defer { state = (now, 0) }
+            return state.suppressed
+        }
+        guard let suppressed else { return }
+        logger.warning(
+            "tunnel accept failed; accepting paused",
+            metadata: [
+                "errno": "\(code)", "error": "\(String(cString: strerror(code)))",
+                "pause_ms": "\(Self.acceptBackoff.nanoseconds / 1_000_000)",
+                "suppressed": "\(suppressed)",
+            ])
     }
 
     /// Takes a connection slot; false when the cap is reached.
@@ -292,6 +329,11 @@ public final class TunnelServer: Sendable {
             .serverChannelOption(.backlog, value: 1024)
             .serverChannelOption(.maxMessagesPerRead, value: 16)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
+            .serverChannelInitializer { channel in
+                channel.eventLoop.makeCompletedFuture {
+                    try channel.pipeline.syncOperations.addHandler(AcceptPauseHandler(server: context))
+                }
+            }
             .childChannelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
                     try Self.configureRelayChannel(channel)
@@ -351,6 +393,44 @@ public final class TunnelServer: Sendable {
         case .epoll(let engine): try await engine.waitUntilClosed()
         #endif
         }
+    }
+}
+
+/// Pauses accepting for `TunnelServerContext.acceptBackoff` after an accept failure (EMFILE, ENFILE, ENOBUFS,
+/// ENOMEM), as the epoll engine does.
+///
+/// Why not NIO's `AcceptBackoffHandler` (which `ServerBootstrap` adds only on its async bind): it delays the
+/// next `read()`, but when the first accept of a wake-up fails the channel still counts a read as pending, so
+/// the listener stays in the epoll set, level-triggered, and wakes again at once: 14,000 failed accepts a
+/// second under `ulimit -n 64` (NIO 2.x, measured). Turning autoRead off takes it out of the set.
+final class AcceptPauseHandler: ChannelInboundHandler {
+    typealias InboundIn = NIOAny
+
+    private let server: TunnelServerContext
+    private var resumption: Scheduled<Void>?
+
+    init(server: TunnelServerContext) {
+        self.server = server
+    }
+
+    func errorCaught(context: ChannelHandlerContext, error: any Error) {
+        guard let error = error as? IOError else {
+            context.fireErrorCaught(error)
+            return
+        }
+        server.acceptFailed(errno: error.errnoCode)
+        guard resumption == nil, let options = context.channel.syncOptions else { return }
+        try? options.setOption(.autoRead, value: false)
+        resumption = context.eventLoop.assumeIsolated().scheduleTask(in: TunnelServerContext.acceptBackoff) { [self] in
+            resumption = nil
+            try? context.channel.syncOptions?.setOption(.autoRead, value: true)
+        }
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        resumption?.cancel()
+        resumption = nil
+        context.fireChannelInactive()
     }
 }
 

@@ -16,7 +16,7 @@ struct TunnelConfigurationTests {
             max_rate_bps: 10000
         target_connection:
           dns_cache_ttl: 60s
-          allowed_targets: "(?i)(wikipedia|rust-lang)\\.org:443$"
+          allowed_targets: "^(?i)([a-z]+)\\.(wikipedia|rust-lang)\\.org:443$"
           connect_timeout: 10s
           relay_policy:
             idle_timeout: 10s
@@ -39,7 +39,7 @@ struct TunnelConfigurationTests {
         #expect(!pattern.matches("example.com:443"))
         #expect(!pattern.matches("www.wikipedia.org:80"))
         // Defaults for what the anchor's file does not say.
-        #expect(configuration.maxConnections == nil)
+        #expect(configuration.maxConnections == TunnelConfiguration.defaultMaxConnections)
         #expect(configuration.targetConnection.deniedNetworks.contains(IPAddress("127.0.0.1")!))
     }
 

@@ -61,6 +61,10 @@ final class EpollLoop: @unchecked Sendable {
     /// Tunnel ids for the log (SplitMix64; `UInt64.random` makes a getrandom system call each time).
     private var idState = UInt64.random(in: 0...UInt64.max)
     private var timers = TimerHeap()
+    /// The timer heap's key for re-arming the listener (tunnel serials start at 1).
+    private static let listenerTimer: UInt64 = 0
+    /// The listener is out of the epoll set after an accept failure, until the `listenerTimer` entry fires.
+    private var acceptPaused = false
     /// Tunnels that stopped reading to be fair to others and continue on the next turn.
     private var runQueue: [EpollTunnel] = []
     /// Messages from other threads; `nil` once the loop has stopped (and closed `wakeFD`).
@@ -192,10 +196,9 @@ final class EpollLoop: @unchecked Sendable {
                 }
             }
             if fd < 0 {
-                if errno == EINTR || errno == ECONNABORTED { continue }
-                if errno != EAGAIN {
-                    context.logger.warning("tunnel accept failed", metadata: ["errno": "\(errno)"])
-                }
+                let code = errno
+                if code == EINTR || code == ECONNABORTED { continue }
+                if code != EAGAIN && code != EWOULDBLOCK { pauseAccepting(after: code) }
                 return
             }
             // TCP_NODELAY is inherited from the listening socket (set in EpollEngine.listen).
@@ -208,6 +211,25 @@ final class EpollLoop: @unchecked Sendable {
             watch(fd, for: tunnel)
             tunnel.begin()
         }
+    }
+
+    /// The listener is level-triggered, so after EMFILE, ENFILE, ENOBUFS or ENOMEM the waiting connection
+    /// signals it again at once: retrying spun a core and wrote a million log lines in 3 s. As NIO's
+    /// `AcceptBackoffHandler` does, stop watching it for `acceptBackoff`; tunnels that end meanwhile free
+    /// descriptors, and the waiting connections stay in the kernel's queue.
+    private func pauseAccepting(after code: Int32) {
+        context.acceptFailed(errno: code)
+        guard !acceptPaused else { return }
+        acceptPaused = true
+        _ = epoll_ctl(epollFD, EPOLL_CTL_DEL, listenFD, nil)
+        timers.push(now + TunnelServerContext.acceptBackoff, Self.listenerTimer)
+    }
+
+    private func resumeAccepting() {
+        guard acceptPaused else { return }
+        acceptPaused = false
+        guard listenFD >= 0 else { return }  // closed meanwhile (stopAccepting)
+        addToEpoll(listenFD, events: EPOLLIN.rawValue, data: UInt64(UInt32(bitPattern: listenFD)))
     }
 
     private func readMessages() {
@@ -232,7 +254,11 @@ final class EpollLoop: @unchecked Sendable {
 
     private func fireTimers() {
         while let (deadline, serial) = timers.popExpired(now: now) {
-            tunnels[serial]?.timerFired(scheduledFor: deadline)
+            if serial == Self.listenerTimer {
+                resumeAccepting()
+            } else {
+                tunnels[serial]?.timerFired(scheduledFor: deadline)
+            }
         }
     }
 
@@ -260,7 +286,9 @@ final class EpollLoop: @unchecked Sendable {
         // Entries of ended tunnels and superseded deadlines stay until they fire: with a 10 s head
         // timeout at 8,000 tunnels/s that was 80,000 entries. Drop them once they outnumber the live.
         if timers.count > 2 * tunnels.count + 256 {
-            timers.removeAll { deadline, serial in tunnels[serial]?.isScheduled(at: deadline) != true }
+            timers.removeAll { deadline, serial in
+                serial != Self.listenerTimer && tunnels[serial]?.isScheduled(at: deadline) != true
+            }
         }
     }
 
