@@ -206,4 +206,33 @@ import Edge
         #expect(try await HTTP2Tests.curl(["--http2-prior-knowledge", base + "/healthz"]).stdout.hasSuffix("2 200"))
         await server.stop()
     }
+
+    /// Trusted proxies may come from a published list (a CDN's ranges), refreshed without a restart.
+    @Test func trustedProxiesFromAPublishedList() async throws {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("ipquest-trust-\(UUID().uuidString)").path
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        try "# our load balancers\n127.21.0.0/24\n".write(toFile: dir + "/lb.txt", atomically: true, encoding: .utf8)
+        var c = ServeConfiguration()
+        try c.apply(yaml: "trusted_proxies: [\"lb=\(dir)/lb.txt\"]\nreal_ip_header: x-real-ip\n")
+        #expect(c.trustedProxies.isEmpty && c.trustedProxySources.count == 1 && c.realIPSource == .xRealIP)
+        let server = try await TestServer.start(configure: {
+            $0.trustedProxySources = c.trustedProxySources
+            $0.realIPHeader = c.realIPHeader
+            $0.trustedProxiesRefreshSeconds = 1
+        }, directory: dir)
+        defer { server.removeFiles() }
+        let client = server.client
+        let named = [("X-Real-IP", "127.22.0.9")]
+        #expect(try await client.get("/ip", source: "127.21.0.1", headers: named).text == "127.22.0.9\n")
+        #expect(try await client.get("/ip", source: "127.23.0.1", headers: named).text == "127.23.0.1\n", "not listed: not believed")
+        // The list changes: the new balancer is believed, the old one no longer.
+        try "127.23.0.0/24\n".write(toFile: dir + "/lb.txt", atomically: true, encoding: .utf8)
+        let deadline = ContinuousClock.now + .seconds(10)
+        while (try? await client.get("/ip", source: "127.23.0.1", headers: named).text) != "127.22.0.9\n", ContinuousClock.now < deadline {
+            try await Task.sleep(for: .milliseconds(100))
+        }
+        #expect(try await client.get("/ip", source: "127.23.0.1", headers: named).text == "127.22.0.9\n")
+        #expect(try await client.get("/ip", source: "127.21.0.1", headers: named).text == "127.21.0.1\n")
+        await server.stop()
+    }
 }

@@ -90,7 +90,10 @@ import Edge
         defer { proxied.removeFiles() }
         let c = proxied.client
         #expect(try await c.get("/ip", source: "127.0.0.1", headers: [("X-Forwarded-For", "6.6.6.6, 203.0.113.5")]).text == "203.0.113.5\n")
-        #expect(try await c.get("/api/ip", source: "127.0.0.1", headers: [("Forwarded", "for=198.51.100.2")]).text == "{\"ip\":\"198.51.100.2\",\"version\":4,\"datacenter\":null}")
+        #expect(try await c.get("/api/ip", source: "127.0.0.1", headers: [("X-Forwarded-For", "198.51.100.2")]).text == "{\"ip\":\"198.51.100.2\",\"version\":4,\"datacenter\":null}")
+        // Only the configured header (X-Forwarded-For by default) is read: a Forwarded header
+        // alone says nothing, and the request is not the proxy's either.
+        #expect(try await c.get("/api/ip", source: "127.0.0.1", headers: [("Forwarded", "for=198.51.100.2")]).status == 400)
         // Not the trusted address: ignored even on the same machine.
         #expect(try await c.get("/ip", source: "127.0.0.2", headers: [("X-Forwarded-For", "6.6.6.6")]).text == "127.0.0.2\n")
         let v6 = try await c.get("/claim?name=six", source: "127.0.0.1", headers: [("X-Forwarded-For", "2001:db8::1")])
@@ -114,8 +117,10 @@ import Edge
         #expect(claimed.text == "The IP 198.51.100.77 was claimed for viaproxy.\n")
         let v6 = ProxyProtocolParser.encodeV1(source: IPAddress("2001:db8::9")!, destination: IPAddress("::1")!, sourcePort: 1, destinationPort: 2)
         #expect(try await c.get("/claim?name=x", source: "127.0.0.1", prefix: v6).status == 400)
-        // Without a header a trusted peer is itself.
-        #expect(try await c.get("/ip", source: "127.0.0.1").text == "127.0.0.1\n")
+        // Without a header a trusted peer announces no client: it cannot claim as itself.
+        #expect(try await c.get("/ip", source: "127.0.0.1").status == 400)
+        #expect(try await c.get("/claim?name=proxy", source: "127.0.0.1").status == 400)
+        #expect(try await c.get("/healthz", source: "127.0.0.1").status == 200, "its health checks are served")
         // A PROXY header from an untrusted peer, or a malformed one, closes the connection.
         await #expect(throws: (any Error).self) { try await c.get("/ip", source: "127.0.0.2", prefix: v1) }
         await #expect(throws: (any Error).self) { try await c.get("/ip", source: "127.0.0.1", prefix: Array("PROXY TCP4 1.2.3.4 5.6.7.8 1\r\n".utf8)) }
