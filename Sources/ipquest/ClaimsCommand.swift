@@ -17,106 +17,101 @@ struct ClaimsCommand: AsyncParsableCommand {
     }
 
     struct Export: AsyncParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "Write every claim, in address order.")
+        static let configuration = CommandConfiguration(
+            abstract: "Write every claim, in address order.",
+            discussion: "Streams from one snapshot of the database (it may run while the server runs); progress on standard error every million rows."
+        )
         @Option(help: "SQLite database file.") var database = "./ipquest.sqlite"
         @Option(help: "tsv or csv.") var format: Format = .tsv
-        @Option(name: .shortAndLong, help: "Output file (default: standard output).") var output: String?
+        @Option(name: .shortAndLong, help: "Output file (default: standard output), written to a temporary file and renamed when complete.") var output: String?
+        @Option(help: .hidden) var progressEvery = 1_000_000
 
         func run() async throws {
             guard FileManager.default.fileExists(atPath: database) else {
                 throw ValidationError("no database at \(database)")
             }
             let storage = try SQLiteClaimStorage(path: database)
-            let claims = try await storage.loadAll().sorted { $0.address < $1.address }
-            let sep = String(format.separator)
-            var text = "ip\(sep)name\(sep)claimed_at\(sep)country\(sep)asn\(sep)provider\n"
-            text.reserveCapacity(claims.count * 32)
-            for (i, claim) in claims.enumerated() {
-                let o = claim.origin
-                text += "\(claim.address)\(sep)\(claim.name.value)\(sep)\(claim.claimedAt)\(sep)\(o.country ?? "")\(sep)\(o.asn.map(String.init) ?? "")\(sep)\(o.provider ?? "")\n"
-                if (i + 1) % 100_000 == 0 { progress("exported \(i + 1)/\(claims.count)") }
-            }
+            let separator = format.separator.asciiValue!
+            let started = ContinuousClock.now
+            let report: (Int) -> Void = { progress("exported \($0) claims…") }
+            let count: Int
             if let output {
-                try text.write(toFile: output, atomically: true, encoding: .utf8)
+                let temporary = output + ".partial-\(getpid())"
+                let fd = open(temporary, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
+                guard fd >= 0 else { throw ValidationError("cannot write \(temporary): \(String(cString: strerror(errno)))") }
+                do {
+                    count = try storage.exportClaims(toFileDescriptor: fd, separator: separator, progressEvery: progressEvery, progress: report)
+                    guard fsync(fd) == 0, close(fd) == 0, rename(temporary, output) == 0 else {
+                        throw ValidationError("cannot write \(output): \(String(cString: strerror(errno)))")
+                    }
+                } catch {
+                    close(fd)
+                    unlink(temporary)
+                    throw error
+                }
             } else {
-                FileHandle.standardOutput.write(Data(text.utf8))
+                count = try storage.exportClaims(toFileDescriptor: STDOUT_FILENO, separator: separator, progressEvery: progressEvery, progress: report)
             }
-            progress("exported \(claims.count) claims")
+            progress("exported \(count) claims in \(seconds(since: started))")
         }
     }
 
     struct Import: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
             abstract: "Read claims into the database (all or nothing; run while the server is stopped).",
-            discussion: "Rows replace the current owner of their address. Any bad row aborts the import and nothing is written."
+            discussion: """
+                Rows replace the current owner of their address. Any bad row aborts the import and nothing is written. \
+                The input is streamed in one transaction: rows sorted by address (as `claims export` writes them) go fastest. \
+                Progress on standard error every million rows.
+                """
         )
         @Option(help: "SQLite database file (created if missing).") var database = "./ipquest.sqlite"
         @Option(help: "tsv or csv (default: from the file extension, else tsv).") var format: Format?
         @Argument(help: "Input file, or - for standard input.") var input: String
+        @Option(help: .hidden) var progressEvery = 1_000_000
 
         func run() async throws {
-            let data: Data
+            let fd: Int32
             if input == "-" {
-                data = FileHandle.standardInput.readDataToEndOfFile()
+                fd = STDIN_FILENO
             } else {
-                guard let d = FileManager.default.contents(atPath: input) else { throw ValidationError("cannot read \(input)") }
-                data = d
+                fd = open(input, O_RDONLY | O_CLOEXEC)
+                guard fd >= 0 else { throw ValidationError("cannot read \(input)") }
             }
+            defer { if fd != STDIN_FILENO { close(fd) } }
+            var status = stat()
+            let size = fstat(fd, &status) == 0 && (status.st_mode & S_IFMT) == S_IFREG ? Int(status.st_size) : 0
             let chosen = format ?? (input.hasSuffix(".csv") ? .csv : .tsv)
-            let text = String(decoding: data, as: UTF8.self)
-            let (claims, errors) = ClaimsFile.parse(text, separator: chosen.separator)
-            if !errors.isEmpty {
-                for e in errors.prefix(10) { progress(e) }
-                if errors.count > 10 { progress("… and \(errors.count - 10) more") }
-                progress("import aborted: \(errors.count) bad rows, nothing written")
+            let created = !FileManager.default.fileExists(atPath: database)
+            let started = ContinuousClock.now
+            let result: SQLiteClaimStorage.ImportReport
+            do {
+                let storage = try SQLiteClaimStorage(path: database)
+                progress("importing into \(database)…")
+                result = try storage.importClaims(fromFileDescriptor: fd, separator: chosen.separator.asciiValue!,
+                                                progressEvery: progressEvery) { p in
+                    let share = size > 0 ? " (\(min(100, p.bytes * 100 / size))% of the input)" : ""
+                    progress("read \(p.rows) claims\(share)…")
+                }
+            }
+            if result.errorCount > 0 {
+                for e in result.errors { progress(e) }
+                if result.errorCount > result.errors.count { progress("… and \(result.errorCount - result.errors.count) more") }
+                progress("import aborted: \(result.errorCount) bad rows, nothing written")
+                if created { // leave no empty database behind
+                    for suffix in ["", "-wal", "-shm"] { unlink(database + suffix) }
+                }
                 throw ExitCode(2)
             }
-            let storage = try SQLiteClaimStorage(path: database)
-            progress("importing \(claims.count) claims…")
-            let n = try await storage.importClaims(claims)
-            progress("imported \(n) claims into \(database)")
+            progress("imported \(result.rows) claims into \(database) in \(seconds(since: started))")
         }
     }
 }
 
-/// Parsing of exported claim files.
-enum ClaimsFile {
-    static func parse(_ text: String, separator: Character) -> ([Claim], [String]) {
-        var claims: [Claim] = []
-        var errors: [String] = []
-        for (index, rawLine) in text.split(separator: "\n", omittingEmptySubsequences: false).enumerated() {
-            let line = rawLine.hasSuffix("\r") ? rawLine.dropLast() : rawLine
-            if line.isEmpty { continue }
-            let fields = line.split(separator: separator, omittingEmptySubsequences: false).map { field -> Substring in
-                field.count >= 2 && field.hasPrefix("\"") && field.hasSuffix("\"") ? field.dropFirst().dropLast() : field
-            }
-            if index == 0, fields.first == "ip" { continue } // header
-            let lineNumber = index + 1
-            guard fields.count == 3 || fields.count == 6 else {
-                errors.append("line \(lineNumber): expected 3 fields (ip, name, claimed_at) or 6 (… country, asn, provider), got \(fields.count)"); continue
-            }
-            guard let address = IPv4Address(fields[0]) else { errors.append("line \(lineNumber): '\(fields[0])' is not an IPv4 address"); continue }
-            let name: PlayerName
-            do { name = try PlayerName(validating: String(fields[1])) } catch {
-                errors.append("line \(lineNumber): \(error.description)"); continue
-            }
-            guard let at = Int64(fields[2]), at >= 0 else { errors.append("line \(lineNumber): '\(fields[2])' is not a Unix time"); continue }
-            var origin = ClaimOrigin.unknown
-            if fields.count == 6 {
-                let (country, asn, provider) = (fields[3], fields[4], fields[5])
-                guard country.isEmpty || ClaimOrigin.normalizedCountry(String(country)) != nil else {
-                    errors.append("line \(lineNumber): '\(country)' is not a two-letter country code"); continue
-                }
-                guard asn.isEmpty || UInt32(asn) != nil else { errors.append("line \(lineNumber): '\(asn)' is not an AS number"); continue }
-                guard provider.utf8.count <= 64, provider.allSatisfy({ $0.isASCII && !$0.isWhitespace }) else {
-                    errors.append("line \(lineNumber): '\(provider)' is not a provider name"); continue
-                }
-                origin = ClaimOrigin(country: country.isEmpty ? nil : String(country), asn: UInt32(asn), provider: provider.isEmpty ? nil : String(provider))
-            }
-            claims.append(Claim(address: address, name: name, claimedAt: at, origin: origin))
-        }
-        return (claims, errors)
-    }
+private func seconds(since start: ContinuousClock.Instant) -> String {
+    let d = ContinuousClock.now - start
+    let s = Double(d.components.seconds) + Double(d.components.attoseconds) / 1e18
+    return String(format: "%.1f s", s)
 }
 
 func progress(_ message: String) {
