@@ -35,12 +35,16 @@ struct ServeCommand: AsyncParsableCommand {
             help: "The one header trusted proxies name the client in: x-forwarded-for (default), forwarded, x-real-ip, cf-connecting-ip, fly-client-ip, true-client-ip. Every other forwarding header is ignored.")
     var realIPHeader: String?
     @Option(help: "full (fsync per commit) or normal (survives process crashes only).") var durability: String?
+    @Option(name: .customLong("log-format"), help: "text (default) or json: one JSON object per line on stderr (log.format).")
+    var logFormat: LogFormat?
 
     func run() async throws {
         let settings = try Self.loadConfiguration(file: config) { cfg throws(ConfigurationError) in try applyFlags(&cfg) }
+        (LogFormat(rawValue: settings.logFormat) ?? .text).bootstrap()
 
         let registry = PrometheusCollectorRegistry()
         MetricsSystem.bootstrap(PrometheusMetricsFactory(registry: registry))
+        Gauge(label: "ipquest_build_info", dimensions: [("version", IPQuestVersion.number), ("commit", IPQuestVersion.commit)]).record(1)
         let tracing = try Self.bootstrapTracing(settings)
         var logger = Logger(label: "ipquest")
         logger.logLevel = ProcessInfo.processInfo.environment["LOG_LEVEL"].flatMap(Logger.Level.init(rawValue:)) ?? .info
@@ -55,6 +59,10 @@ struct ServeCommand: AsyncParsableCommand {
                 storage = try SQLiteClaimStorage(path: settings.database, durability: settings.durability)
             }
         } catch {
+            if let advice = SQLiteBackup.corruptionAdvice(for: error, path: settings.database) {
+                FileHandle.standardError.write(Data((advice + "\n").utf8))
+                throw ExitCode(1)
+            }
             let shown = PostgresSettings.isPostgresURL(settings.database) ? ((try? PostgresSettings(url: settings.database))?.redacted ?? "postgres") : settings.database
             FileHandle.standardError.write(Data("ipquest: cannot open database \(shown): \(error)\n".utf8))
             throw ExitCode(1)
@@ -63,7 +71,19 @@ struct ServeCommand: AsyncParsableCommand {
         engineConfiguration.queueCapacity = settings.queueCapacity
         engineConfiguration.maxBatch = settings.maxBatch
         engineConfiguration.gatherWindow = .milliseconds(settings.gatherMilliseconds)
-        let engine = try await GameEngine(storage: storage, configuration: engineConfiguration, logger: logger)
+        if settings.checkpointIntervalSeconds > 0, !PostgresSettings.isPostgresURL(settings.database) {
+            engineConfiguration.checkpointPath = settings.database + ".board"
+            engineConfiguration.checkpointInterval = .seconds(settings.checkpointIntervalSeconds)
+        }
+        let engine: GameEngine
+        do {
+            engine = try await GameEngine(storage: storage, configuration: engineConfiguration, logger: logger)
+        } catch {
+            // Loading reads every row: a damaged page may show only now.
+            guard let advice = SQLiteBackup.corruptionAdvice(for: error, path: settings.database) else { throw error }
+            FileHandle.standardError.write(Data((advice + "\n").utf8))
+            throw ExitCode(1)
+        }
         #if canImport(Glibc)
         // Loading builds the board from every stored row and drops the rows; give the freed
         // pages back (glibc keeps them otherwise).
@@ -172,6 +192,7 @@ struct ServeCommand: AsyncParsableCommand {
         if !trustedProxies.isEmpty { try cfg.set("trusted_proxies", trustedProxies) }
         if proxyProtocol { cfg.proxyProtocol = true }
         if let realIPHeader { try cfg.set("real_ip_header", realIPHeader) }
+        if let logFormat { try cfg.set("log.format", logFormat.rawValue) }
     }
 
     /// Reads the YAML file (if any), then applies the flags, then validates. Any problem is one

@@ -31,6 +31,8 @@ public struct ConfigurationError: Error, CustomStringConvertible, Equatable {
 /// proxy_protocol: false                 # PROXY v1/v2 from trusted proxies (same as real_ip_header: proxy_protocol)
 /// rate_limit: { burst: 127, per_second: 1, max_networks: 1048576 }
 /// claims: { queue_capacity: 65536, max_batch: 4096, gather_ms: 3 }   # gather_ms: how long a batch may wait for more under load
+/// checkpoint:                           # SQLite: the board written to DATABASE.board, so a start replays only newer claims
+///   interval_seconds: 300               # how often a changed board is written (also at shutdown); 0 = never
 /// http:
 ///   idle_timeout_seconds: 30            # also the deadline for a request head (slowloris)
 ///   first_head_timeout_seconds: 10      # a new connection's first request head must arrive within this
@@ -40,6 +42,7 @@ public struct ConfigurationError: Error, CustomStringConvertible, Equatable {
 ///   http2: false                        # without tls: cleartext HTTP/2 only (h2c, prior knowledge), for behind a proxy
 ///   fast_path: true                     # answer snapshot reads, claims and /ip on the event loop, not the router
 /// metrics: { address: 127.0.0.1:9100 }  # serve /metrics there only (default: on the main port)
+/// log: { format: text }                 # text | json (one JSON object per line, same fields)
 /// tracing:                              # a span per request, exported over OTLP/HTTP
 ///   endpoint: http://127.0.0.1:4318     # the collector (/v1/traces is added to a bare address; absent: no spans)
 ///   service_name: ipquest
@@ -114,6 +117,8 @@ public struct ServeConfiguration: Sendable, Equatable {
     public var maxBatch = 4_096
     /// Under load, how long the claim writer lets a batch gather (`GameEngine.Configuration.gatherWindow`).
     public var gatherMilliseconds = 3
+    /// How often the board is checkpointed (SQLite only); 0 turns checkpoints off.
+    public var checkpointIntervalSeconds = 300
     public var idleTimeoutSeconds = 30
     public var firstHeadTimeoutSeconds = 10
     public var maxHeaderBytes = 16 * 1024
@@ -130,6 +135,8 @@ public struct ServeConfiguration: Sendable, Equatable {
     public var tracingEndpoint: String?
     public var tracingServiceName = "ipquest"
     public var tracingSampleRatio = 1.0
+    /// `log.format`: `text` (one line per record) or `json` (one JSON object per line).
+    public var logFormat = "text"
 
     // Edge guards (see Edge): in-flight, connections, per-network limits, bans.
     public var maxInFlight = 1_024
@@ -168,9 +175,11 @@ public struct ServeConfiguration: Sendable, Equatable {
         "trusted_proxies_refresh_seconds": nil, "real_ip_header": nil,
         "rate_limit": ["burst", "per_second", "max_networks"],
         "claims": ["queue_capacity", "max_batch", "gather_ms"],
+        "checkpoint": ["interval_seconds"],
         "http": ["idle_timeout_seconds", "first_head_timeout_seconds", "max_header_bytes", "max_header_fields", "max_body_bytes", "http2", "fast_path"],
         "tls": ["certificate", "key", "check_seconds"],
         "metrics": ["address"],
+        "log": ["format"],
         "tracing": ["endpoint", "service_name", "sample_ratio"],
         "limits": [
             "max_in_flight", "max_in_flight_claims", "max_connections", "max_connections_per_network", "max_requests_per_connection",
@@ -246,6 +255,7 @@ public struct ServeConfiguration: Sendable, Equatable {
         case "claims.queue_capacity": queueCapacity = try Self.int(key, value, 1...10_000_000)
         case "claims.max_batch": maxBatch = try Self.int(key, value, 1...100_000)
         case "claims.gather_ms": gatherMilliseconds = try Self.int(key, value, 0...50)
+        case "checkpoint.interval_seconds": checkpointIntervalSeconds = try Self.int(key, value, 0...86_400)
         case "http.idle_timeout_seconds": idleTimeoutSeconds = try Self.int(key, value, 1...86_400)
         case "http.first_head_timeout_seconds": firstHeadTimeoutSeconds = try Self.int(key, value, 1...86_400)
         case "http.max_header_bytes": maxHeaderBytes = try Self.int(key, value, 1_024...1 << 20)
@@ -265,6 +275,10 @@ public struct ServeConfiguration: Sendable, Equatable {
             let host = String(text[..<colon]).trimmingCharacters(in: CharacterSet(charactersIn: "[]"))
             guard IPAddress(host) != nil || host == "localhost" else { throw ConfigurationError(key: key, problem: "'\(host)' is not an IP address") }
             metricsAddress = ListenAddress(host: host, port: port)
+        case "log.format":
+            let text = try Self.string(key, value)
+            guard text == "text" || text == "json" else { throw ConfigurationError(key: key, problem: "'\(text)' is not one of text, json") }
+            logFormat = text
         case "tracing.endpoint":
             let text = try Self.string(key, value)
             guard let url = URL(string: text), ["http", "https"].contains(url.scheme?.lowercased() ?? ""), url.host != nil else {

@@ -1,3 +1,4 @@
+import Foundation
 public import IPAddress
 import Logging
 import Metrics
@@ -62,6 +63,11 @@ public final class GameEngine: Service, Sendable {
         /// and without a wait a busy server committed about 25 claims at a time: at 3 ms,
         /// batches of 200 took about a fifth of the CPU per claim away (bench/claims.sh).
         public var gatherWindow: Duration = .milliseconds(3)
+        /// Where the board is checkpointed (resumable storages only: SQLite); nil: never. A
+        /// start then loads the checkpoint and replays only the claims committed after it.
+        public var checkpointPath: String?
+        /// How often a changed board is checkpointed (in the background; also at shutdown).
+        public var checkpointInterval: Duration = .seconds(300)
         public init() {}
     }
 
@@ -102,6 +108,14 @@ public final class GameEngine: Service, Sendable {
     let commitTimer = Timer(label: "ipquest_claim_commit_duration")
     let queueFullCounter = Counter(label: "ipquest_claims_rejected_total", dimensions: [("reason", "queue_full")])
     let snapshotTimer = Timer(label: "ipquest_snapshot_build_duration")
+    let checkpointTimer = Timer(label: "ipquest_checkpoint_write_duration")
+    let checkpointFailures = Counter(label: "ipquest_checkpoint_failures_total")
+    /// The storage, when board checkpoints are on.
+    let resumable: (any ResumableClaimStorage)?
+    /// Board version of the last checkpoint written (nil: none yet since start).
+    let checkpointedVersion = Mutex<UInt64?>(nil)
+    /// How the board was built at start: "checkpoint" or "storage".
+    public let startedFrom: String
     let queueDepth = Gauge(label: "ipquest_claim_queue_depth")
 
     /// Loads the stored claims and builds the board.
@@ -112,13 +126,60 @@ public final class GameEngine: Service, Sendable {
         self.logger = logger
         // Cursor first: claims committed while loading come again through the feed (harmless).
         initialCursor = try await storage.changeCursor()
-        let claims = try await storage.loadAll()
-        var scoreboard = Scoreboard()
-        scoreboard.load(claims, now: clock.seconds)
+        resumable = configuration.checkpointPath == nil ? nil : storage as? any ResumableClaimStorage
+        let started = ContinuousClock.now
+        var scoreboard: Scoreboard
+        var resumedVersion: UInt64?
+        if let resumable, let path = configuration.checkpointPath,
+           let resumed = await Self.resume(from: path, storage: resumable, now: clock.seconds, logger: logger) {
+            scoreboard = resumed
+            resumedVersion = resumed.version
+            startedFrom = "checkpoint"
+        } else {
+            let claims = try await storage.loadAll()
+            scoreboard = Scoreboard()
+            scoreboard.load(claims, now: clock.seconds)
+            startedFrom = "storage"
+        }
+        if let resumable {
+            scoreboard.storagePosition = resumable.storagePosition
+            // What precedes the board's position may be folded; the next checkpoint is at or after it.
+            resumable.allowFold(through: resumedVersion == nil ? scoreboard.storagePosition : scoreboard.checkpointPosition)
+        }
         board = Mutex(scoreboard)
         snapshots = SnapshotStore()
-        logger.info("loaded claims", metadata: ["addresses": "\(claims.count)"])
+        logger.info("loaded claims", metadata: [
+            "addresses": "\(scoreboard.addressCount)", "from": "\(startedFrom)",
+            "seconds": "\(Double((ContinuousClock.now - started).nanosecondsClamped) / 1e9)",
+        ])
         refreshSnapshots()
+    }
+
+    /// The board from a checkpoint plus the claims committed after it, or nil (with the reason
+    /// logged) when the checkpoint is missing, damaged or stale: then the caller loads storage.
+    static func resume(from path: String, storage: any ResumableClaimStorage, now: Int64, logger: Logger) async -> Scoreboard? {
+        guard FileManager.default.fileExists(atPath: path) else {
+            logger.notice("no board checkpoint yet; loading every stored claim", metadata: ["checkpoint": "\(path)"])
+            return nil
+        }
+        do {
+            var (board, generation) = try BoardCheckpoint.read(from: path)
+            guard let later = try await storage.claims(after: board.storagePosition, generation: generation) else {
+                logger.warning("board checkpoint is stale (storage was compacted past it or bulk-written); loading every stored claim",
+                               metadata: ["checkpoint": "\(path)"])
+                return nil
+            }
+            board.checkpointPosition = board.storagePosition
+            board.advance(to: now)
+            for claim in later {
+                board.apply(address: claim.address, name: claim.name, at: claim.claimedAt, origin: claim.origin, enforceRefreshInterval: false)
+            }
+            logger.info("board resumed from checkpoint", metadata: ["checkpoint": "\(path)", "replayed": "\(later.count)"])
+            return board
+        } catch {
+            logger.warning("\(error); loading every stored claim", metadata: ["checkpoint": "\(path)"])
+            return nil
+        }
     }
 
     // MARK: Claims
@@ -160,9 +221,54 @@ public final class GameEngine: Service, Sendable {
                 group.addTask { try await self.writeLoop() }
                 group.addTask { await self.snapshotLoop() }
                 if self.initialCursor != nil { group.addTask { await self.followTimer() } }
+                if self.resumable != nil { group.addTask { await self.checkpointLoop() } }
             }
         } onGracefulShutdown: {
             self.close()
+        }
+        // Everything accepted is stored and on the board: the next start resumes from here.
+        if resumable != nil { await checkpoint() }
+    }
+
+    // MARK: Checkpoints
+
+    private func checkpointLoop() async {
+        // A start that loaded every stored claim checkpoints at once, so the next one need not.
+        if startedFrom != "checkpoint" { await checkpoint() }
+        while !Task.isCancelled, !isClosed {
+            try? await Task.sleep(for: configuration.checkpointInterval)
+            if isClosed { return }
+            await checkpoint()
+        }
+    }
+
+    /// Writes the board as it is now (a copy: claims go on meanwhile) when it changed since
+    /// the last checkpoint; then lets the storage compact what precedes it. Public for tests.
+    public func checkpoint() async {
+        guard let resumable, let path = configuration.checkpointPath else { return }
+        let copy = board.withLock { $0 }
+        if checkpointedVersion.withLock({ $0 }) == copy.version { return }
+        let started = ContinuousClock.now
+        do {
+            let generation = try await resumable.generation()
+            try await Self.onBlockingThread { try BoardCheckpoint.write(copy, generation: generation, to: path) }
+            checkpointedVersion.withLock { $0 = copy.version }
+            resumable.allowFold(through: copy.storagePosition)
+            checkpointTimer.recordNanoseconds((ContinuousClock.now - started).nanosecondsClamped)
+            logger.info("board checkpoint written", metadata: [
+                "checkpoint": "\(path)", "position": "\(copy.storagePosition)", "addresses": "\(copy.addressCount)",
+                "seconds": "\(Double((ContinuousClock.now - started).nanosecondsClamped) / 1e9)",
+            ])
+        } catch {
+            checkpointFailures.increment()
+            logger.error("board checkpoint failed; the journal keeps everything since the last one", metadata: ["error": "\(error)"])
+        }
+    }
+
+    /// File writes of hundreds of MB stay off the cooperative thread pool.
+    static func onBlockingThread(_ body: @escaping @Sendable () throws -> Void) async throws {
+        try await withCheckedThrowingContinuation { (c: CheckedContinuation<Void, any Error>) in
+            DispatchQueue.global(qos: .utility).async { c.resume(with: Result { try body() }) }
         }
     }
 
@@ -343,6 +449,8 @@ public final class GameEngine: Service, Sendable {
     /// A stored batch, not yet on the board nor answered.
     struct Committed: Sendable {
         var decided: Decided
+        /// The storage position of its last claim (resumable storages).
+        var position: Int64?
     }
 
     /// Decides each claim's effect in order, as if the earlier ones in the batch, and
@@ -378,9 +486,14 @@ public final class GameEngine: Service, Sendable {
     func store(_ decided: Decided) async -> Committed? {
         do {
             let started = ContinuousClock.now
-            try await storage.append(decided.effective)
+            var position: Int64?
+            if let resumable {
+                position = try await resumable.appendReturningPosition(decided.effective)
+            } else {
+                try await storage.append(decided.effective)
+            }
             commitTimer.recordNanoseconds((ContinuousClock.now - started).nanosecondsClamped)
-            return Committed(decided: decided)
+            return Committed(decided: decided, position: position)
         } catch {
             logger.error("claim batch not stored", metadata: ["error": "\(error)", "claims": "\(decided.batch.count)"])
             for p in decided.batch { p.complete(.failure(ClaimError.unavailable("storage error"))) }
@@ -395,6 +508,7 @@ public final class GameEngine: Service, Sendable {
             for claim in decided.effective {
                 board.apply(address: claim.address, name: claim.name, at: claim.claimedAt, origin: claim.origin, enforceRefreshInterval: false)
             }
+            if let position = committed.position { board.storagePosition = position }
         }
         batchRecorder.record(decided.batch.count)
         claimsCounter.increment(by: decided.effective.count)

@@ -64,41 +64,54 @@ public struct Scoreboard: Sendable {
     /// Minimum age before a re-claim by the current owner refreshes its timestamp.
     public static let refreshInterval: Int64 = 3_600
 
-    struct Owner {
-        var name: UInt32
-        var claimedAt: Int64
-        var seq: UInt64
+    /// Where an address was when claimed, packed; interned once per distinct value.
+    struct PackedOrigin: Hashable, Sendable {
         var asn: UInt32
         /// `CountryCode.rawValue` (two ASCII letters packed); 0 = unknown.
         var country: UInt16
         /// Index + 1 into `providers`; 0 = not a data-center address.
         var provider: UInt16
+        static let unknown = PackedOrigin(asn: 0, country: 0, provider: 0)
     }
 
-    struct LogEntry {
-        var ip: UInt32
+    /// The owner of one address, unpacked from its page slot.
+    struct Owner {
         var name: UInt32
         var claimedAt: Int64
-        var seq: UInt64
+        var asn: UInt32
+        var country: UInt16
+        var provider: UInt16
     }
 
-    private(set) var names: [PlayerName] = []
-    private var nameIDs: [String: UInt32] = [:]
-    private var owners: [UInt32: Owner] = [:]
-    private var seq: UInt64 = 0
+    /// An address whose claim entered the time-ordered log at `time`. The entry is the current
+    /// claim of the address as long as the address's slot still carries that time; a re-claim
+    /// in the same second keeps the one entry.
+    struct LogEntry: Equatable, Sendable {
+        var ip: UInt32
+        var time: UInt32
+    }
+
+    internal(set) var names: [PlayerName] = []
+    var nameIDs: [String: UInt32] = [:]
+    var addresses = AddressPages()
+    /// Interned origins; id 0 is the unknown origin.
+    var origins: [PackedOrigin] = [.unknown]
+    var originIDs: [PackedOrigin: UInt32] = [.unknown: 0]
 
     /// A slot is a period over all addresses (0..<5) or over data-center addresses only (5..<10).
-    private static let slots = 2 * Period.allCases.count
+    static let slots = 2 * Period.allCases.count
     private static func dataCenterSlot(_ period: Int) -> Int { period + Period.allCases.count }
 
     /// Addresses per player in each (slot, block), at `slot * 256 + block`: one flat array,
     /// so a count is one hash lookup with no nested copy-on-write checks.
-    private var counts: [[UInt32: Int32]] = Array(repeating: [:], count: 2 * Period.allCases.count * 256)
+    var counts: [[UInt32: Int32]] = Array(repeating: [:], count: 2 * Period.allCases.count * 256)
     /// Addresses per player and slot, dense at `name * slots + slot` (names are interned
     /// 0, 1, 2, …): a claim updates up to 20 totals, none of them through a hash.
-    private var totals: [Int32] = []
+    var totals: [Int32] = []
     /// Players with a non-zero total, per slot.
-    private var playersInSlot = [Int](repeating: 0, count: 2 * Period.allCases.count)
+    var playersInSlot = [Int](repeating: 0, count: 2 * Period.allCases.count)
+    /// Addresses counted in each slot (the log's live size in the month slot).
+    var addressesInSlot = [Int](repeating: 0, count: 2 * Period.allCases.count)
 
     private static func countIndex(_ slot: Int, _ block: Int) -> Int { slot &* 256 &+ block }
     private static func totalIndex(_ slot: Int, _ name: UInt32) -> Int { Int(name) &* slots &+ slot }
@@ -106,35 +119,46 @@ public struct Scoreboard: Sendable {
     private func total(_ slot: Int, _ name: UInt32) -> Int32 { totals[Self.totalIndex(slot, name)] }
 
     /// All-time addresses per country / AS / player, by name.
-    private var byCountry: [UInt16: [UInt32: Int32]] = [:]
-    private var byAS: [UInt32: [UInt32: Int32]] = [:]
-    private var countriesOfPlayer: [UInt32: [UInt16: Int32]] = [:]
-    private var dataCenterOfPlayer: [UInt32: Int32] = [:]
-    private var providers: [String] = []
-    private var providerIDs: [String: UInt16] = [:]
+    var byCountry: [UInt16: [UInt32: Int32]] = [:]
+    var byAS: [UInt32: [UInt32: Int32]] = [:]
+    var countriesOfPlayer: [UInt32: [UInt16: Int32]] = [:]
+    var dataCenterOfPlayer: [UInt32: Int32] = [:]
+    var providers: [String] = []
+    var providerIDs: [String: UInt16] = [:]
 
     /// Claims in time order, with one cursor per period: entries at or after
     /// `cursor[p]` have `claimedAt >= cutoff[p]`.
-    private var log: [LogEntry] = []
-    private var cursor: [Int] = Array(repeating: 0, count: Period.allCases.count)
-    private var cutoff: [Int64] = Array(repeating: Int64.min, count: Period.allCases.count)
-    private var latestTime: Int64 = Int64.min
+    var log: [LogEntry] = []
+    var cursor: [Int] = Array(repeating: 0, count: Period.allCases.count)
+    var cutoff: [Int64] = Array(repeating: Int64.min, count: Period.allCases.count)
+    var latestTime: Int64 = Int64.min
 
     /// The most recent effective claims, newest last (bounded).
-    private var recentRing: [LogEntry] = []
-    private static let recentCapacity = 512
+    var recentRing: [LogEntry] = []
+    /// Most log entries allowed beyond twice the live ones before the log is compacted: a
+    /// re-claim war (the same addresses claimed over and over) must not grow memory with
+    /// the number of claims, only with the number of addresses.
+    static let logSlack = 65_536
+    static let recentCapacity = 512
 
     public init() {}
 
     /// Bumped whenever any count changes (a claim, or a claim leaving a window), so readers
     /// can tell cheaply whether their encoded views are still current.
-    public private(set) var version: UInt64 = 0
+    public internal(set) var version: UInt64 = 0
     /// Bumped when a count of that period changes (indexed by `Period.index`): a claim moves
     /// every period, a claim leaving a window only that window's. The refresher re-encodes
     /// only the periods whose version moved.
-    public private(set) var periodVersions = [UInt64](repeating: 0, count: Period.allCases.count)
+    public internal(set) var periodVersions = [UInt64](repeating: 0, count: Period.allCases.count)
+    /// The storage position this board reflects: every claim committed up to it is applied,
+    /// none after (set by the engine as it applies committed batches; 0 when unknown).
+    public internal(set) var storagePosition: Int64 = 0
+    /// The position of the checkpoint this board was resumed from (not written to checkpoints).
+    var checkpointPosition: Int64 = 0
 
-    public var addressCount: Int { owners.count }
+    public var addressCount: Int { addresses.count }
+    /// Entries in the time-ordered log (live or superseded), for memory checks.
+    public var logCount: Int { log.count }
     public var playerCount: Int { playersInSlot[0] }
 
     // MARK: Updates
@@ -148,9 +172,9 @@ public struct Scoreboard: Sendable {
 
     /// What a claim would do, without doing it.
     public func evaluate(address: IPv4Address, name: PlayerName, at time: Int64) -> Outcome {
-        if let existing = owners[address.value] {
+        if let existing = addresses.get(address.value) {
             let ownerName = names[Int(existing.name)]
-            if ownerName == name, time - existing.claimedAt < Scoreboard.refreshInterval { return .unchanged }
+            if ownerName == name, time - Int64(existing.time) < Scoreboard.refreshInterval { return .unchanged }
             return .claimed(previousOwner: ownerName)
         }
         return .claimed(previousOwner: nil)
@@ -162,29 +186,80 @@ public struct Scoreboard: Sendable {
     public mutating func apply(address: IPv4Address, name: PlayerName, at requestedTime: Int64, origin: ClaimOrigin = .unknown, enforceRefreshInterval: Bool = true) -> Outcome {
         let ip = address.value
         let nameID = intern(name)
-        // Keep the log ordered even if the wall clock steps back a little.
-        let time = max(requestedTime, latestTime)
+        // Keep the log ordered even if the wall clock steps back a little; times are stored
+        // as 32-bit Unix seconds.
+        let time = Self.clampTime(max(requestedTime, latestTime))
         var previous: PlayerName?
-        if let existing = owners[ip] {
+        let existing = addresses.get(ip)
+        if let existing {
             previous = names[Int(existing.name)]
-            if enforceRefreshInterval, existing.name == nameID, time - existing.claimedAt < Scoreboard.refreshInterval {
+            if enforceRefreshInterval, existing.name == nameID, time - Int64(existing.time) < Scoreboard.refreshInterval {
                 return .unchanged
             }
-            adjust(ip: ip, existing, by: -1)
+            adjust(ip: ip, owner(existing), by: -1)
         }
-        seq &+= 1
-        let owner = Owner(name: nameID, claimedAt: time, seq: seq, asn: origin.asn ?? 0,
-                          country: origin.country.flatMap { CountryCode($0)?.rawValue } ?? 0, provider: internProvider(origin.provider))
-        owners[ip] = owner
-        adjust(ip: ip, owner, by: 1)
-        let entry = LogEntry(ip: ip, name: nameID, claimedAt: time, seq: seq)
-        if time >= cutoff[Period.month.index] { log.append(entry) }
+        let packed = PackedOrigin(asn: origin.asn ?? 0, country: origin.country.flatMap { CountryCode($0)?.rawValue } ?? 0,
+                                  provider: internProvider(origin.provider))
+        let slot = AddressPages.Slot(name: nameID, time: UInt32(time), origin: internOrigin(packed), octet: UInt8(truncatingIfNeeded: ip))
+        addresses.set(ip, slot)
+        adjust(ip: ip, owner(slot), by: 1)
+        let entry = LogEntry(ip: ip, time: UInt32(time))
+        // The same address claimed again within its second already has this entry.
+        if time >= cutoff[Period.month.index], existing?.time != UInt32(time) { log.append(entry) }
         latestTime = max(latestTime, time)
         recentRing.append(entry)
         if recentRing.count > 2 * Scoreboard.recentCapacity {
             recentRing.removeFirst(recentRing.count - Scoreboard.recentCapacity)
         }
+        compactLogIfMostlyStale()
         return .claimed(previousOwner: previous)
+    }
+
+    static func clampTime(_ t: Int64) -> Int64 { min(max(t, 0), Int64(UInt32.max)) }
+
+    private func owner(_ slot: AddressPages.Slot) -> Owner {
+        let o = origins[Int(slot.origin)]
+        return Owner(name: slot.name, claimedAt: Int64(slot.time), asn: o.asn, country: o.country, provider: o.provider)
+    }
+
+    private mutating func internOrigin(_ origin: PackedOrigin) -> UInt32 {
+        if let id = originIDs[origin] { return id }
+        // Distinct (country, AS, provider) triples number in the hundreds of thousands; past
+        // the 24 bits a slot holds, new ones are recorded as unknown.
+        guard origins.count <= Int(AddressPages.maxOrigin) else { return 0 }
+        let id = UInt32(origins.count)
+        origins.append(origin)
+        originIDs[origin] = id
+        return id
+    }
+
+    /// Whether `entry` still stands for its address's current claim.
+    private func isLive(_ entry: LogEntry) -> Bool { addresses.get(entry.ip)?.time == entry.time }
+
+    /// Drops superseded entries once they outnumber the live ones in the month window by far.
+    private mutating func compactLogIfMostlyStale() {
+        let month = Period.month.index
+        let pending = log.count - cursor[month]
+        guard pending > 2 * addressesInSlot[month] + Self.logSlack else { return }
+        var kept: [LogEntry] = []
+        kept.reserveCapacity(addressesInSlot[month] + Self.logSlack / 2)
+        for i in cursor[month]..<log.count where isLive(log[i]) { kept.append(log[i]) }
+        log = kept
+        repositionCursors()
+    }
+
+    /// Each timed period's cursor on its first entry inside the window (the log is in time order).
+    private mutating func repositionCursors() {
+        for period in Period.allCases where period.seconds != nil {
+            let p = period.index
+            var low = 0
+            var high = log.count
+            while low < high {
+                let mid = (low + high) >> 1
+                if Int64(log[mid].time) < cutoff[p] { low = mid + 1 } else { high = mid }
+            }
+            cursor[p] = low
+        }
     }
 
     private mutating func adjust(ip: UInt32, _ owner: Owner, by delta: Int32) {
@@ -214,6 +289,7 @@ public struct Scoreboard: Sendable {
 
     private mutating func count(slot: Int, block: Int, name: UInt32, by delta: Int32) {
         Self.add(&counts[Self.countIndex(slot, block)], name, delta)
+        addressesInSlot[slot] += Int(delta)
         let i = Self.totalIndex(slot, name)
         let before = totals[i]
         let after = before &+ delta
@@ -265,14 +341,14 @@ public struct Scoreboard: Sendable {
             let newCutoff = now - length
             guard newCutoff > cutoff[p] else { continue }
             var i = cursor[p]
-            while i < log.count, log[i].claimedAt < newCutoff {
+            while i < log.count, Int64(log[i].time) < newCutoff {
                 let e = log[i]
-                if let owner = owners[e.ip], owner.seq == e.seq {
+                if let slot = addresses.get(e.ip), slot.time == e.time {
                     version &+= 1
                     periodVersions[p] &+= 1
                     let block = Int(e.ip >> 24)
-                    count(slot: p, block: block, name: e.name, by: -1)
-                    if owner.provider != 0 { count(slot: Self.dataCenterSlot(p), block: block, name: e.name, by: -1) }
+                    count(slot: p, block: block, name: slot.name, by: -1)
+                    if origins[Int(slot.origin)].provider != 0 { count(slot: Self.dataCenterSlot(p), block: block, name: slot.name, by: -1) }
                 }
                 i += 1
             }
@@ -298,27 +374,25 @@ public struct Scoreboard: Sendable {
         }
         // Position each cursor on the first entry inside its window (entries before it
         // were never counted there).
-        for period in Period.allCases where period.seconds != nil {
-            let p = period.index
-            var i = 0
-            while i < log.count, log[i].claimedAt < cutoff[p] { i += 1 }
-            cursor[p] = i
-        }
+        repositionCursors()
     }
 
     // MARK: Queries
 
     public func owner(of address: IPv4Address) -> Claim? {
-        guard let o = owners[address.value] else { return nil }
+        guard let slot = addresses.get(address.value) else { return nil }
+        let o = owner(slot)
         return Claim(address: address, name: names[Int(o.name)], claimedAt: o.claimedAt, origin: origin(of: o))
     }
 
     /// The newest effective claims still current, newest first.
     public func recent(limit: Int = 50) -> [Claim] {
         var out: [Claim] = []
+        var seen: Set<UInt32> = []
         for e in recentRing.reversed() where out.count < limit {
-            guard let o = owners[e.ip], o.seq == e.seq else { continue }
-            out.append(Claim(address: IPv4Address(e.ip), name: names[Int(e.name)], claimedAt: e.claimedAt, origin: origin(of: o)))
+            guard let slot = addresses.get(e.ip), slot.time == e.time, seen.insert(e.ip).inserted else { continue }
+            let o = owner(slot)
+            out.append(Claim(address: IPv4Address(e.ip), name: names[Int(o.name)], claimedAt: o.claimedAt, origin: origin(of: o)))
         }
         return out
     }
@@ -496,8 +570,8 @@ public struct Scoreboard: Sendable {
     /// One pass over all owners: callers cache the result.
     public func areaHolders(block: Int) -> (names: [PlayerName], holders: [Int32]) {
         var keys: [UInt64] = []
-        for (ip, owner) in owners where Int(ip >> 24) == block {
-            keys.append(UInt64((ip >> 8) & 0xFFFF) << 32 | UInt64(owner.name))
+        addresses.forEach(inBlock: block) { ip, slot in
+            keys.append(UInt64((ip >> 8) & 0xFFFF) << 32 | UInt64(slot.name))
         }
         keys.sort()
         var holders = [Int32](repeating: -1, count: 65_536)
@@ -606,8 +680,8 @@ public struct Scoreboard: Sendable {
 
     /// Every current claim (for export and tests), in address order.
     public func allClaims() -> [Claim] {
-        owners.keys.sorted().map { ip in
-            let o = owners[ip]!
+        addresses.sortedAddresses().map { ip, slot in
+            let o = owner(slot)
             return Claim(address: IPv4Address(ip), name: names[Int(o.name)], claimedAt: o.claimedAt, origin: origin(of: o))
         }
     }

@@ -46,3 +46,23 @@ extension ClaimStorage {
     /// Up to `limit` claims committed after `cursor` (latest per address), oldest first.
     public func changes(since cursor: Int64, limit: Int) async throws -> ClaimChanges { ClaimChanges(claims: [], cursor: cursor) }
 }
+
+/// A storage whose commits carry increasing positions, so the board can be resumed from a
+/// checkpoint taken at a position by replaying only what was committed after it (SQLite's
+/// journal). The engine tells it how far its durable checkpoints reach (`allowFold`), so it
+/// keeps the claims after that position where `claims(after:generation:)` can find them.
+public protocol ResumableClaimStorage: ClaimStorage {
+    /// `append`, returning the position of the batch's last claim (nil for an empty batch).
+    func appendReturningPosition(_ claims: [Claim]) async throws -> Int64?
+    /// The position of the last commit.
+    var storagePosition: Int64 { get }
+    /// Changes whenever claims are written around the positions (a bulk import).
+    func generation() async throws -> Int64
+    /// Claims committed after `position`, in commit order; nil when that cannot be told any
+    /// more (the claims were compacted away, or the generation changed).
+    func claims(after position: Int64, generation: Int64) async throws -> [Claim]?
+    /// A board checkpoint at `position` is durable: what precedes it may be compacted.
+    func allowFold(through position: Int64)
+}
+
+extension SQLiteClaimStorage: ResumableClaimStorage {}

@@ -1,5 +1,6 @@
 import Foundation
 import GRDB
+import Synchronization
 import GRDBSQLite
 public import IPAddress
 
@@ -10,6 +11,12 @@ public import IPAddress
 /// `claim_journal`, whose keys are sequential (hundreds of thousands of rows/s), and a
 /// compaction step folds the journal into `claims` in small chunks between batches. Loading
 /// reads `claims` and then replays the journal in order, so the two together are the truth.
+///
+/// Journal rows carry sequence numbers that only grow (assigned here, not by SQLite, whose
+/// rowids restart when the table empties). A board checkpoint taken at position P is resumed
+/// by replaying the journal rows after P, so the fold never goes past the last durable
+/// checkpoint (`allowFold(through:)`); `meta` records how far it went (`folded_through`) and
+/// a `generation` that a bulk import bumps, so a stale checkpoint is detected, never trusted.
 public final class SQLiteClaimStorage: ClaimStorage {
     public enum Durability: String, Sendable, CaseIterable {
         /// fsync on every commit: survives power loss.
@@ -20,6 +27,14 @@ public final class SQLiteClaimStorage: ClaimStorage {
 
     public let path: String
     let pool: DatabasePool
+    /// The next journal sequence number, and how far the fold may go (checkpoints).
+    private let sequence: Sequence
+
+    final class Sequence: Sendable {
+        let state: Mutex<(next: Int64, foldLimit: Int64)>
+        init(next: Int64) { state = Mutex((next, Int64.max)) }
+        func withLock<T>(_ body: (inout (next: Int64, foldLimit: Int64)) -> T) -> T { state.withLock { body(&$0) } }
+    }
 
     public init(path: String, durability: Durability = .full) throws {
         self.path = path
@@ -35,6 +50,12 @@ public final class SQLiteClaimStorage: ClaimStorage {
         }
         pool = try DatabasePool(path: path, configuration: configuration)
         try Self.migrator.migrate(pool)
+        let next = try pool.read { db -> Int64 in
+            let journal = try Int64.fetchOne(db, sql: "SELECT max(seq) FROM claim_journal") ?? 0
+            let folded = try Int64.fetchOne(db, sql: "SELECT value FROM meta WHERE key = 'folded_through'") ?? 0
+            return max(journal, folded) + 1
+        }
+        sequence = Sequence(next: next)
     }
 
     /// Versioned schema changes, applied in one transaction each on open.
@@ -65,6 +86,15 @@ public final class SQLiteClaimStorage: ClaimStorage {
                     ALTER TABLE \(table) ADD COLUMN provider TEXT;
                     """)
             }
+        }
+        migrator.registerMigration("v3-meta") { db in
+            // folded_through: every journal row up to it may be in `claims` instead; generation:
+            // bumped by bulk writes (import) that a board checkpoint cannot know about.
+            try db.execute(sql: """
+                CREATE TABLE meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL);
+                INSERT INTO meta (key, value) VALUES ('folded_through', (SELECT coalesce(max(seq), 0) FROM claim_journal));
+                INSERT INTO meta (key, value) VALUES ('generation', 1);
+                """)
         }
         return migrator
     }
@@ -97,19 +127,68 @@ public final class SQLiteClaimStorage: ClaimStorage {
     }
 
     public func append(_ claims: [Claim]) async throws {
-        guard !claims.isEmpty else { return }
-        try await Self.inCachedTransaction(pool) { db in
-            try Self.insert(claims, with: db.cachedStatement(sql: "INSERT INTO claim_journal (\(Self.columns)) VALUES (?, ?, ?, ?, ?, ?)"), in: db)
+        _ = try await appendReturningPosition(claims)
+    }
+
+    /// Appends in one transaction; returns the sequence number of the batch's last row.
+    public func appendReturningPosition(_ claims: [Claim]) async throws -> Int64? {
+        guard !claims.isEmpty else { return nil }
+        let sequence = self.sequence
+        return try await Self.inCachedTransaction(pool) { db in
+            // The writer is serial (the pool's writer queue), so numbers are taken in commit order;
+            // a failed transaction gives its numbers up (gaps are harmless).
+            let first = sequence.withLock { s -> Int64 in
+                defer { s.next += Int64(claims.count) }
+                return s.next
+            }
+            try Self.insert(claims, firstSeq: first,
+                            with: db.cachedStatement(sql: "INSERT INTO claim_journal (seq, \(Self.columns)) VALUES (?, ?, ?, ?, ?, ?, ?)"), in: db)
+            return first + Int64(claims.count) - 1
+        }
+    }
+
+    /// The fold may move journal rows up to `position` into `claims`: a board checkpoint at
+    /// `position` is durable. Until the first call the fold is unbounded (no checkpoints).
+    public func allowFold(through position: Int64) {
+        sequence.withLock { $0.foldLimit = position }
+    }
+
+    public var storagePosition: Int64 { sequence.withLock { $0.next - 1 } }
+
+    /// The bulk-write generation (`meta.generation`).
+    public func generation() async throws -> Int64 {
+        try await pool.read { db in try Int64.fetchOne(db, sql: "SELECT value FROM meta WHERE key = 'generation'") ?? 0 }
+    }
+
+    /// The claims committed after `position`, in commit order; nil when the journal no longer
+    /// holds all of them (folded past `position`) or a bulk write changed the table since
+    /// (`generation` differs): then only a full load is right.
+    public func claims(after position: Int64, generation expected: Int64) async throws -> [Claim]? {
+        try await pool.read { db -> [Claim]? in
+            let folded = try Int64.fetchOne(db, sql: "SELECT value FROM meta WHERE key = 'folded_through'") ?? 0
+            let generation = try Int64.fetchOne(db, sql: "SELECT value FROM meta WHERE key = 'generation'") ?? 0
+            guard generation == expected, folded <= position else { return nil }
+            var out: [Claim] = []
+            let rows = try Row.fetchCursor(db, sql: "SELECT \(Self.columns) FROM claim_journal WHERE seq > ? ORDER BY seq", arguments: [position])
+            while let row = try rows.next() {
+                if let claim = Self.claim(from: row) { out.append(claim) }
+            }
+            return out
         }
     }
 
     /// Runs `statement` (whose parameters are the six `columns`) once per claim. Rows are bound
     /// with SQLite's C API: GRDB's StatementArguments boxes every value of every row, which
     /// showed in the claim path's profile (bench/claims.sh).
-    static func insert(_ claims: [Claim], with statement: Statement, in db: Database) throws {
+    static func insert(_ claims: [Claim], firstSeq: Int64? = nil, with statement: Statement, in db: Database) throws {
         let handle = statement.sqliteStatement
-        for claim in claims {
-            bind(claim, to: handle)
+        for (i, claim) in claims.enumerated() {
+            if let firstSeq {
+                sqlite3_bind_int64(handle, 1, firstSeq + Int64(i))
+                bind(claim, to: handle, offset: 1)
+            } else {
+                bind(claim, to: handle)
+            }
             let code = sqlite3_step(handle)
             sqlite3_reset(handle)
             guard code == SQLITE_DONE else {
@@ -134,18 +213,18 @@ public final class SQLiteClaimStorage: ClaimStorage {
         }
     }
 
-    /// Binds the six `columns` of `claim` (SQLite copies the text).
-    static func bind(_ claim: Claim, to handle: SQLiteStatement) {
+    /// Binds the six `columns` of `claim` (SQLite copies the text), from parameter `offset + 1` on.
+    static func bind(_ claim: Claim, to handle: SQLiteStatement, offset: Int32 = 0) {
         let transient = unsafeBitCast(OpaquePointer(bitPattern: -1), to: sqlite3_destructor_type.self)
         func text(_ index: Int32, _ value: String?) {
-            guard var value else { sqlite3_bind_null(handle, index); return }
-            value.withUTF8 { sqlite3_bind_text(handle, index, $0.baseAddress, Int32($0.count), transient) }
+            guard var value else { sqlite3_bind_null(handle, offset + index); return }
+            _ = value.withUTF8 { sqlite3_bind_text(handle, offset + index, $0.baseAddress, Int32($0.count), transient) }
         }
-        sqlite3_bind_int64(handle, 1, Int64(claim.address.value))
+        sqlite3_bind_int64(handle, offset + 1, Int64(claim.address.value))
         text(2, claim.name.value)
-        sqlite3_bind_int64(handle, 3, claim.claimedAt)
+        sqlite3_bind_int64(handle, offset + 3, claim.claimedAt)
         text(4, claim.origin.country)
-        if let asn = claim.origin.asn { sqlite3_bind_int64(handle, 5, Int64(asn)) } else { sqlite3_bind_null(handle, 5) }
+        if let asn = claim.origin.asn { sqlite3_bind_int64(handle, offset + 5, Int64(asn)) } else { sqlite3_bind_null(handle, offset + 5) }
         text(6, claim.origin.provider)
     }
 
@@ -153,9 +232,11 @@ public final class SQLiteClaimStorage: ClaimStorage {
 
     /// Folds up to `budget` of the oldest journal rows into `claims`.
     public func maintain(budget: Int) async throws -> Int {
-        try await Self.inCachedTransaction(pool) { db in
-            guard let first = try Int64.fetchOne(db.cachedStatement(sql: "SELECT min(seq) FROM claim_journal")) else { return 0 }
-            let last = first + Int64(budget) - 1
+        let limit = sequence.withLock { $0.foldLimit }
+        return try await Self.inCachedTransaction(pool) { db in
+            guard let first = try Int64.fetchOne(db.cachedStatement(sql: "SELECT min(seq) FROM claim_journal")), first <= limit else { return 0 }
+            let last = min(first + Int64(budget) - 1, limit)
+            try db.cachedStatement(sql: "UPDATE meta SET value = max(value, ?) WHERE key = 'folded_through'").execute(arguments: [last])
             try db.cachedStatement(sql: """
                 INSERT INTO claims (\(Self.columns))
                 SELECT \(Self.columns) FROM claim_journal WHERE seq BETWEEN ? AND ? ORDER BY seq
@@ -182,17 +263,25 @@ public final class SQLiteClaimStorage: ClaimStorage {
     public func importClaims(_ claims: [Claim]) async throws -> Int {
         try await pool.write { db in
             // Fold any journal first so imported rows are not overridden by older journal rows.
-            try db.execute(sql: """
-                INSERT INTO claims (\(Self.columns))
-                SELECT \(Self.columns) FROM claim_journal WHERE true ORDER BY seq
-                ON CONFLICT (ip) DO UPDATE SET \(Self.upsertSet);
-                DELETE FROM claim_journal;
-                """)
+            try Self.foldAllAndBumpGeneration(db)
             try Self.insert(claims, with: db.cachedStatement(sql: """
                 INSERT INTO claims (\(Self.columns)) VALUES (?, ?, ?, ?, ?, ?)
                 ON CONFLICT (ip) DO UPDATE SET \(Self.upsertSet)
                 """), in: db)
             return claims.count
         }
+    }
+
+    /// Before a bulk write: folds the whole journal and bumps the generation, so any board
+    /// checkpoint taken before is known to be stale.
+    static func foldAllAndBumpGeneration(_ db: Database) throws {
+        try db.execute(sql: """
+            UPDATE meta SET value = max(value, (SELECT coalesce(max(seq), 0) FROM claim_journal)) WHERE key = 'folded_through';
+            INSERT INTO claims (\(Self.columns))
+            SELECT \(Self.columns) FROM claim_journal WHERE true ORDER BY seq
+            ON CONFLICT (ip) DO UPDATE SET \(Self.upsertSet);
+            DELETE FROM claim_journal;
+            UPDATE meta SET value = value + 1 WHERE key = 'generation';
+            """)
     }
 }

@@ -1,0 +1,176 @@
+/// The board's fields in a checkpoint file (`BoardCheckpoint`), in one fixed order. Arrays of
+/// plain values (address slots, totals, the log) are written as they are in memory; maps as
+/// counted lists of pairs. Reading checks every index the board will later use (player
+/// names, origins, providers, cursors), so even a file with a valid hash but wrong content
+/// is refused rather than trusted.
+extension Scoreboard {
+    func encode(into out: inout CheckpointWriter) {
+        out.i64(storagePosition)
+        out.u64(version)
+        for v in periodVersions { out.u64(v) }
+        out.i64(latestTime)
+        for c in cutoff { out.i64(c) }
+        for c in cursor { out.count(c) }
+
+        out.count(names.count)
+        for name in names { out.string(name.value) }
+        out.count(providers.count)
+        for provider in providers { out.string(provider) }
+        out.count(origins.count)
+        out.raw(origins)
+
+        out.count(addresses.pages.count)
+        out.count(addresses.count)
+        for (key, page) in addresses.pages {
+            out.u32(key)
+            out.u16(UInt16(page.count))
+            out.raw(page)
+        }
+
+        for map in counts { Self.encodePairs(map, &out) }
+        out.count(totals.count)
+        out.raw(totals)
+        for n in playersInSlot { out.count(n) }
+        for n in addressesInSlot { out.count(n) }
+
+        out.count(byCountry.count)
+        for (country, map) in byCountry {
+            out.u16(country)
+            Self.encodePairs(map, &out)
+        }
+        out.count(byAS.count)
+        for (asn, map) in byAS {
+            out.u32(asn)
+            Self.encodePairs(map, &out)
+        }
+        out.count(countriesOfPlayer.count)
+        for (name, map) in countriesOfPlayer {
+            out.u32(name)
+            out.count(map.count)
+            for (country, n) in map {
+                out.u16(country)
+                out.i32(n)
+            }
+        }
+        Self.encodePairs(dataCenterOfPlayer, &out)
+
+        out.count(log.count)
+        out.raw(log)
+        out.count(recentRing.count)
+        out.raw(recentRing)
+    }
+
+    private static func encodePairs(_ map: [UInt32: Int32], _ out: inout CheckpointWriter) {
+        out.count(map.count)
+        for (key, value) in map {
+            out.u32(key)
+            out.i32(value)
+        }
+    }
+
+    init(decoding input: inout CheckpointReader) throws {
+        self.init()
+        func refuse(_ reason: String) -> BoardCheckpoint.Refused { BoardCheckpoint.Refused(reason: reason) }
+        let periods = Period.allCases.count
+        storagePosition = try input.i64()
+        version = try input.u64()
+        periodVersions = try (0..<periods).map { _ in try input.u64() }
+        latestTime = try input.i64()
+        cutoff = try (0..<periods).map { _ in try input.i64() }
+        let cursors = try (0..<periods).map { _ in try input.u64() }
+
+        let nameCount = try input.count(elementSize: 4)
+        names.reserveCapacity(nameCount)
+        nameIDs.reserveCapacity(nameCount)
+        for id in 0..<nameCount {
+            let text = try input.string()
+            let name = PlayerName(trusted: text)
+            guard nameIDs.updateValue(UInt32(id), forKey: text) == nil else { throw refuse("player '\(text)' appears twice") }
+            names.append(name)
+        }
+        let providerCount = try input.count(elementSize: 4)
+        for id in 0..<providerCount {
+            let provider = try input.string()
+            providers.append(provider)
+            providerIDs[provider] = UInt16(truncatingIfNeeded: id + 1)
+        }
+        let originCount = try input.count(elementSize: MemoryLayout<PackedOrigin>.stride)
+        guard originCount >= 1 else { throw refuse("no origin table") }
+        origins = try input.raw(originCount, as: PackedOrigin.self)
+        originIDs = [:]
+        originIDs.reserveCapacity(originCount)
+        for (id, origin) in origins.enumerated() {
+            guard Int(origin.provider) <= providers.count else { throw refuse("an origin names provider \(origin.provider) of \(providers.count)") }
+            originIDs[origin] = UInt32(id)
+        }
+
+        let pageCount = try input.count(elementSize: 6)
+        let addressCount = try input.count(elementSize: 12)
+        var pages: [UInt32: [AddressPages.Slot]] = [:]
+        pages.reserveCapacity(pageCount)
+        var seen = 0
+        for _ in 0..<pageCount {
+            let key = try input.u32()
+            let n = Int(try input.u16())
+            guard key <= 0xFF_FFFF, (1...256).contains(n) else { throw refuse("page \(key) of \(n) slots") }
+            let page = try input.raw(n, as: AddressPages.Slot.self)
+            var previous = -1
+            for slot in page {
+                guard Int(slot.octet) > previous, slot.name < nameCount, Int(slot.origin) < originCount else {
+                    throw refuse("page \(key) holds a slot out of order or naming an unknown player or origin")
+                }
+                previous = Int(slot.octet)
+            }
+            guard pages.updateValue(page, forKey: key) == nil else { throw refuse("page \(key) appears twice") }
+            seen += n
+        }
+        guard seen == addressCount else { throw refuse("\(seen) addresses in pages, \(addressCount) announced") }
+        addresses = AddressPages(pages: pages, count: addressCount)
+
+        for i in counts.indices { counts[i] = try Self.decodePairs(&input, names: nameCount) }
+        let totalCount = try input.count(elementSize: 4)
+        guard totalCount == nameCount * Self.slots else { throw refuse("\(totalCount) totals for \(nameCount) players") }
+        totals = try input.raw(totalCount, as: Int32.self)
+        playersInSlot = try (0..<Self.slots).map { _ in Int(try input.u64()) }
+        addressesInSlot = try (0..<Self.slots).map { _ in Int(try input.u64()) }
+
+        for _ in 0..<(try input.count(elementSize: 10)) {
+            let country = try input.u16()
+            byCountry[country] = try Self.decodePairs(&input, names: nameCount)
+        }
+        for _ in 0..<(try input.count(elementSize: 12)) {
+            let asn = try input.u32()
+            byAS[asn] = try Self.decodePairs(&input, names: nameCount)
+        }
+        for _ in 0..<(try input.count(elementSize: 12)) {
+            let name = try input.u32()
+            guard name < nameCount else { throw refuse("country counts for unknown player \(name)") }
+            var map: [UInt16: Int32] = [:]
+            for _ in 0..<(try input.count(elementSize: 6)) {
+                let country = try input.u16()
+                map[country] = try input.i32()
+            }
+            countriesOfPlayer[name] = map
+        }
+        dataCenterOfPlayer = try Self.decodePairs(&input, names: nameCount)
+
+        log = try input.raw(try input.count(elementSize: MemoryLayout<LogEntry>.stride), as: LogEntry.self)
+        recentRing = try input.raw(try input.count(elementSize: MemoryLayout<LogEntry>.stride), as: LogEntry.self)
+        cursor = try cursors.map { c -> Int in
+            guard c <= UInt64(log.count) else { throw refuse("a period cursor past the log") }
+            return Int(c)
+        }
+    }
+
+    private static func decodePairs(_ input: inout CheckpointReader, names: Int) throws -> [UInt32: Int32] {
+        let n = try input.count(elementSize: 8)
+        var map: [UInt32: Int32] = [:]
+        map.reserveCapacity(n)
+        for _ in 0..<n {
+            let key = try input.u32()
+            guard key < names else { throw BoardCheckpoint.Refused(reason: "a count names unknown player \(key)") }
+            map[key] = try input.i32()
+        }
+        return map
+    }
+}
