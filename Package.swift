@@ -130,11 +130,14 @@ let package = Package(
             swiftSettings: swiftSettings
         ),
 
+        // The git commit the binary was built from (scripts/with-build-info.sh; "unknown" otherwise).
+        .target(name: "CIPQuestBuildInfo"),
+
         // The command line: argument parsing and wiring only.
         .executableTarget(
             name: "ipquest",
             dependencies: [
-                "IPAddress", "LocationDB", "CloudRanges", "Edge", "Game", "Tunnel",
+                "IPAddress", "LocationDB", "CloudRanges", "Edge", "Game", "Tunnel", "CIPQuestBuildInfo",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),

@@ -11,6 +11,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 product=${1:-ipquest}
 shift $(( $# > 0 ? 1 : 0 ))
-exec "${SWIFT:-swift}" build -c release --static-swift-stdlib \
+# scripts/with-build-info.sh bakes the git commit into the binary (`ipquest --version`).
+exec scripts/with-build-info.sh "${SWIFT:-swift}" build -c release --static-swift-stdlib \
     -Xswiftc -Xfrontend -Xswiftc -function-sections -Xcc -ffunction-sections \
     --product "$product" "$@"

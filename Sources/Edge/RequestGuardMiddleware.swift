@@ -130,6 +130,7 @@ public struct RequestGuardMiddleware<Context: RequestContext>: RouterMiddleware 
         var context = context
         let requestID = RequestID.acceptable(request.headers[RequestID.field]) ?? RequestID.next()
         context.logger[metadataKey: "request_id"] = "\(requestID)"
+        context.logger[metadataKey: "client"] = "\(clientAddress(request, context).map { "\($0)" } ?? "unattributed")"
         var response = try await guarded(request, context: context, next: next)
         response.headers[RequestID.field] = requestID
         return response

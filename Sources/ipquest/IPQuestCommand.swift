@@ -4,6 +4,7 @@ struct IPQuestCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "ipquest",
         abstract: "Capture-the-IP game server and IP toolkit.",
+        version: IPQuestVersion.line,
         subcommands: [
             // One line per tool; each lives in its own file in this folder.
             ServeCommand.self,
@@ -12,6 +13,9 @@ struct IPQuestCommand: AsyncParsableCommand {
             RangesCommand.self,
             LocationCommand.self,
             TunnelCommand.self,
+            BackupCommand.self,
+            RestoreCommand.self,
+            VersionCommand.self,
         ]
     )
 }

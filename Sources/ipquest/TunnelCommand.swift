@@ -35,6 +35,8 @@ struct TunnelCommand: AsyncParsableCommand {
     var engine: TunnelEngine = .automatic
     @Option(name: .customLong("log-level"), help: "trace, debug, info (one line per tunnel), notice, warning, error.")
     var logLevel: String = "info"
+    @Option(name: .customLong("log-format"), help: "text (default) or json: one JSON object per line on stderr.")
+    var logFormat: LogFormat = .text
 
     struct HTTPMode: AsyncParsableCommand {
         static let configuration = CommandConfiguration(commandName: "http", abstract: "Plain TCP listener, CONNECT handshake.")
@@ -112,7 +114,7 @@ struct TunnelCommand: AsyncParsableCommand {
         guard let level = Logger.Level(rawValue: logLevel) else {
             throw ValidationError("--log-level must be one of trace, debug, info, notice, warning, error, critical")
         }
-        var logger = Logger(label: "ipquest.tunnel") { LineLogHandler(label: $0) }
+        var logger = Logger(label: "ipquest.tunnel") { [logFormat] in logFormat.tunnelHandler(label: $0) }
         logger.logLevel = level
 
         let registry = PrometheusCollectorRegistry()

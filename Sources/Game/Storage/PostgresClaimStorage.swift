@@ -1,6 +1,7 @@
 import Foundation
 import IPAddress
 import Logging
+import Metrics
 import NIOPosix
 import PostgresNIO
 import Synchronization
@@ -200,6 +201,7 @@ public final class PostgresClaimStorage: ClaimStorage {
                 claims.append(Claim(address: IPv4Address(address), name: PlayerName(trusted: name), claimedAt: at,
                                     origin: ClaimOrigin(country: country, asn: asn.flatMap { UInt32(exactly: $0) }, provider: provider)))
             }
+            Gauge(label: "ipquest_postgres_feed_polled_timestamp_seconds").record(Date().timeIntervalSince1970) // feed lag = now - this
             return ClaimChanges(claims: claims, cursor: claims.count < limit ? max(visible, cursor) : lastRow)
         }
     }
