@@ -121,6 +121,7 @@ import IPAddress
         _ = try await storage.importClaims([Self.claim("10.0.0.0", "old", 1), Self.claim("200.0.0.1", "old", 2)])
         try await storage.append([Self.claim("10.0.0.0", "journal", 3)])
         let before = Self.sorted(try await storage.loadAll())
+        let generation = try await storage.generation()
         let rows = 300_000
         var text = Self.header
         text.reserveCapacity(rows * 48)
@@ -137,11 +138,14 @@ import IPAddress
         #expect(report.errors == ["line \(rows + 2): '1.2.3' is not an IPv4 address"])
         #expect(Self.sorted(try await storage.loadAll()) == before)
         #expect(try await storage.journalLength() == 1)
+        #expect(try await storage.generation() == generation)
 
         let done = try Self.importFile(storage, good)
         #expect(done.errorCount == 0 && done.rows == rows)
         #expect(try await storage.count() == rows + 1)
         #expect(try await storage.journalLength() == 0)
+        // A board checkpoint taken before the import is known to be stale.
+        #expect(try await storage.generation() == generation + 1)
         let stored = Self.sorted(try await storage.loadAll())
         #expect(stored.first == Self.claim("10.0.0.0", "new0", 1_700_000_000, ClaimOrigin(country: "DE", asn: 3320)))
         #expect(stored.last == Self.claim("200.0.0.1", "old", 2))

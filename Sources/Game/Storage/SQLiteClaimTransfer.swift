@@ -121,13 +121,9 @@ extension SQLiteClaimStorage {
                 open = false
             }
             do {
-                // Fold the journal first, so that older journal rows do not override imported ones.
-                try db.execute(sql: """
-                    INSERT INTO claims (\(Self.columns))
-                    SELECT \(Self.columns) FROM claim_journal WHERE true ORDER BY seq
-                    ON CONFLICT (ip) DO UPDATE SET \(Self.upsertSet);
-                    DELETE FROM claim_journal;
-                    """)
+                // Fold the journal first, so that older journal rows do not override imported
+                // ones, and bump the generation: a board checkpoint taken before is stale.
+                try Self.foldAllAndBumpGeneration(db)
                 let statement = try db.makeStatement(sql: """
                     INSERT INTO claims (\(Self.columns)) VALUES (?, ?, ?, ?, ?, ?)
                     ON CONFLICT (ip) DO UPDATE SET \(Self.upsertSet)
