@@ -1,7 +1,8 @@
 // Claims shaped like ipv4.games for `ipquest claims import` (TSV, six columns), deterministic
 // for a seed: addresses in runs inside /24s (runs and gaps of random length, /24s mostly close
-// to each other, with jumps that spread the rows over most /8s), a few players holding most (Zipf over the players), one timestamp per run spread over
-// the 60 days before NOW, origin fields by /8 and /16 (country, AS, a cloud provider for some).
+// to each other, with jumps that spread the rows over most /8s), a few players holding most
+// (Zipf over the players), one timestamp per run spread over the 60 days before NOW, origin
+// fields by /8 and /16 (country, AS, a cloud provider for some).
 //
 //   gen_claims -n ROWS [-p PLAYERS=20000] [-s ZIPF_EXPONENT=1.2] [-d] [-o sorted|blocks|random]
 //              [-t NOW=time()] [-r SEED=1]
