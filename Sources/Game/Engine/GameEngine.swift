@@ -236,7 +236,12 @@ public final class GameEngine: Service, Sendable {
         // A start that loaded every stored claim checkpoints at once, so the next one need not.
         if startedFrom != "checkpoint" { await checkpoint() }
         while !Task.isCancelled, !isClosed {
-            try? await Task.sleep(for: configuration.checkpointInterval)
+            // In short steps: a graceful shutdown must not wait out a whole interval (the
+            // final checkpoint is written by `run` once the writer has drained the queue).
+            let due = ContinuousClock.now + configuration.checkpointInterval
+            while ContinuousClock.now < due, !isClosed, !Task.isCancelled {
+                try? await Task.sleep(for: min(.milliseconds(250), due - ContinuousClock.now))
+            }
             if isClosed { return }
             await checkpoint()
         }
@@ -550,7 +555,7 @@ public final class GameEngine: Service, Sendable {
                 return (BoardViews(board, periods: moved), board.version, board.periodVersions)
             }
             publishedVersion.store(version, ordering: .releasing)
-            snapshots.publish(views.encode(now: (sec, nsec)))
+            snapshots.publish(views.encode(now: (sec, nsec)), leaderboards: views.leaderboardSources)
             published = periodVersions
         }
     }

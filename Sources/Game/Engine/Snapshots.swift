@@ -58,6 +58,22 @@ final class LazyGzip: Sendable {
 public struct Snapshot: Sendable {
     public var bodies: [String: EncodedBody] = [:]
     public var createdAt: Int64 = 0
+    /// Each leaderboard in full (its body holds the first page): later pages are encoded per
+    /// request from these, so a board of a million players is never sent, nor encoded, whole.
+    public var leaderboards: [String: [Scoreboard.LeaderboardEntry]] = [:]
+    /// Entries in a leaderboard body and in a page without `limit`.
+    public static let leaderboardPageSize = 100
+    public static let maxLeaderboardPageSize = 1_000
+
+    /// One page of a leaderboard: entries from `offset` on, at most `limit`, wrapped like the
+    /// snapshot body (`total_players`, `next_cursor`).
+    public func leaderboardPage(_ key: String, period: Period, residential: Bool, offset: Int, limit: Int, now: Int64) -> String? {
+        guard let entries = leaderboards[key] else { return nil }
+        let start = min(offset, entries.count)
+        let page = entries[start..<min(entries.count, start + limit)]
+        return LeaderboardJSON.wrap(LeaderboardJSON.entries(page), period: period, residential: residential, updatedAt: now,
+                                    total: entries.count, limit: limit, next: start + page.count < entries.count ? start + page.count : nil)
+    }
 
     public subscript(key: String) -> EncodedBody? { bodies[key] }
 
@@ -78,9 +94,10 @@ final class SnapshotStore: Sendable {
 
     /// Publishes new bodies, keeping the old encoding of any body whose content is unchanged
     /// and every body `fresh` does not mention (its period did not move).
-    func publish(_ fresh: [String: (content: String, wrap: (String) -> String)]) {
+    func publish(_ fresh: [String: (content: String, wrap: (String) -> String)], leaderboards: [String: [Scoreboard.LeaderboardEntry]] = [:]) {
         let previous = current
         var next = previous
+        next.leaderboards.merge(leaderboards) { _, new in new }
         for (key, item) in fresh {
             let etag = "\"\(fnv1a64(item.content))\""
             if let old = previous.bodies[key], old.etag == etag {
@@ -129,6 +146,16 @@ struct BoardViews {
         }
     }
 
+    /// The full leaderboards behind the first pages, for later pages.
+    var leaderboardSources: [String: [Scoreboard.LeaderboardEntry]] {
+        var out: [String: [Scoreboard.LeaderboardEntry]] = [:]
+        for p in periods {
+            out[Snapshot.leaderboardKey(p)] = leaderboards[p] ?? []
+            out[Snapshot.leaderboardKey(p, residential: true)] = residentialLeaderboards[p] ?? []
+        }
+        return out
+    }
+
     func encode(now: (Int64, Int32)) -> [String: (content: String, wrap: (String) -> String)] {
         let nowArray = "[\(now.0),\(now.1)]"
         var out: [String: (content: String, wrap: (String) -> String)] = [:]
@@ -167,11 +194,14 @@ struct BoardViews {
         out[Snapshot.apiRecentKey] = (apiRecent, { (inner: String) -> String in "{\"updated_at\":\(now.0),\"claims\":[\(inner)]}" })
         for p in periods {
             for residential in [false, true] {
-                let board = ((residential ? residentialLeaderboards[p] : leaderboards[p]) ?? []).map {
-                    "{\"rank\":\($0.rank),\"name\":\(JSON.string($0.name.value)),\"blocks\":[\($0.blocksHeld.map(String.init).joined(separator: ","))],\"block_count\":\($0.blocksHeld.count),\"addresses\":\($0.addresses)}"
-                }.joined(separator: ",")
-                out[Snapshot.leaderboardKey(p, residential: residential)] = (board, { (inner: String) -> String in
-                    "{\"period\":\"\(p.rawValue)\",\"residential\":\(residential),\"updated_at\":\(now.0),\"players\":[\(inner)]}"
+                // The first page only: a leaderboard of every player grows with spam names.
+                let all = (residential ? residentialLeaderboards[p] : leaderboards[p]) ?? []
+                let size = Snapshot.leaderboardPageSize
+                let first = LeaderboardJSON.entries(all.prefix(size))
+                let total = all.count
+                out[Snapshot.leaderboardKey(p, residential: residential)] = ("\(total)|" + first, { (_: String) -> String in
+                    LeaderboardJSON.wrap(first, period: p, residential: residential, updatedAt: now.0, total: total, limit: size,
+                                         next: total > size ? size : nil)
                 })
             }
 
@@ -183,6 +213,20 @@ struct BoardViews {
             out[Snapshot.blocksKey(p)] = (tiles, { (inner: String) -> String in "{\"period\":\"\(p.rawValue)\",\"updated_at\":\(now.0),\"blocks\":[\(inner)]}" })
         }
         return out
+    }
+}
+
+/// The `/api/leaderboard` shape, shared by the snapshot's first page and later pages.
+enum LeaderboardJSON {
+    static func entries(_ list: ArraySlice<Scoreboard.LeaderboardEntry>) -> String {
+        list.map {
+            "{\"rank\":\($0.rank),\"name\":\(JSON.string($0.name.value)),\"blocks\":[\($0.blocksHeld.map(String.init).joined(separator: ","))],\"block_count\":\($0.blocksHeld.count),\"addresses\":\($0.addresses)}"
+        }.joined(separator: ",")
+    }
+
+    static func wrap(_ inner: String, period: Period, residential: Bool, updatedAt: Int64, total: Int, limit: Int, next: Int?) -> String {
+        let cursor = next.map { "\"\($0)\"" } ?? "null"
+        return "{\"period\":\"\(period.rawValue)\",\"residential\":\(residential),\"updated_at\":\(updatedAt),\"total_players\":\(total),\"limit\":\(limit),\"next_cursor\":\(cursor),\"players\":[\(inner)]}"
     }
 }
 

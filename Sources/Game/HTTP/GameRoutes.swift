@@ -90,7 +90,18 @@ public struct GameRoutes: Sendable {
             try serve(Snapshot.apiRecentKey, request)
         }
         get(router, "api/leaderboard") { request, _ in
-            try serve(Snapshot.leaderboardKey(try period(request), residential: try residential(request)), request)
+            let period = try period(request)
+            let residential = try residential(request)
+            let key = Snapshot.leaderboardKey(period, residential: residential)
+            let query = request.uri.queryParameters
+            guard query.get("limit") != nil || query.get("cursor") != nil else { return try serve(key, request) }
+            let limit = try Self.integer(query.get("limit"), name: "limit", default: Snapshot.leaderboardPageSize, 1...Snapshot.maxLeaderboardPageSize)
+            let offset = try Self.integer(query.get("cursor"), name: "cursor", default: 0, 0...Int(Int32.max))
+            let snapshot = engine.snapshot
+            guard let page = snapshot.leaderboardPage(key, period: period, residential: residential, offset: offset, limit: limit, now: engine.clock.seconds) else {
+                throw HTTPError(.notFound)
+            }
+            return jsonResponse(page)
         }
         get(router, "api/countries") { _, _ in
             let list = engine.withBoard { $0.countries() }
@@ -175,6 +186,15 @@ public struct GameRoutes: Sendable {
         case "0", "false", "no", "": return false
         default: throw HTTPError(.badRequest, message: "residential must be true or false, got '\(text)'")
         }
+    }
+
+    /// An integer query parameter within `range` (absent: `default`); else 400 naming it.
+    static func integer(_ text: String?, name: String, default value: Int, _ range: ClosedRange<Int>) throws -> Int {
+        guard let text else { return value }
+        guard let n = Int(text), range.contains(n) else {
+            throw HTTPError(.badRequest, message: "\(name) must be an integer from \(range.lowerBound) to \(range.upperBound), got '\(text)'")
+        }
+        return n
     }
 
     /// "3320" or "AS3320" (any case).
