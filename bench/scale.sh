@@ -143,6 +143,20 @@ for n in $sizes; do
         R[complete,$n]="+$(since "$t0") s after"
     fi
     echo "  serve: listening after ${srv_listen_s} s, scores complete ${R[complete,$n]}: $(cat "$work/check.out")"
+    # Restart: that first start loaded every row and then checkpointed the board (DATABASE.board);
+    # a restart resumes from the checkpoint and replays only the journal after it.
+    deadline=$(( $(date +%s) + step_timeout ))
+    until grep -q "board checkpoint written" "$work/serve-$n.log"; do
+        [ "$(date +%s)" -lt "$deadline" ] || { echo "no checkpoint written" >&2; break; }
+        sleep 0.1
+    done
+    stop_server "$pid"
+    start_server "$db" "$work/serve-again-$n.log"
+    pid=$srv_pid; port=$srv_port
+    R[restart_s,$n]=$srv_listen_s
+    R[restart_from,$n]=$(sed -n 's/.*loaded claims.*from=\([a-z]*\).*/\1/p' "$work/serve-again-$n.log" | head -1)
+    if python3 bench/scale/check_scores.py "$port" "$n" > "$work/check.out"; then R[restart_complete,$n]="at listening"; else R[restart_complete,$n]="NOT at listening"; fi
+    echo "  restart: listening after ${srv_listen_s} s (from ${R[restart_from,$n]}), scores complete ${R[restart_complete,$n]}: $(cat "$work/check.out")"
     # Resident memory once the start's transient work (score encoding, freed buffers) is done:
     # the lowest of 10 samples a second apart. The score snapshots sit in RSS as in production.
     low=$(rss_kb "$pid"); low_anon=$(anon_kb "$pid")
@@ -187,6 +201,7 @@ cell() {
         import-*) local o=${1#import-}; echo "${R[import_${o}_s,$n]} s ($(rate "$n" "${R[import_${o}_s,$n]}") M rows/s), peak ${R[import_${o}_mb,$n]} MB";;
         export) echo "${R[export_s,$n]} s (${R[export_rate,$n]} M rows/s), peak ${R[export_mb,$n]} MB";;
         start) echo "${R[start_s,$n]} s (scores complete ${R[complete,$n]})";;
+        restart) echo "${R[restart_s,$n]} s (from ${R[restart_from,$n]}; scores complete ${R[restart_complete,$n]})";;
         rss) echo "${R[rss_mb,$n]} MB (${R[bpa,$n]} B/address; anonymous ${R[anon_mb,$n]} MB)";;
         claims) echo "${R[loaded_rate,$n]} vs ${R[empty_rate,$n]} (${R[claim_ratio,$n]}x), p99 ${R[loaded_p99,$n]} vs ${R[empty_p99,$n]} ms";;
         *) echo "${R[${1}_ms,$n]} (${R[${1}_size,$n]} B)";;
@@ -200,6 +215,7 @@ row() { printf '| %s |' "$1"; for n in $sizes; do printf ' %s |' "$(cell "$2" "$
     for o in $extra_orders; do [ "$o" = "$order" ] || row "claims import, $o order" "import-$o"; done
     row "claims export" export
     row "serve start to listening" start
+    row "serve restart to listening" restart
     row "resident memory loaded" rss
     row "fresh-address claims/s, loaded vs empty ($conns clients)" claims
     row "GET /score median / p99 ms" score
