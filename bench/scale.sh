@@ -154,7 +154,7 @@ for n in $sizes; do
     start_server "$db" "$work/serve-again-$n.log"
     pid=$srv_pid; port=$srv_port
     R[restart_s,$n]=$srv_listen_s
-    R[restart_from,$n]=$(sed -n 's/.*loaded claims.*from=\([a-z]*\).*/\1/p' "$work/serve-again-$n.log" | head -1)
+    R[restart_from,$n]=$(sed -n 's/.* from=\([a-z]*\) .*loaded claims.*/\1/p' "$work/serve-again-$n.log" | head -1)
     if python3 bench/scale/check_scores.py "$port" "$n" > "$work/check.out"; then R[restart_complete,$n]="at listening"; else R[restart_complete,$n]="NOT at listening"; fi
     echo "  restart: listening after ${srv_listen_s} s (from ${R[restart_from,$n]}), scores complete ${R[restart_complete,$n]}: $(cat "$work/check.out")"
     # Resident memory once the start's transient work (score encoding, freed buffers) is done:

@@ -87,7 +87,8 @@ public enum RequestPath {
         b >= UInt8(ascii: "a") && b <= UInt8(ascii: "f") ? b - 32 : b
     }
 
-    private static func isUnreserved(_ b: UInt8) -> Bool {
+    /// RFC 3986's unreserved characters: ASCII letters, digits and `-._~`.
+    public static func isUnreserved(_ b: UInt8) -> Bool {
         switch b {
         case UInt8(ascii: "A")...UInt8(ascii: "Z"), UInt8(ascii: "a")...UInt8(ascii: "z"), UInt8(ascii: "0")...UInt8(ascii: "9"),
              UInt8(ascii: "-"), UInt8(ascii: "."), UInt8(ascii: "_"), UInt8(ascii: "~"):

@@ -1,3 +1,4 @@
+import Edge
 import Foundation
 import Hummingbird
 import HTTPTypes
@@ -175,15 +176,7 @@ enum URLPath {
     /// Percent-encodes every byte but the unreserved characters (RFC 3986: ASCII letters,
     /// digits and `-._~`), UTF-8 first.
     static func encodeSegment(_ s: String) -> String {
-        func unreserved(_ b: UInt8) -> Bool {
-            switch b {
-            case UInt8(ascii: "a")...UInt8(ascii: "z"), UInt8(ascii: "A")...UInt8(ascii: "Z"), UInt8(ascii: "0")...UInt8(ascii: "9"),
-                 UInt8(ascii: "-"), UInt8(ascii: "."), UInt8(ascii: "_"), UInt8(ascii: "~"):
-                return true
-            default:
-                return false
-            }
-        }
+        let unreserved = RequestPath.isUnreserved
         guard !s.utf8.allSatisfy(unreserved) else { return s }
         let hex = Array("0123456789ABCDEF".utf8)
         var out: [UInt8] = []
