@@ -86,6 +86,10 @@ start_server() {
     srv_listen_s=$(since "$t0")
     srv_port=$(sed -n 's/.*ipquest listening.*:\([0-9]*\)$/\1/p' "$log" | head -1)
 }
+# "COUNT SUM_SECONDS" of the server's snapshot rebuilds (ipquest_snapshot_build_duration).
+snapshot_builds() {
+    curl -sf "http://127.0.0.1:$1/metrics" | awk '/^ipquest_snapshot_build_duration_count/ {c=$2} /^ipquest_snapshot_build_duration_sum/ {s=$2} END {print c+0, s+0}'
+}
 stop_server() { kill -TERM "$1" 2>/dev/null || true; wait "$1" 2>/dev/null || true; }
 # Runs loadgen's fresh-address claim storm; sets storm_rate (2xx/s) and storm_p99 (ms).
 storm() {
@@ -187,7 +191,9 @@ print(c.most_common(1)[0][0])")
     storm "$srv_port"; R[empty_rate,$n]=$storm_rate; R[empty_p99,$n]=$storm_p99
     stop_server "$empty_pid"; rm -f "$empty_db"*
     echo "  claims on the loaded board:"
+    snap_before=$(snapshot_builds "$port")
     storm "$port"; R[loaded_rate,$n]=$storm_rate; R[loaded_p99,$n]=$storm_p99
+    python3 -c "import sys; (c0, s0), (c1, s1) = [map(float, a.split()) for a in sys.argv[1:3]]; n = c1 - c0; print(f'    snapshot rebuilds during the storm: {n:.0f}, {(s1 - s0) / max(n, 1) * 1e3:.1f} ms each, {(s1 - s0) / $claim_secs * 100:.0f} % of a core')" "$snap_before" "$(snapshot_builds "$port")"
     R[claim_ratio,$n]=$(python3 -c "print(f'{${R[loaded_rate,$n]} / max(${R[empty_rate,$n]}, 1):.2f}')")
     stop_server "$pid"
     [ -n "${KEEP:-}" ] || rm -f "$db" "$db-wal" "$db-shm"

@@ -377,6 +377,23 @@ public struct Scoreboard: Sendable {
         repositionCursors()
     }
 
+    /// A copy holding only the counts per period, block and player (and the names): what the
+    /// snapshot views read. The per-address state (pages, log) and the area counts are left
+    /// out, so while the copy lives the writer's next claims copy nothing large on write.
+    func countsOnly() -> Scoreboard {
+        var copy = self
+        copy.addresses = AddressPages()
+        copy.log = []
+        copy.recentRing = []
+        copy.nameIDs = [:]
+        copy.originIDs = [:]
+        copy.byCountry = [:]
+        copy.byAS = [:]
+        copy.countriesOfPlayer = [:]
+        copy.dataCenterOfPlayer = [:]
+        return copy
+    }
+
     // MARK: Queries
 
     public func owner(of address: IPv4Address) -> Claim? {

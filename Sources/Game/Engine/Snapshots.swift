@@ -134,9 +134,10 @@ struct BoardViews {
     /// The periods whose views are copied (and then encoded); the others are left as published.
     let periods: [Period]
 
-    init(_ board: Scoreboard, periods: [Period] = Period.allCases) {
+    /// `board` may be a `countsOnly()` copy: only the counts are read, besides `recent`.
+    init(_ board: Scoreboard, recent: [Claim], periods: [Period] = Period.allCases) {
         self.periods = periods
-        recent = board.recent(limit: 50)
+        self.recent = recent
         for p in periods {
             scores[p] = board.scores(p)
             let standings = board.blocks(p)
