@@ -542,9 +542,9 @@ public final class GameEngine: Service, Sendable {
 
     /// The wait before the next refresh: the configured interval, or four times what the last
     /// refresh took when that is longer — so re-encoding a large board takes at most a fifth of
-    /// a core while claims stream in (bench/scale.sh: at a fixed 200 ms, fresh-address claims
-    /// on a board of 10 M addresses ran at 0.70× an empty board's) — but never so long that
-    /// scores are more than a second old.
+    /// a core while claims stream in — but never so long that scores are more than a second
+    /// old: a refresh of over 200 ms (478 ms at 50 M addresses, bench/scale.sh) then takes
+    /// about half a core.
     static func snapshotPause(after took: Duration, interval: Duration) -> Duration {
         max(interval, min(took * 4, .seconds(1) - took))
     }
