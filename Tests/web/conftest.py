@@ -95,7 +95,7 @@ def server(binary):
         for i in range(2):
             srv.claim_from(f"127.4.4.{i + 1}", "dave")
             srv.claim_from(f"127.4.4.{i + 11}", "erin")
-        # Other blocks through the trusted proxy 127.0.0.1.
+        # Other blocks through the trusted proxy (seed.PROXY).
         for i in range(5):
             srv.claim_via_proxy(f"11.0.{i}.1", "carol")
         for i in range(3):

@@ -1,8 +1,9 @@
 """Seeding a real `ipquest serve` and an independent model of what the pages must show.
 
 Claims reach the server as real HTTP requests: from many 127.x.y.z source addresses (the client
-socket is bound to that address), and, for blocks other than 127, from 127.0.0.1 acting as a
-trusted proxy that names the client in X-Forwarded-For. Names that only storage can hold (old
+socket is bound to that address), and, for blocks other than 127, from 127.0.0.254 acting as a
+trusted proxy that names the client in X-Forwarded-For (the browser, at 127.0.0.1, is an
+ordinary client: a trusted proxy is never taken for the client it forwards). Names that only storage can hold (old
 timestamps, odd characters) go in through `ipquest claims import` before the server starts.
 """
 from __future__ import annotations
@@ -18,6 +19,8 @@ import urllib.parse
 from dataclasses import dataclass, field
 
 PERIOD_SECONDS = {"hour": 3600, "day": 86400, "week": 7 * 86400, "month": 30 * 86400, "all": None}
+# The trusted proxy the seeding relays through (not 127.0.0.1, where the browser comes from).
+PROXY = "127.0.0.254"
 RULE = "a name is 1\u201340 characters of ASCII letters, digits and @ / : . ^ + ! - _ *"
 
 
@@ -219,7 +222,7 @@ class Server:
         log = open(self.log_path, "w")
         self.process = subprocess.Popen(
             [self.binary, "serve", "--host", "127.0.0.1", "--port", str(self.port), "--database", self.database,
-             "--durability", "normal", "--trusted-proxy", "127.0.0.1/32"] + (["--config", config] if config else []),
+             "--durability", "normal", "--trusted-proxy", PROXY + "/32"] + (["--config", config] if config else []),
             stdout=log, stderr=subprocess.STDOUT, preexec_fn=_die_with_parent)
         deadline = time.time() + 30
         while time.time() < deadline:
@@ -264,9 +267,9 @@ class Server:
         return answer
 
     def claim_via_proxy(self, client: str, name: str) -> dict:
-        """A claim relayed by the trusted proxy 127.0.0.1 for `client`."""
+        """A claim relayed by the trusted proxy (PROXY) for `client`."""
         status, _, body = self.get("/claim?name=" + urllib.parse.quote(name, safe=""),
-                                   {"Accept": "application/json", "X-Forwarded-For": client})
+                                   {"Accept": "application/json", "X-Forwarded-For": client}, source=PROXY)
         assert status == 200, (status, body)
         answer = json.loads(body)
         assert answer["ip"] == client, answer
