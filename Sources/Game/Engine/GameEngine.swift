@@ -109,6 +109,8 @@ public final class GameEngine: Service, Sendable {
     let queueFullCounter = Counter(label: "ipquest_claims_rejected_total", dimensions: [("reason", "queue_full")])
     let snapshotTimer = Timer(label: "ipquest_snapshot_build_duration")
     let checkpointTimer = Timer(label: "ipquest_checkpoint_write_duration")
+    /// The board's names in order as of the last refresh, extended at the next (names are only added).
+    let nameOrder = Mutex(Scoreboard.NameOrder())
     let checkpointFailures = Counter(label: "ipquest_checkpoint_failures_total")
     /// The storage, when board checkpoints are on.
     let resumable: (any ResumableClaimStorage)?
@@ -546,7 +548,9 @@ public final class GameEngine: Service, Sendable {
     /// old: a refresh of over 200 ms (478 ms at 50 M addresses, bench/scale.sh) then takes
     /// about half a core.
     static func snapshotPause(after took: Duration, interval: Duration) -> Duration {
-        max(interval, min(took * 4, .seconds(1) - took))
+        // A refresh of over half a second cannot keep scores a second fresh: then at least rest
+        // as long as it took (half a core at most).
+        max(interval, min(took * 4, max(.seconds(1) - took, took)))
     }
 
     private var isClosed: Bool { queue.withLock { $0.closed } }
@@ -571,7 +575,9 @@ public final class GameEngine: Service, Sendable {
                 let moved = Period.allCases.filter { published == nil || published![$0.index] != board.periodVersions[$0.index] }
                 return (board.countsOnly(), board.recent(limit: 50), moved, board.version, board.periodVersions)
             }
-            let views = BoardViews(counts, recent: recent, periods: moved)
+            let order = counts.nameOrder(extending: nameOrder.withLock { $0 })
+            nameOrder.withLock { $0 = order }
+            let views = BoardViews(counts, recent: recent, order: order, periods: moved)
             publishedVersion.store(version, ordering: .releasing)
             snapshots.publish(views.encode(now: (sec, nsec)), leaderboards: views.leaderboardSources)
             published = periodVersions

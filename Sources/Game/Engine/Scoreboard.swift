@@ -415,6 +415,52 @@ public struct Scoreboard: Sendable {
     }
 
     /// Per player, per block address counts (the ipv4.games `/score` shape).
+    /// Player ids in name order, and each id's position in it: computed once per refresh (and
+    /// extended, not redone, as names are interned), so the views sort by integers, not names.
+    struct NameOrder: Sendable {
+        var ids: [UInt32] = []
+        var rank: [UInt32] = []
+    }
+
+    /// `previous` (the order of the first `previous.ids.count` names) extended with the names
+    /// interned since: the new ones sorted and merged in, O(players) rather than a full sort.
+    func nameOrder(extending previous: NameOrder) -> NameOrder {
+        guard previous.ids.count < names.count else { return previous }
+        let names = self.names
+        let fresh = (previous.ids.count..<names.count).map(UInt32.init).sorted { names[Int($0)] < names[Int($1)] }
+        var ids: [UInt32] = []
+        ids.reserveCapacity(names.count)
+        var i = 0
+        var j = 0
+        while i < previous.ids.count, j < fresh.count {
+            if names[Int(fresh[j])] < names[Int(previous.ids[i])] {
+                ids.append(fresh[j])
+                j += 1
+            } else {
+                ids.append(previous.ids[i])
+                i += 1
+            }
+        }
+        ids += previous.ids[i...]
+        ids += fresh[j...]
+        var rank = [UInt32](repeating: 0, count: ids.count)
+        for (position, id) in ids.enumerated() { rank[Int(id)] = UInt32(position) }
+        return NameOrder(ids: ids, rank: rank)
+    }
+
+    /// `scores(_:)` through a precomputed name order: one array slot per player, no sort.
+    func scores(_ period: Period, order: NameOrder) -> [(name: PlayerName, blocks: [(block: Int, count: Int)])] {
+        var perName = [[(block: Int, count: Int)]](repeating: [], count: names.count)
+        for block in 0..<256 {
+            for (name, count) in blockCounts(period.index, block) { perName[Int(name)].append((block, Int(count))) }
+        }
+        var out: [(name: PlayerName, blocks: [(block: Int, count: Int)])] = []
+        for id in order.ids where !perName[Int(id)].isEmpty {
+            out.append((names[Int(id)], perName[Int(id)])) // blocks were appended in order
+        }
+        return out
+    }
+
     public func scores(_ period: Period) -> [(name: PlayerName, blocks: [(block: Int, count: Int)])] {
         var perName: [UInt32: [(Int, Int)]] = [:]
         for block in 0..<256 {
@@ -439,6 +485,14 @@ public struct Scoreboard: Sendable {
         /// All addresses claimed in the block.
         public var total: Int
         public var players: Int
+        /// The holder's interned id (views built from a counts-only copy have no name index).
+        /// Not part of equality: ids depend on the order names were first seen.
+        var holderID: UInt32?
+
+        public static func == (a: BlockStanding, b: BlockStanding) -> Bool {
+            (a.block, a.holder, a.isTied, a.count) == (b.block, b.holder, b.isTied, b.count)
+                && (a.runnerUp, a.runnerUpCount, a.total, a.players) == (b.runnerUp, b.runnerUpCount, b.total, b.players)
+        }
     }
 
     /// Standings of the 256 blocks; `residential` counts only addresses outside data centers.
@@ -446,7 +500,20 @@ public struct Scoreboard: Sendable {
         (0..<256).map { standing(block: $0, period: period, residential: residential) }
     }
 
+    /// The same, breaking ties by `order.rank` (an integer) instead of comparing names.
+    func blocks(_ period: Period, residential: Bool = false, order: NameOrder) -> [BlockStanding] {
+        (0..<256).map { standing(block: $0, period: period, residential: residential, order: order) }
+    }
+
     public func standing(block: Int, period: Period, residential: Bool = false) -> BlockStanding {
+        standing(block: block, period: period, residential: residential, order: nil)
+    }
+
+    func standing(block: Int, period: Period, residential: Bool, order: NameOrder?) -> BlockStanding {
+        let names = self.names
+        // Whether player a sorts before player b (ties of counts go to the earlier name).
+        let before: (UInt32, UInt32) -> Bool = order.map { o in { o.rank[Int($0)] < o.rank[Int($1)] } }
+            ?? { names[Int($0)] < names[Int($1)] }
         let all = blockCounts(period.index, block)
         let dataCenter = residential ? blockCounts(Self.dataCenterSlot(period.index), block) : [:]
         var top: (UInt32, Int32)?
@@ -458,8 +525,8 @@ public struct Scoreboard: Sendable {
             guard count > 0 else { continue }
             players += 1
             total += Int(count)
-            if let t = top, !(count > t.1 || (count == t.1 && names[Int(name)] < names[Int(t.0)])) {
-                if let s = second, !(count > s.1 || (count == s.1 && names[Int(name)] < names[Int(s.0)])) { continue }
+            if let t = top, !(count > t.1 || (count == t.1 && before(name, t.0))) {
+                if let s = second, !(count > s.1 || (count == s.1 && before(name, s.0))) { continue }
                 second = (name, count)
             } else {
                 second = top
@@ -475,7 +542,8 @@ public struct Scoreboard: Sendable {
             runnerUp: second.map { names[Int($0.0)] },
             runnerUpCount: Int(second?.1 ?? 0),
             total: total,
-            players: players
+            players: players,
+            holderID: tied ? nil : top?.0
         )
     }
 
@@ -494,6 +562,37 @@ public struct Scoreboard: Sendable {
 
     /// The same, from block standings the caller already computed for this period and view.
     func leaderboard(_ period: Period, residential: Bool = false, standings: [BlockStanding]) -> [LeaderboardEntry] {
+        leaderboard(period, residential: residential, standings: standings, order: nil)
+    }
+
+    func leaderboard(_ period: Period, residential: Bool, standings: [BlockStanding], order: NameOrder?) -> [LeaderboardEntry] {
+        guard let order else { return leaderboardByName(period, residential: residential, standings: standings) }
+        var heldByID: [UInt32: [Int]] = [:]
+        for s in standings {
+            if let id = s.holderID { heldByID[id, default: []].append(s.block) }
+        }
+        let p = period.index
+        var ranked: [(id: UInt32, blocks: Int, addresses: Int32)] = []
+        ranked.reserveCapacity(playersInSlot[p])
+        for id in 0..<UInt32(names.count) {
+            let addresses = total(p, id) - (residential ? total(Self.dataCenterSlot(p), id) : 0)
+            guard addresses > 0 else { continue }
+            ranked.append((id, heldByID[id]?.count ?? 0, addresses))
+        }
+        ranked.sort {
+            ($0.blocks, $0.addresses) != ($1.blocks, $1.addresses) ? ($0.blocks, $0.addresses) > ($1.blocks, $1.addresses)
+                : order.rank[Int($0.id)] < order.rank[Int($1.id)]
+        }
+        var entries: [LeaderboardEntry] = []
+        entries.reserveCapacity(ranked.count)
+        for (i, r) in ranked.enumerated() {
+            let rank = i > 0 && ranked[i - 1].blocks == r.blocks && ranked[i - 1].addresses == r.addresses ? entries[i - 1].rank : i + 1
+            entries.append(LeaderboardEntry(rank: rank, name: names[Int(r.id)], blocksHeld: heldByID[r.id] ?? [], addresses: Int(r.addresses)))
+        }
+        return entries
+    }
+
+    private func leaderboardByName(_ period: Period, residential: Bool, standings: [BlockStanding]) -> [LeaderboardEntry] {
         var held: [PlayerName: [Int]] = [:]
         for s in standings {
             if let h = s.holder { held[h, default: []].append(s.block) }

@@ -135,15 +135,18 @@ struct BoardViews {
     let periods: [Period]
 
     /// `board` may be a `countsOnly()` copy: only the counts are read, besides `recent`.
-    init(_ board: Scoreboard, recent: [Claim], periods: [Period] = Period.allCases) {
+    /// `order` is the board's names in order (`Scoreboard.nameOrder`): every view sorts and
+    /// breaks ties by it instead of comparing names (at a million players, a refresh spent most
+    /// of its time in string comparisons).
+    init(_ board: Scoreboard, recent: [Claim], order: Scoreboard.NameOrder, periods: [Period] = Period.allCases) {
         self.periods = periods
         self.recent = recent
         for p in periods {
-            scores[p] = board.scores(p)
-            let standings = board.blocks(p)
+            scores[p] = board.scores(p, order: order)
+            let standings = board.blocks(p, order: order)
             blocks[p] = standings
-            leaderboards[p] = board.leaderboard(p, standings: standings)
-            residentialLeaderboards[p] = board.leaderboard(p, residential: true)
+            leaderboards[p] = board.leaderboard(p, residential: false, standings: standings, order: order)
+            residentialLeaderboards[p] = board.leaderboard(p, residential: true, standings: board.blocks(p, residential: true, order: order), order: order)
         }
     }
 

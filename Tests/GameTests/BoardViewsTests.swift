@@ -1,0 +1,43 @@
+import Testing
+import IPAddress
+@testable import Game
+
+/// The snapshot views built through a precomputed name order (integers, from a counts-only
+/// copy of the board) are exactly the views the board's own queries give.
+@Suite struct BoardViewsTests {
+    @Test func viewsThroughTheNameOrderEqualTheBoardsOwn() {
+        var board = Scoreboard()
+        var rng = BoardCheckpointTests.SplitMix(11)
+        let now: Int64 = 1_790_000_000
+        board.advance(to: now)
+        var order = Scoreboard.NameOrder()
+        for round in 0..<3 {
+            // Many players with equal counts (ties everywhere), some data-center addresses.
+            for _ in 0..<4_000 {
+                let ip = UInt32(truncatingIfNeeded: rng.next()) & 0x0FFF_FFFF | 0x1000_0000
+                let name = "n\(rng.next() % 900)"
+                let origin = rng.next() % 4 == 0 ? ClaimOrigin(country: "US", asn: 1, provider: "aws") : .unknown
+                board.apply(address: IPv4Address(ip), name: PlayerName(trusted: name), at: now - Int64(rng.next() % (40 * 86_400)), origin: origin,
+                            enforceRefreshInterval: false)
+            }
+            // The order is extended from the previous round's, as the engine does.
+            order = board.nameOrder(extending: order)
+            #expect(order.ids.count == board.names.count)
+            let copy = board.countsOnly()
+            for period in Period.allCases {
+                let slow = board.scores(period)
+                let fast = copy.scores(period, order: order)
+                #expect(slow.map(\.name) == fast.map(\.name), "round \(round) \(period) score names")
+                #expect(slow.map { $0.blocks.map(\.block) } == fast.map { $0.blocks.map(\.block) }, "round \(round) \(period) score blocks")
+                #expect(slow.map { $0.blocks.map(\.count) } == fast.map { $0.blocks.map(\.count) }, "round \(round) \(period) score counts")
+                for residential in [false, true] {
+                    let standings = copy.blocks(period, residential: residential, order: order)
+                    #expect(standings.map(\.holder) == board.blocks(period, residential: residential).map(\.holder), "\(period) holders")
+                    #expect(standings == board.blocks(period, residential: residential), "round \(round) \(period) blocks")
+                    let fastBoard = copy.leaderboard(period, residential: residential, standings: standings, order: order)
+                    #expect(fastBoard == board.leaderboard(period, residential: residential), "round \(round) \(period) \(residential) leaderboard")
+                }
+            }
+        }
+    }
+}
