@@ -126,11 +126,16 @@ public final class PostgresClaimStorage: ClaimStorage {
         // snapshot, so it sees every batch committed before it and batches commit in seq order.
         let writer = writerID.load(ordering: .acquiring)
         do {
-            _ = try await guarded {
-                try await self.client.query("""
+            try await guarded {
+                let rows = try await self.client.query("""
                     SELECT ipquest_append(\(ipArray)::bigint[], \(nameArray)::text[], \(timeArray)::bigint[],
                                           \(countryArray)::text[], \(asnArray)::bigint[], \(providerArray)::text[], \(writer)::bigint)
                     """, logger: self.logger)
+                // The query answers as soon as the row description arrives, before the function
+                // has run: only the end of its rows says the statement completed. Without this
+                // wait a batch was acknowledged before it was stored, and a database stopped at
+                // that moment lost acknowledged claims (PostgresServeProcessTests).
+                for try await _ in rows {}
             }
         } catch let error as StorageUnavailable where !(error.underlying is DatabaseDown) {
             // Sent, so it may yet commit (or have committed) although its claims are answered
