@@ -130,13 +130,15 @@ public struct RequestGuardMiddleware<Context: RequestContext>: RouterMiddleware 
         var context = context
         let requestID = RequestID.acceptable(request.headers[RequestID.field]) ?? RequestID.next()
         context.logger[metadataKey: "request_id"] = "\(requestID)"
-        context.logger[metadataKey: "client"] = "\(clientAddress(request, context).map { "\($0)" } ?? "unattributed")"
-        var response = try await guarded(request, context: context, next: next)
+        // Resolved once: the log line, the ban and the bucket all key on the same client.
+        let client = clientAddress(request, context)
+        context.logger[metadataKey: "client"] = "\(client.map { "\($0)" } ?? "unattributed")"
+        var response = try await guarded(request, client: client, context: context, next: next)
         response.headers[RequestID.field] = requestID
         return response
     }
 
-    private func guarded(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
+    private func guarded(_ request: Request, client: IPAddress?, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
         let path = RequestPath.normalized(request.uri.path)
         if let reason = rules.violation(userAgent: request.headers[.userAgent], path: path) {
             forbidden.increment()
@@ -145,11 +147,11 @@ public struct RequestGuardMiddleware<Context: RequestContext>: RouterMiddleware 
         }
         // Unattributed requests (a trusted proxy that named no readable client) key no limit:
         // their only candidate would be the proxy, and every client behind it would pay.
-        if let client = clientAddress(request, context), limits.isBanned(client) {
+        if let client, limits.isBanned(client) {
             refusedBanned.increment()
             return Self.plain(.forbidden, "your network \(NetworkKey(client)) is banned for a while after too many refused requests\n")
         }
-        if let network = limits.network, let client = clientAddress(request, context) {
+        if let network = limits.network, let client {
             let key = NetworkKey(client)
             if case .limited(let retryAfter) = network.acquire(key) {
                 limited.increment()

@@ -10,9 +10,12 @@
 public enum RequestPath {
     /// `path` without its query; the result starts with "/" and has no empty, "." or ".." segment.
     public static func normalized(_ path: some StringProtocol) -> String {
-        let utf8 = Array(path.utf8.prefix { $0 != UInt8(ascii: "?") && $0 != UInt8(ascii: "#") })
-        // Fast answer for what nearly every request looks like: already normal.
-        if isNormal(utf8) { return String(decoding: utf8, as: UTF8.self) }
+        let full = path.utf8
+        let end = full.firstIndex { $0 == UInt8(ascii: "?") || $0 == UInt8(ascii: "#") } ?? full.endIndex
+        // Nearly every request is already normal: checked on the bytes in place, answered with
+        // the path itself (called several times per request, so no copy on that path).
+        if isNormal(full[..<end]) { return end == full.endIndex ? String(path) : String(path[..<end]) }
+        let utf8 = Array(full[..<end])
         var segments: [[UInt8]] = []
         for raw in utf8.split(separator: UInt8(ascii: "/"), omittingEmptySubsequences: true) {
             let segment = decodeUnreserved(raw)
@@ -34,20 +37,22 @@ public enum RequestPath {
     }
 
     /// Starts with "/", no "//", no trailing "/" (unless the root), no "%", no dot segment.
-    static func isNormal(_ utf8: [UInt8]) -> Bool {
+    static func isNormal<Bytes: Collection<UInt8>>(_ utf8: Bytes) -> Bool {
         guard utf8.first == UInt8(ascii: "/") else { return false }
-        if utf8.count == 1 { return true }
-        if utf8.last == UInt8(ascii: "/") || utf8.contains(UInt8(ascii: "%")) { return false }
-        var segmentStart = 1
-        for i in 1...utf8.count where i == utf8.count || utf8[i] == UInt8(ascii: "/") {
-            let length = i - segmentStart
-            if length == 0 { return false }
-            if utf8[segmentStart] == UInt8(ascii: "."), length == 1 || (length == 2 && utf8[segmentStart + 1] == UInt8(ascii: ".")) {
-                return false
+        var length = 0 // of the current segment
+        var dots = 0 // of its bytes that are "."
+        for b in utf8.dropFirst() {
+            if b == UInt8(ascii: "%") { return false }
+            if b == UInt8(ascii: "/") {
+                if length == 0 || (dots == length && length <= 2) { return false }
+                (length, dots) = (0, 0)
+            } else {
+                length += 1
+                if b == UInt8(ascii: ".") { dots += 1 }
             }
-            segmentStart = i + 1
         }
-        return true
+        if length == 0 { return utf8.count == 1 } // the root, or a trailing "/"
+        return !(dots == length && length <= 2)
     }
 
     private static func decodeUnreserved(_ segment: ArraySlice<UInt8>) -> [UInt8] {
