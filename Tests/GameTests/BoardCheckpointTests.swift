@@ -224,11 +224,8 @@ import IPAddress
             await runOnThreads(5) { worker in
                 if worker == 4 {
                     // Kill once enough were acknowledged and a checkpoint is (likely) being written.
-                    let deadline = Date().addingTimeInterval(60)
-                    while acknowledged.withLock({ $0.count }) < target, Date() < deadline { usleep(1_000) }
-                    let tmp = db + ".board.tmp"
-                    let writing = Date().addingTimeInterval(3)
-                    while !FileManager.default.fileExists(atPath: tmp), Date() < writing { usleep(200) }
+                    _ = eventuallyOnThread(within: 60) { acknowledged.withLock { $0.count } >= target }
+                    _ = eventuallyOnThread(within: 3) { FileManager.default.fileExists(atPath: db + ".board.tmp") }
                     kill(server.process.processIdentifier, SIGKILL)
                     killed.store(true, ordering: .sequentiallyConsistent)
                     return

@@ -67,16 +67,6 @@ struct PostgresUnknownOutcomeTests {
         return Setup(engine: engine, reader: reader, blocker: blocker, run: Task { try await engine.run() })
     }
 
-    /// Polls `condition` until it holds or `timeout` passes; returns whether it held.
-    func eventually(within timeout: Duration = .seconds(10), _ condition: () async throws -> Bool) async throws -> Bool {
-        let deadline = ContinuousClock.now + timeout
-        while ContinuousClock.now < deadline {
-            if try await condition() { return true }
-            try await Task.sleep(for: .milliseconds(20))
-        }
-        return try await condition()
-    }
-
     func claim(_ engine: GameEngine, _ ip: String, _ name: String) async throws -> Scoreboard.Outcome {
         try await engine.claim(address: IPv4Address(ip)!, name: PlayerName(trusted: name))
     }
@@ -116,7 +106,9 @@ struct PostgresUnknownOutcomeTests {
 
         // The instance's own claims after the unknown outcomes are not counted twice.
         #expect(try await claimAnswered(setup.engine, "2.0.0.2", "ann"))
-        try await Task.sleep(for: .milliseconds(200)) // a few feed rounds
+        // A few feed rounds after that claim, counted by the engine, not guessed from the clock.
+        let rounds = setup.engine.followRounds
+        #expect(await eventually { setup.engine.followRounds >= rounds + 3 })
         #expect(try await setup.divergence() == nil)
         #expect(setup.engine.player(PlayerName(trusted: "ann"), period: .all)?.addresses == 1)
         #expect(try await setup.reader.playerTotals() == ["ann": 1, "bob": 1, "cid": 2])
@@ -144,7 +136,9 @@ struct PostgresUnknownOutcomeTests {
         try #require(cancelled)
         try await setup.release()
         #expect(try await claimAnswered(setup.engine, "3.0.0.3", "cid"))
-        try await Task.sleep(for: .milliseconds(200)) // a few feed rounds
+        // A few feed rounds after that claim, counted by the engine, not guessed from the clock.
+        let rounds = setup.engine.followRounds
+        #expect(await eventually { setup.engine.followRounds >= rounds + 3 })
         #expect(try await setup.divergence() == nil)
         #expect(try await setup.reader.playerTotals() == ["ann": 1, "cid": 1])
         #expect(setup.engine.withBoard { $0.owner(of: IPv4Address("2.0.0.2")!) } == nil)

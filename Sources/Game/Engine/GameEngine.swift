@@ -101,6 +101,9 @@ public final class GameEngine: Service, Sendable {
     /// Set by the follow timer; the writer folds other instances' claims between batches, so
     /// its own commits and the feed are applied to the board in commit order.
     let followDue = Atomic<Bool>(false)
+    private let followRoundsDone = Atomic<Int>(0)
+    /// Change-feed reads completed (shared storage only): observable progress of the follower.
+    public var followRounds: Int { followRoundsDone.load(ordering: .acquiring) }
 
     let claimsCounter = Counter(label: "ipquest_claims_total")
     let unchangedCounter = Counter(label: "ipquest_claims_unchanged_total")
@@ -438,6 +441,7 @@ public final class GameEngine: Service, Sendable {
                 if changes.claims.count < limit { break }
             }
             follower.failures = 0
+            followRoundsDone.add(1, ordering: .releasing)
             follower.retryAt = nil
         } catch {
             follower.failures += 1
