@@ -1,9 +1,13 @@
 """Fixtures for the operator-facing tests: a time limit on every test and a scratch directory."""
+import os
 import shutil
-import signal
+import sys
 import tempfile
 
 import pytest
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+from pysupport import alarm  # noqa: E402
 
 
 def pytest_configure(config):
@@ -14,15 +18,8 @@ def pytest_configure(config):
 def time_limit(request):
     """Every test is bounded: SIGALRM fails it after 240 s (or its `seconds` mark), and fixtures still clean up."""
     mark = request.node.get_closest_marker("seconds")
-    limit = mark.args[0] if mark else 240
-
-    def expired(signum, frame):
-        raise TimeoutError(f"test took longer than {limit} s")
-    previous = signal.signal(signal.SIGALRM, expired)
-    signal.alarm(limit)
-    yield
-    signal.alarm(0)
-    signal.signal(signal.SIGALRM, previous)
+    with alarm(mark.args[0] if mark else 240):
+        yield
 
 
 @pytest.fixture

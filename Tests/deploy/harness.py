@@ -15,6 +15,10 @@ import socket
 import subprocess
 import time
 import urllib.parse
+import sys
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+import pysupport  # noqa: E402
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
@@ -40,15 +44,8 @@ def _die_with_parent():
 
 
 def wait_until(predicate, timeout: float, what: str, interval: float = 0.05):
-    """Polls `predicate` until it returns a true value (returned) or the deadline passes."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout} s waiting for {what}")
-        time.sleep(interval)
+    """`pysupport.wait_until` with this suite's argument order (timeout before what)."""
+    return pysupport.wait_until(predicate, what, timeout, interval)
 
 
 class Server:

@@ -11,11 +11,11 @@ from __future__ import annotations
 
 import itertools
 import os
-import signal
 
 import pytest
 
 from proxyharness import SETUP_IDS, SETUPS, Setup, Stack, find_tool
+from pysupport import alarm, ipquest_binary  # proxyharness put Tests/ on sys.path
 
 REPO = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
 TEST_SECONDS = 60
@@ -23,21 +23,13 @@ TEST_SECONDS = 60
 @pytest.fixture(autouse=True)
 def time_limit():
     """Every test is bounded: SIGALRM fails it after TEST_SECONDS and fixtures still clean up."""
-    def expired(signum, frame):
-        raise TimeoutError(f"proxy test took longer than {TEST_SECONDS} s")
-    previous = signal.signal(signal.SIGALRM, expired)
-    signal.alarm(TEST_SECONDS)
-    yield
-    signal.alarm(0)
-    signal.signal(signal.SIGALRM, previous)
+    with alarm(TEST_SECONDS, "proxy test"):
+        yield
 
 
 @pytest.fixture(scope="session")
 def binary() -> str:
-    path = os.environ.get("IPQUEST_BIN", os.path.join(REPO, ".build", "debug", "ipquest"))
-    if not os.access(path, os.X_OK):
-        pytest.fail(f"no ipquest binary at {path}: build it first (swift build) or set IPQUEST_BIN")
-    return path
+    return ipquest_binary(REPO)
 
 
 @pytest.fixture(scope="session")

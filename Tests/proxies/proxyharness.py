@@ -23,6 +23,12 @@ import time
 import urllib.parse
 from dataclasses import dataclass, field
 
+import sys
+import functools
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+import pysupport  # noqa: E402
+
 PROXY_ADDRESS = "127.0.0.1"          # where the proxies connect to the server from
 TRUSTED = "127.0.0.1/32"
 HEALTH_SOURCE = "127.0.251.1"        # proxy readiness checks come from here (its own /24)
@@ -85,22 +91,8 @@ def http_get(port: int, path: str, headers: list[tuple[str, str]] | tuple = (), 
         conn.close()
 
 
-def wait_until(predicate, what: str, timeout: float = 10.0, interval: float = 0.05, process: "Process | None" = None):
-    """Polls `predicate` (returning a truthy value when done) until `timeout`; no fixed sleeps."""
-    deadline = time.monotonic() + timeout
-    last_error: Exception | None = None
-    while True:
-        if process is not None:
-            process.check_alive()
-        try:
-            value = predicate()
-            if value:
-                return value
-        except (OSError, http.client.HTTPException, ValueError) as e:
-            last_error = e
-        if time.monotonic() >= deadline:
-            raise TimeoutError(f"{what} not reached within {timeout} s (last error: {last_error!r})")
-        time.sleep(interval)
+# Server and proxy probes may meet a socket not yet listening or a half-written answer: "not yet".
+wait_until = functools.partial(pysupport.wait_until, tolerate=(OSError, http.client.HTTPException, ValueError))
 
 
 # --------------------------------------------------------------------------------------------

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import signal
 import sys
 import tempfile
 import time
@@ -16,6 +15,8 @@ import time
 import pytest
 
 sys.path.insert(0, os.path.dirname(__file__))
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+from pysupport import alarm, ipquest_binary  # noqa: E402
 from seed import Model, Server  # noqa: E402
 
 REPO = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
@@ -43,21 +44,13 @@ def import_rows() -> list[tuple[str, str, int]]:
 @pytest.fixture(autouse=True)
 def time_limit():
     """Every test is bounded: SIGALRM fails it after 180 s and fixtures still clean up."""
-    def expired(signum, frame):
-        raise TimeoutError("web test took longer than 180 s")
-    previous = signal.signal(signal.SIGALRM, expired)
-    signal.alarm(180)
-    yield
-    signal.alarm(0)
-    signal.signal(signal.SIGALRM, previous)
+    with alarm(180, "web test"):
+        yield
 
 
 @pytest.fixture(scope="session")
 def binary() -> str:
-    path = os.environ.get("IPQUEST_BIN", os.path.join(REPO, ".build", "debug", "ipquest"))
-    if not os.access(path, os.X_OK):
-        pytest.fail(f"no ipquest binary at {path}: build it first (swift build) or set IPQUEST_BIN")
-    return path
+    return ipquest_binary(REPO)
 
 
 @pytest.fixture(scope="session")
