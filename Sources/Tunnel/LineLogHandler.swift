@@ -59,6 +59,12 @@ public struct LineLogHandler: LogHandler {
             }
         }
         line += "\n"
+        Self.writeLine(&line, to: fd)
+    }
+
+    /// Writes a whole log line with one `write` (more only if the kernel takes part of it),
+    /// so lines from several threads never interleave; a failing descriptor drops the line.
+    public static func writeLine(_ line: inout String, to fd: Int32) {
         line.withUTF8 { bytes in
             var offset = 0
             while offset < bytes.count {

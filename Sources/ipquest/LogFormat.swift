@@ -70,19 +70,7 @@ struct JSONLogHandler: LogHandler {
             Self.append(value: merged[key]!, to: &line)
         }
         line += "}\n"
-        line.withUTF8 { bytes in
-            var offset = 0
-            while offset < bytes.count {
-                let written = write(fd, bytes.baseAddress! + offset, bytes.count - offset)
-                if written > 0 {
-                    offset += written
-                } else if written < 0 && errno == EINTR {
-                    continue
-                } else {
-                    return
-                }
-            }
-        }
+        LineLogHandler.writeLine(&line, to: fd)
     }
 
     static func append(value: Logger.Metadata.Value, to line: inout String) {
