@@ -106,6 +106,15 @@ public final class TokenBucketLimiter<Key: Hashable & Sendable>: Sendable {
         }
     }
 
+    /// The whole tokens `key` has now, taking none (ipv4.games' `/statusz` "yourtokens").
+    public func tokens(_ key: Key) -> Int {
+        let now = clock()
+        let shard = shards[Int(UInt(bitPattern: key.hashValue) % UInt(shards.count))]
+        let burst = Double(configuration.burst)
+        guard let bucket = shard.mutex.withLock({ $0.buckets[key] }) else { return configuration.burst }
+        return Int(min(burst, bucket.tokens + Double(now &- bucket.updatedAt) / 1e9 * configuration.refillPerSecond))
+    }
+
     /// Number of keys held (for metrics and tests).
     public var count: Int { shards.reduce(0) { $0 + $1.mutex.withLock { $0.buckets.count } } }
 

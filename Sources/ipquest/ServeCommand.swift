@@ -37,6 +37,8 @@ struct ServeCommand: AsyncParsableCommand {
     @Option(help: "full (fsync per commit) or normal (survives process crashes only).") var durability: String?
     @Option(name: .customLong("log-format"), help: "text (default) or json: one JSON object per line on stderr (log.format).")
     var logFormat: LogFormat?
+    @Option(name: .customLong("web-root"), help: "Directory of static files (a community's own front end) served before the built-in pages (web.root).")
+    var webRoot: String?
 
     func run() async throws {
         let settings = try Self.loadConfiguration(file: config) { cfg throws(ConfigurationError) in try applyFlags(&cfg) }
@@ -193,6 +195,7 @@ struct ServeCommand: AsyncParsableCommand {
         if proxyProtocol { cfg.proxyProtocol = true }
         if let realIPHeader { try cfg.set("real_ip_header", realIPHeader) }
         if let logFormat { try cfg.set("log.format", logFormat.rawValue) }
+        if let webRoot { try cfg.set("web.root", webRoot) }
     }
 
     /// Reads the YAML file (if any), then applies the flags, then validates. Any problem is one

@@ -221,7 +221,7 @@ struct SlowStorage: ClaimStorage {
         // Within the limits the same requests are ordinary ones.
         #expect(try await send("GET /ip HTTP/1.1\r\nHost: x\r\nX-Small: a\r\nConnection: close\r\n\r\n").status == 200)
         let smallBody = try await send("POST /claim HTTP/1.1\r\nHost: x\r\nContent-Length: 10\r\nConnection: close\r\n\r\n0123456789")
-        #expect(smallBody.status == 405)
+        #expect(smallBody.status == 400 && smallBody.text.contains("missing name"))
         await server.stop()
     }
 

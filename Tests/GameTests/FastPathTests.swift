@@ -104,7 +104,7 @@ import Edge
             #expect(fast.headers["x-request-id"]?.count == 16 && fast.headers["content-length"] == String(fast.body.count))
             #expect(fast.text.replacingOccurrences(of: "127.50.\(i).1", with: "X") == routed.text.replacingOccurrences(of: "127.50.\(i).2", with: "X"), "\(accept)")
         }
-        #expect(try await c.get("/claim/gus", source: "127.51.0.1", headers: [("Accept", "text/plain")]).text == "The IP 127.51.0.1 was claimed for gus.\n")
+        #expect(try await c.get("/claim/gus", source: "127.51.0.1", headers: [("Accept", "text/plain")]).text == "The land at 127.51.0.1 was claimed for gus.\n")
         // The claim bucket (3 per /24 here) answers 429 on both paths with the same words.
         for i in 2...3 { #expect(try await c.get("/claim?name=gus", source: "127.51.0.\(i)").status == 200) }
         let fast = try await c.get("/claim?name=gus", source: "127.51.0.4")
@@ -115,7 +115,7 @@ import Edge
         #expect(fast.headers["access-control-allow-origin"] == "*")
         // What the fast path leaves to the router still gets the router's answers.
         #expect(try await c.get("/claim?name=%3Cx%3E", source: "127.52.0.1").status == 400)
-        #expect(try await c.get("/claim?name=a%2Bb", source: "127.52.0.2", headers: [("Accept", "text/plain")]).text == "The IP 127.52.0.2 was claimed for a+b.\n")
+        #expect(try await c.get("/claim?name=a%2Bb", source: "127.52.0.2", headers: [("Accept", "text/plain")]).text == "The land at 127.52.0.2 was claimed for a+b.\n")
         #expect(try await c.get("/claim?name=" + String(repeating: "x", count: 41), source: "127.52.0.3").status == 400)
         await server.stop()
         let owners = Dictionary(uniqueKeysWithValues: try await SQLiteClaimStorage(path: server.databasePath).loadAll().map { ($0.address.description, $0.name.value) })

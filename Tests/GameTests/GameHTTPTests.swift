@@ -15,11 +15,11 @@ import Edge
         #expect(html.status == 200)
         #expect(html.headers["content-type"] == "text/html; charset=utf-8")
         #expect(html.headers["access-control-allow-origin"] == "*")
-        #expect(html.text.contains("The IP 127.1.0.1 was claimed for <a href=\"/players/alice\">alice</a>."))
-        #expect(html.text.contains("<title>The IP 127.1.0.1 was claimed for alice.</title>"))
+        #expect(html.text.contains("The land at 127.1.0.1 was claimed for <a href=\"/players/alice\">alice</a>."))
+        #expect(html.text.contains("<title>The land at 127.1.0.1 was claimed for alice.</title>"))
 
         let text = try await c.get("/claim?name=bob", source: "127.1.0.1", headers: [("Accept", "text/plain")])
-        #expect(text.status == 200 && text.text == "The IP 127.1.0.1 was claimed for bob.\n")
+        #expect(text.status == 200 && text.text == "The land at 127.1.0.1 was claimed for bob.\n")
 
         let json = try await c.get("/claim?name=carol", source: "127.1.0.1", headers: [("Accept", "application/json")])
         let object = try JSONSerialization.jsonObject(with: Data(json.body)) as! [String: Any]
@@ -31,10 +31,10 @@ import Edge
 
         // The path form keeps slashes and other allowed punctuation.
         let path = try await c.get("/claim/https:/x.y%2Fz", source: "127.1.0.3", headers: [("Accept", "text/plain")])
-        #expect(path.text == "The IP 127.1.0.3 was claimed for https:/x.y/z.\n")
+        #expect(path.text == "The land at 127.1.0.3 was claimed for https:/x.y/z.\n")
         // Special characters allowed by the rule survive the query string.
         let plus = try await c.get("/claim?name=a%2Bb*c", source: "127.1.0.4", headers: [("Accept", "text/plain")])
-        #expect(plus.text == "The IP 127.1.0.4 was claimed for a+b*c.\n")
+        #expect(plus.text == "The land at 127.1.0.4 was claimed for a+b*c.\n")
 
         await server.stop()
         let stored = try await SQLiteClaimStorage(path: server.databasePath).loadAll()
@@ -58,20 +58,27 @@ import Edge
             #expect(r.text.contains(fragment), "\(path): \(r.text)")
             #expect(r.text.contains("ASCII letters, digits and @ / : . ^ + ! - _ *"))
         }
-        let post = try await c.request("POST", "/claim?name=x", source: "127.2.0.1")
-        #expect(post.status == 405 && post.headers["allow"] == "GET, HEAD")
+        // Other methods than GET and HEAD are refused, on every route but the claim (below).
+        let put = try await c.request("PUT", "/api/recent", source: "127.2.0.1")
+        #expect(put.status == 405 && put.headers["allow"] == "GET, HEAD")
         let missing = try await c.get("/nope")
         #expect(missing.status == 404 && missing.headers["content-type"]?.hasPrefix("text/plain") == true)
         let apiMissing = try await c.get("/api/nope")
         #expect(apiMissing.status == 404 && apiMissing.headers["content-type"] == "application/json")
         #expect(apiMissing.text.contains("\"error\""))
-        let badPeriod = try await c.get("/api/leaderboard?period=year")
-        #expect(badPeriod.status == 400 && badPeriod.text.contains("all, month, week, day or hour"))
+        let badPeriod = try await c.get("/api/leaderboard?period=decade")
+        #expect(badPeriod.status == 400 && badPeriod.text.contains("all, year, month, week, day or hour"))
         let unknownPlayer = try await c.get("/api/players/ghost")
         #expect(unknownPlayer.status == 404 && unknownPlayer.text.contains("ghost"))
         let badPlayer = try await c.get("/api/players/a%3Cb")
         #expect(badPlayer.status == 400)
         #expect(server.engine.withBoard { $0.addressCount } == 0, "nothing was stored by bad requests")
+        // A claim with a body-less POST (ipv4.games) or any other method (Capture The IP) counts.
+        for (i, method) in ["POST", "PUT", "DELETE", "PATCH", "OPTIONS"].enumerated() {
+            let r = try await c.request(method, "/claim?name=m\(i)", source: "127.2.1.\(i + 1)", headers: [("Accept", "text/plain")])
+            #expect(r.status == 200 && r.text == "The land at 127.2.1.\(i + 1) was claimed for m\(i).\n", "\(method)")
+        }
+        #expect(server.engine.withBoard { $0.addressCount } == 5)
         await server.stop()
     }
 
@@ -90,7 +97,7 @@ import Edge
         defer { proxied.removeFiles() }
         let c = proxied.client
         #expect(try await c.get("/ip", source: "127.0.0.1", headers: [("X-Forwarded-For", "6.6.6.6, 203.0.113.5")]).text == "203.0.113.5\n")
-        #expect(try await c.get("/api/ip", source: "127.0.0.1", headers: [("X-Forwarded-For", "198.51.100.2")]).text == "{\"ip\":\"198.51.100.2\",\"version\":4,\"datacenter\":null}")
+        #expect(try await c.get("/api/ip", source: "127.0.0.1", headers: [("X-Forwarded-For", "198.51.100.2")]).text == "{\"ip\":\"198.51.100.2\",\"version\":4,\"v4\":true,\"datacenter\":null}")
         // Only the configured header (X-Forwarded-For by default) is read: a Forwarded header
         // alone says nothing, and the request is not the proxy's either.
         #expect(try await c.get("/api/ip", source: "127.0.0.1", headers: [("Forwarded", "for=198.51.100.2")]).status == 400)
@@ -99,7 +106,7 @@ import Edge
         let v6 = try await c.get("/claim?name=six", source: "127.0.0.1", headers: [("X-Forwarded-For", "2001:db8::1")])
         #expect(v6.status == 400 && v6.text.hasPrefix("IPv4 only"))
         let remote = try await c.get("/claim?name=far", source: "127.0.0.1", headers: [("X-Forwarded-For", "203.0.113.5"), ("Accept", "text/plain")])
-        #expect(remote.text == "The IP 203.0.113.5 was claimed for far.\n")
+        #expect(remote.text == "The land at 203.0.113.5 was claimed for far.\n")
         await proxied.stop()
     }
 
@@ -114,7 +121,7 @@ import Edge
         #expect(try await c.get("/ip", source: "127.0.0.1", prefix: v1).text == "192.0.2.10\n")
         let v2 = ProxyProtocolParser.encodeV2(source: IPv4Address("198.51.100.77")!, destination: IPv4Address("127.0.0.1")!, sourcePort: 1, destinationPort: c.port)
         let claimed = try await c.get("/claim?name=viaproxy", source: "127.0.0.1", headers: [("Accept", "text/plain")], prefix: v2)
-        #expect(claimed.text == "The IP 198.51.100.77 was claimed for viaproxy.\n")
+        #expect(claimed.text == "The land at 198.51.100.77 was claimed for viaproxy.\n")
         let v6 = ProxyProtocolParser.encodeV1(source: IPAddress("2001:db8::9")!, destination: IPAddress("::1")!, sourcePort: 1, destinationPort: 2)
         #expect(try await c.get("/claim?name=x", source: "127.0.0.1", prefix: v6).status == 400)
         // Without a header a trusted peer announces no client: it cannot claim as itself.
@@ -162,7 +169,7 @@ import Edge
         #expect(gz.status == 200)
         for i in 0..<300 { _ = try await c.get("/claim?name=player\(i % 40)", source: "127.5.\(1 + i / 200).\(i % 200 + 2)") }
         server.engine.refreshSnapshots()
-        let big = try await c.get("/api/blocks", headers: [("Accept-Encoding", "gzip")])
+        let big = try await c.get("/score", headers: [("Accept-Encoding", "gzip")])
         #expect(big.headers["content-encoding"] == "gzip")
         #expect(big.body.starts(with: [0x1F, 0x8B]))
         let changed = try await c.get("/score", headers: [("If-None-Match", etag)])
@@ -214,7 +221,10 @@ import Edge
 
         let top = counts.max { ($0.value, $1.key) < ($1.value, $0.key) }!
         let blocks = try await JSONSerialization.jsonObject(with: Data(await client.get("/api/blocks").body)) as! [String: Any]
-        let tile = (blocks["blocks"] as! [[String: Any]])[127]
+        // Only claimed blocks are listed (Capture The IP's shape): here block 127 alone.
+        let listed = blocks["blocks"] as! [[String: Any]]
+        #expect(listed.map { $0["block"] as? Int } == [127])
+        let tile = listed[0]
         let tied = counts.values.filter { $0 == top.value }.count > 1
         #expect(tile["tied"] as? Bool == tied)
         if !tied { #expect(tile["holder"] as? String == top.key && tile["count"] as? Int == top.value) }

@@ -42,7 +42,7 @@ import Testing
 
         // HTTP/2 by ALPN, the claim counted for the stream's real source address.
         let h2 = try await Self.curl(secure + ["--http2", "--interface", "127.5.0.1", "-H", "Accept: text/plain", base + "/claim?name=alice"])
-        #expect(h2.stdout == "The IP 127.5.0.1 was claimed for alice.\n\n2 200", "\(h2.stderr)")
+        #expect(h2.stdout == "The land at 127.5.0.1 was claimed for alice.\n\n2 200", "\(h2.stderr)")
         // HTTP/1.1 on the same port.
         let h1 = try await Self.curl(secure + ["--http1.1", base + "/ip", "--interface", "127.5.0.2"])
         #expect(h1.stdout == "127.5.0.2\n\n1.1 200", "\(h1.stderr)")
@@ -74,7 +74,7 @@ import Testing
         defer { server.removeFiles() }
         let base = "http://127.0.0.1:\(server.port)"
         let claim = try await Self.curl(["--http2-prior-knowledge", "--interface", "127.5.1.1", "-H", "Accept: text/plain", base + "/claim/bob"])
-        #expect(claim.stdout == "The IP 127.5.1.1 was claimed for bob.\n\n2 200", "\(claim.stderr)")
+        #expect(claim.stdout == "The land at 127.5.1.1 was claimed for bob.\n\n2 200", "\(claim.stderr)")
         // Several streams multiplexed on one connection. (curl 7.88 cannot reuse a prior-knowledge
         // connection sequentially, so the streams go in parallel.)
         let many = try await Self.curl(["--http2-prior-knowledge", "--parallel", "--parallel-immediate", "--no-progress-meter",

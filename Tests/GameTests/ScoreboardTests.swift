@@ -61,8 +61,8 @@ func name(_ s: String) -> PlayerName { PlayerName(s)! }
         let bob = b.player(name("bob"), period: .all)!
         #expect(bob.addresses == 4)
         #expect(bob.blocks == [
-            .init(block: 10, count: 2, rank: 2, isTied: false, players: 2),
-            .init(block: 11, count: 2, rank: 1, isTied: true, players: 2),
+            .init(block: 10, count: 2, rank: 2, isTied: false, players: 2, worstRank: 2),
+            .init(block: 11, count: 2, rank: 1, isTied: true, players: 2, worstRank: 1),
         ])
         #expect(PlayerJSON.summary(bob.blocks[1]) == "tied 1st in 11.0.0.0/8 with 2 addresses")
         #expect(PlayerJSON.summary(bob.blocks[0]) == "2nd in 10.0.0.0/8 with 2 addresses")
@@ -223,6 +223,8 @@ func name(_ s: String) -> PlayerName { PlayerName(s)! }
         ("TEXT/Plain", ClaimResponse.Format.text), ("text/plain ; Q=0 , image/png", .gif), (";text/plain", .text),
         (" ;text/plain", .html), ("text/plain;q=abc, application/json;q=0.1", .json), (",,\t application/json \t,", .json),
         ("text/csv, */*;q=0.2", .html), ("application/json;level=1;q=0.7, text/plain;q=0.7", .json),
+        // Nothing we serve is acceptable: 204 (as ipv4.games); no media range at all: ignored.
+        ("text/csv", .none), ("text/html;q=0", .none), ("application/xml, text/csv;q=0.5", .none), ("garbage", .html),
     ])
     func negotiatesEdgeCases(accept: String, expected: ClaimResponse.Format) {
         #expect(ClaimResponse.format(accept: accept) == expected)
@@ -249,9 +251,11 @@ func name(_ s: String) -> PlayerName { PlayerName(s)! }
     static func reference(_ accept: String?) -> ClaimResponse.Format {
         guard let accept, !accept.isEmpty else { return .html }
         var best: (ClaimResponse.Format, Double)?
+        var listsRange = false
         for part in accept.split(separator: ",") {
             let fields = part.split(separator: ";").map { $0.trimmingCharacters(in: CharacterSet(charactersIn: " \t")).lowercased() }
             guard let type = fields.first else { continue }
+            if type.contains("/") { listsRange = true }
             var q = 1.0
             for f in fields.dropFirst() where f.hasPrefix("q=") { q = Double(f.dropFirst(2)) ?? 0 }
             guard q > 0 else { continue }
@@ -266,7 +270,7 @@ func name(_ s: String) -> PlayerName { PlayerName(s)! }
             let effectiveQ = type == "*/*" ? q - 0.0001 : q
             if best == nil || effectiveQ > best!.1 { best = (format, effectiveQ) }
         }
-        return best?.0 ?? .html
+        return best?.0 ?? (listsRange ? .none : .html)
     }
 }
 
@@ -284,8 +288,8 @@ func name(_ s: String) -> PlayerName { PlayerName(s)! }
             <!doctype html>
             <html lang="en"><meta charset="utf-8">
             <meta name="viewport" content="width=device-width, initial-scale=1">
-            <title>The IP 203.0.113.7 was claimed for \(escaped).</title>
-            <p>The IP 203.0.113.7 was claimed for <a href="\(link)">\(escaped)</a>.</p>
+            <title>The land at 203.0.113.7 was claimed for \(escaped).</title>
+            <p>The land at 203.0.113.7 was claimed for <a href="\(link)">\(escaped)</a>.</p>
             <p><a href="/">Back to the map</a></p>
 
             """

@@ -288,8 +288,8 @@ def test_claim_form_validation_and_keyboard(server, page):
         page.switch_to.active_element.send_keys(Keys.TAB)
     assert page.switch_to.active_element.get_attribute("id") == "claim-name"
     page.switch_to.active_element.send_keys("kbd-user", Keys.ENTER)
-    WebDriverWait(page, 10).until(lambda d: d.find_element(By.ID, "claim-msg").text.startswith("The IP"))
-    assert page.find_element(By.ID, "claim-msg").text == "The IP 127.0.0.1 was claimed for kbd-user."
+    WebDriverWait(page, 10).until(lambda d: d.find_element(By.ID, "claim-msg").text.startswith("The land at"))
+    assert page.find_element(By.ID, "claim-msg").text == "The land at 127.0.0.1 was claimed for kbd-user."
     server.model.claim("127.0.0.1", "kbd-user", now())
 
 

@@ -82,6 +82,8 @@ public struct ConfigurationError: Error, CustomStringConvertible, Equatable {
 /// cache:                                # whole responses of the costly pages, shared by everyone
 ///   ttl_seconds: 1                      # 0 turns the cache off
 ///   max_bytes: 33554432
+/// web:
+///   root: /srv/ipquest/www              # a community's own front end, served before the built-in pages
 /// ```
 /// A host and port to listen on.
 public struct ListenAddress: Sendable, Equatable {
@@ -166,6 +168,8 @@ public struct ServeConfiguration: Sendable, Equatable {
     public var dataCenterPolicy = DataCenterPolicy()
     public var cacheTTLSeconds = 1
     public var cacheMaxBytes = 32 << 20
+    /// `web.root`: a directory of static files served in front of the built-in pages (nil: none).
+    public var webRoot: String?
 
     public init() {}
 
@@ -190,6 +194,7 @@ public struct ServeConfiguration: Sendable, Equatable {
         "location": ["database", "check_seconds"],
         "datacenter": ["sources", "cache_directory", "refresh_seconds", "policy", "routes"],
         "cache": ["ttl_seconds", "max_bytes"],
+        "web": ["root"],
     ]
 
     /// Reads YAML text into this configuration, key by key.
@@ -324,6 +329,9 @@ public struct ServeConfiguration: Sendable, Equatable {
             locationDatabase = text
         case "cache.ttl_seconds": cacheTTLSeconds = try Self.int(key, value, 0...3_600)
         case "cache.max_bytes": cacheMaxBytes = try Self.int(key, value, 0...(1 << 34))
+        case "web.root":
+            let text = try Self.string(key, value)
+            webRoot = text.isEmpty ? nil : text
         case "location.check_seconds": locationCheckSeconds = try Self.int(key, value, 1...86_400)
         case "datacenter.sources":
             var sources: [RangeSource] = []
@@ -458,6 +466,12 @@ public struct ServeConfiguration: Sendable, Equatable {
         }
         if proxyProtocol, tlsCertificate != nil || http2 {
             throw ConfigurationError(key: "proxy_protocol", problem: "is for HTTP/1.1 behind a proxy; it cannot be combined with tls or http.http2")
+        }
+        if let webRoot {
+            var isDirectory: ObjCBool = false
+            guard FileManager.default.fileExists(atPath: webRoot, isDirectory: &isDirectory), isDirectory.boolValue else {
+                throw ConfigurationError(key: "web.root", problem: "\(webRoot) is not a directory")
+            }
         }
         if maxBatch > queueCapacity {
             throw ConfigurationError(key: "claims.max_batch", problem: "must not exceed claims.queue_capacity (\(queueCapacity))")

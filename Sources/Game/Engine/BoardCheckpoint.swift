@@ -11,7 +11,7 @@ import Foundation
 /// with a reason, and the caller rebuilds from storage: a checkpoint is never trusted blindly.
 public enum BoardCheckpoint {
     static let magic: [UInt8] = Array("IPQBOARD".utf8)
-    static let formatVersion: UInt32 = 1
+    static let formatVersion: UInt32 = 2
 
     public struct Refused: Error, CustomStringConvertible {
         public var reason: String

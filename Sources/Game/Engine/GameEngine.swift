@@ -583,12 +583,15 @@ public final class GameEngine: Service, Sendable {
             nameOrder.withLock { $0 = order }
             let views = BoardViews(counts, recent: recent, order: order, periods: moved)
             publishedVersion.store(version, ordering: .releasing)
-            snapshots.publish(views.encode(now: (sec, nsec)), leaderboards: views.leaderboardSources)
+            snapshots.publish(views.encode(now: (sec, nsec)), leaderboards: views.leaderboardSources, now: sec)
             published = periodVersions
         }
     }
 
     public var snapshot: Snapshot { snapshots.current }
+
+    /// Claims waiting for the writer.
+    public var queuedClaims: Int { queue.withLock { $0.pending.count } }
 
     /// A player's standing, computed from the live board.
     public func player(_ name: PlayerName, period: Period) -> Scoreboard.PlayerStanding? {

@@ -3,12 +3,13 @@ import LocationDB
 
 /// A scoring window: addresses count when their current claim falls inside it.
 public enum Period: String, CaseIterable, Sendable, Codable {
-    case all, month, week, day, hour
+    case all, year, month, week, day, hour
 
     /// Window length in seconds; nil for all time.
     public var seconds: Int64? {
         switch self {
         case .all: return nil
+        case .year: return 365 * 86_400
         case .month: return 30 * 86_400
         case .week: return 7 * 86_400
         case .day: return 86_400
@@ -19,11 +20,21 @@ public enum Period: String, CaseIterable, Sendable, Codable {
     var index: Int {
         switch self {
         case .all: return 0
-        case .month: return 1
-        case .week: return 2
-        case .day: return 3
-        case .hour: return 4
+        case .year: return 1
+        case .month: return 2
+        case .week: return 3
+        case .day: return 4
+        case .hour: return 5
         }
+    }
+
+    /// Where the window ending at `now` starts. The year counts by UTC day (it starts at the
+    /// beginning of the day 365 days ago), so it needs no entry per claim in the time-ordered
+    /// log; the shorter windows are exact to the second.
+    public func start(endingAt now: Int64) -> Int64? {
+        guard let seconds else { return nil }
+        if self == .year { return Scoreboard.day(of: now - seconds) * 86_400 }
+        return now - seconds
     }
 }
 
@@ -133,6 +144,23 @@ public struct Scoreboard: Sendable {
     var cutoff: [Int64] = Array(repeating: Int64.min, count: Period.allCases.count)
     var latestTime: Int64 = Int64.min
 
+    /// The year window by day: per UTC day, (data-center flag, block, player) → addresses claimed
+    /// that day and still held by that player. A claim that replaces one inside the year takes
+    /// one from the day of the claim it replaces (its stored timestamp); a day leaving the
+    /// window takes its whole bucket off the year's counts. So the year costs an entry per
+    /// (day, block, player), never one per claim.
+    var yearDays: [Int32: [UInt64: Int32]] = [:]
+    /// The last 31 UTC days: per day, per player, the net change of the addresses held (all
+    /// time). A player's holdings on an earlier day are its holdings now minus the changes
+    /// since: what the player page draws.
+    var heldChanges: [Int32: [UInt32: Int32]] = [:]
+    static let historyDays: Int32 = 31
+
+    static func day(of time: Int64) -> Int64 { time >= 0 ? time / 86_400 : (time - 86_399) / 86_400 }
+    private static func yearKey(block: Int, name: UInt32, dataCenter: Bool) -> UInt64 {
+        (dataCenter ? 1 << 40 : 0) | UInt64(block) << 32 | UInt64(name)
+    }
+
     /// The most recent effective claims, newest last (bounded).
     var recentRing: [LogEntry] = []
     /// Most log entries allowed beyond twice the live ones before the log is compacted: a
@@ -196,13 +224,13 @@ public struct Scoreboard: Sendable {
             if enforceRefreshInterval, existing.name == nameID, time - Int64(existing.time) < Scoreboard.refreshInterval {
                 return .unchanged
             }
-            adjust(ip: ip, owner(existing), by: -1)
+            adjust(ip: ip, owner(existing), by: -1, at: time)
         }
         let packed = PackedOrigin(asn: origin.asn ?? 0, country: origin.country.flatMap { CountryCode($0)?.rawValue } ?? 0,
                                   provider: internProvider(origin.provider))
         let slot = AddressPages.Slot(name: nameID, time: UInt32(time), origin: internOrigin(packed), octet: UInt8(truncatingIfNeeded: ip))
         addresses.set(ip, slot)
-        adjust(ip: ip, owner(slot), by: 1)
+        adjust(ip: ip, owner(slot), by: 1, at: time)
         let entry = LogEntry(ip: ip, time: UInt32(time))
         // The same address claimed again within its second already has this entry.
         if time >= cutoff[Period.month.index], existing?.time != UInt32(time) { log.append(entry) }
@@ -250,7 +278,7 @@ public struct Scoreboard: Sendable {
 
     /// Each timed period's cursor on its first entry inside the window (the log is in time order).
     private mutating func repositionCursors() {
-        for period in Period.allCases where period.seconds != nil {
+        for period in Period.allCases where period.seconds != nil && period != .year {
             let p = period.index
             var low = 0
             var high = log.count
@@ -262,7 +290,9 @@ public struct Scoreboard: Sendable {
         }
     }
 
-    private mutating func adjust(ip: UInt32, _ owner: Owner, by delta: Int32) {
+    /// Counts `owner`'s claim of `ip` in (`delta` 1) or out (-1) of every view; `time` is when
+    /// that happens (the new claim's time), for the holdings history.
+    private mutating func adjust(ip: UInt32, _ owner: Owner, by delta: Int32, at time: Int64) {
         version &+= 1
         let block = Int(ip >> 24)
         let name = owner.name
@@ -270,6 +300,20 @@ public struct Scoreboard: Sendable {
             periodVersions[p] &+= 1
             count(slot: p, block: block, name: name, by: delta)
             if owner.provider != 0 { count(slot: Self.dataCenterSlot(p), block: block, name: name, by: delta) }
+        }
+        if owner.claimedAt >= cutoff[Period.year.index] {
+            let day = Int32(Self.day(of: owner.claimedAt))
+            Self.add(&yearDays[day, default: [:]], Self.yearKey(block: block, name: name, dataCenter: false), delta)
+            if owner.provider != 0 { Self.add(&yearDays[day, default: [:]], Self.yearKey(block: block, name: name, dataCenter: true), delta) }
+            if yearDays[day]?.isEmpty == true { yearDays[day] = nil }
+        }
+        if time >= cutoff[Period.month.index] {
+            let day = Int32(Self.day(of: time))
+            heldChanges[day, default: [:]][name, default: 0] += delta
+            if heldChanges[day]?[name] == 0 {
+                heldChanges[day]?[name] = nil
+                if heldChanges[day]?.isEmpty == true { heldChanges[day] = nil }
+            }
         }
         if owner.country != 0 {
             Self.add(&byCountry[owner.country, default: [:]], name, delta)
@@ -335,10 +379,10 @@ public struct Scoreboard: Sendable {
 
     /// Moves the timed windows to end at `now`: claims that fell out stop counting.
     public mutating func advance(to now: Int64) {
-        for period in Period.allCases {
-            guard let length = period.seconds else { continue }
+        advanceYear(to: now)
+        for period in Period.allCases where period != .year {
+            guard let newCutoff = period.start(endingAt: now) else { continue }
             let p = period.index
-            let newCutoff = now - length
             guard newCutoff > cutoff[p] else { continue }
             var i = cursor[p]
             while i < log.count, Int64(log[i].time) < newCutoff {
@@ -355,7 +399,11 @@ public struct Scoreboard: Sendable {
             cursor[p] = i
             cutoff[p] = newCutoff
         }
-        // Drop log entries older than the longest window once they are a large share.
+        let oldestDay = Int32(truncatingIfNeeded: Self.day(of: now)) - Self.historyDays
+        if heldChanges.keys.contains(where: { $0 < oldestDay }) {
+            heldChanges = heldChanges.filter { $0.key >= oldestDay }
+        }
+        // Drop log entries older than the longest logged window once they are a large share.
         let oldest = cursor[Period.month.index]
         if oldest > 4_096, oldest * 2 > log.count {
             log.removeFirst(oldest)
@@ -363,11 +411,27 @@ public struct Scoreboard: Sendable {
         }
     }
 
+    /// Moves the year window by whole days: each day that left it takes its bucket off the counts.
+    private mutating func advanceYear(to now: Int64) {
+        let p = Period.year.index
+        guard let newCutoff = Period.year.start(endingAt: now), newCutoff > cutoff[p] else { return }
+        let leaving = yearDays.keys.filter { Int64($0) * 86_400 < newCutoff }
+        for day in leaving {
+            for (key, n) in yearDays.removeValue(forKey: day) ?? [:] {
+                let dataCenter = key >> 40 != 0
+                version &+= 1
+                periodVersions[p] &+= 1
+                count(slot: dataCenter ? Self.dataCenterSlot(p) : p, block: Int((key >> 32) & 0xFF), name: UInt32(truncatingIfNeeded: key), by: -n)
+            }
+        }
+        cutoff[p] = newCutoff
+    }
+
     /// Rebuilds the board from stored claims (any order) as of `now`.
     public mutating func load(_ claims: [Claim], now: Int64) {
         // Set the windows first so each claim counts only where it belongs.
         for period in Period.allCases {
-            if let length = period.seconds { cutoff[period.index] = now - length }
+            if let start = period.start(endingAt: now) { cutoff[period.index] = start }
         }
         for claim in claims.sorted(by: { $0.claimedAt < $1.claimedAt }) {
             apply(address: claim.address, name: claim.name, at: claim.claimedAt, origin: claim.origin, enforceRefreshInterval: false)
@@ -391,6 +455,8 @@ public struct Scoreboard: Sendable {
         copy.byAS = [:]
         copy.countriesOfPlayer = [:]
         copy.dataCenterOfPlayer = [:]
+        copy.yearDays = [:]
+        copy.heldChanges = [:]
         return copy
     }
 
@@ -412,6 +478,21 @@ public struct Scoreboard: Sendable {
             out.append(Claim(address: IPv4Address(e.ip), name: names[Int(o.name)], claimedAt: o.claimedAt, origin: origin(of: o)))
         }
         return out
+    }
+
+    /// Addresses `name` held at the end of each of the last `days` UTC days up to `now`'s,
+    /// oldest first (from its holdings now and the daily changes kept for 31 days).
+    public func holdings(of name: PlayerName, days: Int = 30, now: Int64) -> [(day: Int64, addresses: Int)] {
+        let days = min(max(days, 1), Int(Self.historyDays) - 1)
+        guard let id = nameIDs[name.value] else { return [] }
+        let today = Self.day(of: now)
+        var held = Int(total(0, id))
+        var out: [(day: Int64, addresses: Int)] = []
+        for day in stride(from: today, to: today - Int64(days), by: -1) {
+            out.append((day, max(0, held)))
+            held -= Int(heldChanges[Int32(truncatingIfNeeded: day)]?[id] ?? 0)
+        }
+        return out.reversed()
     }
 
     /// Per player, per block address counts (the ipv4.games `/score` shape).
@@ -629,6 +710,8 @@ public struct Scoreboard: Sendable {
         /// Another player has the same count.
         public var isTied: Bool
         public var players: Int
+        /// The rank of the block's last player (ranks skip past ties, so not always `players`).
+        public var worstRank: Int = 1
     }
 
     public struct PlayerStanding: Equatable, Sendable {
@@ -659,10 +742,14 @@ public struct Scoreboard: Sendable {
             guard let mine = here[id] else { continue }
             var above = 0
             var same = 0
+            var fewest = mine
             for (other, c) in here where other != id {
                 if c > mine { above += 1 } else if c == mine { same += 1 }
+                fewest = min(fewest, c)
             }
-            result.append(PlayerBlock(block: block, count: Int(mine), rank: above + 1, isTied: same > 0, players: here.count))
+            var aboveFewest = 0
+            for c in here.values where c > fewest { aboveFewest += 1 }
+            result.append(PlayerBlock(block: block, count: Int(mine), rank: above + 1, isTied: same > 0, players: here.count, worstRank: aboveFewest + 1))
         }
         let countries = (countriesOfPlayer[id] ?? [:])
             .map { (country: CountryCode(rawValue: $0.key).description, addresses: Int($0.value)) }
@@ -712,6 +799,24 @@ public struct Scoreboard: Sendable {
             holders[area] = id
         }
         return (outNames, holders)
+    }
+
+    /// Adds the addresses of `block` per `2^shift`-address area into `counts` (indexed by
+    /// `ip >> shift`, offset so the block's first area is `counts[0]`), only `name`'s when given.
+    /// Returns false for an unknown name. One block per call: callers release the lock between
+    /// blocks when they walk the whole space.
+    public func addAreaCounts(inBlock block: Int, shift: Int, of name: PlayerName? = nil, into counts: inout [UInt32], offset: Int = 0) -> Bool {
+        var id: UInt32?
+        if let name {
+            guard let known = nameIDs[name.value] else { return false }
+            id = known
+        }
+        let first = (block << 24) >> shift
+        addresses.forEach(inBlock: block) { ip, slot in
+            if let id, slot.name != id { return }
+            counts[offset + Int(ip >> UInt32(shift)) - first] &+= 1
+        }
+        return true
     }
 
     // MARK: Countries and autonomous systems (all time)

@@ -1,5 +1,7 @@
 import CompressNIO
+import Foundation
 public import HTTPTypes
+import LocationDB
 public import NIOCore
 import Synchronization
 
@@ -13,14 +15,18 @@ public struct EncodedBody: Sendable {
     /// The response fields of this body, built once per snapshot rather than per request.
     public let headers: HTTPFields
     public let gzipHeaders: HTTPFields
+    /// Unix seconds when this content was first published (`Last-Modified`).
+    public let modifiedAt: Int64
 
-    init(body: ByteBuffer, etag: String) {
+    init(body: ByteBuffer, etag: String, modifiedAt: Int64) {
         self.body = body
         self.etag = etag
+        self.modifiedAt = modifiedAt
         compressed = LazyGzip(body)
         headers = [
             .contentType: "application/json",
             .eTag: etag,
+            .lastModified: formatHTTPDate(UInt64(max(0, modifiedAt))),
             .cacheControl: "public, max-age=1, stale-while-revalidate=5",
             .vary: "Accept-Encoding",
             .accessControlAllowOrigin: "*",
@@ -82,6 +88,8 @@ public struct Snapshot: Sendable {
         "api/leaderboard/\(p.rawValue)\(residential ? "/residential" : "")"
     }
     public static func blocksKey(_ p: Period) -> String { "api/blocks/\(p.rawValue)" }
+    /// Capture The IP's `/api/ranks/{period}`.
+    public static func ranksKey(_ p: Period) -> String { "api/ranks/\(p.rawValue)" }
     public static let recentKey = "recent"
     public static let apiRecentKey = "api/recent"
 }
@@ -94,7 +102,7 @@ final class SnapshotStore: Sendable {
 
     /// Publishes new bodies, keeping the old encoding of any body whose content is unchanged
     /// and every body `fresh` does not mention (its period did not move).
-    func publish(_ fresh: [String: (content: String, wrap: (String) -> String)], leaderboards: [String: [Scoreboard.LeaderboardEntry]] = [:]) {
+    func publish(_ fresh: [String: (content: String, wrap: (String) -> String)], leaderboards: [String: [Scoreboard.LeaderboardEntry]] = [:], now: Int64) {
         let previous = current
         var next = previous
         next.leaderboards.merge(leaderboards) { _, new in new }
@@ -104,20 +112,23 @@ final class SnapshotStore: Sendable {
                 next.bodies[key] = old
                 continue
             }
-            next.bodies[key] = EncodedBody(body: ByteBuffer(string: item.wrap(item.content)), etag: etag)
+            next.bodies[key] = EncodedBody(body: ByteBuffer(string: item.wrap(item.content)), etag: etag, modifiedAt: now)
         }
         state.withLock { $0 = next }
     }
 }
 
 func fnv1a64(_ text: String) -> String {
-    var hash: UInt64 = 0xcbf2_9ce4_8422_2325
     var text = text
-    text.withUTF8 { bytes in
-        for byte in bytes {
-            hash ^= UInt64(byte)
-            hash &*= 0x0000_0100_0000_01B3
-        }
+    return text.withUTF8 { fnv1a64(bytes: $0) }
+}
+
+/// FNV-1a (64 bits) of `bytes` as 16 hex digits: the ETags of bodies and pictures.
+func fnv1a64<Bytes: Sequence<UInt8>>(bytes: Bytes) -> String {
+    var hash: UInt64 = 0xcbf2_9ce4_8422_2325
+    for byte in bytes {
+        hash ^= UInt64(byte)
+        hash &*= 0x0000_0100_0000_01B3
     }
     let hex = String(hash, radix: 16)
     return String(repeating: "0", count: 16 - hex.count) + hex
@@ -193,7 +204,7 @@ struct BoardViews {
 
         // Our own API.
         let apiRecent = recent.map {
-            "{\"ip\":\"\($0.address)\",\"block\":\($0.address.block),\"name\":\(JSON.string($0.name.value)),\"claimed_at\":\($0.claimedAt),\($0.origin.jsonFields)}"
+            "{\"ip\":\"\($0.address)\",\"block\":\($0.address.block),\"name\":\(JSON.string($0.name.value)),\"nick\":\(JSON.string($0.name.value)),\"claimed_at\":\($0.claimedAt),\($0.origin.jsonFields)}"
         }.joined(separator: ",")
         out[Snapshot.apiRecentKey] = (apiRecent, { (inner: String) -> String in "{\"updated_at\":\(now.0),\"claims\":[\(inner)]}" })
         for p in periods {
@@ -209,14 +220,52 @@ struct BoardViews {
                 })
             }
 
-            let tiles = (blocks[p] ?? []).map { s -> String in
+            // Blocks where someone holds an address, as Capture The IP lists them (its page reads
+            // every listed block as held); its field names (`nick`, `is_tied`, `claims`) beside ours.
+            let updated = JSON.string(rfc3339(now.0))
+            let tiles = (blocks[p] ?? []).filter { $0.total > 0 }.map { s -> String in
                 let holder = s.holder.map { JSON.string($0.value) } ?? "null"
                 let runnerUp = s.runnerUp.map { JSON.string($0.value) } ?? "null"
-                return "{\"block\":\(s.block),\"holder\":\(holder),\"tied\":\(s.isTied),\"count\":\(s.count),\"runner_up\":\(runnerUp),\"runner_up_count\":\(s.runnerUpCount),\"total\":\(s.total),\"players\":\(s.players)}"
+                let nick = s.isTied ? "\"tied\"" : holder
+                return "{\"block\":\(s.block),\"holder\":\(holder),\"tied\":\(s.isTied),\"count\":\(s.count),\"runner_up\":\(runnerUp),\"runner_up_count\":\(s.runnerUpCount),\"total\":\(s.total),\"players\":\(s.players),\"nick\":\(nick),\"is_tied\":\(s.isTied),\"claims\":\(s.count)}"
             }.joined(separator: ",")
-            out[Snapshot.blocksKey(p)] = (tiles, { (inner: String) -> String in "{\"period\":\"\(p.rawValue)\",\"updated_at\":\(now.0),\"blocks\":[\(inner)]}" })
+            out[Snapshot.blocksKey(p)] = (tiles, { (inner: String) -> String in
+                "{\"period\":\"\(p.rawValue)\",\"updated_at\":\(now.0),\"last_updated_at\":\(updated),\"blocks\":[\(inner)]}"
+            })
+
+            let rankings = RanksJSON.entries(leaderboard: leaderboards[p] ?? [], standings: blocks[p] ?? [])
+            out[Snapshot.ranksKey(p)] = (rankings, { (inner: String) -> String in
+                "{\"period\":\"\(p.rawValue)\",\"updated_at\":\(now.0),\"last_updated_at\":\(updated),\"rankings\":[\(inner)]}"
+            })
         }
         return out
+    }
+}
+
+/// `2026-12-03T10:00:00Z`: Capture The IP's `last_updated_at`.
+func rfc3339(_ seconds: Int64) -> String {
+    Date(timeIntervalSince1970: TimeInterval(seconds)).ISO8601Format()
+}
+
+/// Capture The IP's rankings: the players who alone hold at least one block, by blocks held,
+/// then by `total_claims` (their addresses inside the blocks they hold, not all of them).
+enum RanksJSON {
+    static func entries(leaderboard: [Scoreboard.LeaderboardEntry], standings: [Scoreboard.BlockStanding]) -> String {
+        var countOf = [Int](repeating: 0, count: 256)
+        for s in standings where (0..<256).contains(s.block) { countOf[s.block] = s.count }
+        // The leaderboard is in (blocks, addresses, name) order: its position breaks later ties.
+        let holders = leaderboard.prefix { !$0.blocksHeld.isEmpty }.enumerated().map { i, e in
+            (position: i, entry: e, claims: e.blocksHeld.reduce(0) { $0 + countOf[$1] })
+        }.sorted {
+            ($0.entry.blocksHeld.count, $0.claims) != ($1.entry.blocksHeld.count, $1.claims)
+                ? ($0.entry.blocksHeld.count, $0.claims) > ($1.entry.blocksHeld.count, $1.claims) : $0.position < $1.position
+        }
+        var rank = 0
+        return holders.enumerated().map { i, h in
+            if i == 0 || (holders[i - 1].entry.blocksHeld.count, holders[i - 1].claims) != (h.entry.blocksHeld.count, h.claims) { rank = i + 1 }
+            let name = JSON.string(h.entry.name.value)
+            return "{\"nick\":\(name),\"name\":\(name),\"rank\":\(rank),\"blocks\":[\(h.entry.blocksHeld.map(String.init).joined(separator: ","))],\"total_claims\":\(h.claims),\"addresses\":\(h.entry.addresses)}"
+        }.joined(separator: ",")
     }
 }
 

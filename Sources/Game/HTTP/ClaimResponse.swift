@@ -6,7 +6,8 @@ import IPAddress
 
 /// The answer to a successful claim, in the form the client asked for.
 enum ClaimResponse {
-    enum Format: Equatable { case html, text, json, gif }
+    /// `none`: the client accepts no form we have (ipv4.games answers 204; the claim still counts).
+    enum Format: Equatable { case html, text, json, gif, none }
 
     /// A 1×1 transparent GIF, so a claim URL can be embedded as an image.
     static let transparentGIF: [UInt8] = [
@@ -16,7 +17,9 @@ enum ClaimResponse {
     ]
 
     /// Picks a format from `Accept` by q-value; on a tie the earlier listed type wins.
-    /// No header (or `*/*`) means HTML, like a browser.
+    /// No header (or `*/*`) means HTML, like a browser; a header that lists media ranges (a
+    /// type with a `/`) but allows none of HTML, text, JSON or images means `none`; a header
+    /// without any media range is ignored (HTML).
     static func format(accept: String?) -> Format {
         guard var accept, !accept.isEmpty else { return .html }
         // Bytes, not Foundation: this runs once per claim and was 10 % of a claim's CPU when it
@@ -24,6 +27,7 @@ enum ClaimResponse {
         // (empty ones skipped), trimmed of spaces and tabs, compared without case.
         return accept.withUTF8 { bytes -> Format in
             var best: (format: Format, q: Double)?
+            var listsRange = false
             var partStart = 0
             while partStart < bytes.count {
                 var partEnd = partStart
@@ -46,13 +50,14 @@ enum ClaimResponse {
                         q = Double(String(decoding: UnsafeBufferPointer(rebasing: bytes[(a + 2)..<b]), as: UTF8.self)) ?? 0
                     }
                 }
+                if let type, bytes[type].contains(UInt8(ascii: "/")) { listsRange = true }
                 guard let type, q > 0, let format = mediaFormat(UnsafeBufferPointer(rebasing: bytes[type])) else { continue }
                 // */* only fills in when nothing specific was listed.
                 let wildcard = type.count == 3 && bytes[type.lowerBound] == UInt8(ascii: "*")
                 let effectiveQ = wildcard ? q - 0.0001 : q
                 if best == nil || effectiveQ > best!.q { best = (format, effectiveQ) }
             }
-            return best?.format ?? .html
+            return best?.format ?? (listsRange ? .none : .html)
         }
     }
 
@@ -78,9 +83,13 @@ enum ClaimResponse {
     }
 
     static func make(address: IPv4Address, name: PlayerName, origin: ClaimOrigin = .unknown, outcome: Scoreboard.Outcome, accept: String?) -> Response {
-        let (headers, body) = parts(address: address, name: name, origin: origin, outcome: outcome, format: format(accept: accept))
-        return Response(status: .ok, headers: headers, body: .init(byteBuffer: body))
+        let format = format(accept: accept)
+        let (headers, body) = parts(address: address, name: name, origin: origin, outcome: outcome, format: format)
+        return Response(status: status(format), headers: headers, body: .init(byteBuffer: body))
     }
+
+    /// 200, or 204 when the client accepts no form of the answer.
+    static func status(_ format: Format) -> HTTPResponse.Status { format == .none ? .noContent : .ok }
 
     /// The fields every claim answer of a format carries, built (and validated) once.
     private static func fields(contentType: String) -> HTTPFields {
@@ -90,13 +99,18 @@ enum ClaimResponse {
     private static let textFields = fields(contentType: "text/plain; charset=utf-8")
     private static let jsonFields = fields(contentType: "application/json")
     private static let htmlFields = fields(contentType: "text/html; charset=utf-8")
+    private static let noContentFields: HTTPFields = [.accessControlAllowOrigin: "*", .cacheControl: "no-store", .vary: "Accept"]
 
     /// The answer's fields and body (the router wraps them in a Response, FastRoutes writes them).
     static func parts(address: IPv4Address, name: PlayerName, origin: ClaimOrigin, outcome: Scoreboard.Outcome, format: Format) -> (HTTPFields, ByteBuffer) {
         let headers: HTTPFields
-        var sentence: String { "The IP \(address) was claimed for \(name.value)." }
+        // ipv4.games' words: claim bots look for them.
+        var sentence: String { "The land at \(address) was claimed for \(name.value)." }
         let body: ByteBuffer
         switch format {
+        case .none:
+            headers = noContentFields
+            body = ByteBuffer()
         case .gif:
             headers = gifFields
             body = ByteBuffer(bytes: transparentGIF)
@@ -105,7 +119,7 @@ enum ClaimResponse {
             let ip = address.description
             var b = ByteBuffer()
             b.reserveCapacity(40 + ip.utf8.count + name.value.utf8.count)
-            b.writeStaticString("The IP ")
+            b.writeStaticString("The land at ")
             b.writeString(ip)
             b.writeStaticString(" was claimed for ")
             b.writeString(name.value)
@@ -134,11 +148,11 @@ enum ClaimResponse {
             var b = ByteBuffer()
             b.reserveCapacity(260 + 2 * (ip.utf8.count + escaped.utf8.count) + link.utf8.count)
             b.writeStaticString("<!doctype html>\n<html lang=\"en\"><meta charset=\"utf-8\">\n")
-            b.writeStaticString("<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n<title>The IP ")
+            b.writeStaticString("<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n<title>The land at ")
             b.writeString(ip)
             b.writeStaticString(" was claimed for ")
             b.writeString(escaped)
-            b.writeStaticString(".</title>\n<p>The IP ")
+            b.writeStaticString(".</title>\n<p>The land at ")
             b.writeString(ip)
             b.writeStaticString(" was claimed for <a href=\"/players/")
             b.writeString(link)

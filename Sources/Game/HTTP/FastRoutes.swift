@@ -85,11 +85,11 @@ struct FastRoutes: Sendable {
 
     func ip(_ request: HTTPRequest, peer: IPAddress?) -> FastResponseHandler.Answer? {
         let start = DispatchTime.now().uptimeNanoseconds
-        guard request.method == .get, let peer, let client = admitted(request, path: "/ip", peer: peer) else { return nil }
+        // An IPv6 client gets the router's 400.
+        guard request.method == .get, let peer, let client = admitted(request, path: "/ip", peer: peer), client.isIPv4 else { return nil }
         if !takeNetworkToken(client) { return nil }
         metrics.record(route: "/ip", method: request.method, status: .ok, since: start)
-        return .init(head: HTTPResponse(status: .ok, headerFields: [.contentType: "text/plain; charset=utf-8", .cacheControl: "private, no-store"]),
-                     body: ByteBuffer(string: "\(client)\n"))
+        return .init(head: HTTPResponse(status: .ok, headerFields: GameRoutes.ipFields), body: ByteBuffer(string: "\(client)\n"))
     }
 
     // MARK: Claims
@@ -138,7 +138,7 @@ struct FastRoutes: Sendable {
                     switch result {
                     case .success(let outcome):
                         let (headers, body) = ClaimResponse.parts(address: address, name: name, origin: origin, outcome: outcome, format: format)
-                        answer = .init(head: HTTPResponse(status: .ok, headerFields: headers), body: body)
+                        answer = .init(head: HTTPResponse(status: ClaimResponse.status(format), headerFields: headers), body: body)
                     case .failure(ClaimError.queueFull):
                         answer = Self.error(.serviceUnavailable, "claims queue full; retry in 1 s", retryAfter: 1)
                     case .failure(let error):

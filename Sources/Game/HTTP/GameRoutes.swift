@@ -3,6 +3,7 @@ import Foundation
 public import Hummingbird
 import HTTPTypes
 import IPAddress
+import LocationDB
 import Logging
 
 /// Everything the HTTP handlers need.
@@ -22,8 +23,8 @@ public struct GameRoutes: Sendable {
     /// blocks, countries, networks. Snapshot routes are pre-encoded already; `/` and `/ip`
     /// differ per client and are never cached.
     public static let cachedPaths = [
-        "/players/*", "/user.html", "/blocks/*", "/countries*", "/as/*", "/leaderboard",
-        "/api/players/*", "/api/countries*", "/api/as*",
+        "/players/*", "/user.html", "/users.html", "/blocks/*", "/plot/*", "/countries*", "/as/*", "/leaderboard",
+        "/api/players/*", "/api/users", "/api/countries*", "/api/as*",
     ]
 
     public init(
@@ -41,6 +42,11 @@ public struct GameRoutes: Sendable {
     }
 
     static let otherMethods: [HTTPRequest.Method] = [.post, .put, .delete, .patch]
+    /// Capture The IP claims with any method, ipv4.games with GET, HEAD and POST (HEAD follows GET).
+    static let claimMethods: [HTTPRequest.Method] = [.get, .post, .put, .delete, .patch, .options]
+    /// `/ip`: the address as text, readable from any origin, never stored by a cache.
+    static let ipFields: HTTPFields = [.contentType: "text/plain; charset=utf-8", .cacheControl: "private, no-store", .accessControlAllowOrigin: "*"]
+    static let ipv6Refusal = "IPv4 only: the game counts IPv4 addresses"
 
     public func register(on router: Router<GameRequestContext>) {
         router.add(middleware: ErrorFormattingMiddleware())
@@ -54,22 +60,27 @@ public struct GameRoutes: Sendable {
         // After the data-center policy, so a cached page is never served to a denied client.
         if let cache { router.add(middleware: ResponseCacheMiddleware(configuration: cache)) }
 
-        get(router, "claim") { request, context in
-            try await claim(request, context, nameText: request.uri.queryParameters.get("name"))
-        }
-        get(router, "claim/**") { request, context in
-            let raw = context.parameters.getCatchAll().joined(separator: "/")
-            return try await claim(request, context, nameText: raw.removingPercentEncoding ?? raw)
+        for method in Self.claimMethods {
+            router.on("claim", method: method) { request, context in
+                try await claim(request, context, nameText: request.uri.queryParameters.get("name"))
+            }
+            router.on("claim/**", method: method) { request, context in
+                let raw = context.parameters.getCatchAll().joined(separator: "/")
+                return try await claim(request, context, nameText: raw.removingPercentEncoding ?? raw)
+            }
         }
         get(router, "ip") { request, context in
             let client = try clientAddress(request, context)
-            return Response(status: .ok, headers: [.contentType: "text/plain; charset=utf-8", .cacheControl: "private, no-store"],
-                            body: .init(byteBuffer: ByteBuffer(string: "\(client)\n")))
+            // ipv4.games' page shows its IPv6 notice on any answer but 200.
+            guard client.isIPv4 else {
+                throw HTTPError(.badRequest, headers: [.accessControlAllowOrigin: "*"], message: "\(Self.ipv6Refusal), and you came from \(client)")
+            }
+            return Response(status: .ok, headers: Self.ipFields, body: .init(byteBuffer: ByteBuffer(string: "\(client)\n")))
         }
         get(router, "api/ip") { request, context in
             let client = try clientAddress(request, context)
             let datacenter = context.dataCenter.map { JSON.string($0.provider) } ?? "null"
-            let body = "{\"ip\":\"\(client)\",\"version\":\(client.isIPv4 ? 4 : 6),\"datacenter\":\(datacenter)}"
+            let body = "{\"ip\":\"\(client)\",\"version\":\(client.isIPv4 ? 4 : 6),\"v4\":\(client.isIPv4),\"datacenter\":\(datacenter)}"
             return Response(status: .ok, headers: [.contentType: "application/json", .cacheControl: "private, no-store"],
                             body: .init(byteBuffer: ByteBuffer(string: body)))
         }
@@ -82,7 +93,7 @@ public struct GameRoutes: Sendable {
         get(router, "score/{period}") { request, context in
             let text = context.parameters.get("period") ?? ""
             guard let period = Period(rawValue: text), period != .all else {
-                throw HTTPError(.notFound, message: "unknown period '\(text)'; use hour, day, week or month")
+                throw HTTPError(.notFound, message: "unknown period '\(text)'; use hour, day, week, month or year")
             }
             return try serve(Snapshot.scoreKey(period), request)
         }
@@ -102,6 +113,34 @@ public struct GameRoutes: Sendable {
                 throw HTTPError(.notFound)
             }
             return jsonResponse(page)
+        }
+        // Capture The IP's rankings: `/api/ranks` is the week's.
+        get(router, "api/ranks") { request, _ in
+            try serve(Snapshot.ranksKey(.week), request)
+        }
+        get(router, "api/ranks/{period}") { request, context in
+            let text = context.parameters.get("period") ?? ""
+            guard let period = Period(rawValue: text) else {
+                throw HTTPError(.notFound, message: "unknown period '\(text)'; use all, year, month, week, day or hour")
+            }
+            return try serve(Snapshot.ranksKey(period), request)
+        }
+        // Capture The IP's player page data: the player's rank in every block where it holds addresses.
+        get(router, "api/users") { request, _ in
+            guard let text = request.uri.queryParameters.get("name") else {
+                throw HTTPError(.badRequest, message: PlayerName.ValidationError.missing.description)
+            }
+            let name: PlayerName
+            do throws(PlayerName.ValidationError) { name = try PlayerName(validating: String(text)) } catch {
+                throw HTTPError(.badRequest, message: error.description)
+            }
+            let standing = engine.player(name, period: .all)
+            let now = engine.clock.seconds
+            let nick = JSON.string(name.value)
+            let rows = (standing?.blocks ?? []).map { b in
+                "{\"block\":\(b.block),\"rank\":\(b.rank),\"max_rank\":\(b.worstRank),\"is_tied\":\(b.isTied),\"claims\":\(b.count),\"nick\":\(nick),\"players\":\(b.players)}"
+            }.joined(separator: ",")
+            return jsonResponse("{\"name\":\(nick),\"updated_at\":\(now),\"last_updated_at\":\(JSON.string(rfc3339(now))),\"rankings\":[\(rows)]}")
         }
         get(router, "api/countries") { _, _ in
             let list = engine.withBoard { $0.countries() }
@@ -149,6 +188,11 @@ public struct GameRoutes: Sendable {
             }
             return jsonResponse(PlayerJSON.encode(standing, period: period))
         }
+        get(router, "statusz") { request, context in
+            let client = context.peer.flatMap { clientAddress(peer: $0, headers: request.headers) }
+            return Response(status: .ok, headers: [.contentType: "text/plain; charset=utf-8", .cacheControl: "no-store", .accessControlAllowOrigin: "*"],
+                            body: .init(byteBuffer: ByteBuffer(string: Statusz.text(engine: engine, client: client, claimLimiter: claimLimiter))))
+        }
         get(router, "healthz") { _, _ in
             let (addresses, players) = engine.withBoard { ($0.addressCount, $0.playerCount) }
             return jsonResponse("{\"status\":\"ok\",\"addresses\":\(addresses),\"players\":\(players)}", cache: "no-store")
@@ -173,7 +217,7 @@ public struct GameRoutes: Sendable {
     func period(_ request: Request) throws -> Period {
         guard let text = request.uri.queryParameters.get("period") else { return .all }
         guard let p = Period(rawValue: text) else {
-            throw HTTPError(.badRequest, message: "unknown period '\(text)'; use all, month, week, day or hour")
+            throw HTTPError(.badRequest, message: "unknown period '\(text)'; use all, year, month, week, day or hour")
         }
         return p
     }
@@ -261,10 +305,15 @@ public struct GameRoutes: Sendable {
     }
 
     /// A snapshot body as the client asked for it: 304 when its `If-None-Match` names the
-    /// current ETag, gzip when it accepts that. Shared by the router and `FastReadHandler`.
+    /// current ETag (or, without `If-None-Match`, when `If-Modified-Since` is not before its
+    /// `Last-Modified`), gzip when it accepts that. Shared by the router and `FastReadHandler`.
     func snapshotAnswer(_ key: String, _ requestHeaders: HTTPFields) -> (status: HTTPResponse.Status, headers: HTTPFields, body: ByteBuffer?)? {
         guard let encoded = engine.snapshot[key] else { return nil }
-        if let match = requestHeaders[.ifNoneMatch], match.split(separator: ",").contains(where: { $0.trimmingCharacters(in: .whitespaces) == encoded.etag || $0.trimmingCharacters(in: .whitespaces) == "*" }) {
+        if let match = requestHeaders[.ifNoneMatch] {
+            if match.split(separator: ",").contains(where: { $0.trimmingCharacters(in: .whitespaces) == encoded.etag || $0.trimmingCharacters(in: .whitespaces) == "*" }) {
+                return (.notModified, encoded.headers, nil)
+            }
+        } else if let since = requestHeaders[.ifModifiedSince].flatMap(parseHTTPDate), Int64(clamping: since) >= encoded.modifiedAt {
             return (.notModified, encoded.headers, nil)
         }
         if acceptsGzip(requestHeaders), let gzip = encoded.gzip {

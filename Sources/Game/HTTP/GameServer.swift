@@ -149,7 +149,7 @@ public enum GameServer {
             clientAddress: { request, context in try? routes.clientAddress(request, context) }
         ))
         routes.register(on: router)
-        WebSite(routes: routes).register(on: router)
+        WebSite(routes: routes, root: configuration.webRoot.map(StaticFiles.init(root:))).register(on: router)
 
         let connections = guards.connections
         let admission = ConnectionLifecycleHandler.Admission(reads: guards.limits.reads, claims: guards.limits.claims, isClaim: { RequestPath.normalized($0).hasPrefix("/claim") })

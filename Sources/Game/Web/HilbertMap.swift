@@ -7,6 +7,10 @@ import NIOCore
 /// when tied, light when empty). Encoded as an 8-bit palette PNG.
 enum HilbertMap {
     static let side = 256
+    /// Levels of the player map: a /16 holds up to 65,536 addresses (bit length 17).
+    static let playerMapLevels = 17
+    /// Levels of `/plot/N`: a /20 holds up to 4,096 addresses (bit length 13).
+    static let plotLevels = 13
 
     /// Position of curve index `d` (0..<side²) on a side×side Hilbert curve.
     static func point(_ d: Int, side n: Int = side) -> (x: Int, y: Int) {
@@ -56,7 +60,33 @@ enum HilbertMap {
     }
 
     static func png(names: [PlayerName], holders: [Int32]) -> [UInt8] {
-        let pixels = pixels(names: names, holders: holders)
+        png(side: side, pixels: pixels(names: names, holders: holders), palette: palette())
+    }
+
+    /// Counts laid along a `side`×`side` Hilbert curve (`counts[d]` at `point(d)`) as palette
+    /// indices: 0 for none, else the count's bit length (1 → 1, 2–3 → 2, 4–7 → 3, …), at most `levels`.
+    static func densityPixels(_ counts: [UInt32], side n: Int, levels: Int) -> [UInt8] {
+        var pixels = [UInt8](repeating: 0, count: n * n)
+        for d in 0..<min(counts.count, n * n) where counts[d] > 0 {
+            let p = point(d, side: n)
+            pixels[p.y * n + p.x] = UInt8(min(levels, 32 - counts[d].leadingZeroBitCount))
+        }
+        return pixels
+    }
+
+    /// A palette from the empty background (index 0) to `rgb` at full strength (index `levels`).
+    static func densityPalette(_ rgb: (UInt8, UInt8, UInt8), levels: Int) -> [UInt8] {
+        var out: [UInt8] = [0xF1, 0xF1, 0xF1]
+        for level in 1...levels {
+            let t = 0.25 + 0.75 * Double(level - 1) / Double(max(1, levels - 1))
+            func mix(_ c: UInt8) -> UInt8 { UInt8((Double(0xF1) + (Double(c) - Double(0xF1)) * t).rounded()) }
+            out += [mix(rgb.0), mix(rgb.1), mix(rgb.2)]
+        }
+        return out
+    }
+
+    /// An 8-bit palette PNG of `side`×`side` pixels (palette indices, row by row).
+    static func png(side: Int, pixels: [UInt8], palette: [UInt8]) -> [UInt8] {
         var raw = ByteBuffer()
         raw.reserveCapacity(side * (side + 1))
         for row in 0..<side {
@@ -69,7 +99,7 @@ enum HilbertMap {
         header += be32(UInt32(side)) + be32(UInt32(side))
         header += [8, 3, 0, 0, 0] // 8-bit, palette, deflate, no filter method extras, no interlace
         chunk(&out, "IHDR", header)
-        chunk(&out, "PLTE", palette())
+        chunk(&out, "PLTE", palette)
         chunk(&out, "IDAT", compressed)
         chunk(&out, "IEND", [])
         return out

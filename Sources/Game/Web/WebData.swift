@@ -17,7 +17,18 @@ final class WebData: Sendable {
 
     struct Blocks: Decodable, Sendable {
         var updated_at: Int64
+        /// All 256 blocks in order (the API lists only the claimed ones).
         var blocks: [Tile]
+
+        enum CodingKeys: String, CodingKey { case updated_at, blocks }
+
+        init(from decoder: any Decoder) throws {
+            let fields = try decoder.container(keyedBy: CodingKeys.self)
+            updated_at = try fields.decode(Int64.self, forKey: .updated_at)
+            var all = (0..<256).map { Tile(block: $0, holder: nil, tied: false, count: 0, total: 0, players: 0) }
+            for tile in try fields.decode([Tile].self, forKey: .blocks) where (0..<256).contains(tile.block) { all[tile.block] = tile }
+            blocks = all
+        }
     }
 
     struct Leader: Decodable, Sendable {
@@ -90,6 +101,26 @@ extension GameEngine {
     }
 
     var nowSeconds: Int64 { clock.seconds }
+
+    /// Addresses per `2^shift`-address area over `blocks` (only `name`'s when given), one
+    /// block per lock hold so claims never wait for the whole walk; nil for an unknown name.
+    func areaCounts(blocks: Range<Int>, shift: Int, of name: PlayerName? = nil) -> [UInt32]? {
+        let perBlock = 1 << (24 - shift)
+        var counts = [UInt32](repeating: 0, count: blocks.count * perBlock)
+        for (i, block) in blocks.enumerated() {
+            let known = board.withLock { $0.addAreaCounts(inBlock: block, shift: shift, of: name, into: &counts, offset: i * perBlock) }
+            if !known { return nil }
+        }
+        return counts
+    }
+
+    /// A player's addresses at the end of each of the last `days` days, oldest first.
+    func holdings(of name: PlayerName, days: Int) -> [(day: Int64, addresses: Int)] {
+        board.withLock { board in
+            board.advance(to: clock.seconds)
+            return board.holdings(of: name, days: days, now: clock.seconds)
+        }
+    }
 }
 
 /// Reserved /8 blocks that the map marks: "this network", private use, loopback, multicast and

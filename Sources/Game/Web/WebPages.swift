@@ -69,7 +69,7 @@ enum WebPages {
     }
 
     static func periodNav(current: Period, href: (Period) -> String, label: String) -> String {
-        let order: [Period] = [.hour, .day, .week, .month, .all]
+        let order: [Period] = [.hour, .day, .week, .month, .year, .all]
         let items = order.map { p -> String in
             let text = p == .all ? "all time" : p.rawValue
             let currentAttr = p == current ? " aria-current=\"true\"" : ""
@@ -230,7 +230,8 @@ enum WebPages {
 
     // MARK: Player
 
-    static func player(_ shell: Shell, _ s: Scoreboard.PlayerStanding, period: Period, linkBase: (Period) -> String) -> String {
+    static func player(_ shell: Shell, _ s: Scoreboard.PlayerStanding, period: Period, history: [(day: Int64, addresses: Int)] = [],
+                       linkBase: (Period) -> String) -> String {
         let name = s.name.value
         let held = s.blocksHeld
         let lines = s.blocks.map { b -> String in
@@ -248,10 +249,58 @@ enum WebPages {
         <ul class="standings" id="standings">
         \(lines)
         </ul>
+        <h2>Where and since when</h2>
+        <figure class="spacemap"><img id="player-map" src="/player-map.png?name=\(HTML.escape(URLPath.encodeSegment(name)))" width="256" height="256" alt="Where \(HTML.escape(name)) holds addresses in the IPv4 space">
+        <figcaption>The whole IPv4 space along a Hilbert curve, one pixel per /16 (nearby networks stay nearby; block 0 top left, 255 top right): the darker, the more addresses held there.</figcaption></figure>
+        \(historyChart(history))
         \(playerOrigins(s))
         <p><a href="/">Back to the map</a></p>
         """
         return page(shell, title: "\(name) · IPQuest", bodyAttributes: " data-page=\"player\"", main: main)
+    }
+
+    /// Addresses held at the end of each day as an SVG bar chart, oldest day left.
+    static func historyChart(_ history: [(day: Int64, addresses: Int)]) -> String {
+        guard let last = history.last else { return "" }
+        let maxCount = max(1, history.map(\.addresses).max() ?? 1)
+        let left = 48, top = 10, plotH = 90, barW = 16
+        let width = left + history.count * barW + 10, height = top + plotH + 24
+        func date(_ day: Int64) -> String { String(rfc3339(day * 86_400).prefix(10)) }
+        var out = "<svg class=\"bars history\" id=\"history\" viewBox=\"0 0 \(width) \(height)\" role=\"img\" aria-labelledby=\"history-title\" xmlns=\"http://www.w3.org/2000/svg\">"
+        out += "<title id=\"history-title\">Addresses held at the end of each of the last \(history.count) days (UTC), \(date(history[0].day)) to \(date(last.day))</title>"
+        out += "<line x1=\"\(left)\" y1=\"\(top + plotH)\" x2=\"\(left + history.count * barW)\" y2=\"\(top + plotH)\"/>"
+        out += "<text class=\"axis\" x=\"\(left - 4)\" y=\"\(top + 8)\" text-anchor=\"end\">\(maxCount)</text>"
+        out += "<text class=\"axis\" x=\"\(left - 4)\" y=\"\(top + plotH)\" text-anchor=\"end\">0</text>"
+        out += "<text class=\"axis\" x=\"\(left)\" y=\"\(top + plotH + 16)\">\(date(history[0].day))</text>"
+        out += "<text class=\"axis\" x=\"\(left + history.count * barW)\" y=\"\(top + plotH + 16)\" text-anchor=\"end\">\(date(last.day))</text>"
+        for (i, point) in history.enumerated() {
+            let h = point.addresses == 0 ? 0 : max(1, Int((Double(point.addresses) / Double(maxCount) * Double(plotH)).rounded()))
+            out += "<rect class=\"bar held\" x=\"\(left + i * barW + 2)\" y=\"\(top + plotH - h)\" width=\"\(barW - 4)\" height=\"\(h)\" data-day=\"\(date(point.day))\" data-addresses=\"\(point.addresses)\"><title>\(date(point.day)): \(plural(point.addresses, "address", "addresses"))</title></rect>"
+        }
+        return out + "</svg>"
+    }
+
+    static func about(_ shell: Shell) -> String {
+        let main = """
+        <h2>How to play</h2>
+        <p>Send <code>GET /claim?name=YOURNAME</code> (or <code>/claim/YOURNAME</code>) from as many different IPv4 addresses as you can. Each address remembers the last name claimed from it: that player holds it until someone claims it again from the same address.</p>
+        <h2>The rules</h2>
+        <ul>
+        <li>A name is 1 to 40 characters: letters, digits and <code>@ / : . ^ + ! - _ *</code>.</li>
+        <li>Whoever holds the most addresses of a /8 block (<code>N.0.0.0/8</code>) rules it; a tie means nobody does. Each block ruled is a point.</li>
+        <li>Boards are kept for the last hour, day, week, month (30 days), year (365 days, by whole UTC days) and all time: a timed board counts the addresses whose current claim is that recent.</li>
+        <li>Claiming again an address you hold refreshes its time at most once an hour.</li>
+        <li>Every network (/24) has a budget of requests; flooding earns a 429, then a ban.</li>
+        </ul>
+        <h2>The API</h2>
+        <ul>
+        <li><a href="/score">/score</a>, <code>/score/hour|day|week|month|year</code>, <a href="/recent">/recent</a> and <a href="/ip">/ip</a> as on ipv4.games; <a href="/statusz">/statusz</a> for the server's figures and your remaining tokens; <code>/plot/N</code> for a picture of block N.</li>
+        <li><a href="/api/recent">/api/recent</a>, <a href="/api/blocks">/api/blocks</a>, <a href="/api/ranks">/api/ranks</a>, <code>/api/users?name=</code> and <a href="/api/ip">/api/ip</a> as Capture The IP has them.</li>
+        <li><a href="/api/leaderboard">/api/leaderboard</a> (paged: <code>limit</code>, <code>cursor</code>), <code>/api/players/NAME</code>, <a href="/api/countries">/api/countries</a>, <a href="/api/as">/api/as</a>.</li>
+        </ul>
+        <p><a href="/">Back to the map</a></p>
+        """
+        return page(shell, title: "About · IPQuest", bodyAttributes: " data-page=\"about\"", main: main)
     }
 
     /// Addresses per block as an SVG bar chart (attributes only: no inline style).

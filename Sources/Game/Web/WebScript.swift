@@ -170,7 +170,10 @@ enum WebScript {
         }
       }
       function renderBlocks(doc) {
-        doc.blocks.forEach(renderTile);
+        // The API lists the claimed blocks only: any other is empty.
+        var listed = {};
+        doc.blocks.forEach(function (b) { listed[b.block] = true; renderTile(b); });
+        for (var i = 0; i < 256; i++) if (!listed[i]) renderTile({ block: i, holder: null, tied: false, count: 0 });
         updatedAt = Math.max(updatedAt, doc.updated_at);
       }
       function renderBoard(doc) {

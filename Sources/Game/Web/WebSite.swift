@@ -3,6 +3,7 @@ import Foundation
 import Hummingbird
 import HTTPTypes
 import IPAddress
+import LocationDB
 import NIOCore
 import Synchronization
 
@@ -31,7 +32,10 @@ public struct WebSite: Sendable {
     let routes: GameRoutes
     let data = WebData()
     let maps = BlockMapCache()
+    let pictures = PictureCache()
     let fragments = FragmentCache()
+    /// `web.root`: a community's own files, served before the built-in pages.
+    let root: StaticFiles?
     let css: WebAsset
     let js: WebAsset
     let icon: WebAsset
@@ -40,8 +44,9 @@ public struct WebSite: Sendable {
 
     static let contentSecurityPolicy = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; connect-src 'self'; form-action 'self'; base-uri 'none'; frame-ancestors 'none'"
 
-    public init(routes: GameRoutes, pollMilliseconds: Int = 2_000) {
+    public init(routes: GameRoutes, root: StaticFiles? = nil, pollMilliseconds: Int = 2_000) {
         self.routes = routes
+        self.root = root
         self.pollMilliseconds = pollMilliseconds
         css = WebAsset(name: "app", ext: "css", contentType: "text/css; charset=utf-8", text: WebStyle.css)
         js = WebAsset(name: "app", ext: "js", contentType: "text/javascript; charset=utf-8", text: WebScript.js)
@@ -52,14 +57,47 @@ public struct WebSite: Sendable {
     var engine: GameEngine { routes.engine }
 
     public func register(on router: Router<GameRequestContext>) {
-        router.get("/") { request, context in try home(request, context) }
-        router.get("/index.html") { request, context in try home(request, context) }
+        // The pages a community's front end may replace: its file wins when `web.root` has one.
+        router.get("/") { request, context in try staticFile(request) ?? home(request, context) }
+        router.get("/index.html") { request, context in try staticFile(request) ?? home(request, context) }
         router.get("/players/**") { request, context in
             let raw = context.parameters.getCatchAll().joined(separator: "/")
             return player(request, name: raw.removingPercentEncoding ?? raw)
         }
-        router.get("/user.html") { request, _ in
-            player(request, name: request.uri.queryParameters.get("name") ?? "")
+        // ipv4.games' and Capture The IP's player page links.
+        for path in ["/user.html", "/users.html"] {
+            router.get(RouterPath(stringLiteral: path)) { request, _ in
+                staticFile(request) ?? player(request, name: request.uri.queryParameters.get("name") ?? "")
+            }
+        }
+        router.get("/about.html") { request, _ in
+            staticFile(request) ?? html(request, WebPages.about(shell), cache: "public, max-age=300")
+        }
+        router.get("/favicon.ico") { request, _ in
+            staticFile(request) ?? send(request, body: ByteBuffer(bytes: Self.favicon), gzip: nil, etag: Self.faviconETag, contentType: "image/x-icon", cache: "public, max-age=86400")
+        }
+        // ipv4.games' picture of one /8: addresses per /20 along a 64×64 Hilbert curve.
+        router.get("/plot/{block}") { request, context in
+            guard let b = Self.blockNumber(context.parameters.get("block")) else { return notFound(request, "No such block: blocks are 0 to 255.") }
+            let picture = pictures.picture("plot|\(b)", engine: engine) {
+                let counts = engine.areaCounts(blocks: b..<(b + 1), shift: 12) ?? []
+                return HilbertMap.png(side: 64, pixels: HilbertMap.densityPixels(counts, side: 64, levels: HilbertMap.plotLevels),
+                                      palette: HilbertMap.densityPalette((0x0B, 0x3D, 0x28), levels: HilbertMap.plotLevels))
+            }
+            return send(request, body: ByteBuffer(bytes: picture.png), gzip: nil, etag: picture.etag, contentType: "image/png", cache: "public, max-age=10")
+        }
+        // Where in the whole IPv4 space a player holds addresses: one pixel per /16.
+        router.get("/player-map.png") { request, _ in
+            guard let name = PlayerName(request.uri.queryParameters.get("name").map { String($0) } ?? ""),
+                  engine.withBoard({ $0.isKnown(name) }) else {
+                return notFound(request, "No such player.")
+            }
+            let picture = pictures.picture("player|\(name.value)", engine: engine) {
+                let counts = engine.areaCounts(blocks: 0..<256, shift: 16, of: name) ?? []
+                return HilbertMap.png(side: 256, pixels: HilbertMap.densityPixels(counts, side: 256, levels: HilbertMap.playerMapLevels),
+                                      palette: HilbertMap.densityPalette(NameColour.rgb(hueClass: NameColour.hueClass(name.value), lightness: 0.35), levels: HilbertMap.playerMapLevels))
+            }
+            return send(request, body: ByteBuffer(bytes: picture.png), gzip: nil, etag: picture.etag, contentType: "image/png", cache: "public, max-age=10")
         }
         router.get("/blocks/{block}") { request, context in
             guard let b = Self.blockNumber(context.parameters.get("block")) else { return notFound(request, "No block \(HTML.escape(context.parameters.get("block") ?? "")): blocks are 0 to 255.") }
@@ -111,6 +149,38 @@ public struct WebSite: Sendable {
             }
             return send(request, body: asset.body, gzip: asset.gzip, etag: asset.etag, contentType: asset.contentType, cache: "public, max-age=31536000, immutable")
         }
+        // Any other path: a file of `web.root`, else the router's 404.
+        if root != nil {
+            router.get("/**") { request, _ in
+                guard let response = staticFile(request) else { throw HTTPError(.notFound) }
+                return response
+            }
+        }
+    }
+
+    /// The `web.root` file a request names, with validators and gzip; nil without one.
+    func staticFile(_ request: Request) -> Response? {
+        guard let root, let file = root.file(forPath: request.uri.path) else { return nil }
+        var headers: HTTPFields = [
+            .contentType: file.contentType,
+            .cacheControl: "public, max-age=300",
+            .vary: "Accept-Encoding",
+            .eTag: file.etag,
+            .lastModified: formatHTTPDate(UInt64(max(0, file.modifiedAt))),
+            .xContentTypeOptions: "nosniff",
+        ]
+        if let match = request.headers[.ifNoneMatch] {
+            if match.split(separator: ",").contains(where: { let t = $0.trimmingCharacters(in: .whitespaces); return t == file.etag || t == "W/" + file.etag || t == "*" }) {
+                return Response(status: .notModified, headers: headers)
+            }
+        } else if let since = request.headers[.ifModifiedSince].flatMap(parseHTTPDate), Int64(clamping: since) >= file.modifiedAt {
+            return Response(status: .notModified, headers: headers)
+        }
+        if let gzip = file.gzip, routes.acceptsGzip(request.headers) {
+            headers[.contentEncoding] = "gzip"
+            return Response(status: .ok, headers: headers, body: .init(byteBuffer: gzip))
+        }
+        return Response(status: .ok, headers: headers, body: .init(byteBuffer: file.body))
     }
 
     static func blockNumber(_ text: String?) -> Int? {
@@ -162,7 +232,8 @@ public struct WebSite: Sendable {
         }
         let base = WebPages.playerHref(name.value)
         let joiner = base.contains("?") ? "&" : "?"
-        let body = WebPages.player(shell, standing, period: period, linkBase: { "\(base)\(joiner)period=\($0.rawValue)" })
+        let history = engine.holdings(of: name, days: 30)
+        let body = WebPages.player(shell, standing, period: period, history: history, linkBase: { "\(base)\(joiner)period=\($0.rawValue)" })
         return html(request, body, cache: "public, max-age=5")
     }
 
@@ -226,6 +297,23 @@ public struct WebSite: Sendable {
         return Response(status: status, headers: headers, body: .init(byteBuffer: body))
     }
 
+    /// `/favicon.ico`: the icon's four squares as a 16×16 PNG inside an ICO container.
+    static let favicon: [UInt8] = {
+        var pixels = [UInt8](repeating: 0, count: 256)
+        for y in 0..<16 {
+            for x in 0..<16 {
+                let inside = (2..<7).contains(x) || (9..<14).contains(x)
+                guard inside, (2..<7).contains(y) || (9..<14).contains(y) else { continue }
+                pixels[y * 16 + x] = UInt8(1 + (x >= 8 ? 1 : 0) + (y >= 8 ? 2 : 0))
+            }
+        }
+        let png = HilbertMap.png(side: 16, pixels: pixels, palette: [0x0B, 0x3D, 0x28, 0x7F, 0xD1, 0xA8, 0xF2, 0xC1, 0x4E, 0xE5, 0x8A, 0x8A, 0x9D, 0xB4, 0xF0])
+        let size = UInt32(png.count)
+        let entry: [UInt8] = [16, 16, 0, 0, 1, 0, 32, 0, UInt8(size & 0xFF), UInt8((size >> 8) & 0xFF), UInt8((size >> 16) & 0xFF), UInt8(size >> 24), 22, 0, 0, 0]
+        return [0, 0, 1, 0, 1, 0] + entry + png
+    }()
+    static let faviconETag = "\"\(fnv1a64(bytes: favicon))\""
+
     static let iconSVG = """
     <svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 16 16"><rect width="16" height="16" rx="3" fill="#0b3d28"/><rect x="2" y="2" width="5" height="5" fill="#7fd1a8"/><rect x="9" y="2" width="5" height="5" fill="#f2c14e"/><rect x="2" y="9" width="5" height="5" fill="#e58a8a"/><rect x="9" y="9" width="5" height="5" fill="#9db4f0"/></svg>
 
@@ -244,6 +332,32 @@ final class FragmentCache: Sendable {
             e[key] = value
         }
         return value
+    }
+}
+
+/// Rendered pictures by key, rebuilt when the board changed and the picture is older than a few
+/// seconds (a rebuild walks the board one block per lock hold); at most 256 kept.
+final class PictureCache: Sendable {
+    struct Entry: Sendable {
+        var png: [UInt8]
+        var etag: String
+        var boardTag: String
+        var builtAt: ContinuousClock.Instant
+    }
+
+    private let entries = Mutex<[String: Entry]>([:])
+
+    func picture(_ key: String, engine: GameEngine, make: () -> [UInt8]) -> Entry {
+        let boardTag = engine.snapshot[Snapshot.blocksKey(.all)]?.etag ?? ""
+        let now = ContinuousClock.now
+        if let hit = entries.withLock({ $0[key] }), hit.boardTag == boardTag || now - hit.builtAt < BlockMapCache.minimumAge { return hit }
+        let png = make()
+        let entry = Entry(png: png, etag: "\"\(fnv1a64(bytes: png))\"", boardTag: boardTag, builtAt: now)
+        entries.withLock { e in
+            if e.count >= 256 { e.removeAll(keepingCapacity: true) }
+            e[key] = entry
+        }
+        return entry
     }
 }
 
@@ -287,9 +401,7 @@ final class BlockMapCache: Sendable {
         let legend = zip(names, areas).map { (name: $0.0.value, areas: $0.1) }
             .sorted { $0.areas != $1.areas ? $0.areas > $1.areas : $0.name < $1.name }
             .prefix(12).map { $0 }
-        var hash: UInt64 = 0xcbf2_9ce4_8422_2325
-        for byte in png { hash = (hash ^ UInt64(byte)) &* 0x0000_0100_0000_01B3 }
-        let entry = Entry(png: png, etag: "\"\(String(hash, radix: 16))\"", boardTag: boardTag, builtAt: now, legend: legend, tiedAreas: tied)
+        let entry = Entry(png: png, etag: "\"\(fnv1a64(bytes: png))\"", boardTag: boardTag, builtAt: now, legend: legend, tiedAreas: tied)
         entries.withLock { $0[block] = entry }
         return entry
     }

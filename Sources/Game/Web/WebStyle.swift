@@ -87,6 +87,9 @@ enum WebStyle {
     svg.bars .held{fill:#0b5d3b}
     svg.bars .axis{fill:#5b625e;font-size:10px}
     svg.bars line{stroke:#c9cfca}
+    figure.spacemap{margin:0 0 1rem}
+    figure.spacemap img{display:block;width:256px;height:256px;image-rendering:pixelated;border:1px solid var(--line);background:#f1f1f1}
+    figure.spacemap figcaption{color:#5b625e;font-size:.85rem;max-width:40rem}
     footer{max-width:1400px;margin:0 auto;padding:1em;color:var(--muted);font-size:.85em}
     .notfound{font-size:1.1em}
     noscript p{background:#fff7e0;border:1px solid #e0c36a;padding:.4em .7em;border-radius:4px}

@@ -74,8 +74,10 @@ struct LoopbackHTTPClient {
         return try exchange(source: source, raw: prefix + Array(head.utf8))
     }
 
-    func request(_ method: String, _ path: String, source: String = "127.0.0.1") throws -> Response {
-        let head = "\(method) \(path) HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\nContent-Length: 0\r\n\r\n"
+    func request(_ method: String, _ path: String, source: String = "127.0.0.1", headers: [(String, String)] = []) throws -> Response {
+        var head = "\(method) \(path) HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\nContent-Length: 0\r\n"
+        for (k, v) in headers { head += "\(k): \(v)\r\n" }
+        head += "\r\n"
         return try exchange(source: source, raw: Array(head.utf8))
     }
 
@@ -143,7 +145,7 @@ extension LoopbackHTTPClient {
         try await onThread { try self.get(path, source: source, headers: headers, prefix: prefix) }
     }
 
-    func request(_ method: String, _ path: String, source: String = "127.0.0.1") async throws -> Response {
-        try await onThread { try self.request(method, path, source: source) }
+    func request(_ method: String, _ path: String, source: String = "127.0.0.1", headers: [(String, String)] = []) async throws -> Response {
+        try await onThread { try self.request(method, path, source: source, headers: headers) }
     }
 }
