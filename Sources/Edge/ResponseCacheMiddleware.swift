@@ -1,3 +1,4 @@
+import Foundation
 public import Hummingbird
 import HTTPTypes
 import Metrics
@@ -45,11 +46,12 @@ public struct ResponseCacheMiddleware<Context: RequestContext>: RouterMiddleware
 
         let key = "\(request.uri.path)?\(request.uri.query ?? "")|\(request.headers[.accept] ?? "")|\(request.headers[.acceptEncoding] ?? "")"
         let now = ContinuousClock.now
+        let condition = request.headers[.ifNoneMatch]
         switch store.lookup(key, now: now, tti: configuration.tti) {
         case .hit(let entry):
-            return entry.response(now: now)
+            return entry.response(now: now, ifNoneMatch: condition)
         case .wait(let pending):
-            if let entry = await pending.wait() { return entry.response(now: ContinuousClock.now) }
+            if let entry = await pending.wait() { return entry.response(now: ContinuousClock.now, ifNoneMatch: condition) }
             return try await next(request, context)
         case .render(let promise):
             do {
@@ -60,7 +62,7 @@ public struct ResponseCacheMiddleware<Context: RequestContext>: RouterMiddleware
                 }
                 let entry = try await CachedResponse.capture(response, now: ContinuousClock.now, ttl: configuration.ttl)
                 store.complete(key, entry: entry, promise: promise, maxBytes: configuration.maxBytes)
-                return entry.response(now: ContinuousClock.now)
+                return entry.response(now: ContinuousClock.now, ifNoneMatch: condition)
             } catch {
                 store.abandon(key, promise: promise)
                 throw error
@@ -83,11 +85,25 @@ public struct CachedResponse: Sendable {
 
     var size: Int { body.readableBytes + 256 }
 
-    func response(now: ContinuousClock.Instant) -> Response {
+    /// The stored answer, or 304 without a body when `ifNoneMatch` names its ETag (or `*`):
+    /// a client revalidating gets the same answer from a hit as from the handler.
+    func response(now: ContinuousClock.Instant, ifNoneMatch: String? = nil) -> Response {
         var headers = headers
         let age = max(0, (now - renderedAt).components.seconds)
         headers[.age] = "\(age)"
+        if let ifNoneMatch, let etag = headers[.eTag], Self.matches(ifNoneMatch, etag) {
+            return Response(status: .notModified, headers: headers)
+        }
         return Response(status: status, headers: headers, body: .init(byteBuffer: body))
+    }
+
+    /// Whether an `If-None-Match` list names `etag` (weak comparison) or is `*`.
+    static func matches(_ list: String, _ etag: String) -> Bool {
+        let strong = etag.hasPrefix("W/") ? String(etag.dropFirst(2)) : etag
+        return list.split(separator: ",").contains { item in
+            let tag = item.trimmingCharacters(in: .whitespaces)
+            return tag == "*" || tag == strong || tag == "W/" + strong
+        }
     }
 
     /// Only plain 200s without cookies or no-store/private may be shared.

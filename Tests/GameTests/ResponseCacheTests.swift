@@ -22,6 +22,11 @@ import Edge
             try await Task.sleep(for: .milliseconds(300)) // a costly render
             return Response(status: .ok, headers: [.contentType: "text/plain"], body: .init(byteBuffer: ByteBuffer(string: "render \(n)")))
         }
+        router.get("page/tagged") { request, _ -> Response in
+            _ = renders.next()
+            if request.headers[.ifNoneMatch] == "\"v1\"" { return Response(status: .notModified, headers: [.eTag: "\"v1\""]) }
+            return Response(status: .ok, headers: [.eTag: "\"v1\""], body: .init(byteBuffer: ByteBuffer(string: "tagged")))
+        }
         router.get("page/private") { _, _ -> Response in
             let n = renders.next()
             return Response(status: .ok, headers: [.cacheControl: "private"], body: .init(byteBuffer: ByteBuffer(string: "private \(n)")))
@@ -77,6 +82,12 @@ import Edge
         #expect(try await client.get("/page/error").status == 500)
         #expect(try await client.get("/page/error").status == 500)
         #expect(renders.value == 10)
+        // A client revalidating gets 304 from a hit too (a 200 with the whole body before).
+        #expect(try await client.get("/page/tagged").text == "tagged")
+        let revalidated = try await client.get("/page/tagged", headers: [("If-None-Match", "\"v0\", \"v1\"")])
+        #expect(revalidated.status == 304 && revalidated.body.isEmpty && revalidated.headers["etag"] == "\"v1\"")
+        #expect(try await client.get("/page/tagged", headers: [("If-None-Match", "\"v0\"")]).text == "tagged")
+        #expect(renders.value == 11)
         await group.triggerGracefulShutdown()
     }
 }

@@ -155,6 +155,60 @@ def test_player_page_lines(server, page, outdir):
     assert "2nd in 60.0.0.0/8 with 3 addresses" in [li.text for li in page.find_elements(By.CSS_SELECTOR, "#standings > li")]
 
 
+def test_player_map_history_and_plot(server, page, outdir):
+    """The player's picture of the IPv4 space, its 30-day chart and ipv4.games' /plot/N, pixel
+    by pixel against the model's owners."""
+    for player in ("alice", "bob", "oldtimer", "carol", "a/b"):
+        page.get(server.base + player_href(player))
+        img = page.find_element(By.ID, "player-map")
+        WebDriverWait(page, 10).until(lambda d: d.execute_script("return arguments[0].complete && arguments[0].naturalWidth", img) == 256)
+        src = urllib.parse.urlsplit(img.get_attribute("src"))
+        status, headers, png = server.get(src.path + "?" + src.query)
+        assert status == 200 and headers["content-type"] == "image/png"
+        assert server.get(src.path + "?" + src.query, {"If-None-Match": headers["etag"]})[0] == 304
+        width, height, palette, pixels = decode_png(png)
+        assert (width, height) == (256, 256) and len(palette) == 3 * 18 and palette[:3] == b"\xf1\xf1\xf1"
+        per16: dict[int, int] = {}
+        for ip, (name, _) in server.model.owners.items():
+            if name == player:
+                o = [int(p) for p in ip.split(".")]
+                per16[o[0] << 8 | o[1]] = per16.get(o[0] << 8 | o[1], 0) + 1
+        expected = bytearray(65536)
+        for area, n in per16.items():
+            x, y = hilbert_point(area)
+            expected[y * 256 + x] = min(17, n.bit_length())
+        assert pixels == expected, player
+    page.save_screenshot(os.path.join(outdir, "player-map.png"))
+    assert server.get("/player-map.png?name=ghost")[0] == 404
+
+    # The chart: oldtimer's 40 imported addresses (10 days ago), 3 of them taken by bob today.
+    page.get(server.base + "/players/oldtimer")
+    bars = page.find_elements(By.CSS_SELECTOR, "#history rect.bar")
+    days = [b.get_attribute("data-day") for b in bars]
+    held = [int(b.get_attribute("data-addresses")) for b in bars]
+    today = now() // 86400
+    assert len(bars) == 30 and days[-1] == time.strftime("%Y-%m-%d", time.gmtime(today * 86400))
+    imported = (now() - 10 * 86400) // 86400
+    assert held == [0 if d < imported else 37 if d == today else 40 for d in range(today - 29, today + 1)]
+
+    # /plot/127: addresses per /20 along a 64x64 curve.
+    status, headers, png = server.get("/plot/127")
+    assert status == 200 and headers["content-type"] == "image/png"
+    width, height, _, pixels = decode_png(png)
+    assert (width, height) == (64, 64)
+    per20: dict[int, int] = {}
+    for ip in server.model.owners:
+        o = [int(p) for p in ip.split(".")]
+        if o[0] == 127:
+            per20[o[1] << 4 | o[2] >> 4] = per20.get(o[1] << 4 | o[2] >> 4, 0) + 1
+    expected = bytearray(4096)
+    for area, n in per20.items():
+        x, y = hilbert_point(area, 64)
+        expected[y * 64 + x] = min(13, n.bit_length())
+    assert pixels == expected and len(per20) > 3
+    assert server.get("/plot/256")[0] == 404
+
+
 def test_unknown_player_is_404(server, page):
     status, headers, body = server.get("/players/nobody-here")
     assert status == 404 and headers["content-type"].startswith("text/html")

@@ -81,7 +81,7 @@ public struct GameRoutes: Sendable {
             let client = try clientAddress(request, context)
             let datacenter = context.dataCenter.map { JSON.string($0.provider) } ?? "null"
             let body = "{\"ip\":\"\(client)\",\"version\":\(client.isIPv4 ? 4 : 6),\"v4\":\(client.isIPv4),\"datacenter\":\(datacenter)}"
-            return Response(status: .ok, headers: [.contentType: "application/json", .cacheControl: "private, no-store"],
+            return Response(status: .ok, headers: [.contentType: "application/json", .cacheControl: "private, no-store", .accessControlAllowOrigin: "*"],
                             body: .init(byteBuffer: ByteBuffer(string: body)))
         }
         get(router, "recent") { request, _ in

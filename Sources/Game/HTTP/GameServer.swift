@@ -137,7 +137,9 @@ public enum GameServer {
                 ? .init(ttl: .seconds(configuration.cacheTTLSeconds), tti: .seconds(max(30, configuration.cacheTTLSeconds)),
                         maxBytes: configuration.cacheMaxBytes, paths: GameRoutes.cachedPaths)
                 : nil)
-        let router = Router(context: GameRequestContext.self)
+        // HEAD is answered by every GET route (ipv4.games claims with HEAD too).
+        let router = Router(context: GameRequestContext.self, options: .autoGenerateHeadEndpoints)
+        Statusz.markStart()
         // Outermost: a method outside the standard set never reaches a metric label.
         router.add(middleware: KnownMethodMiddleware())
         // A span per request when spans go somewhere (`tracing.endpoint`); otherwise not even the no-op.

@@ -7,11 +7,24 @@ import Darwin
 #endif
 import Edge
 import IPAddress
+import Synchronization
 
 /// `/statusz`: the process's and the game's figures as `name: value` lines, as ipv4.games
 /// shows them (its bots read `yourtokens` to pace themselves).
 enum Statusz {
-    static let startedAt = Int64(time(nil))
+    /// When the process started serving (set by `markStart`, else on first use).
+    private static let started = Mutex<Int64?>(nil)
+
+    static func markStart() {
+        started.withLock { if $0 == nil { $0 = Int64(time(nil)) } }
+    }
+
+    static var startedAt: Int64 {
+        started.withLock { value in
+            if value == nil { value = Int64(time(nil)) }
+            return value!
+        }
+    }
 
     static func text(engine: GameEngine, client: IPAddress?, claimLimiter: TokenBucketLimiter<NetworkKey>) -> String {
         let now = engine.clock.seconds

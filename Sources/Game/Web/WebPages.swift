@@ -266,7 +266,7 @@ enum WebPages {
         let left = 48, top = 10, plotH = 90, barW = 16
         let width = left + history.count * barW + 10, height = top + plotH + 24
         func date(_ day: Int64) -> String { String(rfc3339(day * 86_400).prefix(10)) }
-        var out = "<svg class=\"bars history\" id=\"history\" viewBox=\"0 0 \(width) \(height)\" role=\"img\" aria-labelledby=\"history-title\" xmlns=\"http://www.w3.org/2000/svg\">"
+        var out = "<svg class=\"history\" id=\"history\" viewBox=\"0 0 \(width) \(height)\" role=\"img\" aria-labelledby=\"history-title\" xmlns=\"http://www.w3.org/2000/svg\">"
         out += "<title id=\"history-title\">Addresses held at the end of each of the last \(history.count) days (UTC), \(date(history[0].day)) to \(date(last.day))</title>"
         out += "<line x1=\"\(left)\" y1=\"\(top + plotH)\" x2=\"\(left + history.count * barW)\" y2=\"\(top + plotH)\"/>"
         out += "<text class=\"axis\" x=\"\(left - 4)\" y=\"\(top + 8)\" text-anchor=\"end\">\(maxCount)</text>"

@@ -87,6 +87,10 @@ enum WebStyle {
     svg.bars .held{fill:#0b5d3b}
     svg.bars .axis{fill:#5b625e;font-size:10px}
     svg.bars line{stroke:#c9cfca}
+    svg.history{width:100%;max-width:560px;height:auto;display:block;background:#fff;border:1px solid var(--line);margin-bottom:1rem}
+    svg.history .bar{fill:#0b5d3b}
+    svg.history .axis{fill:#5b625e;font-size:10px}
+    svg.history line{stroke:#c9cfca}
     figure.spacemap{margin:0 0 1rem}
     figure.spacemap img{display:block;width:256px;height:256px;image-rendering:pixelated;border:1px solid var(--line);background:#f1f1f1}
     figure.spacemap figcaption{color:#5b625e;font-size:.85rem;max-width:40rem}
