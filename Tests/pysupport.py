@@ -54,3 +54,22 @@ def ipquest_binary(repo: str) -> str:
     if not os.access(path, os.X_OK):
         pytest.fail(f"no ipquest binary at {path}: build it first (swift build) or set IPQUEST_BIN")
     return path
+
+
+def hilbert_point(d: int, n: int = 256) -> tuple[int, int]:
+    """Textbook d2xy for a Hilbert curve of side n."""
+    x = y = 0
+    t = d
+    s = 1
+    while s < n:
+        rx = 1 & (t // 2)
+        ry = 1 & (t ^ rx)
+        if ry == 0:
+            if rx == 1:
+                x, y = s - 1 - x, s - 1 - y
+            x, y = y, x
+        x += s * rx
+        y += s * ry
+        t //= 4
+        s *= 2
+    return x, y

@@ -12,6 +12,7 @@ import zlib
 
 import jsonschema
 import pytest
+from pysupport import hilbert_point
 import yaml
 from openapi_spec_validator import validate
 
@@ -302,23 +303,6 @@ def png_pixels(body: bytes) -> tuple[int, int, list[list[int]]]:
     rows = [raw[r * (width + 1):(r + 1) * (width + 1)] for r in range(height)]
     assert all(row[0] == 0 for row in rows)
     return width, height, [list(row[1:]) for row in rows]
-
-
-def hilbert_point(d: int, side: int) -> tuple[int, int]:
-    x = y = 0
-    s = 1
-    while s < side:
-        rx = 1 & (d // 2)
-        ry = 1 & (d ^ rx)
-        if ry == 0:
-            if rx == 1:
-                x, y = s - 1 - x, s - 1 - y
-            x, y = y, x
-        x += s * rx
-        y += s * ry
-        d //= 4
-        s *= 2
-    return x, y
 
 
 def test_pictures(spec, seeded):

@@ -54,25 +54,6 @@ def hue_class(name: str) -> int:
     return fnv1a32(name) % 72
 
 
-def hilbert_point(d: int, n: int = 256) -> tuple[int, int]:
-    """Textbook d2xy for a Hilbert curve of side n."""
-    x = y = 0
-    t = d
-    s = 1
-    while s < n:
-        rx = 1 & (t // 2)
-        ry = 1 & (t ^ rx)
-        if ry == 0:
-            if rx == 1:
-                x, y = s - 1 - x, s - 1 - y
-            x, y = y, x
-        x += s * rx
-        y += s * ry
-        t //= 4
-        s *= 2
-    return x, y
-
-
 @dataclass
 class Model:
     """Current owner per address, the same rules as the game: the last claim wins."""

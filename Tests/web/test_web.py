@@ -20,7 +20,8 @@ from selenium.webdriver.support.ui import WebDriverWait
 
 from conftest import ESCAPING_NAMES, HOSTILE_NAME, console_errors, make_driver
 from screenshot import WAIT_FOR_PAINT
-from seed import RULE, hilbert_point, hue_class, player_href
+from pysupport import hilbert_point
+from seed import RULE, hue_class, player_href
 
 def now() -> int:
     return int(time.time())

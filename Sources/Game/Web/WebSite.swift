@@ -31,8 +31,8 @@ struct WebAsset: Sendable {
 public struct WebSite: Sendable {
     let routes: GameRoutes
     let data = WebData()
-    let maps = BlockMapCache()
-    let pictures = PictureCache()
+    let maps = PictureCache<BlockMapLegend>(rebuildInterval: .seconds(1))
+    let pictures = PictureCache<Void>()
     let fragments = FragmentCache()
     /// `web.root`: a community's own files, served before the built-in pages.
     let root: StaticFiles?
@@ -81,8 +81,8 @@ public struct WebSite: Sendable {
             guard let b = Self.blockNumber(context.parameters.get("block")) else { return notFound(request, "No such block: blocks are 0 to 255.") }
             let picture = pictures.picture("plot|\(b)", engine: engine) {
                 let counts = engine.areaCounts(blocks: b..<(b + 1), shift: 12) ?? []
-                return HilbertMap.png(side: 64, pixels: HilbertMap.densityPixels(counts, side: 64, levels: HilbertMap.plotLevels),
-                                      palette: HilbertMap.densityPalette((0x0B, 0x3D, 0x28), levels: HilbertMap.plotLevels))
+                return (HilbertMap.png(side: 64, pixels: HilbertMap.densityPixels(counts, side: 64, levels: HilbertMap.plotLevels),
+                                       palette: HilbertMap.densityPalette((0x0B, 0x3D, 0x28), levels: HilbertMap.plotLevels)), ())
             }
             return send(request, body: ByteBuffer(bytes: picture.png), gzip: nil, etag: picture.etag, contentType: "image/png", cache: "public, max-age=10")
         }
@@ -94,8 +94,9 @@ public struct WebSite: Sendable {
             }
             let picture = pictures.picture("player|\(name.value)", engine: engine) {
                 let counts = engine.areaCounts(blocks: 0..<256, shift: 16, of: name) ?? []
-                return HilbertMap.png(side: 256, pixels: HilbertMap.densityPixels(counts, side: 256, levels: HilbertMap.playerMapLevels),
-                                      palette: HilbertMap.densityPalette(NameColour.rgb(hueClass: NameColour.hueClass(name.value), lightness: 0.35), levels: HilbertMap.playerMapLevels))
+                let colour = NameColour.rgb(hueClass: NameColour.hueClass(name.value), lightness: 0.35)
+                return (HilbertMap.png(side: 256, pixels: HilbertMap.densityPixels(counts, side: 256, levels: HilbertMap.playerMapLevels),
+                                       palette: HilbertMap.densityPalette(colour, levels: HilbertMap.playerMapLevels)), ())
             }
             return send(request, body: ByteBuffer(bytes: picture.png), gzip: nil, etag: picture.etag, contentType: "image/png", cache: "public, max-age=10")
         }
@@ -244,7 +245,7 @@ public struct WebSite: Sendable {
         let input = WebPages.BlockInput(
             block: block, period: period, standing: detail.standing, top: detail.top,
             mapVersion: String(map.etag.filter { $0 != "\"" }.prefix(12)),
-            legend: map.legend, tiedAreas: map.tiedAreas
+            legend: map.extra.legend, tiedAreas: map.extra.tiedAreas
         )
         return html(request, WebPages.block(shell, input), cache: "public, max-age=5")
     }
@@ -335,75 +336,76 @@ final class FragmentCache: Sendable {
     }
 }
 
-/// Rendered pictures by key, rebuilt when the board changed and the picture is older than a few
-/// seconds (a rebuild walks the board one block per lock hold); at most 256 kept.
-final class PictureCache: Sendable {
+/// Rendered pictures by key (block maps, plots, player maps), rebuilt when the board changed
+/// and the picture is at least `minimumAge` old; with `rebuildInterval`, at most one rebuild
+/// per interval across all keys (a crawler walking every block gets stale pictures, not lock
+/// time). `Extra` is what a rendering computes besides the PNG (a block map's legend).
+final class PictureCache<Extra: Sendable>: Sendable {
     struct Entry: Sendable {
         var png: [UInt8]
         var etag: String
         var boardTag: String
         var builtAt: ContinuousClock.Instant
+        var extra: Extra
     }
 
+    let minimumAge: Duration = .seconds(3)
+    let rebuildInterval: Duration?
+    let capacity: Int
     private let entries = Mutex<[String: Entry]>([:])
+    private let lastRebuild = Mutex<ContinuousClock.Instant?>(nil)
 
-    func picture(_ key: String, engine: GameEngine, make: () -> [UInt8]) -> Entry {
+    init(capacity: Int = 256, rebuildInterval: Duration? = nil) {
+        self.capacity = capacity
+        self.rebuildInterval = rebuildInterval
+    }
+
+    func picture(_ key: String, engine: GameEngine, make: () -> (png: [UInt8], extra: Extra)) -> Entry {
         let boardTag = engine.snapshot[Snapshot.blocksKey(.all)]?.etag ?? ""
         let now = ContinuousClock.now
-        if let hit = entries.withLock({ $0[key] }), hit.boardTag == boardTag || now - hit.builtAt < BlockMapCache.minimumAge { return hit }
-        let png = make()
-        let entry = Entry(png: png, etag: "\"\(fnv1a64(bytes: png))\"", boardTag: boardTag, builtAt: now)
+        if let hit = entries.withLock({ $0[key] }) {
+            if hit.boardTag == boardTag || now - hit.builtAt < minimumAge { return hit }
+            if let rebuildInterval {
+                let mayRebuild = lastRebuild.withLock { last -> Bool in
+                    if let last, now - last < rebuildInterval { return false }
+                    last = now
+                    return true
+                }
+                if !mayRebuild { return hit }
+            }
+        }
+        let made = make()
+        let entry = Entry(png: made.png, etag: "\"\(fnv1a64(bytes: made.png))\"", boardTag: boardTag, builtAt: now, extra: made.extra)
         entries.withLock { e in
-            if e.count >= 256 { e.removeAll(keepingCapacity: true) }
+            if e.count >= capacity { e.removeAll(keepingCapacity: true) }
             e[key] = entry
         }
         return entry
     }
 }
 
-/// Rendered block maps, rebuilt at most every few seconds and only when the board changed.
-final class BlockMapCache: Sendable {
-    struct Entry: Sendable {
-        var png: [UInt8]
-        var etag: String
-        var boardTag: String
-        var builtAt: ContinuousClock.Instant
-        var legend: [(name: String, areas: Int)]
-        var tiedAreas: Int
-    }
+/// What a block map shows beside its pixels.
+struct BlockMapLegend: Sendable {
+    var legend: [(name: String, areas: Int)]
+    var tiedAreas: Int
+}
 
-    static let minimumAge: Duration = .seconds(3)
-    /// A rebuild scans every owner under the board's lock: across all blocks, at most one
-    /// rebuild per interval (a crawler walking /blocks/0…255 gets stale maps, not lock time).
-    static let rebuildInterval: Duration = .seconds(1)
-    private let entries = Mutex<[Int: Entry]>([:])
-    private let lastRebuild = Mutex<ContinuousClock.Instant?>(nil)
-
+extension PictureCache where Extra == BlockMapLegend {
+    /// The per-/24 map of one block: scans every owner of the block under the board's lock,
+    /// so rebuilds are throttled (see `WebSite.maps`).
     func map(block: Int, engine: GameEngine) -> Entry {
-        let boardTag = engine.snapshot[Snapshot.blocksKey(.all)]?.etag ?? ""
-        let now = ContinuousClock.now
-        if let hit = entries.withLock({ $0[block] }) {
-            if hit.boardTag == boardTag || now - hit.builtAt < Self.minimumAge { return hit }
-            let mayRebuild = lastRebuild.withLock { last -> Bool in
-                if let last, now - last < Self.rebuildInterval { return false }
-                last = now
-                return true
+        picture("block|\(block)", engine: engine) {
+            let (names, holders) = engine.areaHolders(block)
+            var areas = [Int](repeating: 0, count: names.count)
+            var tied = 0
+            for h in holders {
+                if h >= 0 { areas[Int(h)] += 1 } else if h == -2 { tied += 1 }
             }
-            if !mayRebuild { return hit }
+            let legend = zip(names, areas).map { (name: $0.0.value, areas: $0.1) }
+                .sorted { $0.areas != $1.areas ? $0.areas > $1.areas : $0.name < $1.name }
+                .prefix(12).map { $0 }
+            return (HilbertMap.png(names: names, holders: holders), BlockMapLegend(legend: legend, tiedAreas: tied))
         }
-        let (names, holders) = engine.areaHolders(block)
-        let png = HilbertMap.png(names: names, holders: holders)
-        var areas = [Int](repeating: 0, count: names.count)
-        var tied = 0
-        for h in holders {
-            if h >= 0 { areas[Int(h)] += 1 } else if h == -2 { tied += 1 }
-        }
-        let legend = zip(names, areas).map { (name: $0.0.value, areas: $0.1) }
-            .sorted { $0.areas != $1.areas ? $0.areas > $1.areas : $0.name < $1.name }
-            .prefix(12).map { $0 }
-        let entry = Entry(png: png, etag: "\"\(fnv1a64(bytes: png))\"", boardTag: boardTag, builtAt: now, legend: legend, tiedAreas: tied)
-        entries.withLock { $0[block] = entry }
-        return entry
     }
 }
 
