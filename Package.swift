@@ -7,7 +7,8 @@ let swiftSettings: [SwiftSetting] = [
 
 let package = Package(
     name: "ipquest",
-    platforms: [.macOS(.v14)],
+    // Linux with glibc only: Edge, Tunnel and the storage use epoll, Linux socket options and
+    // glibc calls (there is no platform entry for that; no Apple platform is claimed).
     products: [
         .executable(name: "ipquest", targets: ["ipquest"]),
         .executable(name: "ranges-bench", targets: ["RangesBench"]),
@@ -43,11 +44,16 @@ let package = Package(
         // Values, prefixes and longest-prefix-match tables. No dependencies on purpose.
         .target(name: "IPAddress", swiftSettings: swiftSettings),
 
+        // Text formats every module writes or reads: HTTP dates, JSON string literals, FNV-1a,
+        // HTTP whitespace. No dependencies.
+        .target(name: "TextFormats", swiftSettings: swiftSettings),
+
         // IPFire libloc v1 database reader/writer.
         .target(
             name: "LocationDB",
             dependencies: [
                 "IPAddress",
+                "TextFormats",
                 .product(name: "Crypto", package: "swift-crypto"),
             ],
             swiftSettings: swiftSettings
@@ -58,6 +64,7 @@ let package = Package(
             name: "CloudRanges",
             dependencies: [
                 "IPAddress",
+                "TextFormats",
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Metrics", package: "swift-metrics"),
@@ -72,6 +79,7 @@ let package = Package(
             name: "Edge",
             dependencies: [
                 "IPAddress",
+                "TextFormats",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HummingbirdCore", package: "hummingbird"),
                 .product(name: "HTTPTypes", package: "swift-http-types"),
@@ -91,6 +99,7 @@ let package = Package(
             name: "Game",
             dependencies: [
                 "IPAddress",
+                "TextFormats",
                 "Edge",
                 "LocationDB",
                 "CloudRanges",
@@ -117,6 +126,7 @@ let package = Package(
             name: "Tunnel",
             dependencies: [
                 "IPAddress",
+                "TextFormats",
                 "CTunnelLinux",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
@@ -137,7 +147,7 @@ let package = Package(
         .executableTarget(
             name: "ipquest",
             dependencies: [
-                "IPAddress", "LocationDB", "CloudRanges", "Edge", "Game", "Tunnel", "CIPQuestBuildInfo",
+                "IPAddress", "TextFormats", "LocationDB", "CloudRanges", "Edge", "Game", "Tunnel", "CIPQuestBuildInfo",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
@@ -147,29 +157,17 @@ let package = Package(
                 .product(name: "OTel", package: "swift-otel"),
                 .product(name: "Tracing", package: "swift-distributed-tracing"),
             ],
-            swiftSettings: swiftSettings,
-            // Release binary on Linux (see docs/DEPLOY.md, "Memory"): linked by lld with packed
-            // relative relocations (DT_RELR) and without exporting every symbol, which spares
-            // each start reading 3.8 MB of relocations and a 1.5 MB symbol table. Still a
-            // position-independent executable. Built with --static-swift-stdlib (make release).
-            // Functions are laid out in the order of scripts/ipquest.symbol-order (first use by serve
-            // and tunnel), and libstdc++ comes from its static archive: `-lstdc++`, which swiftc adds
-            // itself, finds the linker script scripts/link/libstdc++.so first. Both keep the code a
-            // process touches on few pages (docs/DEPLOY.md, "The release binary").
-            linkerSettings: [
-                .unsafeFlags(
-                    ["-use-ld=lld", "-Xlinker", "-z", "-Xlinker", "pack-relative-relocs", "-Xlinker", "--no-export-dynamic",
-                     "-Xlinker", "--symbol-ordering-file=\(Context.packageDirectory)/scripts/ipquest.symbol-order",
-                     "-Xlinker", "--no-warn-symbol-ordering", "-L\(Context.packageDirectory)/scripts/link"],
-                    .when(platforms: [.linux], configuration: .release))
-            ]
+            // The release binary's link steps (lld, function order, packed relocations, static
+            // libstdc++) are in scripts/build-release.sh, which checks what each needs.
+            swiftSettings: swiftSettings
         ),
 
         // Longest-prefix-match benchmark driven by bench/ranges/run.sh (release builds only).
         .executableTarget(name: "RangesBench", dependencies: ["IPAddress"], swiftSettings: swiftSettings),
 
         .testTarget(name: "IPAddressTests", dependencies: ["IPAddress"]),
-        .testTarget(name: "LocationDBTests", dependencies: ["LocationDB"]),
+        .testTarget(name: "LocationDBTests", dependencies: ["LocationDB", "TextFormats"]),
+        .testTarget(name: "TextFormatsTests", dependencies: ["TextFormats"]),
         .testTarget(
             name: "CloudRangesTests",
             dependencies: [

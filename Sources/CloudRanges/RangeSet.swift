@@ -5,6 +5,7 @@ import Logging
 import Metrics
 import NIOCore
 import NIOHTTP1
+import TextFormats
 
 /// The state of one source after the latest refresh.
 public struct SourceStatus: Sendable, CustomStringConvertible {
@@ -365,14 +366,7 @@ private actor Refresher {
     }
 
     /// FNV-1a, stable across runs (unlike `Hasher`), for cache file names.
-    static func stableHash(_ text: String) -> String {
-        var hash: UInt64 = 0xCBF2_9CE4_8422_2325
-        for byte in text.utf8 {
-            hash ^= UInt64(byte)
-            hash &*= 0x0000_0100_0000_01B3
-        }
-        return String(hash, radix: 16)
-    }
+    static func stableHash(_ text: String) -> String { String(FNV1a.hash64(text.utf8), radix: 16) }
 
     private func rebuild() {
         let start = ContinuousClock.now

@@ -1,6 +1,7 @@
 public import HTTPTypes
 public import IPAddress
 import Synchronization
+import TextFormats
 
 /// Where the client address comes from when the TCP peer is a trusted proxy: one source,
 /// named by the operator, the way nginx's realip module names it (`real_ip_header`). Every
@@ -149,7 +150,7 @@ public struct ClientAddressResolver: Sendable {
             for pair in element.split(separator: ";") {
                 let parts = pair.split(separator: "=", maxSplits: 1)
                 guard parts.count == 2 else { continue }
-                if parts[0].trimmingSpaces.lowercased() == "for" {
+                if parts[0].trimmingSpacesAndTabs.lowercased() == "for" {
                     // Two `for=` in one element: which one is meant cannot be told.
                     node = node == nil ? .some(parseNode(parts[1])) : .some(nil)
                 }
@@ -161,7 +162,7 @@ public struct ClientAddressResolver: Sendable {
 
     /// One node: an address, optionally quoted, bracketed (IPv6) and with a port.
     static func parseNode(_ raw: Substring) -> IPAddress? {
-        var text = raw.trimmingSpaces
+        var text = raw.trimmingSpacesAndTabs
         if text.hasPrefix("\""), text.hasSuffix("\""), text.count >= 2 {
             text = text.dropFirst().dropLast()
         }
@@ -186,11 +187,3 @@ extension Character {
     fileprivate var isASCIIDigit: Bool { isASCII && isNumber }
 }
 
-extension Substring {
-    var trimmingSpaces: Substring {
-        var s = self
-        while let f = s.first, f == " " || f == "\t" { s = s.dropFirst() }
-        while let l = s.last, l == " " || l == "\t" { s = s.dropLast() }
-        return s
-    }
-}

@@ -8,6 +8,7 @@ public import IPAddress
 public import NIOCore
 import NIOHTTPTypes
 import Synchronization
+import TextFormats
 
 /// Answers requests whose whole response already exists (pre-encoded snapshots) on the event
 /// loop, as the request head is read, without a task, a router or middleware.
@@ -125,50 +126,5 @@ public final class FastResponseHandler: ChannelDuplexHandler, RemovableChannelHa
         if answer.head.status != .notModified {
             answer.head.headerFields.append(HTTPField(name: .contentLength, value: String(answer.body?.readableBytes ?? 0)))
         }
-    }
-}
-
-/// The `Date` header's value (RFC 9110 IMF-fixdate), formatted once per second.
-public enum HTTPDate {
-    /// Per thread (event loops are threads): no lock on the hot path.
-    private final class Cache {
-        var second = -1
-        var text = ""
-    }
-    private static let key: pthread_key_t = {
-        var key = pthread_key_t()
-        pthread_key_create(&key) { stored in
-            if let stored { Unmanaged<AnyObject>.fromOpaque(stored).release() }
-        }
-        return key
-    }()
-
-    public static func now() -> String {
-        var ts = timespec()
-        clock_gettime(CLOCK_REALTIME_COARSE, &ts)
-        let second = Int(ts.tv_sec)
-        let cache: Cache
-        if let stored = pthread_getspecific(key) {
-            cache = Unmanaged<Cache>.fromOpaque(stored).takeUnretainedValue()
-        } else {
-            cache = Cache()
-            pthread_setspecific(key, Unmanaged.passRetained(cache).toOpaque())
-        }
-        if cache.second != second {
-            cache.second = second
-            cache.text = format(epochSeconds: second)
-        }
-        return cache.text
-    }
-
-    public static func format(epochSeconds: Int) -> String {
-        var t = time_t(epochSeconds)
-        var parts = tm()
-        gmtime_r(&t, &parts)
-        let days = ["Sun", "Mon", "Tue", "Wed", "Thu", "Fri", "Sat"]
-        let months = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"]
-        func two(_ n: Int32) -> String { n < 10 ? "0\(n)" : "\(n)" }
-        return "\(days[Int(parts.tm_wday)]), \(two(parts.tm_mday)) \(months[Int(parts.tm_mon)]) \(parts.tm_year + 1900) "
-            + "\(two(parts.tm_hour)):\(two(parts.tm_min)):\(two(parts.tm_sec)) GMT"
     }
 }

@@ -6,42 +6,7 @@ import Musl
 import Darwin
 #endif
 import IPAddress
-
-/// `Sat, 29 Oct 2022 05:59:54 GMT` (`%a, %d %b %Y %H:%M:%S GMT` in UTC), as `location version` prints.
-public func formatHTTPDate(_ seconds: UInt64) -> String {
-    var t = time_t(truncatingIfNeeded: Int64(clamping: seconds))
-    var parts = tm()
-    gmtime_r(&t, &parts)
-    let days = ["Sun", "Mon", "Tue", "Wed", "Thu", "Fri", "Sat"]
-    let months = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"]
-    func two(_ v: Int32) -> String { v < 10 ? "0\(v)" : "\(v)" }
-    return "\(days[Int(parts.tm_wday)]), \(two(parts.tm_mday)) \(months[Int(parts.tm_mon)]) \(parts.tm_year + 1900) "
-        + "\(two(parts.tm_hour)):\(two(parts.tm_min)):\(two(parts.tm_sec)) GMT"
-}
-
-/// Parses `formatHTTPDate` output back to UNIX seconds; nil for anything else.
-///
-/// The text may come from a DNS TXT answer (`DatabaseVersionDiscovery`), so every field is range-checked
-/// before it reaches `tm`: `year - 1900` trapped on a year of -2147483648.
-public func parseHTTPDate(_ text: String) -> UInt64? {
-    let months = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"]
-    let fields = text.split(separator: " ")
-    guard fields.count == 6, fields[5] == "GMT", let day = Int32(fields[1]), let month = months.firstIndex(of: String(fields[2])),
-          let year = Int32(fields[3]) else { return nil }
-    let clock = fields[4].split(separator: ":").compactMap { Int32($0) }
-    guard clock.count == 3 else { return nil }
-    guard (1970...9999).contains(year), (1...31).contains(day), (0...23).contains(clock[0]), (0...59).contains(clock[1]),
-          (0...60).contains(clock[2]) else { return nil }
-    var parts = tm()
-    parts.tm_year = year - 1900
-    parts.tm_mon = Int32(month)
-    parts.tm_mday = day
-    parts.tm_hour = clock[0]
-    parts.tm_min = clock[1]
-    parts.tm_sec = clock[2]
-    let seconds = timegm(&parts)
-    return seconds < 0 ? nil : UInt64(seconds)
-}
+import TextFormats
 
 /// Python's `str.splitlines()` for the characters that matter here.
 func pythonSplitLines(_ text: String) -> [Substring] {
@@ -65,7 +30,7 @@ public enum DumpFormat {
     /// Writes the dump of `database` in chunks to `output` (same text as the reference).
     public static func write(_ database: LocationDatabase, to output: (String) throws -> Void) rethrows {
         var header = "#\n# Location Database Export\n#\n"
-        header += "# Generated: \(formatHTTPDate(database.createdAt))\n"
+        header += "# Generated: \(HTTPDate.format(database.createdAt))\n"
         if !database.vendor.isEmpty { header += "# Vendor:    \(database.vendor)\n" }
         if !database.license.isEmpty { header += "# License:   \(database.license)\n" }
         header += "#\n"
@@ -219,7 +184,7 @@ public enum DumpFormat {
             if inDescription {
                 rest.append(comment)
             } else if comment.hasPrefix("Generated: ") {
-                writer.createdAt = parseHTTPDate(String(comment.dropFirst("Generated: ".count)))
+                writer.createdAt = HTTPDate.parse(String(comment.dropFirst("Generated: ".count)))
                 sawMetadata = true
             } else if comment.hasPrefix("Vendor:") {
                 writer.vendor = String(comment.dropFirst("Vendor:".count).drop(while: { $0 == " " }))

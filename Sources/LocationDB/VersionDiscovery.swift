@@ -5,6 +5,7 @@ import Musl
 #elseif canImport(Darwin)
 import Darwin
 #endif
+import TextFormats
 
 /// Finds the creation time of the newest published database the way libloc does: a DNS TXT
 /// record (`_v1._db.location.ipfire.org`) holding a date like `Sat, 29 Oct 2022 05:59:54 GMT`.
@@ -46,7 +47,7 @@ public enum DatabaseVersionDiscovery {
             do {
                 let texts = try queryTXT(domain, server: server, timeoutMilliseconds: timeoutMilliseconds)
                 for text in texts {
-                    if let seconds = parseHTTPDate(text) { return seconds }
+                    if let seconds = HTTPDate.parse(text) { return seconds }
                 }
                 lastError = "\(server): no usable TXT record for \(domain)"
             } catch {

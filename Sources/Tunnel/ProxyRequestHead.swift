@@ -1,3 +1,4 @@
+import TextFormats
 /// The statuses the tunnel answers with, each with a short text body.
 public enum TunnelStatus: Int, Sendable, CaseIterable {
     case established = 200
@@ -300,14 +301,6 @@ extension ProxyRequestHeadParser {
     }
 }
 
-extension Substring {
-    fileprivate func trimmingSpaces() -> Substring {
-        var s = self
-        while let f = s.first, f == " " || f == "\t" { s = s.dropFirst() }
-        while let l = s.last, l == " " || l == "\t" { s = s.dropLast() }
-        return s
-    }
-}
 
 /// Checks `Proxy-Authorization: Basic …` against the configured users.
 public enum BasicProxyCredentials {
@@ -315,7 +308,7 @@ public enum BasicProxyCredentials {
         guard let header else { return false }
         let parts = header.split(separator: " ", maxSplits: 1)
         guard parts.count == 2, parts[0].lowercased() == "basic",
-              let decoded = Base64.decode(parts[1].trimmingSpaces()),
+              let decoded = Base64.decode(parts[1].trimmingSpacesAndTabs),
               let colon = decoded.firstIndex(of: UInt8(ascii: ":"))
         else { return false }
         let user = String(decoding: decoded[..<colon], as: UTF8.self)

@@ -3,6 +3,7 @@ import AsyncHTTPClient
 import Foundation
 import IPAddress
 import LocationDB
+import TextFormats
 
 /// `ipquest location …`: IPFire's `location` command (0.9.16) on top of LocationDB — same
 /// subcommands, options, output text and exit codes — plus JSON output, addresses from stdin,
@@ -116,20 +117,20 @@ private func locationFlagNames(_ flags: NetworkFlags) -> [String] {
 /// One network as a JSON object (one line).
 private func locationNetworkJSON(_ network: LocationNetwork, database: LocationDatabase, address: String? = nil) -> String {
     var fields: [String] = []
-    if let address { fields.append("\"address\":\(jsonString(address))") }
-    fields.append("\"network\":\(jsonString(network.description))")
+    if let address { fields.append("\"address\":\(JSONText.quoted(address))") }
+    fields.append("\"network\":\(JSONText.quoted(network.description))")
     fields.append("\"family\":\(network.isIPv4 ? "\"ipv4\"" : "\"ipv6\"")")
     if network.countryCode.isNone {
         fields.append("\"country_code\":null")
     } else {
-        fields.append("\"country_code\":\(jsonString(network.countryCode.description))")
-        if let country = database.country(code: network.countryCode) { fields.append("\"country\":\(jsonString(country.name))") }
+        fields.append("\"country_code\":\(JSONText.quoted(network.countryCode.description))")
+        if let country = database.country(code: network.countryCode) { fields.append("\"country\":\(JSONText.quoted(country.name))") }
     }
     fields.append("\"asn\":\(network.asn == 0 ? "null" : String(network.asn))")
     if network.asn != 0, let system = database.autonomousSystem(number: network.asn) {
-        fields.append("\"as_name\":\(jsonString(system.name))")
+        fields.append("\"as_name\":\(JSONText.quoted(system.name))")
     }
-    fields.append("\"flags\":[\(locationFlagNames(network.flags).map { jsonString($0) }.joined(separator: ","))]")
+    fields.append("\"flags\":[\(locationFlagNames(network.flags).map { JSONText.quoted($0) }.joined(separator: ","))]")
     return "{" + fields.joined(separator: ",") + "}"
 }
 
@@ -160,7 +161,7 @@ struct LocationVersion: ParsableCommand {
 
     func run() throws {
         let db = try global.open()
-        print(formatHTTPDate(db.createdAt))
+        print(HTTPDate.format(db.createdAt))
     }
 }
 
@@ -286,7 +287,7 @@ struct LocationSearchAS: ParsableCommand {
     func run() throws {
         let db = try global.open()
         for system in db.searchAutonomousSystems(query) {
-            print(format == "json" ? "{\"asn\":\(system.number),\"name\":\(jsonString(system.name))}" : system.description)
+            print(format == "json" ? "{\"asn\":\(system.number),\"name\":\(JSONText.quoted(system.name))}" : system.description)
         }
     }
 }
@@ -378,7 +379,7 @@ struct LocationListCountries: ParsableCommand {
         var out = LocationStandardOutput()
         for country in db.countries {
             if format == "json" {
-                out.write("{\"code\":\(jsonString(country.code.description)),\"continent\":\(jsonString(country.continentCode.description)),\"name\":\(jsonString(country.name))}\n")
+                out.write("{\"code\":\(JSONText.quoted(country.code.description)),\"continent\":\(JSONText.quoted(country.continentCode.description)),\"name\":\(JSONText.quoted(country.name))}\n")
                 continue
             }
             var fields = [country.code.description]
@@ -555,7 +556,7 @@ struct LocationUpdate: AsyncParsableCommand {
         var request = HTTPClientRequest(url: url)
         request.headers.add(name: "User-Agent", value: "location/ipquest")
         if let since = latest ?? current?.createdAt {
-            request.headers.add(name: "If-Modified-Since", value: formatHTTPDate(since))
+            request.headers.add(name: "If-Modified-Since", value: HTTPDate.format(since))
         }
 
         let directory = (global.database as NSString).deletingLastPathComponent
@@ -612,7 +613,7 @@ struct LocationUpdate: AsyncParsableCommand {
             locationPrintError("Could not replace \(global.database): \(String(cString: strerror(errno)))")
             throw ExitCode(1)
         }
-        global.info("Updated to the database of \(formatHTTPDate(downloaded.createdAt))")
+        global.info("Updated to the database of \(HTTPDate.format(downloaded.createdAt))")
     }
 
     enum DownloadResult { case downloaded, notModified, failure(String) }

@@ -10,6 +10,7 @@ import Musl
 #elseif canImport(Darwin)
 import Darwin
 #endif
+import TextFormats
 
 /// `log.format` / `--log-format`: how `serve` and `tunnel` write their log records on stderr.
 enum LogFormat: String, CaseIterable, ExpressibleByArgument, Sendable {
@@ -97,35 +98,7 @@ struct JSONLogHandler: LogHandler {
     }
 
     /// A JSON string literal (RFC 8259): quotes, backslashes and control characters escaped.
-    static func append(string text: String, to line: inout String) {
-        line += "\""
-        var plainStart = text.unicodeScalars.startIndex
-        var index = plainStart
-        let scalars = text.unicodeScalars
-        while index < scalars.endIndex {
-            let scalar = scalars[index]
-            let escape: String?
-            switch scalar {
-            case "\"": escape = "\\\""
-            case "\\": escape = "\\\\"
-            case "\n": escape = "\\n"
-            case "\r": escape = "\\r"
-            case "\t": escape = "\\t"
-            case _ where scalar.value < 0x20 || scalar.value == 0x7F || scalar.value == 0x2028 || scalar.value == 0x2029:
-                let hex = String(scalar.value, radix: 16)
-                escape = "\\u" + String(repeating: "0", count: 4 - hex.count) + hex
-            default: escape = nil
-            }
-            if let escape {
-                line.unicodeScalars.append(contentsOf: scalars[plainStart..<index])
-                line += escape
-                plainStart = scalars.index(after: index)
-            }
-            index = scalars.index(after: index)
-        }
-        line.unicodeScalars.append(contentsOf: scalars[plainStart..<scalars.endIndex])
-        line += "\""
-    }
+    static func append(string text: String, to line: inout String) { JSONText.append(text, to: &line) }
 
     /// `YYYY-MM-DDTHH:MM:SS.mmmZ`, UTC.
     static func timestamp() -> String {

@@ -3,6 +3,7 @@ import CloudRanges
 import Foundation
 import IPAddress
 import Logging
+import TextFormats
 
 /// `ipquest ranges lookup|stats|export`: cloud provider ranges from their published files.
 struct RangesCommand: AsyncParsableCommand {
@@ -99,7 +100,7 @@ struct RangesCommand: AsyncParsableCommand {
                 guard let address = IPAddress(trimmed) else {
                     bad += 1
                     if format == .json {
-                        print(#"{"address":\#(jsonString(trimmed)),"error":"not an IP address"}"#)
+                        print(#"{"address":\#(JSONText.quoted(trimmed)),"error":"not an IP address"}"#)
                     } else {
                         printToStandardError("error: '\(trimmed)' is not an IP address")
                     }
@@ -108,7 +109,7 @@ struct RangesCommand: AsyncParsableCommand {
                 let hit = table.classify(address)
                 switch format {
                 case .json:
-                    print(#"{"address":\#(jsonString(trimmed)),"provider":\#(jsonString(hit?.provider)),"service":\#(jsonString(hit?.service)),"region":\#(jsonString(hit?.region)),"prefix":\#(jsonString(hit.map { "\($0.prefix)" }))}"#)
+                    print(#"{"address":\#(JSONText.quoted(trimmed)),"provider":\#(JSONText.quoted(hit?.provider)),"service":\#(JSONText.quoted(hit?.service)),"region":\#(JSONText.quoted(hit?.region)),"prefix":\#(JSONText.quoted(hit.map { "\($0.prefix)" }))}"#)
                 case .text:
                     if let hit {
                         let details = [hit.service.map { "service \($0)" }, hit.region.map { "region \($0)" }].compactMap { $0 }
@@ -143,7 +144,7 @@ struct RangesCommand: AsyncParsableCommand {
             switch format {
             case .json:
                 for s in stats {
-                    print(#"{"provider":\#(jsonString(s.provider)),"ipv4_prefixes":\#(s.ipv4Prefixes),"ipv6_prefixes":\#(s.ipv6Prefixes),"ipv4_addresses":\#(s.ipv4Addresses),"ipv4_share":\#(s.ipv4Share),"ipv6_share":\#(s.ipv6Share)}"#)
+                    print(#"{"provider":\#(JSONText.quoted(s.provider)),"ipv4_prefixes":\#(s.ipv4Prefixes),"ipv6_prefixes":\#(s.ipv6Prefixes),"ipv4_addresses":\#(s.ipv4Addresses),"ipv4_share":\#(s.ipv4Share),"ipv6_share":\#(s.ipv6Share)}"#)
                 }
             case .text:
                 let width = max(8, stats.map(\.provider.count).max() ?? 0)

@@ -4,6 +4,7 @@ import NIOCore
 import Testing
 import IPAddress
 @testable import Game
+import TextFormats
 
 func ip(_ s: String) -> IPv4Address { IPv4Address(s)! }
 func name(_ s: String) -> PlayerName { PlayerName(s)! }
@@ -432,7 +433,7 @@ func name(_ s: String) -> PlayerName { PlayerName(s)! }
                 writer.appendString(name)
                 writer.append(UInt8(ascii: ":"))
                 writer.append(value)
-                expected += JSON.string(name) + ":" + String(value)
+                expected += JSONText.quoted(name) + ":" + String(value)
             }
             #expect(writer.string == expected)
         }

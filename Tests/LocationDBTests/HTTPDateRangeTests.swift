@@ -1,8 +1,9 @@
 import Foundation
 @testable import LocationDB
 import Testing
+import TextFormats
 
-/// The version date comes from a DNS TXT answer, so whatever a resolver sends reaches `parseHTTPDate`:
+/// The version date comes from a DNS TXT answer, so whatever a resolver sends reaches `HTTPDate.parse`:
 /// out-of-range fields are refused (nil, "no usable TXT record") instead of trapping in `year - 1900`.
 @Suite("HTTP dates from DNS answers")
 struct HTTPDateRangeTests {
@@ -21,14 +22,14 @@ struct HTTPDateRangeTests {
         "Sat, 29 Oct 2022 05:59:61 GMT",
     ])
     func outOfRange(_ text: String) {
-        #expect(parseHTTPDate(text) == nil)
+        #expect(HTTPDate.parse(text) == nil)
     }
 
     @Test("dates at the edges of the range still parse")
     func edges() {
-        #expect(parseHTTPDate("Thu, 01 Jan 1970 00:00:00 GMT") == 0)
-        #expect(parseHTTPDate("Fri, 31 Dec 9999 23:59:59 GMT") == 253_402_300_799)
-        #expect(parseHTTPDate(formatHTTPDate(1_667_023_194)) == 1_667_023_194)
+        #expect(HTTPDate.parse("Thu, 01 Jan 1970 00:00:00 GMT") == 0)
+        #expect(HTTPDate.parse("Fri, 31 Dec 9999 23:59:59 GMT") == 253_402_300_799)
+        #expect(HTTPDate.parse(HTTPDate.format(1_667_023_194)) == 1_667_023_194)
     }
 
     @Test("a resolver answering with a year of Int32.min makes the version check fail, not trap", .timeLimit(.minutes(1)))

@@ -2,6 +2,7 @@ import Foundation
 import LocationDB
 import Synchronization
 import Testing
+import TextFormats
 
 /// `ipquest location update` as a process, against a loopback resolver (the DNS version check)
 /// and a loopback HTTP server (the download): what it installs, when it stays put, and that a
@@ -102,12 +103,12 @@ struct LocationUpdateCommandTests {
         let f = try Fixture()
         defer { try? FileManager.default.removeItem(atPath: f.directory) }
 
-        let run = try update(f, announced: formatHTTPDate(f.newerCreated), answer: (200, f.newerXZ))
+        let run = try update(f, announced: HTTPDate.format(f.newerCreated), answer: (200, f.newerXZ))
         #expect(run.status == 0, "\(run.stderr)")
         #expect(f.installedBytes() == f.newer)
-        #expect(run.stderr.contains("Updated to the database of \(formatHTTPDate(f.newerCreated))"))
+        #expect(run.stderr.contains("Updated to the database of \(HTTPDate.format(f.newerCreated))"))
         #expect(run.requests.map(\.path) == ["/databases/1/location.db.xz"])
-        #expect(run.requests.first?.fields["if-modified-since"] == formatHTTPDate(f.newerCreated))
+        #expect(run.requests.first?.fields["if-modified-since"] == HTTPDate.format(f.newerCreated))
         #expect(try f.leftovers().isEmpty)
     }
 
@@ -117,7 +118,7 @@ struct LocationUpdateCommandTests {
         defer { try? FileManager.default.removeItem(atPath: f.directory) }
         try f.install(f.newer)
 
-        let run = try update(f, announced: formatHTTPDate(f.newerCreated), answer: (200, f.newerXZ))
+        let run = try update(f, announced: HTTPDate.format(f.newerCreated), answer: (200, f.newerXZ))
         #expect(run.status == 0, "\(run.stderr)")
         #expect(run.stderr.contains("Already on the latest version"))
         #expect(run.requests.isEmpty)
@@ -133,7 +134,7 @@ struct LocationUpdateCommandTests {
         let run = try update(f, announced: nil, answer: (304, []))
         #expect(run.status == 3, "\(run.stderr)")
         #expect(run.stderr.contains("Could not discover the latest version over DNS"))
-        #expect(run.requests.first?.fields["if-modified-since"] == formatHTTPDate(f.olderCreated))
+        #expect(run.requests.first?.fields["if-modified-since"] == HTTPDate.format(f.olderCreated))
         #expect(f.installedBytes() == f.older)
         #expect(try f.leftovers().isEmpty)
     }
@@ -143,7 +144,7 @@ struct LocationUpdateCommandTests {
         let f = try Fixture()
         defer { try? FileManager.default.removeItem(atPath: f.directory) }
         try f.install(f.older)
-        let announced = formatHTTPDate(f.newerCreated)
+        let announced = HTTPDate.format(f.newerCreated)
 
         var run = try update(f, announced: announced, answer: (200, f.tamperedXZ))
         #expect(run.status == 1)

@@ -1,6 +1,7 @@
 import Foundation
 import LocationDB
 import Testing
+import TextFormats
 
 /// Our reader against the reference library on the real Debian database.
 extension RealDatabaseTests {
@@ -24,7 +25,7 @@ extension RealDatabaseTests {
             #expect(db.countryCount == 254)
             #expect(db.treeNodeCount == 3_117_631)
             let version = try Reference.run([try Reference.locationCLI(), "-d", path, "version"])
-            #expect(version.stdout == formatHTTPDate(db.createdAt) + "\n")
+            #expect(version.stdout == HTTPDate.format(db.createdAt) + "\n")
         }
 
         /// Edge addresses of sampled networks (first, last, ±1), fixed specials, and random ones.

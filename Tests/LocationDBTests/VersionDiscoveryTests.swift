@@ -2,6 +2,7 @@ import Foundation
 @testable import LocationDB
 import Synchronization
 import Testing
+import TextFormats
 
 @Suite("DNS version discovery")
 struct VersionDiscoveryTests {
@@ -19,7 +20,7 @@ struct VersionDiscoveryTests {
         answer += [0xC0, 12, 0, 16, 0, 1, 0, 0, 0x0E, 0x10, 0, UInt8(text.count + 1), UInt8(text.count)] + text
         let texts = try DatabaseVersionDiscovery.parseTXTAnswer(answer, id: 0x1234)
         #expect(texts == ["Sat, 29 Oct 2022 05:59:54 GMT"])
-        #expect(parseHTTPDate(texts[0]) == 1_667_023_194)
+        #expect(HTTPDate.parse(texts[0]) == 1_667_023_194)
         #expect(throws: LocationDatabaseError.self) { try DatabaseVersionDiscovery.parseTXTAnswer(answer, id: 0x9999) }
         for cut in [3, 12, 20, answer.count - 5] {
             #expect(throws: LocationDatabaseError.self) { try DatabaseVersionDiscovery.parseTXTAnswer(Array(answer.prefix(cut)), id: 0x1234) }

@@ -4,6 +4,7 @@ public import HTTPTypes
 import LocationDB
 public import NIOCore
 import Synchronization
+import TextFormats
 
 /// One pre-encoded response body with its validator and compressed form.
 public struct EncodedBody: Sendable {
@@ -26,7 +27,7 @@ public struct EncodedBody: Sendable {
         headers = [
             .contentType: "application/json",
             .eTag: etag,
-            .lastModified: formatHTTPDate(UInt64(max(0, modifiedAt))),
+            .lastModified: HTTPDate.format(UInt64(max(0, modifiedAt))),
             .cacheControl: "public, max-age=1, stale-while-revalidate=5",
             .vary: "Accept-Encoding",
             .accessControlAllowOrigin: "*",
@@ -118,21 +119,9 @@ final class SnapshotStore: Sendable {
     }
 }
 
-func fnv1a64(_ text: String) -> String {
-    var text = text
-    return text.withUTF8 { fnv1a64(bytes: $0) }
-}
+func fnv1a64(_ text: String) -> String { FNV1a.hex64(text.utf8) }
 
-/// FNV-1a (64 bits) of `bytes` as 16 hex digits: the ETags of bodies and pictures.
-func fnv1a64<Bytes: Sequence<UInt8>>(bytes: Bytes) -> String {
-    var hash: UInt64 = 0xcbf2_9ce4_8422_2325
-    for byte in bytes {
-        hash ^= UInt64(byte)
-        hash &*= 0x0000_0100_0000_01B3
-    }
-    let hex = String(hash, radix: 16)
-    return String(repeating: "0", count: 16 - hex.count) + hex
-}
+func fnv1a64<Bytes: Sequence<UInt8>>(bytes: Bytes) -> String { FNV1a.hex64(bytes) }
 
 /// Plain values copied out of the board under its lock, encoded after the lock is released.
 struct BoardViews {
@@ -176,7 +165,7 @@ struct BoardViews {
         var out: [String: (content: String, wrap: (String) -> String)] = [:]
 
         // ipv4.games-compatible shapes.
-        let recentContent = recent.map { "[\($0.address.value),\(JSON.string($0.name.value)),\($0.claimedAt)]" }.joined(separator: ",")
+        let recentContent = recent.map { "[\($0.address.value),\(JSONText.quoted($0.name.value)),\($0.claimedAt)]" }.joined(separator: ",")
         out[Snapshot.recentKey] = (recentContent, { (inner: String) -> String in "{\"now\":\(nowArray),\"recent\":[\(inner)]}" })
         for p in periods {
             // The all-time score holds an entry per (player, block): written as bytes, not a
@@ -204,7 +193,7 @@ struct BoardViews {
 
         // Our own API.
         let apiRecent = recent.map {
-            "{\"ip\":\"\($0.address)\",\"block\":\($0.address.block),\"name\":\(JSON.string($0.name.value)),\"nick\":\(JSON.string($0.name.value)),\"claimed_at\":\($0.claimedAt),\($0.origin.jsonFields)}"
+            "{\"ip\":\"\($0.address)\",\"block\":\($0.address.block),\"name\":\(JSONText.quoted($0.name.value)),\"nick\":\(JSONText.quoted($0.name.value)),\"claimed_at\":\($0.claimedAt),\($0.origin.jsonFields)}"
         }.joined(separator: ",")
         out[Snapshot.apiRecentKey] = (apiRecent, { (inner: String) -> String in "{\"updated_at\":\(now.0),\"claims\":[\(inner)]}" })
         for p in periods {
@@ -222,10 +211,10 @@ struct BoardViews {
 
             // Blocks where someone holds an address, as Capture The IP lists them (its page reads
             // every listed block as held); its field names (`nick`, `is_tied`, `claims`) beside ours.
-            let updated = JSON.string(rfc3339(now.0))
+            let updated = JSONText.quoted(rfc3339(now.0))
             let tiles = (blocks[p] ?? []).filter { $0.total > 0 }.map { s -> String in
-                let holder = s.holder.map { JSON.string($0.value) } ?? "null"
-                let runnerUp = s.runnerUp.map { JSON.string($0.value) } ?? "null"
+                let holder = s.holder.map { JSONText.quoted($0.value) } ?? "null"
+                let runnerUp = s.runnerUp.map { JSONText.quoted($0.value) } ?? "null"
                 let nick = s.isTied ? "\"tied\"" : holder
                 return "{\"block\":\(s.block),\"holder\":\(holder),\"tied\":\(s.isTied),\"count\":\(s.count),\"runner_up\":\(runnerUp),\"runner_up_count\":\(s.runnerUpCount),\"total\":\(s.total),\"players\":\(s.players),\"nick\":\(nick),\"is_tied\":\(s.isTied),\"claims\":\(s.count)}"
             }.joined(separator: ",")
@@ -263,7 +252,7 @@ enum RanksJSON {
         var rank = 0
         return holders.enumerated().map { i, h in
             if i == 0 || (holders[i - 1].entry.blocksHeld.count, holders[i - 1].claims) != (h.entry.blocksHeld.count, h.claims) { rank = i + 1 }
-            let name = JSON.string(h.entry.name.value)
+            let name = JSONText.quoted(h.entry.name.value)
             return "{\"nick\":\(name),\"name\":\(name),\"rank\":\(rank),\"blocks\":[\(h.entry.blocksHeld.map(String.init).joined(separator: ","))],\"total_claims\":\(h.claims),\"addresses\":\(h.entry.addresses)}"
         }.joined(separator: ",")
     }
@@ -273,7 +262,7 @@ enum RanksJSON {
 enum LeaderboardJSON {
     static func entries(_ list: ArraySlice<Scoreboard.LeaderboardEntry>) -> String {
         list.map {
-            "{\"rank\":\($0.rank),\"name\":\(JSON.string($0.name.value)),\"blocks\":[\($0.blocksHeld.map(String.init).joined(separator: ","))],\"block_count\":\($0.blocksHeld.count),\"addresses\":\($0.addresses)}"
+            "{\"rank\":\($0.rank),\"name\":\(JSONText.quoted($0.name.value)),\"blocks\":[\($0.blocksHeld.map(String.init).joined(separator: ","))],\"block_count\":\($0.blocksHeld.count),\"addresses\":\($0.addresses)}"
         }.joined(separator: ",")
     }
 
@@ -310,52 +299,16 @@ struct JSONWriter {
         }
     }
 
-    /// A JSON string literal, escaped as `JSON.string` does.
+    /// A JSON string literal, escaped as `JSONText.quoted` does.
     mutating func appendString(_ s: String) {
-        if JSON.needsNoEscaping(s) {
+        if JSONText.needsNoEscaping(s) {
             bytes.append(UInt8(ascii: "\""))
             bytes.append(contentsOf: s.utf8)
             bytes.append(UInt8(ascii: "\""))
         } else {
-            bytes.append(contentsOf: JSON.string(s).utf8)
+            bytes.append(contentsOf: JSONText.quoted(s).utf8)
         }
     }
 
     var string: String { String(decoding: bytes, as: UTF8.self) }
-}
-
-/// Minimal JSON text helpers for hand-encoded bodies.
-enum JSON {
-    /// True when `string(s)` is `s` in quotes: printable ASCII without the characters below.
-    static func needsNoEscaping(_ s: String) -> Bool {
-        s.utf8.allSatisfy { byte in
-            byte >= 0x20 && byte < 0x7F && byte != UInt8(ascii: "\"") && byte != UInt8(ascii: "\\")
-                && byte != UInt8(ascii: "<") && byte != UInt8(ascii: ">") && byte != UInt8(ascii: "&")
-        }
-    }
-
-    static func string(_ s: String) -> String {
-        if needsNoEscaping(s) { return "\"" + s + "\"" }
-        var out = "\""
-        for scalar in s.unicodeScalars {
-            switch scalar {
-            case "\"": out += "\\\""
-            case "\\": out += "\\\\"
-            case "\n": out += "\\n"
-            case "\r": out += "\\r"
-            case "\t": out += "\\t"
-            case "<": out += "\\u003c" // safe to inline in HTML
-            case ">": out += "\\u003e"
-            case "&": out += "\\u0026"
-            default:
-                if scalar.value < 0x20 {
-                    let hex = String(scalar.value, radix: 16)
-                    out += "\\u" + String(repeating: "0", count: 4 - hex.count) + hex
-                } else {
-                    out.unicodeScalars.append(scalar)
-                }
-            }
-        }
-        return out + "\""
-    }
 }

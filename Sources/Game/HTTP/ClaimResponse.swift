@@ -3,6 +3,7 @@ import Foundation
 import Hummingbird
 import HTTPTypes
 import IPAddress
+import TextFormats
 
 /// The answer to a successful claim, in the form the client asked for.
 enum ClaimResponse {
@@ -131,13 +132,13 @@ enum ClaimResponse {
             let refreshed: Bool
             switch outcome {
             case .claimed(let p):
-                previous = p.map { JSON.string($0.value) } ?? "null"
+                previous = p.map { JSONText.quoted($0.value) } ?? "null"
                 refreshed = p == name
             case .unchanged:
-                previous = JSON.string(name.value)
+                previous = JSONText.quoted(name.value)
                 refreshed = false
             }
-            body = ByteBuffer(string: "{\"ip\":\"\(address)\",\"block\":\(address.block),\"name\":\(JSON.string(name.value)),\"previous_owner\":\(previous),\"changed\":\(outcome != .unchanged && !refreshed),\(origin.jsonFields),\"message\":\(JSON.string(sentence))}")
+            body = ByteBuffer(string: "{\"ip\":\"\(address)\",\"block\":\(address.block),\"name\":\(JSONText.quoted(name.value)),\"previous_owner\":\(previous),\"changed\":\(outcome != .unchanged && !refreshed),\(origin.jsonFields),\"message\":\(JSONText.quoted(sentence))}")
         case .html:
             headers = htmlFields
             // Written piece by piece: the same bytes as one interpolated string, without
@@ -227,35 +228,35 @@ enum PlayerJSON {
     }
 
     static func encode(_ s: Scoreboard.PlayerStanding, period: Period) -> String {
-        let countries = s.countries.map { "{\"country\":\(JSON.string($0.country)),\"addresses\":\($0.addresses)}" }.joined(separator: ",")
+        let countries = s.countries.map { "{\"country\":\(JSONText.quoted($0.country)),\"addresses\":\($0.addresses)}" }.joined(separator: ",")
         let share = (s.dataCenterShare * 10_000).rounded() / 10_000
         let origins = "\"countries\":[\(countries)],\"all_time_addresses\":\(s.allTimeAddresses),\"datacenter_addresses\":\(s.dataCenterAddresses),\"datacenter_share\":\(share)"
         let blocks = s.blocks.map { b in
-            "{\"block\":\(b.block),\"cidr\":\"\(b.block).0.0.0/8\",\"count\":\(b.count),\"rank\":\(b.rank),\"tied\":\(b.isTied),\"players\":\(b.players),\"summary\":\(JSON.string(summary(b)))}"
+            "{\"block\":\(b.block),\"cidr\":\"\(b.block).0.0.0/8\",\"count\":\(b.count),\"rank\":\(b.rank),\"tied\":\(b.isTied),\"players\":\(b.players),\"summary\":\(JSONText.quoted(summary(b)))}"
         }.joined(separator: ",")
         let held = s.blocksHeld.map(String.init).joined(separator: ",")
-        return "{\"name\":\(JSON.string(s.name.value)),\"period\":\"\(period.rawValue)\",\"addresses\":\(s.addresses),\"blocks_held\":[\(held)],\"blocks\":[\(blocks)],\(origins)}"
+        return "{\"name\":\(JSONText.quoted(s.name.value)),\"period\":\"\(period.rawValue)\",\"addresses\":\(s.addresses),\"blocks_held\":[\(held)],\"blocks\":[\(blocks)],\(origins)}"
     }
 }
 
 extension ClaimOrigin {
     /// `"country":…,"asn":…,"datacenter":…` (null when unknown / residential).
     var jsonFields: String {
-        "\"country\":\(country.map(JSON.string) ?? "null"),\"asn\":\(asn.map(String.init) ?? "null"),\"datacenter\":\(provider.map(JSON.string) ?? "null")"
+        "\"country\":\(country.map(JSONText.quoted) ?? "null"),\"asn\":\(asn.map(String.init) ?? "null"),\"datacenter\":\(provider.map(JSONText.quoted) ?? "null")"
     }
 }
 
 /// JSON for `/api/countries/{code}` and `/api/as/{asn}`.
 enum AreaJSON {
     static func encode(_ area: Scoreboard.AreaStanding, fields: String) -> String {
-        let players = area.players.map { "{\"rank\":\($0.rank),\"name\":\(JSON.string($0.name.value)),\"addresses\":\($0.addresses)}" }.joined(separator: ",")
-        let ruler = area.ruler.map { JSON.string($0.value) } ?? "null"
+        let players = area.players.map { "{\"rank\":\($0.rank),\"name\":\(JSONText.quoted($0.name.value)),\"addresses\":\($0.addresses)}" }.joined(separator: ",")
+        let ruler = area.ruler.map { JSONText.quoted($0.value) } ?? "null"
         return "{\(fields),\"addresses\":\(area.addresses),\"player_count\":\(area.playerCount),\"ruler\":\(ruler),\"players\":[\(players)]}"
     }
 
     static func encode(_ list: [Scoreboard.AreaSummary], field: String, value: (Scoreboard.AreaSummary) -> String) -> String {
         list.map { a in
-            let ruler = a.ruler.map { JSON.string($0.value) } ?? "null"
+            let ruler = a.ruler.map { JSONText.quoted($0.value) } ?? "null"
             return "{\"\(field)\":\(value(a)),\"addresses\":\(a.addresses),\"player_count\":\(a.playerCount),\"ruler\":\(ruler),\"ruler_addresses\":\(a.rulerAddresses)}"
         }.joined(separator: ",")
     }

@@ -5,6 +5,7 @@ import HTTPTypes
 import IPAddress
 import LocationDB
 import Logging
+import TextFormats
 
 /// Everything the HTTP handlers need.
 public struct GameRoutes: Sendable {
@@ -79,7 +80,7 @@ public struct GameRoutes: Sendable {
         }
         get(router, "api/ip") { request, context in
             let client = try clientAddress(request, context)
-            let datacenter = context.dataCenter.map { JSON.string($0.provider) } ?? "null"
+            let datacenter = context.dataCenter.map { JSONText.quoted($0.provider) } ?? "null"
             let body = "{\"ip\":\"\(client)\",\"version\":\(client.isIPv4 ? 4 : 6),\"v4\":\(client.isIPv4),\"datacenter\":\(datacenter)}"
             return Response(status: .ok, headers: [.contentType: "application/json", .cacheControl: "private, no-store", .accessControlAllowOrigin: "*"],
                             body: .init(byteBuffer: ByteBuffer(string: body)))
@@ -136,15 +137,15 @@ public struct GameRoutes: Sendable {
             }
             let standing = engine.player(name, period: .all)
             let now = engine.clock.seconds
-            let nick = JSON.string(name.value)
+            let nick = JSONText.quoted(name.value)
             let rows = (standing?.blocks ?? []).map { b in
                 "{\"block\":\(b.block),\"rank\":\(b.rank),\"max_rank\":\(b.worstRank),\"is_tied\":\(b.isTied),\"claims\":\(b.count),\"nick\":\(nick),\"players\":\(b.players)}"
             }.joined(separator: ",")
-            return jsonResponse("{\"name\":\(nick),\"updated_at\":\(now),\"last_updated_at\":\(JSON.string(rfc3339(now))),\"rankings\":[\(rows)]}")
+            return jsonResponse("{\"name\":\(nick),\"updated_at\":\(now),\"last_updated_at\":\(JSONText.quoted(rfc3339(now))),\"rankings\":[\(rows)]}")
         }
         get(router, "api/countries") { _, _ in
             let list = engine.withBoard { $0.countries() }
-            return jsonResponse("{\"countries\":[\(AreaJSON.encode(list, field: "country", value: { JSON.string($0.key) }))]}")
+            return jsonResponse("{\"countries\":[\(AreaJSON.encode(list, field: "country", value: { JSONText.quoted($0.key) }))]}")
         }
         get(router, "api/countries/{code}") { _, context in
             let text = context.parameters.get("code") ?? ""
@@ -154,7 +155,7 @@ public struct GameRoutes: Sendable {
             guard let area = engine.withBoard({ $0.country(code) }) else {
                 throw HTTPError(.notFound, message: "no claims from country \(code)")
             }
-            let name = intelligence?.countryName(code).map(JSON.string) ?? "null"
+            let name = intelligence?.countryName(code).map(JSONText.quoted) ?? "null"
             return jsonResponse(AreaJSON.encode(area, fields: "\"country\":\"\(code)\",\"country_name\":\(name)"))
         }
         get(router, "api/as") { _, _ in
@@ -169,7 +170,7 @@ public struct GameRoutes: Sendable {
             guard let area = engine.withBoard({ $0.autonomousSystem(asn) }) else {
                 throw HTTPError(.notFound, message: "no claims from AS\(asn)")
             }
-            let name = intelligence?.autonomousSystemName(asn).map(JSON.string) ?? "null"
+            let name = intelligence?.autonomousSystemName(asn).map(JSONText.quoted) ?? "null"
             return jsonResponse(AreaJSON.encode(area, fields: "\"asn\":\(asn),\"as_name\":\(name)"))
         }
         get(router, "api/blocks") { request, _ in
@@ -313,7 +314,7 @@ public struct GameRoutes: Sendable {
             if match.split(separator: ",").contains(where: { $0.trimmingCharacters(in: .whitespaces) == encoded.etag || $0.trimmingCharacters(in: .whitespaces) == "*" }) {
                 return (.notModified, encoded.headers, nil)
             }
-        } else if let since = requestHeaders[.ifModifiedSince].flatMap(parseHTTPDate), Int64(clamping: since) >= encoded.modifiedAt {
+        } else if let since = requestHeaders[.ifModifiedSince].flatMap(HTTPDate.parse), Int64(clamping: since) >= encoded.modifiedAt {
             return (.notModified, encoded.headers, nil)
         }
         if acceptsGzip(requestHeaders), let gzip = encoded.gzip {
@@ -362,7 +363,7 @@ struct ErrorFormattingMiddleware: RouterMiddleware {
         let body: String
         if json {
             headers[.contentType] = "application/json"
-            body = "{\"error\":\(JSON.string(message)),\"status\":\(status.code)}"
+            body = "{\"error\":\(JSONText.quoted(message)),\"status\":\(status.code)}"
         } else {
             headers[.contentType] = "text/plain; charset=utf-8"
             body = message + "\n"

@@ -1,4 +1,5 @@
 import Foundation
+import TextFormats
 import NIOCore
 import Synchronization
 
@@ -142,11 +143,7 @@ enum ReservedBlocks {
 
 /// The stable colour of a name, shared by the stylesheet classes, the script and the PNG map.
 enum NameColour {
-    static func fnv1a32(_ s: String) -> UInt32 {
-        var h: UInt32 = 0x811c_9dc5
-        for b in s.utf8 { h = (h ^ UInt32(b)) &* 16_777_619 }
-        return h
-    }
+    static func fnv1a32(_ s: String) -> UInt32 { FNV1a.hash32(s.utf8) }
 
     static func hueClass(_ name: String) -> Int { Int(fnv1a32(name) % UInt32(WebStyle.hueClasses)) }
 

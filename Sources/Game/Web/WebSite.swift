@@ -6,6 +6,7 @@ import IPAddress
 import LocationDB
 import NIOCore
 import Synchronization
+import TextFormats
 
 /// One static asset compiled into the binary: fingerprinted path, ETag, pre-gzipped body.
 struct WebAsset: Sendable {
@@ -167,14 +168,14 @@ public struct WebSite: Sendable {
             .cacheControl: "public, max-age=300",
             .vary: "Accept-Encoding",
             .eTag: file.etag,
-            .lastModified: formatHTTPDate(UInt64(max(0, file.modifiedAt))),
+            .lastModified: HTTPDate.format(UInt64(max(0, file.modifiedAt))),
             .xContentTypeOptions: "nosniff",
         ]
         if let match = request.headers[.ifNoneMatch] {
             if match.split(separator: ",").contains(where: { let t = $0.trimmingCharacters(in: .whitespaces); return t == file.etag || t == "W/" + file.etag || t == "*" }) {
                 return Response(status: .notModified, headers: headers)
             }
-        } else if let since = request.headers[.ifModifiedSince].flatMap(parseHTTPDate), Int64(clamping: since) >= file.modifiedAt {
+        } else if let since = request.headers[.ifModifiedSince].flatMap(HTTPDate.parse), Int64(clamping: since) >= file.modifiedAt {
             return Response(status: .notModified, headers: headers)
         }
         if let gzip = file.gzip, routes.acceptsGzip(request.headers) {
