@@ -75,6 +75,10 @@ final class TunnelServerContext: Sendable {
     let logger: Logger
     let metrics = TunnelMetrics()
     let activeConnections = NIOLockedValueBox(0)
+    /// Who waits for the open connections to reach zero (a drain), by id; whoever removes an
+    /// entry resumes it, so it is resumed once.
+    private let idleWaiters = NIOLockedValueBox<[Int: CheckedContinuation<Void, Never>]>([:])
+    private let nextWaiter = NIOLockedValueBox(0)
     /// Relays not yet freed; returns to zero once every tunnel has ended and been released.
     let liveRelays = NIOLockedValueBox(0)
 
@@ -219,6 +223,26 @@ final class TunnelServerContext: Sendable {
             return count
         }
         metrics.active.record(count)
+        if count == 0 {
+            for waiter in idleWaiters.withLockedValue({ waiters in defer { waiters = [:] }; return waiters.values }) { waiter.resume() }
+        }
+    }
+
+    /// Resumes every drain waiter (the drain gave up waiting).
+    func releaseWaitersForShutdown() {
+        for waiter in idleWaiters.withLockedValue({ waiters in defer { waiters = [:] }; return waiters.values }) { waiter.resume() }
+    }
+
+    /// Returns once no connection is open (at once when none is).
+    func waitUntilNoConnections() async {
+        let id = nextWaiter.withLockedValue { n in defer { n += 1 }; return n }
+        await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
+            idleWaiters.withLockedValue { $0[id] = continuation }
+            // The last connection may have ended before the entry was there.
+            if activeConnections.withLockedValue({ $0 }) == 0, let mine = idleWaiters.withLockedValue({ $0.removeValue(forKey: id) }) {
+                mine.resume()
+            }
+        }
     }
 }
 
@@ -375,13 +399,43 @@ public final class TunnelServer: Sendable {
         try options.setOption(.writeBufferWaterMark, value: writeBufferWaterMark)
     }
 
-    /// Stops accepting; open tunnels run on until they end.
+    /// Stops accepting; open tunnels run on until they end. Closing twice (after a drain) is fine.
     public func close() async throws {
         switch listener {
-        case .nio(let channel): try await channel.close()
+        case .nio(let channel):
+            do { try await channel.close() } catch ChannelError.alreadyClosed {}
         #if os(Linux)
         case .epoll(let engine): try await engine.close()
         #endif
+        }
+    }
+
+    /// A graceful stop: no new connections, then waits for the open tunnels to end, at most
+    /// `timeout`. True when every tunnel ended in time (the rest end with the process).
+    public func drain(timeout: Duration) async -> Bool {
+        switch listener {
+        case .nio(let channel): try? await channel.close()
+        #if os(Linux)
+        case .epoll(let engine): engine.stopAccepting()
+        #endif
+        }
+        let context = self.context
+        return await withTaskGroup(of: Bool.self) { group in
+            group.addTask {
+                await context.waitUntilNoConnections()
+                return true
+            }
+            group.addTask {
+                try? await Task.sleep(for: timeout)
+                return false
+            }
+            let drained = await group.next() ?? false
+            group.cancelAll()
+            if !drained {
+                // Wake the waiter still in the group so the group can end.
+                context.releaseWaitersForShutdown()
+            }
+            return drained
         }
     }
 

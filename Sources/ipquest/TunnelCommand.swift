@@ -3,6 +3,7 @@ import Foundation
 import Logging
 import Metrics
 import Prometheus
+import ServiceLifecycle
 import Tunnel
 
 /// `ipquest tunnel [--config FILE] --bind ADDR:PORT http|https|tcp`: an HTTP CONNECT proxy whose command line and
@@ -37,6 +38,9 @@ struct TunnelCommand: AsyncParsableCommand {
     var logLevel: String = "info"
     @Option(name: .customLong("log-format"), help: "text (default) or json: one JSON object per line on stderr.")
     var logFormat: LogFormat = .text
+    @Option(name: .customLong("drain-seconds"),
+            help: "On SIGTERM or SIGINT: stop accepting, let open tunnels end for at most this long, then exit (default 30).")
+    var drainSeconds: Int = 30
 
     struct HTTPMode: AsyncParsableCommand {
         static let configuration = CommandConfiguration(commandName: "http", abstract: "Plain TCP listener, CONNECT handshake.")
@@ -150,7 +154,9 @@ struct TunnelCommand: AsyncParsableCommand {
         var line = "ipquest tunnel listening on \(scheme)://\(listen.host.contains(":") ? "[\(listen.host)]" : listen.host):\(port)"
         if let metricsPort = metricsEndpoint?.localAddress?.port { line += " metrics on port \(metricsPort)" }
         FileHandle.standardOutput.write(Data((line + "\n").utf8))
-        try await server.waitUntilClosed()
+        let service = TunnelService(server: server, drainTimeout: .seconds(max(0, drainSeconds)), logger: logger)
+        let group = ServiceGroup(configuration: .init(services: [service], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
+        try await group.run()
     }
 
     /// `TargetAddress` refuses port 0, which a listener may use to pick a free port.
@@ -161,3 +167,22 @@ struct TunnelCommand: AsyncParsableCommand {
 }
 
 extension TunnelEngine: ExpressibleByArgument {}
+
+/// The tunnel under ServiceLifecycle: on SIGTERM or SIGINT it stops accepting and lets the open
+/// tunnels end (`TunnelServer.drain`), at most `drainTimeout`, then returns and the process exits.
+struct TunnelService: Service {
+    let server: TunnelServer
+    let drainTimeout: Duration
+    let logger: Logger
+
+    func run() async throws {
+        try? await gracefulShutdown()
+        let open = server.activeConnectionCount
+        logger.info("tunnel stopping: no new connections", metadata: ["open_tunnels": "\(open)", "drain_seconds": "\(drainTimeout.components.seconds)"])
+        if await server.drain(timeout: drainTimeout) {
+            logger.info("tunnel stopped: every tunnel ended")
+        } else {
+            logger.warning("tunnel stopped: tunnels still open after the drain time were cut", metadata: ["open_tunnels": "\(server.activeConnectionCount)"])
+        }
+    }
+}

@@ -80,8 +80,13 @@ final class EpollEngine: Sendable {
 
     /// Stops accepting; open tunnels run on until they end, then the loops' threads exit.
     func close() async throws {
-        for loop in loops { loop.post(.stopAccepting) }
+        stopAccepting()
         try await closed.futureResult.get()
+    }
+
+    /// Closes the listeners; open tunnels run on.
+    func stopAccepting() {
+        for loop in loops { loop.post(.stopAccepting) }
     }
 
     func waitUntilClosed() async throws {
