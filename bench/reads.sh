@@ -2,7 +2,7 @@
 # Cached reads (/score, /recent) req/s against nginx (2 workers) serving files of the same size,
 # all measured in this run with wrk on loopback. Target: >= 0.8x nginx.
 #
-#   bench/reads.sh [SECONDS=10] [CONNECTIONS=64]
+#   [ROUNDS=5] bench/reads.sh [SECONDS=10] [CONNECTIONS=64]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 secs=${1:-10}
@@ -59,10 +59,19 @@ for route in score recent; do
 done
 # Prints req/s; refuses figures that include error answers.
 run() { wrk -t1 -c"$conns" -d"${secs}s" --latency "$1" | awk '/Requests\/sec/ {rate=$2} /99%/ {print "p99 " $2 > "/dev/stderr"} /Non-2xx/ {bad=1} END {if (bad) {print "error answers from " ARGV[1] > "/dev/stderr"; exit 1} print rate}'; }
+# ROUNDS rounds, each running ipquest, the router path and nginx back to back, so drift on a
+# shared machine falls on all three alike; the median ratio over the rounds is the figure.
+rounds=${ROUNDS:-5}
 for route in score recent; do
-  ours=$(run "http://127.0.0.1:$port/$route")
-  routed=$(run "http://127.0.0.1:$rport/$route")
-  theirs=$(run "http://127.0.0.1:18089/$route.json")
-  python3 -c "import sys; o,r,t=map(float,sys.argv[1:]); print(f'/$route: ipquest {o:,.0f} req/s, nginx(2 workers) {t:,.0f} req/s, ratio {o/t:.2f} (target >= 0.80); through the router {r:,.0f} req/s ({r/t:.2f})')" "$ours" "$routed" "$theirs"
+  ratios=(); routed_ratios=()
+  for round in $(seq "$rounds"); do
+    ours=$(run "http://127.0.0.1:$port/$route")
+    routed=$(run "http://127.0.0.1:$rport/$route")
+    theirs=$(run "http://127.0.0.1:18089/$route.json")
+    line=$(python3 -c "import sys; o,r,t=map(float,sys.argv[1:]); print(f'{o/t:.3f} {r/t:.3f} ipquest {o:,.0f} req/s, router {r:,.0f}, nginx {t:,.0f}')" "$ours" "$routed" "$theirs")
+    echo "/$route round $round: ${line#* * }"
+    ratios+=("${line%% *}"); rest=${line#* }; routed_ratios+=("${rest%% *}")
+  done
+  python3 -c "import statistics, sys; n=int(sys.argv[1]); a=list(map(float, sys.argv[2:2+n])); b=list(map(float, sys.argv[2+n:])); print(f'/$route: median ratio to nginx (2 workers) over {n} rounds {statistics.median(a):.2f} (range {min(a):.2f}-{max(a):.2f}; target >= 0.80); through the router {statistics.median(b):.2f}')" "$rounds" "${ratios[@]}" "${routed_ratios[@]}"
 done
 echo "RSS with 200k claims loaded: $(awk '/VmRSS/ {print $2/1024 " MB"}' /proc/$pid/status) ($(awk '/RssAnon/ {print $2/1024 " MB"}' /proc/$pid/status) anonymous)"
