@@ -1,4 +1,4 @@
-import IPAddress
+public import IPAddress
 
 /// One published address range of a provider, with what the provider says it is used for.
 public struct CloudRange: Hashable, Sendable {

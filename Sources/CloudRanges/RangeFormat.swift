@@ -1,4 +1,4 @@
-import Foundation
+public import Foundation
 
 /// The published formats this module reads.
 public enum RangeFormat: String, Sendable, CaseIterable, Codable {

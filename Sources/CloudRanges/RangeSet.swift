@@ -1,11 +1,11 @@
-import AsyncHTTPClient
-import Foundation
-import IPAddress
-import Logging
-import Metrics
-import NIOCore
-import NIOHTTP1
-import TextFormats
+public import AsyncHTTPClient
+public import Foundation
+public import IPAddress
+public import Logging
+public import Metrics
+public import NIOCore
+public import NIOHTTP1
+public import TextFormats
 
 /// The state of one source after the latest refresh.
 public struct SourceStatus: Sendable, CustomStringConvertible {

@@ -1,3 +1,5 @@
+import Foundation
+
 /// Where one provider's ranges come from.
 public struct RangeSource: Hashable, Sendable, CustomStringConvertible {
     public enum Location: Hashable, Sendable, CustomStringConvertible {

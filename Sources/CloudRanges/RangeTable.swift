@@ -1,4 +1,4 @@
-import IPAddress
+public import IPAddress
 
 /// What a lookup answers: the most specific published range containing the address.
 public struct Classification: Hashable, Sendable {

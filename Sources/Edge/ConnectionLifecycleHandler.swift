@@ -1,8 +1,8 @@
-import HTTPTypes
-import Metrics
+public import HTTPTypes
+public import Metrics
 public import NIOCore
-import NIOHTTP1
-import NIOHTTPTypes
+public import NIOHTTP1
+public import NIOHTTPTypes
 
 /// Per-connection HTTP/1 policy, placed after the HTTP codec: at most `maxRequests` requests
 /// per connection, at most `maxLifetime` per connection, and no keep-alive while the server is

@@ -2,6 +2,7 @@ public import Hummingbird
 import HTTPTypes
 public import IPAddress
 import Metrics
+import Logging
 
 /// Where a request comes from when its address is in a cloud provider's published ranges.
 public struct DataCenterTag: Hashable, Sendable {

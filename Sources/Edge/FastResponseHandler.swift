@@ -1,14 +1,14 @@
 #if canImport(Glibc)
-import Glibc
+public import Glibc
 #elseif canImport(Darwin)
-import Darwin
+public import Darwin
 #endif
 public import HTTPTypes
 public import IPAddress
 public import NIOCore
-import NIOHTTPTypes
-import Synchronization
-import TextFormats
+public import NIOHTTPTypes
+public import Synchronization
+public import TextFormats
 
 /// Answers requests whose whole response already exists (pre-encoded snapshots) on the event
 /// loop, as the request head is read, without a task, a router or middleware.

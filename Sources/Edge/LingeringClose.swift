@@ -1,4 +1,4 @@
-import NIOCore
+public import NIOCore
 
 /// Closes a connection whose client may still be sending, without losing the answer just
 /// written to it. Closing a socket with unread input makes the kernel send a reset, and a

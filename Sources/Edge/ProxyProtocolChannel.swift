@@ -3,6 +3,7 @@ public import IPAddress
 public import Logging
 public import NIOCore
 import Synchronization
+import Glibc
 
 /// Remembers, per open connection, the client address a PROXY header announced.
 /// Request handlers look it up by channel; entries leave when the connection closes.
@@ -135,11 +136,12 @@ extension IPAddress {
     /// The IP of a NIO socket address (nil for UNIX sockets).
     public init?(socketAddress: SocketAddress) {
         switch socketAddress {
+        // Read at the fields' fixed offsets in `sockaddr_in` (4) and `sockaddr_in6` (8): their C
+        // members come from a module of NIO's this one does not import.
         case .v4(let a):
-            self = .v4(IPv4Address(UInt32(bigEndian: a.address.sin_addr.s_addr)))
+            self = .v4(withUnsafeBytes(of: a.address) { IPv4Address(UInt32(bigEndian: $0.loadUnaligned(fromByteOffset: 4, as: UInt32.self))) })
         case .v6(let a):
-            let bytes = withUnsafeBytes(of: a.address.sin6_addr) { Array($0) }
-            guard let v6 = IPv6Address(bytes: bytes) else { return nil }
+            guard let v6 = withUnsafeBytes(of: a.address, { IPv6Address(bytes: UnsafeRawBufferPointer(rebasing: $0[8..<24])) }) else { return nil }
             self = IPAddress.v6(v6).unmapped
         case .unixDomainSocket:
             return nil

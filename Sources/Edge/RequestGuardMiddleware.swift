@@ -4,6 +4,7 @@ import HTTPTypes
 public import IPAddress
 import Metrics
 import Synchronization
+import Logging
 
 /// User-agent and path bans. Replaced as a whole on reload (SIGHUP), never edited in place.
 public struct RequestRules: Sendable, Equatable {

@@ -1,3 +1,4 @@
+import Dispatch
 import Synchronization
 #if canImport(Glibc)
 import Glibc
@@ -57,9 +58,7 @@ public final class TokenBucketLimiter<Key: Hashable & Sendable>: Sendable {
     }
 
     public static func monotonicNanoseconds() -> UInt64 {
-        var ts = timespec()
-        clock_gettime(CLOCK_MONOTONIC, &ts)
-        return UInt64(ts.tv_sec) * 1_000_000_000 + UInt64(ts.tv_nsec)
+        DispatchTime.now().uptimeNanoseconds // CLOCK_MONOTONIC
     }
 
     /// Takes `cost` tokens from the bucket of `key` if it has them.

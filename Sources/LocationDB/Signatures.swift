@@ -1,4 +1,4 @@
-import Crypto
+public import Crypto
 
 /// An EC public key for checking database signatures. libloc signs with the key type's default
 /// digest, which for EC keys is SHA-256; IPFire's key is on secp521r1.

@@ -1,12 +1,11 @@
-import Logging
-import NIOConcurrencyHelpers
-
+public import Logging
+public import NIOConcurrencyHelpers
 #if canImport(Glibc)
-import Glibc
+public import Glibc
 #elseif canImport(Musl)
-import Musl
+public import Musl
 #elseif canImport(Darwin)
-import Darwin
+public import Darwin
 #endif
 
 /// Writes each record as one line, with one `write(2)`, on a file descriptor (stderr by default):

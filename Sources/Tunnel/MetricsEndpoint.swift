@@ -1,6 +1,6 @@
-import NIOCore
-import NIOHTTP1
-import NIOPosix
+public import NIOCore
+public import NIOHTTP1
+public import NIOPosix
 
 /// A minimal HTTP listener answering `GET /metrics` with text produced on demand (Prometheus exposition).
 public final class MetricsEndpoint: Sendable {

@@ -1,13 +1,12 @@
-import NIOConcurrencyHelpers
-import NIOCore
-import NIOPosix
-
+public import NIOConcurrencyHelpers
+public import NIOCore
+public import NIOPosix
 #if canImport(Glibc)
-import Glibc
+public import Glibc
 #elseif canImport(Musl)
-import Musl
+public import Musl
 #elseif canImport(Darwin)
-import Darwin
+public import Darwin
 #endif
 
 /// Turns a target host name into addresses. Tests pass their own so that no query leaves the machine.

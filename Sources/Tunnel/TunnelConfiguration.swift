@@ -1,4 +1,4 @@
-import IPAddress
+public import IPAddress
 
 /// How bytes read from one side of a tunnel are relayed to the other side.
 ///

@@ -1,17 +1,16 @@
-import IPAddress
-import Logging
-import Metrics
-import NIOConcurrencyHelpers
-import NIOCore
-import NIOPosix
-import NIOSSL
-
+public import IPAddress
+public import Logging
+public import Metrics
+public import NIOConcurrencyHelpers
+public import NIOCore
+public import NIOPosix
+public import NIOSSL
 #if canImport(Glibc)
-import Glibc
+public import Glibc
 #elseif canImport(Musl)
-import Musl
+public import Musl
 #elseif canImport(Darwin)
-import Darwin
+public import Darwin
 #endif
 
 /// What the listener speaks.
@@ -160,11 +159,12 @@ final class TunnelServerContext: Sendable {
     /// The address of a resolved socket address, read from its `sockaddr` (no text round trip).
     static func ipAddress(of address: SocketAddress) -> IPAddress? {
         switch address {
+        // Read at the fields' fixed offsets in `sockaddr_in` (4) and `sockaddr_in6` (8): their C
+        // members come from a module of NIO's this one does not import.
         case .v4(let v4):
-            return .v4(IPv4Address(UInt32(bigEndian: v4.address.sin_addr.s_addr)))
+            return withUnsafeBytes(of: v4.address) { .v4(IPv4Address(UInt32(bigEndian: $0.loadUnaligned(fromByteOffset: 4, as: UInt32.self)))) }
         case .v6(let v6):
-            var raw = v6.address.sin6_addr
-            return withUnsafeBytes(of: &raw) { IPv6Address(bytes: $0).map(IPAddress.v6) }
+            return withUnsafeBytes(of: v6.address) { IPv6Address(bytes: UnsafeRawBufferPointer(rebasing: $0[8..<24])).map(IPAddress.v6) }
         case .unixDomainSocket:
             return nil
         }

@@ -1,4 +1,4 @@
-import NIOSSL
+public import NIOSSL
 
 /// Builds the TLS context of an `https` listener.
 public enum TunnelTLS {

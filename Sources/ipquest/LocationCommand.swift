@@ -4,6 +4,8 @@ import Foundation
 import IPAddress
 import LocationDB
 import TextFormats
+import NIOCore
+import NIOHTTP1
 
 /// `ipquest location …`: IPFire's `location` command (0.9.16) on top of LocationDB — same
 /// subcommands, options, output text and exit codes — plus JSON output, addresses from stdin,

@@ -15,6 +15,7 @@ import OTel
 import Prometheus
 import Tracing
 import ServiceLifecycle
+import UnixSignals
 
 /// `ipquest serve`: the game server.
 struct ServeCommand: AsyncParsableCommand {

@@ -1,10 +1,12 @@
-import ArgumentParser
+public import ArgumentParser
 import Foundation
 import Logging
 import Metrics
 import Prometheus
 import ServiceLifecycle
 import Tunnel
+import NIOCore
+import UnixSignals
 
 /// `ipquest tunnel [--config FILE] --bind ADDR:PORT http|https|tcp`: an HTTP CONNECT proxy whose command line and
 /// YAML keys follow xnuter/http-tunnel, so its users can switch.

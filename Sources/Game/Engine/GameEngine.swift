@@ -1,11 +1,12 @@
-import Foundation
+public import Foundation
 public import IPAddress
-import Logging
-import Metrics
+public import Logging
+public import Metrics
 public import ServiceLifecycle
-import Synchronization
+public import Synchronization
+import CDispatch // the C structs' members (stat, timespec) as MemberImportVisibility finds them
 #if canImport(Glibc)
-import Glibc
+public import Glibc
 #endif
 
 /// Wall-clock time as Unix seconds and nanoseconds.

@@ -1,11 +1,11 @@
-import Edge
-import Foundation
+public import Edge
+public import Foundation
 public import Hummingbird
-import HTTPTypes
-import IPAddress
-import LocationDB
-import Logging
-import TextFormats
+public import HTTPTypes
+public import IPAddress
+public import LocationDB
+public import Logging
+public import TextFormats
 
 /// Everything the HTTP handlers need.
 public struct GameRoutes: Sendable {

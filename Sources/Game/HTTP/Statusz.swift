@@ -8,6 +8,7 @@ import Darwin
 import Edge
 import IPAddress
 import Synchronization
+import CDispatch // the C structs' members (stat, timespec) as MemberImportVisibility finds them
 
 /// `/statusz`: the process's and the game's figures as `name: value` lines, as ipv4.games
 /// shows them (its bots read `yourtokens` to pace themselves).

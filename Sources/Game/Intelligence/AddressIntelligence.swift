@@ -2,7 +2,7 @@ public import CloudRanges
 public import Edge
 public import IPAddress
 public import LocationDB
-import Logging
+public import Logging
 public import ServiceLifecycle
 
 /// What the server knows about addresses: country and AS from an IPFire location database

@@ -1,10 +1,10 @@
-import Foundation
-import IPAddress
-import Logging
-import Metrics
-import NIOPosix
-import PostgresNIO
-import Synchronization
+public import Foundation
+public import IPAddress
+public import Logging
+public import Metrics
+public import NIOPosix
+public import PostgresNIO
+public import Synchronization
 
 /// Claims in PostgreSQL, shared by several `ipquest serve` instances.
 ///

@@ -1,5 +1,5 @@
-import Logging
-import PostgresNIO
+public import Logging
+public import PostgresNIO
 
 /// Versioned schema changes for PostgreSQL. Each runs in its own transaction together with its
 /// row in `ipquest_migrations`, so a failed migration leaves the schema as it was (PostgreSQL

@@ -1,15 +1,16 @@
 #if canImport(Glibc)
-import Glibc
+public import Glibc
 #elseif canImport(Musl)
-import Musl
+public import Musl
 #elseif canImport(Darwin)
-import Darwin
+public import Darwin
 #endif
-import CompressNIO
-import Foundation
-import HTTPTypes
-import NIOCore
-import Synchronization
+public import CompressNIO
+public import Foundation
+public import HTTPTypes
+public import NIOCore
+public import Synchronization
+import CDispatch // the C structs' members (stat, timespec) as MemberImportVisibility finds them
 
 /// `web.root`: a directory of static files (a community's own front end) served before the
 /// built-in pages. Only regular files inside the root are served: the request path is

@@ -1,4 +1,5 @@
 import IPAddress
+import Foundation
 
 /// Server-rendered HTML. Every name goes through `HTML.escape` (text and attributes) and every
 /// link through `WebPages.playerHref` (percent-encoded), so stored names render as text.

@@ -1,12 +1,12 @@
-import CompressNIO
-import Foundation
-import Hummingbird
-import HTTPTypes
-import IPAddress
-import LocationDB
-import NIOCore
-import Synchronization
-import TextFormats
+public import CompressNIO
+public import Foundation
+public import Hummingbird
+public import HTTPTypes
+public import IPAddress
+public import LocationDB
+public import NIOCore
+public import Synchronization
+public import TextFormats
 
 /// One static asset compiled into the binary: fingerprinted path, ETag, pre-gzipped body.
 struct WebAsset: Sendable {

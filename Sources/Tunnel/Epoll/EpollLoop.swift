@@ -1,3 +1,4 @@
+import Logging
 #if os(Linux)
 import CTunnelLinux
 import Glibc

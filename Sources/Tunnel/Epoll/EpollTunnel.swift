@@ -1,3 +1,4 @@
+import NIOConcurrencyHelpers
 #if os(Linux)
 import CTunnelLinux
 import Glibc
