@@ -1,5 +1,5 @@
 public import Foundation
-public import IPAddress
+import IPAddress
 
 /// Parses published range files. Bad entries are collected in `ParsedRanges.malformed` with their
 /// line or JSON path; only an empty file, a file of the wrong shape, or one without a single usable

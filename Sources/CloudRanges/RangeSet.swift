@@ -2,10 +2,10 @@ public import AsyncHTTPClient
 public import Foundation
 public import IPAddress
 public import Logging
-public import Metrics
-public import NIOCore
-public import NIOHTTP1
-public import TextFormats
+import Metrics
+import NIOCore
+import NIOHTTP1
+import TextFormats
 
 /// The state of one source after the latest refresh.
 public struct SourceStatus: Sendable, CustomStringConvertible {

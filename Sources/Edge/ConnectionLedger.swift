@@ -1,4 +1,4 @@
-public import NIOCore
+import NIOCore
 
 /// Bookkeeping shared by the handlers of one HTTP/1 connection, so that answers given before
 /// the HTTP decoder (`HTTP1FastPathHandler`), after it (`FastResponseHandler`) and by the

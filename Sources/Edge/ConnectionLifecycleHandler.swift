@@ -1,7 +1,7 @@
-public import HTTPTypes
-public import Metrics
+import HTTPTypes
+import Metrics
 public import NIOCore
-public import NIOHTTP1
+import NIOHTTP1
 public import NIOHTTPTypes
 
 /// Per-connection HTTP/1 policy, placed after the HTTP codec: at most `maxRequests` requests

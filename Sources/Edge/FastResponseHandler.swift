@@ -1,14 +1,14 @@
 #if canImport(Glibc)
-public import Glibc
+import Glibc
 #elseif canImport(Darwin)
-public import Darwin
+import Darwin
 #endif
 public import HTTPTypes
 public import IPAddress
 public import NIOCore
 public import NIOHTTPTypes
-public import Synchronization
-public import TextFormats
+import Synchronization
+import TextFormats
 
 /// Answers requests whose whole response already exists (pre-encoded snapshots) on the event
 /// loop, as the request head is read, without a task, a router or middleware.

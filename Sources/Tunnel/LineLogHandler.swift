@@ -1,11 +1,11 @@
 public import Logging
-public import NIOConcurrencyHelpers
+import NIOConcurrencyHelpers
 #if canImport(Glibc)
-public import Glibc
+import Glibc
 #elseif canImport(Musl)
-public import Musl
+import Musl
 #elseif canImport(Darwin)
-public import Darwin
+import Darwin
 #endif
 
 /// Writes each record as one line, with one `write(2)`, on a file descriptor (stderr by default):

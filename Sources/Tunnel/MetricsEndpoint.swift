@@ -1,6 +1,6 @@
 public import NIOCore
-public import NIOHTTP1
-public import NIOPosix
+import NIOHTTP1
+import NIOPosix
 
 /// A minimal HTTP listener answering `GET /metrics` with text produced on demand (Prometheus exposition).
 public final class MetricsEndpoint: Sendable {

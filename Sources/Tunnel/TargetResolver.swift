@@ -1,12 +1,12 @@
-public import NIOConcurrencyHelpers
+import NIOConcurrencyHelpers
 public import NIOCore
 public import NIOPosix
 #if canImport(Glibc)
-public import Glibc
+import Glibc
 #elseif canImport(Musl)
-public import Musl
+import Musl
 #elseif canImport(Darwin)
-public import Darwin
+import Darwin
 #endif
 
 /// Turns a target host name into addresses. Tests pass their own so that no query leaves the machine.

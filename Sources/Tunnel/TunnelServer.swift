@@ -1,16 +1,16 @@
-public import IPAddress
+import IPAddress
 public import Logging
-public import Metrics
-public import NIOConcurrencyHelpers
+import Metrics
+import NIOConcurrencyHelpers
 public import NIOCore
 public import NIOPosix
 public import NIOSSL
 #if canImport(Glibc)
-public import Glibc
+import Glibc
 #elseif canImport(Musl)
-public import Musl
+import Musl
 #elseif canImport(Darwin)
-public import Darwin
+import Darwin
 #endif
 
 /// What the listener speaks.

@@ -1,12 +1,12 @@
-public import Foundation
+import Foundation
 public import IPAddress
 public import Logging
-public import Metrics
+import Metrics
 public import ServiceLifecycle
-public import Synchronization
+import Synchronization
 import CDispatch // the C structs' members (stat, timespec) as MemberImportVisibility finds them
 #if canImport(Glibc)
-public import Glibc
+import Glibc
 #endif
 
 /// Wall-clock time as Unix seconds and nanoseconds.

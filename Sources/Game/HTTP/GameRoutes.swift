@@ -1,11 +1,11 @@
 public import Edge
-public import Foundation
+import Foundation
 public import Hummingbird
-public import HTTPTypes
-public import IPAddress
-public import LocationDB
-public import Logging
-public import TextFormats
+import HTTPTypes
+import IPAddress
+import LocationDB
+import Logging
+import TextFormats
 
 /// Everything the HTTP handlers need.
 public struct GameRoutes: Sendable {

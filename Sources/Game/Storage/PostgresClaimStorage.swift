@@ -1,10 +1,10 @@
-public import Foundation
-public import IPAddress
+import Foundation
+import IPAddress
 public import Logging
-public import Metrics
-public import NIOPosix
-public import PostgresNIO
-public import Synchronization
+import Metrics
+import NIOPosix
+import PostgresNIO
+import Synchronization
 
 /// Claims in PostgreSQL, shared by several `ipquest serve` instances.
 ///

@@ -2,7 +2,7 @@ import Foundation
 import GRDB
 import Synchronization
 import GRDBSQLite
-public import IPAddress
+import IPAddress
 
 /// Claims in an SQLite file (WAL), the embedded default.
 ///

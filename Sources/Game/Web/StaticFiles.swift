@@ -1,15 +1,15 @@
 #if canImport(Glibc)
-public import Glibc
+import Glibc
 #elseif canImport(Musl)
-public import Musl
+import Musl
 #elseif canImport(Darwin)
-public import Darwin
+import Darwin
 #endif
-public import CompressNIO
-public import Foundation
-public import HTTPTypes
+import CompressNIO
+import Foundation
+import HTTPTypes
 public import NIOCore
-public import Synchronization
+import Synchronization
 import CDispatch // the C structs' members (stat, timespec) as MemberImportVisibility finds them
 
 /// `web.root`: a directory of static files (a community's own front end) served before the

@@ -1,12 +1,12 @@
-public import CompressNIO
-public import Foundation
+import CompressNIO
+import Foundation
 public import Hummingbird
-public import HTTPTypes
-public import IPAddress
-public import LocationDB
-public import NIOCore
-public import Synchronization
-public import TextFormats
+import HTTPTypes
+import IPAddress
+import LocationDB
+import NIOCore
+import Synchronization
+import TextFormats
 
 /// One static asset compiled into the binary: fingerprinted path, ETag, pre-gzipped body.
 struct WebAsset: Sendable {
