@@ -20,7 +20,8 @@ public import NIOHTTPTypes
 /// Counting at the channel rather than in a middleware matters: under CPU-bound overload the
 /// queue forms before any middleware runs, in the executor that schedules request tasks.
 ///
-/// It owns the connection's idle timeout too (`idleTimeout`): closed when nothing was read and
+/// Its clock is the event loop's (`EventLoop.now`), so a test drives every timer with an
+/// `EmbeddedEventLoop`. It owns the connection's idle timeout too (`idleTimeout`): closed when nothing was read and
 /// no answer finished for that long, unless a request is being answered — so a client that
 /// sends a head slower than that is cut off (slowloris). It is kept here rather than in
 /// Hummingbird because requests answered by the fast paths never reach Hummingbird's handler.
@@ -91,9 +92,9 @@ public final class ConnectionLifecycleHandler: ChannelDuplexHandler, RemovableCh
     public func handlerAdded(context: ChannelHandlerContext) {
         isStream = context.channel.parent?.parent != nil
         if let early = try? context.pipeline.syncOperations.handler(type: HTTP1FastPathHandler.self) { ledger = early.ledger }
-        ledger.lastActivity = .now()
+        ledger.lastActivity = context.eventLoop.now
         guard !isStream else { return }
-        if let idleTimeout { scheduleIdleCheck(context, at: .now() + idleTimeout) }
+        if let idleTimeout { scheduleIdleCheck(context, at: context.eventLoop.now + idleTimeout) }
         if let firstHeadTimeout {
             let loopBound = NIOLoopBound((self, context), eventLoop: context.eventLoop)
             firstHeadTimer = context.eventLoop.scheduleTask(in: firstHeadTimeout) {
@@ -125,11 +126,11 @@ public final class ConnectionLifecycleHandler: ChannelDuplexHandler, RemovableCh
             guard let idleTimeout = handler.idleTimeout else { return }
             // Answering a request that was read in full: not idle, look again later.
             if !handler.readingRequest, handler.responding {
-                handler.scheduleIdleCheck(context, at: .now() + idleTimeout)
+                handler.scheduleIdleCheck(context, at: context.eventLoop.now + idleTimeout)
                 return
             }
             let due = handler.ledger.lastActivity + idleTimeout
-            if due <= .now() {
+            if due <= context.eventLoop.now {
                 context.close(promise: nil)
             } else {
                 handler.scheduleIdleCheck(context, at: due)
@@ -156,7 +157,7 @@ public final class ConnectionLifecycleHandler: ChannelDuplexHandler, RemovableCh
 
     public func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         let part = unwrapInboundIn(data)
-        ledger.lastActivity = .now()
+        ledger.lastActivity = context.eventLoop.now
         switch part {
         case .head(let head):
             readingRequest = true
@@ -259,7 +260,7 @@ public final class ConnectionLifecycleHandler: ChannelDuplexHandler, RemovableCh
             context.write(wrapOutboundOut(.body(body)), promise: promise)
         case .end(let trailers):
             responsesFinished += 1
-            ledger.lastActivity = .now()
+            ledger.lastActivity = context.eventLoop.now
             if !held.isEmpty { held.removeFirst().release() }
             if ledger.closeAfterResponse {
                 let written = context.eventLoop.makePromise(of: Void.self)

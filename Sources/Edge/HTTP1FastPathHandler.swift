@@ -161,7 +161,7 @@ public final class HTTP1FastPathHandler: ChannelInboundHandler, RemovableChannel
                         input.moveReaderIndex(forwardBy: length)
                         if input.readableBytes > 0 { buffered = input }
                         awaiting = true
-                        ledger.lastActivity = .now()
+                        ledger.lastActivity = context.eventLoop.now
                         let loopBound = NIOLoopBound((self, context), eventLoop: context.eventLoop)
                         let mailbox = self.mailbox ?? mailboxes.mailbox(for: context.eventLoop)
                         self.mailbox = mailbox
@@ -242,7 +242,7 @@ public final class HTTP1FastPathHandler: ChannelInboundHandler, RemovableChannel
     private func write(answer: inout FastResponseHandler.Answer, for request: HTTPRequest, context: ChannelHandlerContext) {
         FastResponseHandler.complete(&answer, for: request, serverName: serverName)
         ledger.responsesStarted += 1
-        ledger.lastActivity = .now()
+        ledger.lastActivity = context.eventLoop.now
         if answer.head.headerFields.value(of: .connection) != nil || ledger.responsesStarted >= limits.maxRequestsPerConnection
             || ledger.closeAfterResponse || guardian?.isNearCapacity == true {
             answer.head.headerFields[.connection] = "close"
