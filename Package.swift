@@ -98,10 +98,20 @@ let package = Package(
             swiftSettings: swiftSettings
         ),
 
-        // The capture-the-IP game: claims, scoring, storage, HTTP API.
+        // The game's rules and board: claims, players, periods, scores, the board's checkpoint.
+        // No NIO, no HTTP.
+        .target(
+            name: "GameRules",
+            dependencies: ["IPAddress", "LocationDB"],
+            swiftSettings: swiftSettings
+        ),
+
+        // The capture-the-IP game around its rules: the engine (claims queue, snapshots),
+        // storage, HTTP API, web pages.
         .target(
             name: "Game",
             dependencies: [
+                "GameRules",
                 "IPAddress",
                 "TextFormats",
                 "Edge",
@@ -178,6 +188,7 @@ let package = Package(
         .testTarget(name: "IPAddressTests", dependencies: ["IPAddress"]),
         .testTarget(name: "LocationDBTests", dependencies: ["LocationDB", "TextFormats"]),
         .testTarget(name: "TextFormatsTests", dependencies: ["TextFormats"]),
+        .testTarget(name: "GameRulesTests", dependencies: ["GameRules", "IPAddress"]),
         .testTarget(
             name: "CloudRangesTests",
             dependencies: [
@@ -210,6 +221,7 @@ let package = Package(
             name: "GameTests",
             dependencies: [
                 "Game",
+                "GameRules",
                 "LocationDB",
                 "CloudRanges",
                 "Edge",

@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import Game
+import GameRules
 
 /// `ipquest backup --database PATH OUT`: a consistent copy of the SQLite database, taken while
 /// the game runs (SQLite's online backup; see `SQLiteBackup`).

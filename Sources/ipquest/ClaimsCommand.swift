@@ -2,6 +2,7 @@ import ArgumentParser
 import Foundation
 import Game
 import IPAddress
+import GameRules
 
 /// `ipquest claims export|import`: backup and restore of the claims table.
 struct ClaimsCommand: AsyncParsableCommand {

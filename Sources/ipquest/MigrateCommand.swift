@@ -2,6 +2,7 @@ import ArgumentParser
 import Foundation
 import Game
 import Logging
+import GameRules
 
 /// `ipquest migrate`: brings the database schema up to date (serve also does this on start).
 struct MigrateCommand: AsyncParsableCommand {

@@ -16,6 +16,7 @@ import Prometheus
 import Tracing
 import ServiceLifecycle
 import UnixSignals
+import GameRules
 
 /// `ipquest serve`: the game server.
 struct ServeCommand: AsyncParsableCommand {

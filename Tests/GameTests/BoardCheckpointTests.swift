@@ -4,6 +4,7 @@ import Synchronization
 import Testing
 import IPAddress
 @testable import Game
+@testable import GameRules
 
 /// Issue 24: a start resumes the board from a checkpoint plus the claims committed after it,
 /// and that is exactly the board a full rebuild from storage gives; a damaged, cut-short or

@@ -1,6 +1,7 @@
 import Testing
 import IPAddress
 @testable import Game
+@testable import GameRules
 
 /// The snapshot views built through a precomputed name order (integers, from a counts-only
 /// copy of the board) are exactly the views the board's own queries give.

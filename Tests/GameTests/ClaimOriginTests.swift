@@ -7,6 +7,7 @@ import LocationDB
 import Logging
 import Testing
 @testable import Game
+@testable import GameRules
 
 /// Claims that know their country, AS and data center: a real libloc v1 file written by our
 /// writer, a real AWS `ip-ranges.json`, a real server and real sockets from 127.x sources.

@@ -2,6 +2,7 @@ import Foundation
 import Testing
 import IPAddress
 @testable import Game
+@testable import GameRules
 
 /// `claims export` / `claims import` streamed (SQLiteClaimTransfer): what is written, what is
 /// accepted and refused, all or nothing, reads cut anywhere, progress.

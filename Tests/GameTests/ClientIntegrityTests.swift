@@ -3,6 +3,7 @@ import Testing
 import IPAddress
 import Edge
 @testable import Game
+@testable import GameRules
 
 /// Issue 20 over real sockets: the client address cannot be forged behind a trusted proxy,
 /// no client can get others blocked, and the front end answers nothing the decoder refused.

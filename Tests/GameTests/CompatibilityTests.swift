@@ -2,6 +2,7 @@ import Foundation
 import Testing
 import IPAddress
 @testable import Game
+@testable import GameRules
 
 /// What Capture The IP's and ipv4.games' clients read, checked against counts made here.
 @Suite struct CompatibilityTests {

@@ -4,6 +4,7 @@ import Testing
 import IPAddress
 import Edge
 @testable import Game
+@testable import GameRules
 
 /// Real storage, made slow on purpose so requests stay in flight long enough to overload.
 struct SlowStorage: ClaimStorage {

@@ -2,6 +2,7 @@ import Foundation
 import Testing
 import Edge
 @testable import Game
+@testable import GameRules
 
 /// The hot routes answered on the event loop (FastRoutes) against the router's answers: a query
 /// string sends a read to the router (which ignores unknown parameters), and so does a second

@@ -4,6 +4,7 @@ import Testing
 import IPAddress
 import Edge
 @testable import Game
+@testable import GameRules
 
 /// End-to-end over real sockets against a real SQLite file.
 @Suite(.serialized) struct GameHTTPTests {

@@ -1,6 +1,7 @@
 import Foundation
 import Testing
 @testable import Game
+@testable import GameRules
 
 /// HTTPS with HTTP/2 by ALPN, certificate renewal without restart, and cleartext HTTP/2 (h2c),
 /// driven by real clients: openssl makes the certificates, curl (nghttp2) speaks HTTP/2.

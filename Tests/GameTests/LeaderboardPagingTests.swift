@@ -2,6 +2,7 @@ import Foundation
 import Testing
 import IPAddress
 @testable import Game
+@testable import GameRules
 
 /// Issue 24: `/api/leaderboard` pages through players (a default limit, `limit`/`cursor`)
 /// instead of sending every player; the pages together are the whole ranking.

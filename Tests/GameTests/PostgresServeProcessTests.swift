@@ -3,6 +3,7 @@ import IPAddress
 import Synchronization
 import Testing
 @testable import Game
+@testable import GameRules
 
 /// Several real `ipquest serve` processes on one PostgreSQL database.
 @Suite(.serialized, .enabled(if: PostgresTestCluster.enabled, "needs IPQUEST_POSTGRES_URL (scripts/with-postgres.sh)"))

@@ -5,6 +5,7 @@ import PostgresNIO
 import Synchronization
 import Testing
 @testable import Game
+@testable import GameRules
 
 /// What only the PostgreSQL backend has: aggregates, the change feed, migrations under a lock,
 /// several engines on one database, and behaviour while the database is away.

@@ -3,6 +3,7 @@ import Logging
 import PostgresNIO
 import Testing
 @testable import Game
+@testable import GameRules
 
 /// The throw-away cluster started by scripts/with-postgres.sh (`make test`), and helpers to get a
 /// fresh database in it or a private cluster of one's own.

@@ -4,6 +4,7 @@ import Logging
 import PostgresNIO
 import Testing
 @testable import Game
+@testable import GameRules
 
 /// A claim batch that gives up waiting (the claims answer 503) while its statement goes on
 /// running in the database: whether it commits or not, the board ends up equal to what is stored.

@@ -5,6 +5,7 @@ import Testing
 import IPAddress
 @testable import Game
 import TextFormats
+@testable import GameRules
 
 func ip(_ s: String) -> IPv4Address { IPv4Address(s)! }
 func name(_ s: String) -> PlayerName { PlayerName(s)! }

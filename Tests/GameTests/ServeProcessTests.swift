@@ -3,6 +3,7 @@ import Synchronization
 import Testing
 import IPAddress
 @testable import Game
+@testable import GameRules
 
 /// The real `ipquest` binary as a separate process: exit codes, signals, kill -9.
 @Suite(.serialized) struct ServeProcessTests {

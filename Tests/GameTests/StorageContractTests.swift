@@ -5,6 +5,7 @@ import Logging
 import Synchronization
 import Testing
 @testable import Game
+@testable import GameRules
 
 /// One contract, both backends: whatever SQLite does with claims, PostgreSQL does too.
 /// PostgreSQL runs against the cluster scripts/with-postgres.sh starts (`make test`); in CI a

@@ -1,5 +1,6 @@
 import Foundation
 import Yams
+import GameRules
 
 /// A configuration file's YAML as plain values: mappings as `[String: Any]`, sequences as
 /// `[Any]`, and scalars as `Int`, `Double`, `NSNull` (null) or `String`.

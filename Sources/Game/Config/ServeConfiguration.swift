@@ -2,6 +2,7 @@ public import CloudRanges
 public import Edge
 import Foundation
 public import IPAddress
+import GameRules
 
 /// A configuration value that failed validation. `description` is one line naming the key.
 public struct ConfigurationError: Error, CustomStringConvertible, Equatable {

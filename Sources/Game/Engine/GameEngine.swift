@@ -8,6 +8,7 @@ import CDispatch // the C structs' members (stat, timespec) as MemberImportVisib
 #if canImport(Glibc)
 import Glibc
 #endif
+public import GameRules
 
 /// Wall-clock time as Unix seconds and nanoseconds.
 public struct WallClock: Sendable {

@@ -5,6 +5,7 @@ import LocationDB
 public import NIOCore
 import Synchronization
 import TextFormats
+public import GameRules
 
 /// One pre-encoded response body with its validator and compressed form.
 public struct EncodedBody: Sendable {

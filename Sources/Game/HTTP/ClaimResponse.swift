@@ -4,6 +4,7 @@ import Hummingbird
 import HTTPTypes
 import IPAddress
 import TextFormats
+import GameRules
 
 /// The answer to a successful claim, in the form the client asked for.
 enum ClaimResponse {

@@ -5,6 +5,7 @@ import IPAddress
 import Metrics
 import NIOCore
 import Synchronization
+import GameRules
 
 /// The game's hot routes answered by the Edge fast paths instead of the router: the snapshot
 /// reads (`/recent`, `/score[/period]`, `/api/recent`, `/api/leaderboard`, `/api/blocks`) by

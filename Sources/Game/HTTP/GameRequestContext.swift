@@ -2,6 +2,7 @@ public import Edge
 public import Hummingbird
 public import IPAddress
 public import NIOCore
+import GameRules
 
 /// Per-request context: Hummingbird's core storage plus the TCP peer (or the client a
 /// trusted PROXY header announced for this connection).

@@ -6,6 +6,7 @@ import IPAddress
 import LocationDB
 import Logging
 import TextFormats
+import GameRules
 
 /// Everything the HTTP handlers need.
 public struct GameRoutes: Sendable {

@@ -9,6 +9,7 @@ import IPAddress
 public import CloudRanges
 public import Logging
 public import NIOCore
+import GameRules
 
 /// The edge guards of one server, kept so a reload (SIGHUP) can swap rules and allowlists.
 public struct EdgeGuards: Sendable {

@@ -9,6 +9,7 @@ import Edge
 import IPAddress
 import Synchronization
 import CDispatch // the C structs' members (stat, timespec) as MemberImportVisibility finds them
+import GameRules
 
 /// `/statusz`: the process's and the game's figures as `name: value` lines, as ipv4.games
 /// shows them (its bots read `yourtokens` to pace themselves).

@@ -4,6 +4,7 @@ public import IPAddress
 public import LocationDB
 public import Logging
 public import ServiceLifecycle
+public import GameRules
 
 /// What the server knows about addresses: country and AS from an IPFire location database
 /// (reloaded when its file changes) and data-center providers from the cloud providers'

@@ -1,3 +1,4 @@
+public import GameRules
 /// Where claims live durably. The engine keeps the live state in memory; storage is written
 /// before a claim is acknowledged and read back in full on start.
 public protocol ClaimStorage: Sendable {

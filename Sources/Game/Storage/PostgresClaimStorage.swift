@@ -5,6 +5,7 @@ import Metrics
 import NIOPosix
 import PostgresNIO
 import Synchronization
+public import GameRules
 
 /// Claims in PostgreSQL, shared by several `ipquest serve` instances.
 ///

@@ -1,5 +1,6 @@
 public import Logging
 public import PostgresNIO
+import GameRules
 
 /// Versioned schema changes for PostgreSQL. Each runs in its own transaction together with its
 /// row in `ipquest_migrations`, so a failed migration leaves the schema as it was (PostgreSQL

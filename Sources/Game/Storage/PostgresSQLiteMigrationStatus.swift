@@ -1,5 +1,6 @@
 import Foundation
 import GRDB
+import GameRules
 
 extension SQLiteClaimStorage {
     /// Migrations already in the file and those still pending; without `dryRun` the pending ones

@@ -1,6 +1,7 @@
 import Foundation
 import NIOSSL
 import PostgresNIO
+import GameRules
 
 /// Connection settings parsed from a `postgres://user:password@host:port/database?options` URL.
 ///

@@ -1,6 +1,7 @@
 import Foundation
 import GRDB
 import CDispatch // the C structs' members (stat, timespec) as MemberImportVisibility finds them
+import GameRules
 
 /// Online backup and restore of the SQLite database (`ipquest backup`, `ipquest restore`), and
 /// the words for a database file that turns out to be damaged.

@@ -3,6 +3,7 @@ import GRDB
 import Synchronization
 import GRDBSQLite
 import IPAddress
+public import GameRules
 
 /// Claims in an SQLite file (WAL), the embedded default.
 ///

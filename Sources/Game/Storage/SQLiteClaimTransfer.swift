@@ -2,6 +2,7 @@ import Foundation
 import GRDB
 import GRDBSQLite
 import IPAddress
+import GameRules
 
 /// `ipquest claims export|import` for SQLite, streamed: memory stays flat at any table size
 /// (a read buffer, a write buffer, SQLite's page cache), and neither side builds a `Claim` or a

@@ -1,5 +1,6 @@
 import CompressNIO
 import NIOCore
+import GameRules
 
 /// A 256×256 picture of one /8: each pixel is one /24 (the address's second and third bytes),
 /// laid along a Hilbert curve so that numerically close networks stay close in the picture.

@@ -11,6 +11,7 @@ import HTTPTypes
 public import NIOCore
 import Synchronization
 import CDispatch // the C structs' members (stat, timespec) as MemberImportVisibility finds them
+import GameRules
 
 /// `web.root`: a directory of static files (a community's own front end) served before the
 /// built-in pages. Only regular files inside the root are served: the request path is

@@ -1,3 +1,4 @@
+import GameRules
 /// Pages for where addresses are: who rules a country or an autonomous system, the index of
 /// both, and the leaderboard counting residential addresses only. Server-rendered from the
 /// live board (all time); no script needed.

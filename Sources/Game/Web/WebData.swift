@@ -2,6 +2,7 @@ import Foundation
 import TextFormats
 import NIOCore
 import Synchronization
+import GameRules
 
 /// The read models the pages show, decoded from the same pre-encoded snapshots the JSON API
 /// serves, so the server-rendered first paint and the live script always agree. Decoded

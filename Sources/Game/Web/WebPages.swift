@@ -1,5 +1,6 @@
 import IPAddress
 import Foundation
+import GameRules
 
 /// Server-rendered HTML. Every name goes through `HTML.escape` (text and attributes) and every
 /// link through `WebPages.playerHref` (percent-encoded), so stored names render as text.

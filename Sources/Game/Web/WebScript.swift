@@ -1,3 +1,4 @@
+import GameRules
 /// The site's one script (vanilla JS, no build step). It enhances server-rendered pages: name
 /// validation with the server's rule and messages, the claim URL, claiming in place, the period
 /// switch, and live updates by polling the JSON API with `If-None-Match` (a 304 costs nothing).

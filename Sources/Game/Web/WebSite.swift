@@ -7,6 +7,7 @@ import LocationDB
 import NIOCore
 import Synchronization
 import TextFormats
+import GameRules
 
 /// One static asset compiled into the binary: fingerprinted path, ETag, pre-gzipped body.
 struct WebAsset: Sendable {

@@ -1,3 +1,4 @@
+import GameRules
 /// The site's stylesheet. System fonts only; no inline styles anywhere (the CSP forbids them), so
 /// holder colours are classes `h0`…`h71` (hue = 5° × class), generated below.
 enum WebStyle {

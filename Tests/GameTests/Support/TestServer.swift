@@ -4,6 +4,7 @@ import Logging
 import ServiceLifecycle
 import Synchronization
 @testable import Game
+@testable import GameRules
 
 /// A real game server on 127.0.0.1 with a random port and a real SQLite file in a temp dir.
 final class TestServer: Sendable {

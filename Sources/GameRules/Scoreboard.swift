@@ -17,7 +17,7 @@ public enum Period: String, CaseIterable, Sendable, Codable {
         }
     }
 
-    var index: Int {
+    package var index: Int {
         switch self {
         case .all: return 0
         case .year: return 1
@@ -102,7 +102,7 @@ public struct Scoreboard: Sendable {
         var time: UInt32
     }
 
-    internal(set) var names: [PlayerName] = []
+    package var names: [PlayerName] = []
     var nameIDs: [String: UInt32] = [:]
     var addresses = AddressPages()
     /// Interned origins; id 0 is the unknown origin.
@@ -173,16 +173,16 @@ public struct Scoreboard: Sendable {
 
     /// Bumped whenever any count changes (a claim, or a claim leaving a window), so readers
     /// can tell cheaply whether their encoded views are still current.
-    public internal(set) var version: UInt64 = 0
+    public package(set) var version: UInt64 = 0
     /// Bumped when a count of that period changes (indexed by `Period.index`): a claim moves
     /// every period, a claim leaving a window only that window's. The refresher re-encodes
     /// only the periods whose version moved.
-    public internal(set) var periodVersions = [UInt64](repeating: 0, count: Period.allCases.count)
+    public package(set) var periodVersions = [UInt64](repeating: 0, count: Period.allCases.count)
     /// The storage position this board reflects: every claim committed up to it is applied,
     /// none after (set by the engine as it applies committed batches; 0 when unknown).
-    public internal(set) var storagePosition: Int64 = 0
+    public package(set) var storagePosition: Int64 = 0
     /// The position of the checkpoint this board was resumed from (not written to checkpoints).
-    var checkpointPosition: Int64 = 0
+    package var checkpointPosition: Int64 = 0
 
     public var addressCount: Int { addresses.count }
     /// Entries in the time-ordered log (live or superseded), for memory checks.
@@ -444,7 +444,7 @@ public struct Scoreboard: Sendable {
     /// A copy holding only the counts per period, block and player (and the names): what the
     /// snapshot views read. The per-address state (pages, log) and the area counts are left
     /// out, so while the copy lives the writer's next claims copy nothing large on write.
-    func countsOnly() -> Scoreboard {
+    package func countsOnly() -> Scoreboard {
         var copy = self
         copy.addresses = AddressPages()
         copy.log = []
@@ -498,14 +498,18 @@ public struct Scoreboard: Sendable {
     /// Per player, per block address counts (the ipv4.games `/score` shape).
     /// Player ids in name order, and each id's position in it: computed once per refresh (and
     /// extended, not redone, as names are interned), so the views sort by integers, not names.
-    struct NameOrder: Sendable {
-        var ids: [UInt32] = []
-        var rank: [UInt32] = []
+    package struct NameOrder: Sendable {
+        package var ids: [UInt32] = []
+        package var rank: [UInt32] = []
+        package init(ids: [UInt32] = [], rank: [UInt32] = []) {
+            self.ids = ids
+            self.rank = rank
+        }
     }
 
     /// `previous` (the order of the first `previous.ids.count` names) extended with the names
     /// interned since: the new ones sorted and merged in, O(players) rather than a full sort.
-    func nameOrder(extending previous: NameOrder) -> NameOrder {
+    package func nameOrder(extending previous: NameOrder) -> NameOrder {
         guard previous.ids.count < names.count else { return previous }
         let names = self.names
         let fresh = (previous.ids.count..<names.count).map(UInt32.init).sorted { names[Int($0)] < names[Int($1)] }
@@ -530,7 +534,7 @@ public struct Scoreboard: Sendable {
     }
 
     /// `scores(_:)` through a precomputed name order: one array slot per player, no sort.
-    func scores(_ period: Period, order: NameOrder) -> [(name: PlayerName, blocks: [(block: Int, count: Int)])] {
+    package func scores(_ period: Period, order: NameOrder) -> [(name: PlayerName, blocks: [(block: Int, count: Int)])] {
         var perName = [[(block: Int, count: Int)]](repeating: [], count: names.count)
         for block in 0..<256 {
             for (name, count) in blockCounts(period.index, block) { perName[Int(name)].append((block, Int(count))) }
@@ -582,7 +586,7 @@ public struct Scoreboard: Sendable {
     }
 
     /// The same, breaking ties by `order.rank` (an integer) instead of comparing names.
-    func blocks(_ period: Period, residential: Bool = false, order: NameOrder) -> [BlockStanding] {
+    package func blocks(_ period: Period, residential: Bool = false, order: NameOrder) -> [BlockStanding] {
         (0..<256).map { standing(block: $0, period: period, residential: residential, order: order) }
     }
 
@@ -590,7 +594,7 @@ public struct Scoreboard: Sendable {
         standing(block: block, period: period, residential: residential, order: nil)
     }
 
-    func standing(block: Int, period: Period, residential: Bool, order: NameOrder?) -> BlockStanding {
+    package func standing(block: Int, period: Period, residential: Bool, order: NameOrder?) -> BlockStanding {
         let names = self.names
         // Whether player a sorts before player b (ties of counts go to the earlier name).
         let before: (UInt32, UInt32) -> Bool = order.map { o in { o.rank[Int($0)] < o.rank[Int($1)] } }
@@ -642,11 +646,11 @@ public struct Scoreboard: Sendable {
     }
 
     /// The same, from block standings the caller already computed for this period and view.
-    func leaderboard(_ period: Period, residential: Bool = false, standings: [BlockStanding]) -> [LeaderboardEntry] {
+    package func leaderboard(_ period: Period, residential: Bool = false, standings: [BlockStanding]) -> [LeaderboardEntry] {
         leaderboard(period, residential: residential, standings: standings, order: nil)
     }
 
-    func leaderboard(_ period: Period, residential: Bool, standings: [BlockStanding], order: NameOrder?) -> [LeaderboardEntry] {
+    package func leaderboard(_ period: Period, residential: Bool, standings: [BlockStanding], order: NameOrder?) -> [LeaderboardEntry] {
         guard let order else { return leaderboardByName(period, residential: residential, standings: standings) }
         var heldByID: [UInt32: [Int]] = [:]
         for s in standings {

@@ -39,7 +39,7 @@ public struct PlayerName: Hashable, Sendable, Comparable, CustomStringConvertibl
     }
 
     /// For names read back from storage, which were validated when first stored.
-    init(trusted text: String) { value = text }
+    package init(trusted text: String) { value = text }
 
     @inline(__always)
     public static func isAllowed(_ byte: UInt8) -> Bool {

@@ -1,7 +1,7 @@
 import Foundation
 import Testing
 import IPAddress
-@testable import Game
+@testable import GameRules
 
 /// The year board counts by UTC day (no log entry per claim) and the player history keeps
 /// 31 days of daily changes: both checked against a plain recount of the owners.
@@ -126,3 +126,5 @@ struct SplitMix {
         return z ^ (z >> 31)
     }
 }
+
+func name(_ s: String) -> PlayerName { PlayerName(s)! }
