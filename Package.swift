@@ -52,13 +52,17 @@ let package = Package(
         // HTTP whitespace. No dependencies.
         .target(name: "TextFormats", swiftSettings: swiftSettings),
 
-        // IPFire libloc v1 database reader/writer.
+        // IPFire libloc v1 database reader/writer, and its update from the published files.
         .target(
             name: "LocationDB",
             dependencies: [
                 "IPAddress",
                 "TextFormats",
                 .product(name: "Crypto", package: "swift-crypto"),
+                // `LocationDatabaseUpdate` downloads newer databases.
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
             ],
             swiftSettings: swiftSettings
         ),
@@ -89,7 +93,6 @@ let package = Package(
                 .product(name: "HTTPTypes", package: "swift-http-types"),
                 .product(name: "NIOHTTPTypes", package: "swift-nio-extras"),
                 .product(name: "NIOCore", package: "swift-nio"),
-                .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
                 .product(name: "NIOSSL", package: "swift-nio-ssl"),
                 .product(name: "Logging", package: "swift-log"),
@@ -163,7 +166,7 @@ let package = Package(
         .executableTarget(
             name: "ipquest",
             dependencies: [
-                "IPAddress", "TextFormats", "LocationDB", "CloudRanges", "Game", "Tunnel", "CIPQuestBuildInfo",
+                "IPAddress", "TextFormats", "LocationDB", "CloudRanges", "GameRules", "Game", "Tunnel", "CIPQuestBuildInfo",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
@@ -172,7 +175,6 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "Prometheus", package: "swift-prometheus"),
-                .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "Metrics", package: "swift-metrics"),
                 .product(name: "OTel", package: "swift-otel"),
                 .product(name: "Tracing", package: "swift-distributed-tracing"),
@@ -242,7 +244,6 @@ let package = Package(
                 "IPAddress",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
-                .product(name: "NIOSSL", package: "swift-nio-ssl"),
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),

@@ -1,5 +1,4 @@
 import ArgumentParser
-import AsyncHTTPClient
 import Foundation
 import IPAddress
 import LocationDB
@@ -524,121 +523,37 @@ struct LocationUpdate: AsyncParsableCommand {
             help: "DNS server (ADDRESS or ADDRESS:PORT) to ask for the newest version; repeatable. Default: those of /etc/resolv.conf.")
     var nameservers: [String] = []
 
-    /// A download larger than this is refused (today's database is about 30 MB compressed).
-    static let maxDownloadBytes = 1 << 30
-
     func run() async throws {
-        let current = try? LocationDatabase(path: global.database)
-        if let cron, let current {
-            let days: Double
+        var refreshAfter: Duration?
+        if let cron {
             switch cron {
-            case "daily": days = 1
-            case "weekly": days = 7
-            case "monthly": days = 30
+            case "daily": refreshAfter = .seconds(86_400)
+            case "weekly": refreshAfter = .seconds(7 * 86_400)
+            case "monthly": refreshAfter = .seconds(30 * 86_400)
             default: throw ValidationError("--cron must be daily, weekly or monthly")
             }
-            if Double(current.createdAt) >= Date().timeIntervalSince1970 - days * 86_400 {
-                global.info("The database has been updated recently")
-                throw ExitCode(3)
-            }
-        }
-        // Like the reference, ask DNS (TXT _v1._db.location.ipfire.org) for the newest version
-        // first; without an answer, the HTTP If-Modified-Since check still avoids a useless download.
-        var latest: UInt64?
-        do {
-            latest = try DatabaseVersionDiscovery.latestVersion(nameservers: nameservers.isEmpty ? nil : nameservers)
-        } catch {
-            global.info("Could not discover the latest version over DNS: \(error)")
-        }
-        if let latest, let current, current.createdAt >= latest {
-            global.info("Already on the latest version")
-            return
         }
         guard url.hasPrefix("https://") || url.hasPrefix("http://") else { throw ValidationError("--url must be an http:// or https:// URL, not \(url)") }
-        var request = HTTPClientRequest(url: url)
-        request.headers.add(name: "User-Agent", value: "location/ipquest")
-        if let since = latest ?? current?.createdAt {
-            request.headers.add(name: "If-Modified-Since", value: HTTPDate.format(since))
-        }
-
-        let directory = (global.database as NSString).deletingLastPathComponent
-        let compressed = (directory as NSString).appendingPathComponent(".location-update-\(getpid()).db.xz")
-        let fetched = await download(request, to: compressed)
-        defer { try? FileManager.default.removeItem(atPath: compressed) }
-        switch fetched {
-        case .failure(let message):
-            locationPrintError("Could not download a new database: \(message)")
+        let update = LocationDatabaseUpdate(database: global.database, publicKeyPath: global.publicKey, url: url,
+                                            nameservers: nameservers.isEmpty ? nil : nameservers, refreshAfter: refreshAfter)
+        let result: LocationDatabaseUpdate.Result
+        do {
+            result = try await update.run { global.info($0) }
+        } catch {
+            locationPrintError(error.description)
             throw ExitCode(1)
-        case .notModified:
+        }
+        switch result {
+        case .updated(let createdAt):
+            global.info("Updated to the database of \(HTTPDate.format(createdAt))")
+        case .latestAnnounced:
+            global.info("Already on the latest version")
+        case .nothingNewer:
             global.info("Already on the latest version")
             throw ExitCode(3)
-        case .downloaded:
-            break
-        }
-        let candidate = (directory as NSString).appendingPathComponent(".location-update-\(getpid()).db")
-        defer { try? FileManager.default.removeItem(atPath: candidate) }
-        let xz = Process()
-        xz.executableURL = URL(fileURLWithPath: "/usr/bin/xz")
-        xz.arguments = ["-dc", compressed]
-        _ = FileManager.default.createFile(atPath: candidate, contents: nil)
-        xz.standardOutput = FileHandle(forWritingAtPath: candidate)
-        do { try xz.run() } catch {
-            locationPrintError("Could not decompress the download (needs /usr/bin/xz): \(error.localizedDescription)")
-            throw ExitCode(1)
-        }
-        xz.waitUntilExit()
-        guard xz.terminationStatus == 0 else {
-            locationPrintError("Could not decompress the download")
-            throw ExitCode(1)
-        }
-        let downloaded: LocationDatabase
-        do { downloaded = try LocationDatabase(path: candidate) } catch {
-            locationPrintError("The downloaded database is invalid: \(error)")
-            throw ExitCode(1)
-        }
-        if let latest, downloaded.createdAt < latest {
-            locationPrintError("The downloaded database is older than the published version")
-            throw ExitCode(1)
-        }
-        if let current, downloaded.createdAt <= current.createdAt {
-            global.info("Already on the latest version")
+        case .recentEnough:
+            global.info("The database has been updated recently")
             throw ExitCode(3)
-        }
-        do {
-            try downloaded.verify(publicKeyPEM: String(contentsOfFile: global.publicKey, encoding: .utf8))
-        } catch {
-            locationPrintError("Could not verify the downloaded database: \(error)")
-            throw ExitCode(1)
-        }
-        chmod(candidate, 0o444)
-        guard rename(candidate, global.database) == 0 else {
-            locationPrintError("Could not replace \(global.database): \(String(cString: strerror(errno)))")
-            throw ExitCode(1)
-        }
-        global.info("Updated to the database of \(HTTPDate.format(downloaded.createdAt))")
-    }
-
-    enum DownloadResult { case downloaded, notModified, failure(String) }
-
-    /// Streams the body of a 200 answer to `path` (AsyncHTTPClient, bounded in size and time).
-    func download(_ request: HTTPClientRequest, to path: String) async -> DownloadResult {
-        do {
-            let response = try await HTTPClient.shared.execute(request, timeout: .minutes(10))
-            if response.status == .notModified { return .notModified }
-            guard response.status == .ok else { return .failure("HTTP status \(response.status.code)") }
-            guard FileManager.default.createFile(atPath: path, contents: nil), let file = FileHandle(forWritingAtPath: path) else {
-                return .failure("cannot write \(path)")
-            }
-            defer { try? file.close() }
-            var written = 0
-            for try await chunk in response.body {
-                written += chunk.readableBytes
-                guard written <= Self.maxDownloadBytes else { return .failure("the download is larger than \(Self.maxDownloadBytes) bytes") }
-                try file.write(contentsOf: chunk.readableBytesView)
-            }
-            return .downloaded
-        } catch {
-            return .failure("\(error)")
         }
     }
 }

@@ -1,0 +1,142 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Musl)
+import Musl
+#elseif canImport(Darwin)
+import Darwin
+#endif
+import AsyncHTTPClient
+public import Foundation
+import NIOCore
+import NIOHTTP1
+import TextFormats
+
+/// Replaces a libloc database file with a newer published one, as IPFire's `location update`
+/// does: ask DNS for the newest version, download the xz-compressed database over HTTP(S) with
+/// `If-Modified-Since`, decompress it with `xz`, open it, check it is newer than both the
+/// announced version and the current file, verify its signature, and rename it into place
+/// (read-only), so the old file is never half replaced.
+public struct LocationDatabaseUpdate: Sendable {
+    public enum Result: Sendable, Equatable {
+        /// The file was replaced by the database created at this time.
+        case updated(createdAt: UInt64)
+        /// DNS announces no newer version than the current file's.
+        case latestAnnounced
+        /// Nothing newer to download (304, or the download is not newer).
+        case nothingNewer
+        /// `refreshAfter` has not passed since the current file was created (`--cron`).
+        case recentEnough
+    }
+
+    /// Why an update failed; the file in place is untouched.
+    public struct Failure: Error, CustomStringConvertible, Sendable {
+        public let description: String
+    }
+
+    public var database: String
+    public var publicKeyPath: String
+    public var url: String
+    /// DNS servers for the version lookup (nil: /etc/resolv.conf's).
+    public var nameservers: [String]?
+    /// Skip when the current file is younger than this (nil: always look).
+    public var refreshAfter: Duration?
+    /// A download larger than this is refused (today's database is about 30 MB compressed).
+    public var maxDownloadBytes = 1 << 30
+
+    public init(database: String, publicKeyPath: String, url: String, nameservers: [String]? = nil, refreshAfter: Duration? = nil) {
+        self.database = database
+        self.publicKeyPath = publicKeyPath
+        self.url = url
+        self.nameservers = nameservers
+        self.refreshAfter = refreshAfter
+    }
+
+    /// Runs the update; `log` receives the progress lines worth showing (not the failure).
+    public func run(now: Date = Date(), log: (String) -> Void) async throws(Failure) -> Result {
+        let current = try? LocationDatabase(path: database)
+        if let refreshAfter, let current,
+           Double(current.createdAt) >= now.timeIntervalSince1970 - Double(refreshAfter.components.seconds) {
+            return .recentEnough
+        }
+        var latest: UInt64?
+        do {
+            latest = try DatabaseVersionDiscovery.latestVersion(nameservers: nameservers)
+        } catch {
+            log("Could not discover the latest version over DNS: \(error)")
+        }
+        if let latest, let current, current.createdAt >= latest { return .latestAnnounced }
+
+        var request = HTTPClientRequest(url: url)
+        request.headers.add(name: "User-Agent", value: "location/ipquest")
+        if let since = latest ?? current?.createdAt {
+            request.headers.add(name: "If-Modified-Since", value: HTTPDate.format(since))
+        }
+        let directory = (database as NSString).deletingLastPathComponent
+        let compressed = (directory as NSString).appendingPathComponent(".location-update-\(getpid()).db.xz")
+        defer { try? FileManager.default.removeItem(atPath: compressed) }
+        switch await download(request, to: compressed) {
+        case .failure(let message): throw Failure(description: "Could not download a new database: \(message)")
+        case .notModified: return .nothingNewer
+        case .downloaded: break
+        }
+        let candidate = (directory as NSString).appendingPathComponent(".location-update-\(getpid()).db")
+        defer { try? FileManager.default.removeItem(atPath: candidate) }
+        try decompress(compressed, to: candidate)
+        let downloaded: LocationDatabase
+        do { downloaded = try LocationDatabase(path: candidate) } catch {
+            throw Failure(description: "The downloaded database is invalid: \(error)")
+        }
+        if let latest, downloaded.createdAt < latest {
+            throw Failure(description: "The downloaded database is older than the published version")
+        }
+        if let current, downloaded.createdAt <= current.createdAt { return .nothingNewer }
+        do {
+            try downloaded.verify(publicKeyPEM: String(contentsOfFile: publicKeyPath, encoding: .utf8))
+        } catch {
+            throw Failure(description: "Could not verify the downloaded database: \(error)")
+        }
+        chmod(candidate, 0o444)
+        guard rename(candidate, database) == 0 else {
+            throw Failure(description: "Could not replace \(database): \(String(cString: strerror(errno)))")
+        }
+        return .updated(createdAt: downloaded.createdAt)
+    }
+
+    enum Download { case downloaded, notModified, failure(String) }
+
+    /// Streams the body of a 200 answer to `path` (bounded in size and time).
+    func download(_ request: HTTPClientRequest, to path: String) async -> Download {
+        do {
+            let response = try await HTTPClient.shared.execute(request, timeout: .minutes(10))
+            if response.status == .notModified { return .notModified }
+            guard response.status == .ok else { return .failure("HTTP status \(response.status.code)") }
+            guard FileManager.default.createFile(atPath: path, contents: nil), let file = FileHandle(forWritingAtPath: path) else {
+                return .failure("cannot write \(path)")
+            }
+            defer { try? file.close() }
+            var written = 0
+            for try await chunk in response.body {
+                written += chunk.readableBytes
+                guard written <= maxDownloadBytes else { return .failure("the download is larger than \(maxDownloadBytes) bytes") }
+                try file.write(contentsOf: Data(chunk.readableBytesView))
+            }
+            return .downloaded
+        } catch {
+            return .failure("\(error)")
+        }
+    }
+
+    /// `xz -dc SOURCE > DESTINATION`.
+    func decompress(_ source: String, to destination: String) throws(Failure) {
+        let xz = Process()
+        xz.executableURL = URL(fileURLWithPath: "/usr/bin/xz")
+        xz.arguments = ["-dc", source]
+        _ = FileManager.default.createFile(atPath: destination, contents: nil)
+        xz.standardOutput = FileHandle(forWritingAtPath: destination)
+        do { try xz.run() } catch {
+            throw Failure(description: "Could not decompress the download (needs /usr/bin/xz): \(error.localizedDescription)")
+        }
+        xz.waitUntilExit()
+        guard xz.terminationStatus == 0 else { throw Failure(description: "Could not decompress the download") }
+    }
+}
