@@ -413,12 +413,7 @@ public final class TunnelServer: Sendable {
     /// A graceful stop: no new connections, then waits for the open tunnels to end, at most
     /// `timeout`. True when every tunnel ended in time (the rest end with the process).
     public func drain(timeout: Duration) async -> Bool {
-        switch listener {
-        case .nio(let channel): try? await channel.close()
-        #if os(Linux)
-        case .epoll(let engine): engine.stopAccepting()
-        #endif
-        }
+        try? await close()
         let context = self.context
         return await withTaskGroup(of: Bool.self) { group in
             group.addTask {

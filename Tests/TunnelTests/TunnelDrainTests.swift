@@ -11,15 +11,6 @@ import Testing
         (try? BlockingClient(port: port, timeoutSeconds: 2)) != nil
     }
 
-    /// Waits (bounded) until `condition` holds, checking the observable state every 20 ms.
-    static func waitFor(_ what: String, within limit: Duration = .seconds(10), _ condition: () -> Bool) async throws {
-        let deadline = ContinuousClock.now + limit
-        while !condition() {
-            guard ContinuousClock.now < deadline else { throw ClientError(description: "timed out waiting for \(what)") }
-            try await Task.sleep(for: .milliseconds(20))
-        }
-    }
-
     @Test(arguments: TunnelEngine.tested)
     func openTunnelsCarryOnAndTheDrainEndsWithTheLast(engine: TunnelEngine) async throws {
         let target = try await LoopbackServer.echo()
@@ -31,8 +22,10 @@ import Testing
             try client.send("before")
             #expect(String(decoding: try client.receive(exactly: 6), as: UTF8.self) == "before")
 
+            // `close` returns once the listener is closed; the drain that follows finds it closed.
+            try await server.close()
+            #expect(!Self.accepting(port))
             let drain = Task { await server.drain(timeout: .seconds(30)) }
-            try await Self.waitFor("the listener to close") { !Self.accepting(port) }
             // The open tunnel still relays.
             try client.send("during")
             #expect(String(decoding: try client.receive(exactly: 6), as: UTF8.self) == "during")
@@ -57,7 +50,7 @@ import Testing
             // A drain with nothing open returns at once.
             client.shutdownWrite()
             _ = try client.receiveUntilEOF()
-            try await Self.waitFor("the tunnel to end") { server.activeConnectionCount == 0 }
+            await server.context.waitUntilNoConnections()
             #expect(await server.drain(timeout: .seconds(30)) == true)
         }
     }

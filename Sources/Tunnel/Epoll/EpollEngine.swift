@@ -80,13 +80,8 @@ final class EpollEngine: Sendable {
 
     /// Stops accepting; open tunnels run on until they end, then the loops' threads exit.
     func close() async throws {
-        stopAccepting()
-        try await closed.futureResult.get()
-    }
-
-    /// Closes the listeners; open tunnels run on.
-    func stopAccepting() {
         for loop in loops { loop.post(.stopAccepting) }
+        try await closed.futureResult.get()
     }
 
     func waitUntilClosed() async throws {
