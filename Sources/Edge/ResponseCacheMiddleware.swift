@@ -91,19 +91,10 @@ public struct CachedResponse: Sendable {
         var headers = headers
         let age = max(0, (now - renderedAt).components.seconds)
         headers[.age] = "\(age)"
-        if let ifNoneMatch, let etag = headers[.eTag], Self.matches(ifNoneMatch, etag) {
+        if let ifNoneMatch, let etag = headers[.eTag], ConditionalRequest.matches(ifNoneMatch, etag) {
             return Response(status: .notModified, headers: headers)
         }
         return Response(status: status, headers: headers, body: .init(byteBuffer: body))
-    }
-
-    /// Whether an `If-None-Match` list names `etag` (weak comparison) or is `*`.
-    static func matches(_ list: String, _ etag: String) -> Bool {
-        let strong = etag.hasPrefix("W/") ? String(etag.dropFirst(2)) : etag
-        return list.split(separator: ",").contains { item in
-            let tag = item.trimmingCharacters(in: .whitespaces)
-            return tag == "*" || tag == strong || tag == "W/" + strong
-        }
     }
 
     /// Only plain 200s without cookies or no-store/private may be shared.

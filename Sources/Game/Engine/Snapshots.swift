@@ -1,9 +1,9 @@
 import CompressNIO
 import Foundation
 public import HTTPTypes
-import LocationDB
 public import NIOCore
 import Synchronization
+import IPAddress
 import TextFormats
 public import GameRules
 
@@ -109,7 +109,7 @@ final class SnapshotStore: Sendable {
         var next = previous
         next.leaderboards.merge(leaderboards) { _, new in new }
         for (key, item) in fresh {
-            let etag = "\"\(fnv1a64(item.content))\""
+            let etag = "\"\(FNV1a.hex64(item.content.utf8))\""
             if let old = previous.bodies[key], old.etag == etag {
                 next.bodies[key] = old
                 continue
@@ -119,10 +119,6 @@ final class SnapshotStore: Sendable {
         state.withLock { $0 = next }
     }
 }
-
-func fnv1a64(_ text: String) -> String { FNV1a.hex64(text.utf8) }
-
-func fnv1a64<Bytes: Sequence<UInt8>>(bytes: Bytes) -> String { FNV1a.hex64(bytes) }
 
 /// Plain values copied out of the board under its lock, encoded after the lock is released.
 struct BoardViews {

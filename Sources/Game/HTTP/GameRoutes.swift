@@ -3,7 +3,6 @@ import Foundation
 public import Hummingbird
 import HTTPTypes
 import IPAddress
-import LocationDB
 import Logging
 import TextFormats
 import GameRules
@@ -311,11 +310,7 @@ public struct GameRoutes: Sendable {
     /// `Last-Modified`), gzip when it accepts that. Shared by the router and `FastReadHandler`.
     func snapshotAnswer(_ key: String, _ requestHeaders: HTTPFields) -> (status: HTTPResponse.Status, headers: HTTPFields, body: ByteBuffer?)? {
         guard let encoded = engine.snapshot[key] else { return nil }
-        if let match = requestHeaders[.ifNoneMatch] {
-            if match.split(separator: ",").contains(where: { $0.trimmingCharacters(in: .whitespaces) == encoded.etag || $0.trimmingCharacters(in: .whitespaces) == "*" }) {
-                return (.notModified, encoded.headers, nil)
-            }
-        } else if let since = requestHeaders[.ifModifiedSince].flatMap(HTTPDate.parse), Int64(clamping: since) >= encoded.modifiedAt {
+        if ConditionalRequest.isNotModified(requestHeaders, etag: encoded.etag, modifiedAt: encoded.modifiedAt) {
             return (.notModified, encoded.headers, nil)
         }
         if acceptsGzip(requestHeaders), let gzip = encoded.gzip {

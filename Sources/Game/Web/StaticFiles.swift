@@ -12,6 +12,7 @@ public import NIOCore
 import Synchronization
 import CDispatch // the C structs' members (stat, timespec) as MemberImportVisibility finds them
 import GameRules
+import TextFormats
 
 /// `web.root`: a directory of static files (a community's own front end) served before the
 /// built-in pages. Only regular files inside the root are served: the request path is
@@ -59,7 +60,7 @@ public final class StaticFiles: Sendable {
         var body = ByteBuffer(bytes: data)
         let compressible = type.hasPrefix("text/") || type.hasPrefix("application/json") || type.hasPrefix("application/javascript") || type.hasPrefix("image/svg")
         let gzip = compressible && data.count > 256 ? try? body.compress(with: .gzip()) : nil
-        let file = File(body: ByteBuffer(bytes: data), gzip: gzip, etag: "\"\(fnv1a64(bytes: data))\"", contentType: type, modifiedAt: key.modified)
+        let file = File(body: ByteBuffer(bytes: data), gzip: gzip, etag: "\"\(FNV1a.hex64(data))\"", contentType: type, modifiedAt: key.modified)
         cache.withLock { files in
             if files.count >= Self.maxCachedFiles { files.removeAll(keepingCapacity: true) }
             files[resolved] = (key, file)

@@ -144,9 +144,8 @@ enum ReservedBlocks {
 
 /// The stable colour of a name, shared by the stylesheet classes, the script and the PNG map.
 enum NameColour {
-    static func fnv1a32(_ s: String) -> UInt32 { FNV1a.hash32(s.utf8) }
 
-    static func hueClass(_ name: String) -> Int { Int(fnv1a32(name) % UInt32(WebStyle.hueClasses)) }
+    static func hueClass(_ name: String) -> Int { Int(FNV1a.hash32(name.utf8) % UInt32(WebStyle.hueClasses)) }
 
     /// The class's colour as RGB: hsl(5°·class, 70%, 78%) like the stylesheet (at 60% lightness for
     /// the pixel map, where light pastels would vanish against the empty background).

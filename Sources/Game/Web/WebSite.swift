@@ -1,9 +1,9 @@
 import CompressNIO
+import Edge
 import Foundation
 public import Hummingbird
 import HTTPTypes
 import IPAddress
-import LocationDB
 import NIOCore
 import Synchronization
 import TextFormats
@@ -18,7 +18,7 @@ struct WebAsset: Sendable {
     let etag: String
 
     init(name: String, ext: String, contentType: String, text: String) {
-        let hash = fnv1a64(text)
+        let hash = FNV1a.hex64(text.utf8)
         path = "/assets/\(name).\(hash.prefix(12)).\(ext)"
         self.contentType = contentType
         var buffer = ByteBuffer(string: text)
@@ -172,11 +172,7 @@ public struct WebSite: Sendable {
             .lastModified: HTTPDate.format(UInt64(max(0, file.modifiedAt))),
             .xContentTypeOptions: "nosniff",
         ]
-        if let match = request.headers[.ifNoneMatch] {
-            if match.split(separator: ",").contains(where: { let t = $0.trimmingCharacters(in: .whitespaces); return t == file.etag || t == "W/" + file.etag || t == "*" }) {
-                return Response(status: .notModified, headers: headers)
-            }
-        } else if let since = request.headers[.ifModifiedSince].flatMap(HTTPDate.parse), Int64(clamping: since) >= file.modifiedAt {
+        if ConditionalRequest.isNotModified(request.headers, etag: file.etag, modifiedAt: file.modifiedAt) {
             return Response(status: .notModified, headers: headers)
         }
         if let gzip = file.gzip, routes.acceptsGzip(request.headers) {
@@ -276,7 +272,7 @@ public struct WebSite: Sendable {
     func html(_ request: Request, _ text: String, status: HTTPResponse.Status = .ok, cache: String) -> Response {
         var buffer = ByteBuffer(string: text)
         let gzip: ByteBuffer? = buffer.readableBytes > 1024 && routes.acceptsGzip(request.headers) ? (try? buffer.compress(with: .gzip())) : nil
-        return send(request, body: ByteBuffer(string: text), gzip: gzip, etag: "\"\(fnv1a64(text))\"", contentType: "text/html; charset=utf-8", cache: cache, status: status)
+        return send(request, body: ByteBuffer(string: text), gzip: gzip, etag: "\"\(FNV1a.hex64(text.utf8))\"", contentType: "text/html; charset=utf-8", cache: cache, status: status)
     }
 
     func send(_ request: Request, body: ByteBuffer, gzip: ByteBuffer?, etag: String, contentType: String, cache: String, status: HTTPResponse.Status = .ok) -> Response {
@@ -288,8 +284,7 @@ public struct WebSite: Sendable {
         Self.securityHeaders(&headers)
         if status == .ok {
             headers[.eTag] = etag
-            if let match = request.headers[.ifNoneMatch],
-               match.split(separator: ",").contains(where: { let t = $0.trimmingCharacters(in: .whitespaces); return t == etag || t == "W/" + etag || t == "*" }) {
+            if ConditionalRequest.isNotModified(request.headers, etag: etag) {
                 return Response(status: .notModified, headers: headers)
             }
         }
@@ -315,7 +310,7 @@ public struct WebSite: Sendable {
         let entry: [UInt8] = [16, 16, 0, 0, 1, 0, 32, 0, UInt8(size & 0xFF), UInt8((size >> 8) & 0xFF), UInt8((size >> 16) & 0xFF), UInt8(size >> 24), 22, 0, 0, 0]
         return [0, 0, 1, 0, 1, 0] + entry + png
     }()
-    static let faviconETag = "\"\(fnv1a64(bytes: favicon))\""
+    static let faviconETag = "\"\(FNV1a.hex64(favicon))\""
 
     static let iconSVG = """
     <svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 16 16"><rect width="16" height="16" rx="3" fill="#0b3d28"/><rect x="2" y="2" width="5" height="5" fill="#7fd1a8"/><rect x="9" y="2" width="5" height="5" fill="#f2c14e"/><rect x="2" y="9" width="5" height="5" fill="#e58a8a"/><rect x="9" y="9" width="5" height="5" fill="#9db4f0"/></svg>
@@ -377,7 +372,7 @@ final class PictureCache<Extra: Sendable>: Sendable {
             }
         }
         let made = make()
-        let entry = Entry(png: made.png, etag: "\"\(fnv1a64(bytes: made.png))\"", boardTag: boardTag, builtAt: now, extra: made.extra)
+        let entry = Entry(png: made.png, etag: "\"\(FNV1a.hex64(made.png))\"", boardTag: boardTag, builtAt: now, extra: made.extra)
         entries.withLock { e in
             if e.count >= capacity { e.removeAll(keepingCapacity: true) }
             e[key] = entry
