@@ -31,7 +31,7 @@ public enum NetworkKey: Hashable, Sendable, CustomStringConvertible {
 ///
 /// A trusted proxy's peer address is never refused for a ban or the per-network cap: every
 /// client behind it shares that address, so bans and limits are taken per request on the
-/// client it names (`RequestGuardMiddleware`), never on the proxy.
+/// client it names (`RequestAdmission`), never on the proxy.
 public final class ConnectionGuard: Sendable {
     public enum Rejection: String, Sendable, Error {
         case capacity, allowlist, banned

@@ -81,11 +81,11 @@ import IPAddress
         #expect(metrics.status == 200)
         #expect(metrics.text.contains("ipquest_claims_total 1"))
         for family in ["ipquest_claim_queue_depth", "ipquest_claim_batch_size", "ipquest_claim_commit_duration", "ipquest_connections_open",
-                       "ipquest_requests_in_flight", "hb_requests"] {
+                       "ipquest_requests_in_flight", "ipquest_http_requests_total"] {
             #expect(metrics.text.contains(family), "metrics lack \(family)")
         }
         let weekly = metrics.text.split(separator: "\n").filter {
-            $0.hasPrefix("hb_requests") && $0.contains("http_route=\"/score/{period}\"") && $0.contains("\"200\"")
+            $0.hasPrefix("ipquest_http_requests_total") && $0.contains("route=\"/score/{period}\"") && $0.contains("\"200\"")
         }
         #expect(weekly.count == 1 && weekly.first?.hasSuffix(" 2") == true, "\(weekly)")
     }

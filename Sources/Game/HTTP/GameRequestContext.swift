@@ -12,7 +12,7 @@ public struct GameRequestContext: RequestContext, RemoteAddressRequestContext, D
     public let remoteAddress: SocketAddress?
     /// The connection's client: the PROXY-announced source if any, else the TCP peer.
     public let peer: IPAddress?
-    /// Set by `DataCenterPolicyMiddleware` when the client is in a cloud provider's ranges.
+    /// Set by `AdmissionMiddleware` when the client is in a cloud provider's ranges.
     public var dataCenter: DataCenterTag?
 
     public init(source: ApplicationRequestContextSource) {

@@ -20,14 +20,6 @@ public struct GameRoutes: Sendable {
     /// Whole-response cache for the pages and API answers computed per request (nil: off).
     public let cache: ResponseCacheMiddleware<GameRequestContext>.Configuration?
 
-    /// Computed per request from the live board, so worth sharing for a second: players,
-    /// blocks, countries, networks. Snapshot routes are pre-encoded already; `/` and `/ip`
-    /// differ per client and are never cached.
-    public static let cachedPaths = [
-        "/players/*", "/user.html", "/users.html", "/blocks/*", "/plot/*", "/countries*", "/as/*", "/leaderboard",
-        "/api/players/*", "/api/users", "/api/countries*", "/api/as*",
-    ]
-
     public init(
         engine: GameEngine, resolver: ClientAddressResolver, claimLimiter: TokenBucketLimiter<NetworkKey>,
         metricsText: (@Sendable () -> String)? = nil, intelligence: AddressIntelligence? = nil, dataCenterPolicy: DataCenterPolicy = .init(),
@@ -42,35 +34,30 @@ public struct GameRoutes: Sendable {
         self.dataCenterPolicy = dataCenterPolicy
     }
 
-    static let otherMethods: [HTTPRequest.Method] = [.post, .put, .delete, .patch]
-    /// Capture The IP claims with any method, ipv4.games with GET, HEAD and POST (HEAD follows GET).
-    static let claimMethods: [HTTPRequest.Method] = [.get, .post, .put, .delete, .patch, .options]
     /// `/ip`: the address as text, readable from any origin, never stored by a cache.
     static let ipFields: HTTPFields = [.contentType: "text/plain; charset=utf-8", .cacheControl: "private, no-store", .accessControlAllowOrigin: "*"]
     static let ipv6Refusal = "IPv4 only: the game counts IPv4 addresses"
 
-    public func register(on router: Router<GameRequestContext>) {
-        router.add(middleware: ErrorFormattingMiddleware())
-        if let intelligence, intelligence.cloud != nil {
-            router.add(middleware: DataCenterPolicyMiddleware(
-                policy: dataCenterPolicy,
-                classify: { intelligence.dataCenter(of: $0) },
-                clientAddress: { request, context in try? clientAddress(request, context) }
-            ))
-        }
-        // After the data-center policy, so a cached page is never served to a denied client.
-        if let cache { router.add(middleware: ResponseCacheMiddleware(configuration: cache)) }
-
-        for method in Self.claimMethods {
-            router.on("claim", method: method) { request, context in
-                try await claim(request, context, nameText: request.uri.queryParameters.get("name"))
-            }
-            router.on("claim/**", method: method) { request, context in
-                let raw = context.parameters.getCatchAll().joined(separator: "/")
-                return try await claim(request, context, nameText: raw.removingPercentEncoding ?? raw)
+    /// The handlers of the API routes of `RouteTable`, by path. Snapshot routes get the
+    /// table's generic answer unless their query parameters need more (`/api/leaderboard`,
+    /// `/api/blocks`).
+    public func handlers() -> [String: RouteTable.Handler] {
+        var h: [String: RouteTable.Handler] = [:]
+        for route in RouteTable.routes {
+            guard case .snapshot(let key) = route.answer else { continue }
+            let parameter = route.path.firstIndex(of: "{").map { String(route.path[route.path.index(after: $0)...].dropLast()) }
+            h[route.path] = { request, context in
+                try serve(try key(parameter.flatMap { context.parameters.get($0) }), request)
             }
         }
-        get(router, "ip") { request, context in
+        h["/claim"] = { request, context in
+            try await claim(request, context, nameText: request.uri.queryParameters.get("name"))
+        }
+        h["/claim/**"] = { request, context in
+            let raw = context.parameters.getCatchAll().joined(separator: "/")
+            return try await claim(request, context, nameText: raw.removingPercentEncoding ?? raw)
+        }
+        h["/ip"] = { request, context in
             let client = try clientAddress(request, context)
             // ipv4.games' page shows its IPv6 notice on any answer but 200.
             guard client.isIPv4 else {
@@ -78,30 +65,14 @@ public struct GameRoutes: Sendable {
             }
             return Response(status: .ok, headers: Self.ipFields, body: .init(byteBuffer: ByteBuffer(string: "\(client)\n")))
         }
-        get(router, "api/ip") { request, context in
+        h["/api/ip"] = { request, context in
             let client = try clientAddress(request, context)
             let datacenter = context.dataCenter.map { JSONText.quoted($0.provider) } ?? "null"
             let body = "{\"ip\":\"\(client)\",\"version\":\(client.isIPv4 ? 4 : 6),\"v4\":\(client.isIPv4),\"datacenter\":\(datacenter)}"
             return Response(status: .ok, headers: [.contentType: "application/json", .cacheControl: "private, no-store", .accessControlAllowOrigin: "*"],
                             body: .init(byteBuffer: ByteBuffer(string: body)))
         }
-        get(router, "recent") { request, _ in
-            try serve(Snapshot.recentKey, request)
-        }
-        get(router, "score") { request, _ in
-            try serve(Snapshot.scoreKey(.all), request)
-        }
-        get(router, "score/{period}") { request, context in
-            let text = context.parameters.get("period") ?? ""
-            guard let period = Period(rawValue: text), period != .all else {
-                throw HTTPError(.notFound, message: "unknown period '\(text)'; use hour, day, week, month or year")
-            }
-            return try serve(Snapshot.scoreKey(period), request)
-        }
-        get(router, "api/recent") { request, _ in
-            try serve(Snapshot.apiRecentKey, request)
-        }
-        get(router, "api/leaderboard") { request, _ in
+        h["/api/leaderboard"] = { request, _ in
             let period = try period(request)
             let residential = try residential(request)
             let key = Snapshot.leaderboardKey(period, residential: residential)
@@ -115,19 +86,11 @@ public struct GameRoutes: Sendable {
             }
             return jsonResponse(page)
         }
-        // Capture The IP's rankings: `/api/ranks` is the week's.
-        get(router, "api/ranks") { request, _ in
-            try serve(Snapshot.ranksKey(.week), request)
-        }
-        get(router, "api/ranks/{period}") { request, context in
-            let text = context.parameters.get("period") ?? ""
-            guard let period = Period(rawValue: text) else {
-                throw HTTPError(.notFound, message: "unknown period '\(text)'; use all, year, month, week, day or hour")
-            }
-            return try serve(Snapshot.ranksKey(period), request)
+        h["/api/blocks"] = { request, _ in
+            try serve(Snapshot.blocksKey(try period(request)), request)
         }
         // Capture The IP's player page data: the player's rank in every block where it holds addresses.
-        get(router, "api/users") { request, _ in
+        h["/api/users"] = { request, _ in
             guard let text = request.uri.queryParameters.get("name") else {
                 throw HTTPError(.badRequest, message: PlayerName.ValidationError.missing.description)
             }
@@ -143,11 +106,11 @@ public struct GameRoutes: Sendable {
             }.joined(separator: ",")
             return jsonResponse("{\"name\":\(nick),\"updated_at\":\(now),\"last_updated_at\":\(JSONText.quoted(rfc3339(now))),\"rankings\":[\(rows)]}")
         }
-        get(router, "api/countries") { _, _ in
+        h["/api/countries"] = { _, _ in
             let list = engine.withBoard { $0.countries() }
             return jsonResponse("{\"countries\":[\(AreaJSON.encode(list, field: "country", value: { JSONText.quoted($0.key) }))]}")
         }
-        get(router, "api/countries/{code}") { _, context in
+        h["/api/countries/{code}"] = { _, context in
             let text = context.parameters.get("code") ?? ""
             guard let code = ClaimOrigin.normalizedCountry(text) else {
                 throw HTTPError(.badRequest, message: "'\(text)' is not a country code; use two letters such as DE")
@@ -158,11 +121,11 @@ public struct GameRoutes: Sendable {
             let name = intelligence?.countryName(code).map(JSONText.quoted) ?? "null"
             return jsonResponse(AreaJSON.encode(area, fields: "\"country\":\"\(code)\",\"country_name\":\(name)"))
         }
-        get(router, "api/as") { _, _ in
+        h["/api/as"] = { _, _ in
             let list = engine.withBoard { $0.autonomousSystems(limit: 100) }
             return jsonResponse("{\"autonomous_systems\":[\(AreaJSON.encode(list, field: "asn", value: { "\($0.asn ?? 0)" }))]}")
         }
-        get(router, "api/as/{asn}") { _, context in
+        h["/api/as/{asn}"] = { _, context in
             let text = context.parameters.get("asn") ?? ""
             guard let asn = Self.parseASN(text) else {
                 throw HTTPError(.badRequest, message: "'\(text)' is not an AS number; use a number such as 3320 or AS3320")
@@ -173,10 +136,7 @@ public struct GameRoutes: Sendable {
             let name = intelligence?.autonomousSystemName(asn).map(JSONText.quoted) ?? "null"
             return jsonResponse(AreaJSON.encode(area, fields: "\"asn\":\(asn),\"as_name\":\(name)"))
         }
-        get(router, "api/blocks") { request, _ in
-            try serve(Snapshot.blocksKey(try period(request)), request)
-        }
-        get(router, "api/players/**") { request, context in
+        h["/api/players/**"] = { request, context in
             let raw = context.parameters.getCatchAll().joined(separator: "/")
             let text = raw.removingPercentEncoding ?? raw
             let name: PlayerName
@@ -189,31 +149,23 @@ public struct GameRoutes: Sendable {
             }
             return jsonResponse(PlayerJSON.encode(standing, period: period))
         }
-        get(router, "statusz") { request, context in
+        h["/statusz"] = { request, context in
             let client = context.peer.flatMap { clientAddress(peer: $0, headers: request.headers) }
             return Response(status: .ok, headers: [.contentType: "text/plain; charset=utf-8", .cacheControl: "no-store", .accessControlAllowOrigin: "*"],
                             body: .init(byteBuffer: ByteBuffer(string: Statusz.text(engine: engine, client: client, claimLimiter: claimLimiter))))
         }
-        get(router, "healthz") { _, _ in
+        h["/healthz"] = { _, _ in
             let (addresses, players) = engine.withBoard { ($0.addressCount, $0.playerCount) }
             return jsonResponse("{\"status\":\"ok\",\"addresses\":\(addresses),\"players\":\(players)}", cache: "no-store")
         }
         if let metricsText {
-            get(router, "metrics") { _, _ in
+            h["/metrics"] = { _, _ in
                 Response(status: .ok, headers: [.contentType: "text/plain; version=0.0.4"], body: .init(byteBuffer: ByteBuffer(string: metricsText())))
             }
         }
+        return h
     }
 
-    /// Registers GET (HEAD follows) and answers 405 for the other methods on the same path.
-    private func get(_ router: Router<GameRequestContext>, _ path: RouterPath, _ handler: @escaping @Sendable (Request, GameRequestContext) async throws -> Response) {
-        router.get(path, use: handler)
-        for method in Self.otherMethods {
-            router.on(path, method: method) { _, _ -> Response in
-                throw HTTPError(.methodNotAllowed, headers: [.allow: "GET, HEAD"], message: "method not allowed; use GET")
-            }
-        }
-    }
 
     func period(_ request: Request) throws -> Period {
         guard let text = request.uri.queryParameters.get("period") else { return .all }
@@ -272,12 +224,9 @@ public struct GameRoutes: Sendable {
 
     func claim(_ request: Request, _ context: GameRequestContext, nameText: String?) async throws -> Response {
         let client = try clientAddress(request, context)
-        if case .limited(let retryAfter) = claimLimiter.acquire(NetworkKey(client)) {
-            throw HTTPError(.tooManyRequests, headers: [.retryAfter: "\(retryAfter)", .accessControlAllowOrigin: "*"],
-                            message: "too many claims from your network; retry in \(retryAfter) s")
-        }
+        if let refusal = claimsLimited(client) { throw refusal }
         guard let address = client.ipv4 else {
-            throw HTTPError(.badRequest, headers: [.accessControlAllowOrigin: "*"], message: "IPv4 only: the game counts IPv4 addresses, and you came from \(client)")
+            throw HTTPError(.badRequest, headers: [.accessControlAllowOrigin: "*"], message: "\(Self.ipv6Refusal), and you came from \(client)")
         }
         guard let nameText else {
             throw HTTPError(.badRequest, headers: [.accessControlAllowOrigin: "*"], message: PlayerName.ValidationError.missing.description)
@@ -290,12 +239,25 @@ public struct GameRoutes: Sendable {
         let outcome: Scoreboard.Outcome
         do {
             outcome = try await engine.claim(address: address, name: name, origin: origin)
-        } catch ClaimError.queueFull {
-            throw HTTPError(.serviceUnavailable, headers: [.retryAfter: "1", .accessControlAllowOrigin: "*"], message: "claims queue full; retry in 1 s")
         } catch {
-            throw HTTPError(.serviceUnavailable, headers: [.retryAfter: "5", .accessControlAllowOrigin: "*"], message: "claim not stored: \(error)")
+            throw Self.claimRefusal(error)
         }
         return ClaimResponse.make(address: address, name: name, origin: origin, outcome: outcome, accept: request.headers[.accept])
+    }
+
+    /// The claim bucket's refusal when the client's network has claimed too often (takes a token otherwise).
+    func claimsLimited(_ client: IPAddress) -> Refusal? {
+        guard case .limited(let retryAfter) = claimLimiter.acquire(NetworkKey(client)) else { return nil }
+        return Refusal(.tooManyRequests, "too many claims from your network; retry in \(retryAfter) s",
+                       headers: [.retryAfter: "\(retryAfter)", .accessControlAllowOrigin: "*"])
+    }
+
+    /// The answer to a claim the engine did not store.
+    static func claimRefusal(_ error: any Error) -> Refusal {
+        if (error as? ClaimError) == .queueFull {
+            return Refusal(.serviceUnavailable, "claims queue full; retry in 1 s", headers: [.retryAfter: "1", .accessControlAllowOrigin: "*"])
+        }
+        return Refusal(.serviceUnavailable, "claim not stored: \(error)", headers: [.retryAfter: "5", .accessControlAllowOrigin: "*"])
     }
 
     // MARK: Snapshots
@@ -335,36 +297,24 @@ public struct GameRoutes: Sendable {
     }
 }
 
-/// Formats errors: JSON under /api, plain text elsewhere; unknown routes get a 404 body.
+/// Formats errors with `ErrorBody` (JSON under /api, plain text elsewhere); unknown routes get a 404 body.
 struct ErrorFormattingMiddleware: RouterMiddleware {
     typealias Context = GameRequestContext
 
     func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
-        let isAPI = request.uri.path.hasPrefix("/api/")
+        let json = ErrorBody.isJSON(path: request.uri.path)
         do {
             return try await next(request, context)
         } catch let error as HTTPError {
             let message = error.body ?? (error.status == .notFound ? "not found: \(request.uri.path)" : error.status.reasonPhrase)
-            return Self.errorResponse(status: error.status, headers: error.headers, message: message, json: isAPI)
+            return Self.errorResponse(status: error.status, headers: error.headers, message: message, json: json)
+        } catch let refusal as Refusal {
+            return Self.errorResponse(status: refusal.status, headers: refusal.headers, message: refusal.message, json: json)
         }
     }
 
     static func errorResponse(status: HTTPResponse.Status, headers: HTTPFields, message: String, json: Bool) -> Response {
-        let (headers, body) = errorParts(status: status, headers: headers, message: message, json: json)
-        return Response(status: status, headers: headers, body: .init(byteBuffer: body))
-    }
-
-    static func errorParts(status: HTTPResponse.Status, headers: HTTPFields, message: String, json: Bool) -> (HTTPFields, ByteBuffer) {
-        var headers = headers
-        let body: String
-        if json {
-            headers[.contentType] = "application/json"
-            body = "{\"error\":\(JSONText.quoted(message)),\"status\":\(status.code)}"
-        } else {
-            headers[.contentType] = "text/plain; charset=utf-8"
-            body = message + "\n"
-        }
-        if headers[.cacheControl] == nil { headers[.cacheControl] = "no-store" }
-        return (headers, ByteBuffer(string: body))
+        let (headers, body) = ErrorBody.parts(status: status, headers: headers, message: message, json: json)
+        return Response(status: status, headers: headers, body: .init(byteBuffer: ByteBuffer(string: body)))
     }
 }

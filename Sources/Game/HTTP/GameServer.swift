@@ -15,7 +15,7 @@ import GameRules
 public struct EdgeGuards: Sendable {
     public let connections: ConnectionGuard
     public let rules: RuleBook
-    public let limits: RequestGuardMiddleware<GameRequestContext>.Limits
+    public let limits: RequestLimits
     /// Published upstream ranges (a CDN's list, a file) that join the allowlist, refreshed by
     /// `AllowlistRefresher`; nil when the allowlist is only CIDRs.
     public let allowlistSources: RangeSet?
@@ -133,11 +133,13 @@ public enum GameServer {
         ))
         let routes = GameRoutes(
             engine: engine, resolver: ClientAddressResolver(trustedProxies: trusted, source: configuration.realIPSource), claimLimiter: limiter, metricsText: metricsText,
-            intelligence: intelligence, dataCenterPolicy: configuration.dataCenterPolicy,
-            cache: configuration.cacheTTLSeconds > 0
-                ? .init(ttl: .seconds(configuration.cacheTTLSeconds), tti: .seconds(max(30, configuration.cacheTTLSeconds)),
-                        maxBytes: configuration.cacheMaxBytes, paths: GameRoutes.cachedPaths)
-                : nil)
+            intelligence: intelligence, dataCenterPolicy: configuration.dataCenterPolicy)
+        let admission = RequestAdmission(
+            limits: guards.limits, rules: guards.rules,
+            dataCenters: intelligence.flatMap { intelligence in
+                intelligence.cloud == nil ? nil : .init(policy: configuration.dataCenterPolicy, classify: { intelligence.dataCenter(of: $0) })
+            })
+        let metrics = RequestMetrics()
         // HEAD is answered by every GET route (ipv4.games claims with HEAD too).
         let router = Router(context: GameRequestContext.self, options: .autoGenerateHeadEndpoints)
         Statusz.markStart()
@@ -145,33 +147,39 @@ public enum GameServer {
         router.add(middleware: KnownMethodMiddleware())
         // A span per request when spans go somewhere (`tracing.endpoint`); otherwise not even the no-op.
         if configuration.tracingEndpoint != nil { router.add(middleware: TracingMiddleware()) }
-        router.add(middleware: MetricsMiddleware())
-        router.add(middleware: RequestGuardMiddleware(
-            limits: guards.limits,
-            rules: guards.rules,
-            clientAddress: { request, context in try? routes.clientAddress(request, context) }
-        ))
-        routes.register(on: router)
-        WebSite(routes: routes, root: configuration.webRoot.map(StaticFiles.init(root:))).register(on: router)
+        router.add(middleware: RequestMetricsMiddleware(metrics))
+        router.add(middleware: AdmissionMiddleware(admission, clientAddress: { request, context in try? routes.clientAddress(request, context) }))
+        router.add(middleware: ErrorFormattingMiddleware())
+        // After admission, so a cached page is never served to a refused client.
+        if configuration.cacheTTLSeconds > 0 {
+            router.add(middleware: ResponseCacheMiddleware(configuration: .init(
+                ttl: .seconds(configuration.cacheTTLSeconds), tti: .seconds(max(30, configuration.cacheTTLSeconds)),
+                maxBytes: configuration.cacheMaxBytes, paths: RouteTable.cachedPaths)))
+        }
+        let pages = WebSite(routes: routes, root: configuration.webRoot.map(StaticFiles.init(root:))).handlers()
+        RouteTable.register(routes.handlers().merging(pages) { api, _ in api }, on: router)
 
         let connections = guards.connections
-        let admission = ConnectionLifecycleHandler.Admission(reads: guards.limits.reads, claims: guards.limits.claims, isClaim: { RequestPath.normalized($0).hasPrefix("/claim") })
+        let budgets = ConnectionLifecycleHandler.Admission(reads: guards.limits.reads, claims: guards.limits.claims,
+                                                           isClaim: { RouteTable.isClaim(RequestPath.normalized($0)) })
         let maxRequests = configuration.maxRequestsPerConnection
         let lifetime = TimeAmount.seconds(Int64(configuration.maxConnectionLifetimeSeconds))
         // Hot routes are answered on the event loop (FastRoutes), unless spans are wanted
         // per request (only the router makes them) or the configuration turns it off.
-        let fastRoutes = configuration.fastPath && configuration.tracingEndpoint == nil ? FastRoutes(routes: routes, guards: guards) : nil
+        let fastRoutes = configuration.fastPath && configuration.tracingEndpoint == nil
+            ? FastRoutes(routes: routes, admission: admission, metrics: metrics) : nil
+        let mailboxes = EventLoopMailboxes()
         let maxBodyBytes = configuration.maxBodyBytes
         let idleTimeout = TimeAmount.seconds(Int64(configuration.idleTimeoutSeconds))
         let firstHeadTimeout = TimeAmount.seconds(Int64(min(configuration.firstHeadTimeoutSeconds, configuration.idleTimeoutSeconds)))
         let http1 = HTTP1Channel.Configuration(
             additionalChannelHandlers: {
                 let lifecycle = ConnectionLifecycleHandler(maxRequests: maxRequests, maxLifetime: lifetime, guard: connections,
-                                                           maxBodyBytes: maxBodyBytes, admission: admission, idleTimeout: idleTimeout,
+                                                           maxBodyBytes: maxBodyBytes, admission: budgets, idleTimeout: idleTimeout,
                                                            firstHeadTimeout: firstHeadTimeout)
                 guard let fastRoutes else { return [lifecycle] }
-                return [lifecycle, FastResponseHandler(serverName: serverName, client: { GameRequestContext.client(of: $0) },
-                                                       responder: { request, client in fastRoutes.read(request, peer: client) })]
+                return [lifecycle, FastResponseHandler(serverName: serverName, mailboxes: mailboxes, client: { GameRequestContext.client(of: $0) },
+                                                       responder: { request, client in fastRoutes.reply(request, peer: client) })]
             }(),
             // The idle timeout (also the head deadline) is ConnectionLifecycleHandler's: it sees
             // the requests the fast paths answer, which Hummingbird's own handler never does.
@@ -202,36 +210,16 @@ public enum GameServer {
                 GuardedChannel(HTTP2Channel(responder: responder, configuration: http2), guard: connections)
             }
         } else {
-            // Cleartext HTTP/1.1: reads, claims and /ip are answered from the bytes, before the decoder.
-            let limits = HTTP1FastPathHandler.Limits(maxHeadBytes: configuration.maxHeaderBytes, maxFields: configuration.maxHeaderFields,
-                                                     maxRequestsPerConnection: maxRequests, candidate: FastRoutes.isCandidate)
-            var makeFastPath: (@Sendable () -> HTTP1FastPathHandler)?
-            let mailboxes = EventLoopMailboxes()
-            if let fastRoutes {
-                let responder: HTTP1FastPathHandler.Responder = { request, client in fastRoutes.reply(request, peer: client) }
-                makeFastPath = {
-                    HTTP1FastPathHandler(serverName: serverName, limits: limits, guard: connections, admission: admission, mailboxes: mailboxes,
-                                         client: { GameRequestContext.client(of: $0) }, responder: responder)
-                }
-            }
-            let fastPath = makeFastPath
+            // Cleartext HTTP/1.1.
             if configuration.proxyProtocol {
                 let registry = ConnectionAddressRegistry.shared
                 server = HTTPServerBuilder { responder in
-                    let http = HTTP1Channel(responder: responder, configuration: http1)
-                    if let fastPath {
-                        return GuardedChannel(ProxyProtocolChannel(HTTP1FastPathChannel(http, handler: fastPath), trustedProxies: trusted, registry: registry),
-                                              guard: connections)
-                    }
-                    return GuardedChannel(ProxyProtocolChannel(http, trustedProxies: trusted, registry: registry), guard: connections)
+                    GuardedChannel(ProxyProtocolChannel(HTTP1Channel(responder: responder, configuration: http1), trustedProxies: trusted, registry: registry),
+                                   guard: connections)
                 }
             } else {
                 server = HTTPServerBuilder { responder in
-                    let http = HTTP1Channel(responder: responder, configuration: http1)
-                    if let fastPath {
-                        return GuardedChannel(HTTP1FastPathChannel(http, handler: fastPath), guard: connections)
-                    }
-                    return GuardedChannel(http, guard: connections)
+                    GuardedChannel(HTTP1Channel(responder: responder, configuration: http1), guard: connections)
                 }
             }
         }

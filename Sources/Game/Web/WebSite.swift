@@ -29,7 +29,7 @@ struct WebAsset: Sendable {
 }
 
 /// The web pages: home, player, block and the assets, on top of the game's read models.
-/// Wired by `GameServer` with one `WebSite(routes:).register(on:)` call.
+/// Wired by `GameServer`: its `handlers()` join the API's in `RouteTable.register`.
 public struct WebSite: Sendable {
     let routes: GameRoutes
     let data = WebData()
@@ -58,28 +58,30 @@ public struct WebSite: Sendable {
     var shell: WebPages.Shell { .init(cssPath: css.path, jsPath: js.path, iconPath: icon.path) }
     var engine: GameEngine { routes.engine }
 
-    public func register(on router: Router<GameRequestContext>) {
+    /// The handlers of the page routes of `RouteTable`, by path.
+    public func handlers() -> [String: RouteTable.Handler] {
+        var h: [String: RouteTable.Handler] = [:]
         // The pages a community's front end may replace: its file wins when `web.root` has one.
-        router.get("/") { request, context in try staticFile(request) ?? home(request, context) }
-        router.get("/index.html") { request, context in try staticFile(request) ?? home(request, context) }
-        router.get("/players/**") { request, context in
+        h["/"] = { request, context in try staticFile(request) ?? home(request, context) }
+        h["/index.html"] = { request, context in try staticFile(request) ?? home(request, context) }
+        h["/players/**"] = { request, context in
             let raw = context.parameters.getCatchAll().joined(separator: "/")
             return player(request, name: raw.removingPercentEncoding ?? raw)
         }
         // ipv4.games' and Capture The IP's player page links.
         for path in ["/user.html", "/users.html"] {
-            router.get(RouterPath(stringLiteral: path)) { request, _ in
+            h[path] = { request, _ in
                 staticFile(request) ?? player(request, name: request.uri.queryParameters.get("name") ?? "")
             }
         }
-        router.get("/about.html") { request, _ in
+        h["/about.html"] = { request, _ in
             staticFile(request) ?? html(request, WebPages.about(shell), cache: "public, max-age=300")
         }
-        router.get("/favicon.ico") { request, _ in
+        h["/favicon.ico"] = { request, _ in
             staticFile(request) ?? send(request, body: ByteBuffer(bytes: Self.favicon), gzip: nil, etag: Self.faviconETag, contentType: "image/x-icon", cache: "public, max-age=86400")
         }
         // ipv4.games' picture of one /8: addresses per /20 along a 64×64 Hilbert curve.
-        router.get("/plot/{block}") { request, context in
+        h["/plot/{block}"] = { request, context in
             guard let b = Self.blockNumber(context.parameters.get("block")) else { return notFound(request, "No such block: blocks are 0 to 255.") }
             let picture = pictures.picture("plot|\(b)", engine: engine) {
                 let counts = engine.areaCounts(blocks: b..<(b + 1), shift: 12) ?? []
@@ -89,7 +91,7 @@ public struct WebSite: Sendable {
             return send(request, body: ByteBuffer(bytes: picture.png), gzip: nil, etag: picture.etag, contentType: "image/png", cache: "public, max-age=10")
         }
         // Where in the whole IPv4 space a player holds addresses: one pixel per /16.
-        router.get("/player-map.png") { request, _ in
+        h["/player-map.png"] = { request, _ in
             guard let name = PlayerName(request.uri.queryParameters.get("name").map { String($0) } ?? ""),
                   engine.withBoard({ $0.isKnown(name) }) else {
                 return notFound(request, "No such player.")
@@ -102,21 +104,21 @@ public struct WebSite: Sendable {
             }
             return send(request, body: ByteBuffer(bytes: picture.png), gzip: nil, etag: picture.etag, contentType: "image/png", cache: "public, max-age=10")
         }
-        router.get("/blocks/{block}") { request, context in
+        h["/blocks/{block}"] = { request, context in
             guard let b = Self.blockNumber(context.parameters.get("block")) else { return notFound(request, "No block \(HTML.escape(context.parameters.get("block") ?? "")): blocks are 0 to 255.") }
             return try block(request, b)
         }
-        router.get("/blocks/{block}/map.png") { request, context in
+        h["/blocks/{block}/map.png"] = { request, context in
             guard let b = Self.blockNumber(context.parameters.get("block")) else { return notFound(request, "No such block.") }
             let map = maps.map(block: b, engine: engine)
             return send(request, body: ByteBuffer(bytes: map.png), gzip: nil, etag: map.etag, contentType: "image/png", cache: "public, max-age=10")
         }
-        router.get("/countries") { request, _ in
+        h["/countries"] = { request, _ in
             let (countries, systems) = engine.withBoard { ($0.countries(), $0.autonomousSystems(limit: 100)) }
             let body = WebPages.areaIndex(shell, countries: countries, systems: systems) { routes.intelligence?.autonomousSystemName($0) }
             return html(request, body, cache: "public, max-age=5")
         }
-        router.get("/countries/{code}") { request, context in
+        h["/countries/{code}"] = { request, context in
             let text = context.parameters.get("code") ?? ""
             guard let code = ClaimOrigin.normalizedCountry(text) else {
                 return notFound(request, "<strong>\(HTML.escape(text))</strong> is not a country code: use two letters, such as DE.")
@@ -127,7 +129,7 @@ public struct WebSite: Sendable {
             let input = WebPages.AreaInput(key: code, name: routes.intelligence?.countryName(code), standing: standing)
             return html(request, WebPages.area(shell, input), cache: "public, max-age=5")
         }
-        router.get("/as/{asn}") { request, context in
+        h["/as/{asn}"] = { request, context in
             let text = context.parameters.get("asn") ?? ""
             guard let asn = GameRoutes.parseASN(text) else {
                 return notFound(request, "<strong>\(HTML.escape(text))</strong> is not an AS number: use a number such as 3320.")
@@ -138,14 +140,14 @@ public struct WebSite: Sendable {
             let input = WebPages.AreaInput(key: "AS\(asn)", name: routes.intelligence?.autonomousSystemName(asn), standing: standing)
             return html(request, WebPages.area(shell, input), cache: "public, max-age=5")
         }
-        router.get("/leaderboard") { request, _ in
+        h["/leaderboard"] = { request, _ in
             let period = period(request)
             let residential = (try? routes.residential(request)) ?? false
             // From the snapshot (decoded once per version), like the home page's board.
             let board = data.leaderboard(engine, period, residential: residential)?.0.players ?? []
             return html(request, WebPages.leaderboard(shell, board, period: period, residential: residential), cache: "public, max-age=5")
         }
-        router.get("/assets/{file}") { request, context in
+        h["/assets/{file}"] = { request, context in
             let path = "/assets/" + (context.parameters.get("file") ?? "")
             guard let asset = [css, js, icon].first(where: { $0.path == path }) else {
                 return notFound(request, "No such asset.")
@@ -154,11 +156,12 @@ public struct WebSite: Sendable {
         }
         // Any other path: a file of `web.root`, else the router's 404.
         if root != nil {
-            router.get("/**") { request, _ in
+            h["/**"] = { request, _ in
                 guard let response = staticFile(request) else { throw HTTPError(.notFound) }
                 return response
             }
         }
+        return h
     }
 
     /// The `web.root` file a request names, with validators and gzip; nil without one.
