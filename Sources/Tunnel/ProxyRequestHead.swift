@@ -154,9 +154,11 @@ public enum ProxyRequestHeadParser {
         return parseHead(buffer[..<end], headLength: end, allowForwarding: allowForwarding)
     }
 
-    /// Index just past the blank line ending the head (`\r\n\r\n`, or bare `\n\n`).
-    static func endOfHead(_ buffer: [UInt8]) -> Int? {
-        var i = 0
+    /// Index just past the blank line ending the head (`\r\n\r\n`, or bare `\n\n`), looking at the line feeds
+    /// from `start` on. A caller that appends bytes can pass two bytes before the first new one: no end was
+    /// found before it, and a line feed there may start one only with what follows.
+    static func endOfHead(_ buffer: [UInt8], from start: Int = 0) -> Int? {
+        var i = max(start, 0)
         let n = buffer.count
         while i < n {
             if buffer[i] == UInt8(ascii: "\n") {

@@ -1,4 +1,3 @@
-import IPAddress
 public import Logging
 import Metrics
 import NIOConcurrencyHelpers
@@ -42,7 +41,7 @@ struct TunnelMetrics: Sendable {
     private let endedByReason: [TunnelEndReason: Counter]
 
     /// Every value the `result` dimension takes.
-    static let resultNames = TunnelStatus.allCases.map(\.resultName) + ["client_closed"]
+    static let resultNames = TunnelHandshake.Outcome.resultNames
 
     init() {
         var requests: [String: Counter] = [:]
@@ -72,6 +71,8 @@ final class TunnelServerContext: Sendable {
     let mode: TunnelMode
     let resolver: any TargetNameResolver
     let logger: Logger
+    /// What every connection's `TunnelHandshake` reads from the configuration.
+    let handshake: TunnelHandshake.Settings
     let metrics = TunnelMetrics()
     let activeConnections = NIOLockedValueBox(0)
     /// Who waits for the open connections to reach zero (a drain), by id; whoever removes an
@@ -86,6 +87,7 @@ final class TunnelServerContext: Sendable {
         self.mode = mode
         self.resolver = resolver
         self.logger = logger
+        handshake = TunnelHandshake.Settings(configuration, mode: mode)
     }
 
     /// How long accepting pauses after an accept failure (EMFILE, ENFILE, ENOBUFS, ENOMEM…), as NIO's
@@ -126,48 +128,6 @@ final class TunnelServerContext: Sendable {
         }
         if admitted { metrics.active.record(count) }
         return admitted
-    }
-
-    /// Authorization and target rules that need no DNS. Returns the refusal, if any.
-    func check(_ head: ProxyRequestHead) -> (TunnelStatus, String)? {
-        let configuration = self.configuration
-        if let auth = configuration.clientConnection.proxyAuthorization,
-           !BasicProxyCredentials.isAuthorized(head.proxyAuthorization, users: auth.users)
-        {
-            return (.proxyAuthenticationRequired, "valid Proxy-Authorization Basic credentials required")
-        }
-        let target = configuration.targetConnection
-        if let pattern = target.allowedTargets {
-            let subject = head.kind == .connect ? head.requestTarget : head.target.description
-            if !pattern.matches(subject) { return (.forbidden, "target not allowed") }
-        }
-        if !target.allowedPorts.isEmpty, !target.allowedPorts.contains(UInt16(head.target.port)) {
-            return (.forbidden, "target port not allowed")
-        }
-        if let literal = IPAddress(head.target.host), target.deniedNetworks.contains(literal) {
-            return (.forbidden, "target network not allowed")
-        }
-        return nil
-    }
-
-    static func isDenied(_ address: SocketAddress, by denied: PrefixSet) -> Bool {
-        if denied.isEmpty { return false }
-        guard let ip = ipAddress(of: address) else { return true }
-        return denied.contains(ip)
-    }
-
-    /// The address of a resolved socket address, read from its `sockaddr` (no text round trip).
-    static func ipAddress(of address: SocketAddress) -> IPAddress? {
-        switch address {
-        // Read at the fields' fixed offsets in `sockaddr_in` (4) and `sockaddr_in6` (8): their C
-        // members come from a module of NIO's this one does not import.
-        case .v4(let v4):
-            return withUnsafeBytes(of: v4.address) { .v4(IPv4Address(UInt32(bigEndian: $0.loadUnaligned(fromByteOffset: 4, as: UInt32.self)))) }
-        case .v6(let v6):
-            return withUnsafeBytes(of: v6.address) { IPv6Address(bytes: UnsafeRawBufferPointer(rebasing: $0[8..<24])).map(IPAddress.v6) }
-        case .unixDomainSocket:
-            return nil
-        }
     }
 
     /// 16 lowercase hex digits (`String(_:radix:)` takes the generic path, about 1 µs).
@@ -483,81 +443,63 @@ final class AcceptPauseHandler: ChannelInboundHandler {
     }
 }
 
-/// The client side of one connection: reads the request head, checks it, connects to the target,
-/// then relays. Lives on the client channel's event loop, as does everything it creates.
+/// The client side of one connection: drives its `TunnelHandshake` (the head, the checks, resolving and
+/// connecting, the answer), then relays. Lives on the client channel's event loop, as does everything it creates.
 final class ProxyConnectionHandler: ChannelInboundHandler {
     typealias InboundIn = ByteBuffer
     typealias OutboundOut = ByteBuffer
 
     private enum State {
-        case awaitingHead(ByteBuffer)
-        case connecting(pendingBytes: ByteBuffer, clientInputClosed: Bool)
+        /// Every event goes to the handshake.
+        case handshaking
         case relaying(TunnelRelay)
-        /// An error answer was sent; the client's remaining input is read and dropped until it closes.
-        case closing
         case done
     }
 
     private let server: TunnelServerContext
     private let admitted: Bool
-    private var state: State = .awaitingHead(ByteBuffer())
-    private var initiationTask: Scheduled<Void>?
+    private var state = State.handshaking
+    private var handshake: TunnelHandshake
+    /// The task that calls `timerFired` at `timerDeadline` (the handshake's deadline when it was armed).
+    private var timer: Scheduled<Void>?
+    private var timerDeadline: NIODeadline?
     private let tunnelID = UInt64.random(in: 0...UInt64.max)
-    private var targetDescription = "-"
     private var clientAddress: SocketAddress?
     private let started = NIODeadline.now()
 
     init(server: TunnelServerContext, admitted: Bool) {
         self.server = server
         self.admitted = admitted
+        handshake = TunnelHandshake(settings: server.handshake)
     }
 
     func channelActive(context: ChannelHandlerContext) {
         clientAddress = context.channel.remoteAddress
-        guard admitted else {
-            respond(.serviceUnavailable, detail: "too many connections", context: context)
-            return
-        }
-        if case .tcp(let destination) = server.mode {
-            targetDescription = destination.description
-            state = .connecting(pendingBytes: context.channel.allocator.buffer(capacity: 0), clientInputClosed: false)
-            resolveAndConnect(to: destination, kind: nil, context: context)
-            return
-        }
-        let timeout = TimeAmount(server.configuration.clientConnection.initiationTimeout)
-        initiationTask = context.eventLoop.assumeIsolated().scheduleTask(in: timeout) { [self] in
-            if case .awaitingHead = state {
-                respond(.requestTimeout, detail: "request head not received in time", context: context)
-            }
-        }
-        context.read()
+        let action = handshake.start(admitted: admitted, now: .now())
+        if action == .read { context.read() }
+        perform(action, context: context)
         context.fireChannelActive()
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
-        var bytes = unwrapInboundIn(data)
+        let bytes = unwrapInboundIn(data)
         switch state {
-        case .awaitingHead(var buffer):
-            buffer.writeBuffer(&bytes)
-            state = .awaitingHead(buffer)
-            examineHead(buffer, context: context)
-        case .connecting(var pending, let inputClosed):
-            pending.writeBuffer(&bytes)
-            state = .connecting(pendingBytes: pending, clientInputClosed: inputClosed)
+        case .handshaking:
+            perform(handshake.bytesReceived(bytes.readableBytesView, now: .now()), context: context)
         case .relaying(let relay):
             relay.received(bytes, from: .client)
-        case .closing, .done:
+        case .done:
             break
         }
     }
 
     func channelReadComplete(context: ChannelHandlerContext) {
         switch state {
-        case .awaitingHead, .closing:
-            context.read()
+        case .handshaking:
+            if handshake.readsClient { context.read() }
         case .relaying(let relay):
             relay.readComplete(from: .client)
-        case .connecting, .done:
+        case .done:
             break
         }
     }
@@ -568,20 +510,10 @@ final class ProxyConnectionHandler: ChannelInboundHandler {
             return
         }
         switch state {
-        case .awaitingHead(let buffer):
-            if buffer.readableBytes == 0 {
-                state = .done
-                context.close(promise: nil)
-            } else {
-                respond(.badRequest, detail: "connection closed before the request head was complete", context: context)
-            }
-        case .connecting(let pending, _):
-            state = .connecting(pendingBytes: pending, clientInputClosed: true)
+        case .handshaking:
+            perform(handshake.clientClosedInput(now: .now()), context: context)
         case .relaying(let relay):
             relay.inputClosed(on: .client)
-        case .closing:
-            state = .done
-            context.close(promise: nil)
         case .done:
             break
         }
@@ -593,17 +525,18 @@ final class ProxyConnectionHandler: ChannelInboundHandler {
     }
 
     func channelInactive(context: ChannelHandlerContext) {
-        initiationTask?.cancel()
         switch state {
         case .relaying(let relay):
             state = .done  // the relay lives on through the target handler until both sides are closed
             relay.channelInactive(.client)
-        case .connecting:
+        case .handshaking:
+            perform(handshake.clientClosed(), context: context)
             state = .done
-            logOutcome(result: "client_closed", summary: nil)
-        case .awaitingHead, .closing, .done:
-            state = .done
+        case .done:
+            break
         }
+        timer?.cancel()
+        timer = nil
         context.fireChannelInactive()
     }
 
@@ -611,90 +544,78 @@ final class ProxyConnectionHandler: ChannelInboundHandler {
         switch state {
         case .relaying(let relay):
             relay.errorCaught(on: .client)
-        case .awaitingHead, .closing:
+        case .handshaking:
+            perform(handshake.clientClosed(), context: context)
+        case .done:
+            context.close(promise: nil)
+        }
+    }
+
+    // MARK: the handshake's actions
+
+    private func perform(_ action: TunnelHandshake.Action, context: ChannelHandlerContext) {
+        switch action {
+        case .read, .wait:
+            break  // `channelReadComplete` reads on while `handshake.readsClient`
+        case .resolve(let host, let port):
+            server.resolver.resolve(host: host, port: port, on: context.eventLoop).assumeIsolated().whenComplete { [self] result in
+                guard case .handshaking = state else { return }
+                switch result {
+                case .success(let addresses):
+                    perform(handshake.resolved(addresses, now: .now()), context: context)
+                case .failure(let error):
+                    perform(handshake.resolveFailed("\(error)", now: .now()), context: context)
+                }
+            }
+        case .connect(let address):
+            connect(to: address, context: context)
+        case .answer(_, then: .relay), .relay:
+            preconditionFailure("a relay starts from `connected`, with its target channel")
+        case .answer(let answer, let then):
+            if let outcome = answer.outcome { log(outcome) }
+            let channel = context.channel
+            let written = context.writeAndFlush(wrapOutboundOut(ByteBuffer(bytes: answer.bytes)))
+            if then == .close {
+                written.assumeIsolated().whenComplete { _ in channel.close(promise: nil) }
+            } else {
+                // The answer and a FIN, then the client's input is read and dropped until it ends (or the
+                // deadline), so that closing with unread bytes does not reset the connection before the
+                // client has read the answer.
+                written.assumeIsolated().whenComplete { _ in
+                    channel.close(mode: .output).assumeIsolated().whenFailure { _ in channel.close(promise: nil) }
+                }
+                context.read()
+            }
+        case .close(let outcome):
+            if let outcome { log(outcome) }
             state = .done
             context.close(promise: nil)
-        case .connecting, .done:
-            context.close(promise: nil)
+        }
+        armTimer(context: context)
+    }
+
+    /// Keeps one task scheduled for the handshake's deadline.
+    private func armTimer(context: ChannelHandlerContext) {
+        let deadline: NIODeadline?
+        if case .handshaking = state { deadline = handshake.deadline } else { deadline = nil }
+        guard deadline != timerDeadline else { return }
+        timer?.cancel()
+        timer = nil
+        timerDeadline = deadline
+        guard let deadline else { return }
+        timer = context.eventLoop.assumeIsolated().scheduleTask(deadline: deadline) { [self] in
+            timer = nil
+            timerDeadline = nil
+            guard case .handshaking = state else { return }
+            perform(handshake.timerFired(now: .now()), context: context)
         }
     }
 
-    // MARK: handshake
-
-    private func examineHead(_ buffer: ByteBuffer, context: ChannelHandlerContext) {
-        let outcome = ProxyRequestHeadParser.parse(
-            buffer.readableBytesView, allowForwarding: server.configuration.forwardPlainHTTP)
-        switch outcome {
-        case .incomplete:
-            return
-        case .rejected(let status, let detail):
-            respond(status, detail: detail, context: context)
-        case .complete(let head, let headLength):
-            initiationTask?.cancel()
-            var early = buffer
-            early.moveReaderIndex(forwardBy: headLength)
-            targetDescription = head.target.description
-            state = .connecting(pendingBytes: early, clientInputClosed: false)
-            if let verdict = server.check(head) {
-                respond(verdict.0, detail: verdict.1, context: context)
-                return
-            }
-            resolveAndConnect(to: head.target, kind: head.kind, context: context)
-        }
-    }
-
-    private func resolveAndConnect(to target: TargetAddress, kind: ProxyRequestHead.Kind?, context: ChannelHandlerContext) {
-        let eventLoop = context.eventLoop
-        let deadline = NIODeadline.now() + TimeAmount(server.configuration.targetConnection.connectTimeout)
-        let addresses: EventLoopFuture<[SocketAddress]>
-        var resolutionTimeout: Scheduled<Void>?
-        if IPAddress(target.host) != nil, let literal = try? SocketAddress(ipAddress: target.host, port: target.port) {
-            addresses = eventLoop.makeSucceededFuture([literal])
-        } else {
-            addresses = server.resolver.resolve(host: target.host, port: target.port, on: eventLoop)
-            // A resolution that outlives the connect deadline ends in 504.
-            resolutionTimeout = eventLoop.assumeIsolated().scheduleTask(deadline: deadline) { [self] in
-                if case .connecting = state {
-                    failConnect(.gatewayTimeout, detail: "resolving \(target.host) timed out", context: context)
-                }
-            }
-        }
-        let checkDenied = kind != nil  // tcp mode's fixed destination is the operator's choice
-        let denied = server.configuration.targetConnection.deniedNetworks
-        addresses.assumeIsolated().whenComplete { [self] result in
-            resolutionTimeout?.cancel()
-            guard case .connecting = state else { return }
-            switch result {
-            case .failure(let error):
-                failConnect(.badGateway, detail: "cannot resolve target: \(error)", context: context)
-            case .success(let all):
-                let allowed = checkDenied ? all.filter { !TunnelServerContext.isDenied($0, by: denied) } : all
-                if allowed.isEmpty {
-                    failConnect(.forbidden, detail: "target network not allowed", context: context)
-                    return
-                }
-                connect(candidates: allowed[...], deadline: deadline, lastError: nil, kind: kind, context: context)
-            }
-        }
-    }
-
-    /// Tries each address in turn until one connects or the deadline passes.
-    private func connect(
-        candidates: ArraySlice<SocketAddress>, deadline: NIODeadline, lastError: (any Error)?,
-        kind: ProxyRequestHead.Kind?, context: ChannelHandlerContext
-    ) {
-        guard case .connecting = state else { return }
-        let remaining = deadline - .now()
-        guard let address = candidates.first, remaining > .zero else {
-            if remaining <= .zero || Self.isTimeout(lastError) {
-                failConnect(.gatewayTimeout, detail: "connecting to the target timed out", context: context)
-            } else {
-                failConnect(.badGateway, detail: "cannot connect to the target", context: context)
-            }
-            return
-        }
+    private func connect(to address: SocketAddress, context: ChannelHandlerContext) {
+        // The handshake's timer answers 504 at the deadline; the attempt's own timeout frees its socket then.
+        let remaining = handshake.deadline.map { $0 - .now() } ?? .zero
         ClientBootstrap(group: context.eventLoop)
-            .connectTimeout(remaining)
+            .connectTimeout(max(remaining, .milliseconds(1)))
             .channelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture { try TunnelServer.configureRelayChannel(channel) }
             }
@@ -703,37 +624,35 @@ final class ProxyConnectionHandler: ChannelInboundHandler {
             .whenComplete { [self] result in
                 switch result {
                 case .failure(let error):
-                    connect(candidates: candidates.dropFirst(), deadline: deadline, lastError: error, kind: kind, context: context)
+                    guard case .handshaking = state else { return }
+                    perform(handshake.connectFailed(Self.connectFailure(error), now: .now()), context: context)
                 case .success(let targetChannel):
-                    guard case .connecting(let pending, let clientInputClosed) = state else {
+                    guard case .handshaking = state else {
                         targetChannel.close(promise: nil)
                         return
                     }
-                    startRelay(
-                        targetChannel: targetChannel, pending: pending, clientInputClosed: clientInputClosed,
-                        kind: kind, context: context)
+                    switch handshake.connected() {
+                    case .answer(let answer, then: .relay(let relay)):
+                        startRelay(targetChannel: targetChannel, answer: answer.bytes, relay, context: context)
+                    case .relay(let relay):
+                        startRelay(targetChannel: targetChannel, answer: nil, relay, context: context)
+                    case let other:
+                        targetChannel.close(promise: nil)
+                        perform(other, context: context)
+                    }
+                    armTimer(context: context)
                 }
             }
     }
 
-    private static func isTimeout(_ error: (any Error)?) -> Bool {
-        if let error = error as? ChannelError, case .connectTimeout = error { return true }
-        return false
-    }
-
-    private func failConnect(_ status: TunnelStatus, detail: String, context: ChannelHandlerContext) {
-        if case .tcp = server.mode {
-            state = .done
-            logOutcome(result: status.resultName, summary: nil, detail: detail)
-            context.close(promise: nil)
-            return
-        }
-        respond(status, detail: detail, context: context)
+    private static func connectFailure(_ error: any Error) -> TunnelHandshake.ConnectFailure {
+        if let error = error as? ChannelError, case .connectTimeout = error { return .timedOut }
+        if let error = error as? IOError { return TunnelHandshake.ConnectFailure(errno: error.errnoCode) }
+        return .other
     }
 
     private func startRelay(
-        targetChannel: any Channel, pending: ByteBuffer, clientInputClosed: Bool,
-        kind: ProxyRequestHead.Kind?, context: ChannelHandlerContext
+        targetChannel: any Channel, answer: [UInt8]?, _ start: TunnelHandshake.Relay, context: ChannelHandlerContext
     ) {
         let configuration = server.configuration
         let relay = TunnelRelay(
@@ -753,48 +672,22 @@ final class ProxyConnectionHandler: ChannelInboundHandler {
             relay.abort(.targetError)
             return
         }
-        var initial = pending
-        switch kind {
-        case .connect:
-            context.writeAndFlush(wrapOutboundOut(ByteBuffer(string: TunnelStatus.established.response(detail: ""))), promise: nil)
-        case .forward(let originFormHead):
-            var head = ByteBuffer(string: originFormHead)
-            head.writeBuffer(&initial)
-            initial = head
-        case nil:
-            break
+        if let answer {
+            context.writeAndFlush(wrapOutboundOut(ByteBuffer(bytes: answer)), promise: nil)
         }
-        relay.start(initialBytesToTarget: initial)
-        if clientInputClosed { relay.inputClosed(on: .client) }
+        relay.start(initialBytesToTarget: start.toTarget.isEmpty ? nil : ByteBuffer(bytes: start.toTarget))
+        if start.clientInputClosed { relay.inputClosed(on: .client) }
     }
 
-    // MARK: answers and logging
+    // MARK: logging
 
-    private func respond(_ status: TunnelStatus, detail: String, context: ChannelHandlerContext) {
-        switch state {
-        case .done, .closing: return
-        default: break
-        }
-        state = .closing
-        initiationTask?.cancel()
-        let realm = server.configuration.clientConnection.proxyAuthorization?.realm
-        let response = ByteBuffer(string: status.response(detail: detail, realm: realm))
-        logOutcome(result: status.resultName, summary: nil, detail: detail)
-        let channel = context.channel
-        // Send the answer and a FIN, then drain what the client still sends (briefly), so that closing with
-        // unread bytes does not turn into a reset that could destroy the answer before the client reads it.
-        context.writeAndFlush(wrapOutboundOut(response)).assumeIsolated().whenComplete { _ in
-            channel.close(mode: .output).assumeIsolated().whenFailure { _ in channel.close(promise: nil) }
-        }
-        context.eventLoop.assumeIsolated().scheduleTask(in: .seconds(2)) {
-            channel.close(promise: nil)
-        }
-        context.read()
+    private func log(_ outcome: TunnelHandshake.Outcome) {
+        logOutcome(result: outcome.result, summary: nil, detail: outcome.detail)
     }
 
     private func logOutcome(result: String, summary: TunnelSummary?, detail: String? = nil) {
         server.logOutcome(
-            tunnelID: tunnelID, target: targetDescription, client: clientAddress, result: result, summary: summary,
+            tunnelID: tunnelID, target: handshake.target, client: clientAddress, result: result, summary: summary,
             detail: detail, started: started)
     }
 }

@@ -36,11 +36,11 @@ struct LineLogHandlerTests {
     @Test func socketAddressesConvertWithoutText() throws {
         let v4 = try SocketAddress(ipAddress: "192.0.2.7", port: 443)
         let v6 = try SocketAddress(ipAddress: "2001:db8::1", port: 443)
-        #expect(TunnelServerContext.ipAddress(of: v4) == IPAddress("192.0.2.7"))
-        #expect(TunnelServerContext.ipAddress(of: v6) == IPAddress("2001:db8::1"))
+        #expect(TunnelHandshake.ipAddress(of: v4) == IPAddress("192.0.2.7"))
+        #expect(TunnelHandshake.ipAddress(of: v6) == IPAddress("2001:db8::1"))
         let denied = try PrefixSet(parsing: ["2001:db8::/32"])
-        #expect(TunnelServerContext.isDenied(v6, by: denied))
-        #expect(!TunnelServerContext.isDenied(v4, by: denied))
-        #expect(!TunnelServerContext.isDenied(v6, by: PrefixSet()))
+        #expect(TunnelHandshake.isDenied(v6, by: denied))
+        #expect(!TunnelHandshake.isDenied(v4, by: denied))
+        #expect(!TunnelHandshake.isDenied(v6, by: PrefixSet()))
     }
 }

@@ -19,10 +19,6 @@ final class EpollEngine: Sendable {
 
     static func start(host: String, port: Int, context: TunnelServerContext, threads: Int, pinThreads: Bool?, group: any EventLoopGroup) throws -> EpollEngine {
         let requested = try SocketAddress.makeAddressResolvingHost(host, port: port)
-        var fixedDestination: [SocketAddress]?
-        if case .tcp(let destination) = context.mode, let literal = try? SocketAddress(ipAddress: destination.host, port: destination.port) {
-            fixedDestination = [literal]
-        }
         let count = max(1, threads)
         var listeners: [Int32] = []
         var bound = requested
@@ -50,7 +46,7 @@ final class EpollEngine: Sendable {
             do {
                 loops.append(
                     try EpollLoop(
-                        context: context, listenFD: fd, resolverLoop: group.next(), fixedDestination: fixedDestination,
+                        context: context, listenFD: fd, resolverLoop: group.next(),
                         onListenerClosed: onListenerClosed))
             } catch {
                 for fd in listeners { Glibc.close(fd) }

@@ -3,7 +3,6 @@ import Logging
 import CTunnelLinux
 import Glibc
 import NIOConcurrencyHelpers
-import IPAddress
 import NIOCore
 
 /// One thread of the epoll engine: its own listening socket (SO_REUSEPORT spreads new connections over
@@ -21,33 +20,20 @@ final class EpollLoop: @unchecked Sendable {
     let context: TunnelServerContext
     /// Where name resolutions complete (the resolver API speaks NIO futures).
     let resolverLoop: any EventLoop
-    /// tcp mode's destination when it is an address literal, converted once.
-    let fixedDestination: [SocketAddress]?
     /// The configuration values a tunnel reads, taken out once: reading them through
     /// `context.configuration` copied the whole configuration (and retained its contents) each time.
     struct Settings {
-        let initiationTimeout: TimeAmount
-        let connectTimeout: TimeAmount
+        let handshake: TunnelHandshake.Settings
         let clientPolicy: RelayPolicy
         let targetPolicy: RelayPolicy
         let idleTimeout: TimeAmount?
         let maxLifetime: TimeAmount?
-        let forwardPlainHTTP: Bool
-        let deniedNetworks: PrefixSet
-        let realm: String?
-        /// tcp mode's destination as logged.
-        let fixedTarget: String
 
-        init(_ configuration: TunnelConfiguration, mode: TunnelMode) {
-            initiationTimeout = TimeAmount(configuration.clientConnection.initiationTimeout)
-            connectTimeout = TimeAmount(configuration.targetConnection.connectTimeout)
-            clientPolicy = configuration.clientConnection.relayPolicy
-            targetPolicy = configuration.targetConnection.relayPolicy
+        init(_ context: TunnelServerContext) {
+            handshake = context.handshake
+            clientPolicy = context.configuration.clientConnection.relayPolicy
+            targetPolicy = context.configuration.targetConnection.relayPolicy
             (idleTimeout, maxLifetime) = RelayPolicy.tunnelLimits(client: clientPolicy, target: targetPolicy)
-            forwardPlainHTTP = configuration.forwardPlainHTTP
-            deniedNetworks = configuration.targetConnection.deniedNetworks
-            realm = configuration.clientConnection.proxyAuthorization?.realm
-            if case .tcp(let destination) = mode { fixedTarget = destination.description } else { fixedTarget = "-" }
         }
     }
     let settings: Settings
@@ -77,14 +63,13 @@ final class EpollLoop: @unchecked Sendable {
     let threadID = NIOLockedValueBox<Int32>(0)
 
     init(
-        context: TunnelServerContext, listenFD: Int32, resolverLoop: any EventLoop, fixedDestination: [SocketAddress]?,
+        context: TunnelServerContext, listenFD: Int32, resolverLoop: any EventLoop,
         onListenerClosed: @escaping @Sendable () -> Void
     ) throws {
         self.context = context
         self.listenFD = listenFD
         self.resolverLoop = resolverLoop
-        self.fixedDestination = fixedDestination
-        settings = Settings(context.configuration, mode: context.mode)
+        settings = Settings(context)
         self.onListenerClosed = onListenerClosed
         epollFD = epoll_create1(Int32(EPOLL_CLOEXEC))
         guard epollFD >= 0 else { throw IOError(errnoCode: errno, reason: "epoll_create1") }

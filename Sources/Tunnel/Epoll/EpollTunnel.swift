@@ -2,20 +2,20 @@ import NIOConcurrencyHelpers
 #if os(Linux)
 import CTunnelLinux
 import Glibc
-import IPAddress
 import NIOCore
 
 /// One client connection of the epoll engine, from the request head to the end of its relay. The same
-/// rules as the NIO engine's `ProxyConnectionHandler` + `TunnelRelay`: the checks, the answers and the
-/// log line come from `TunnelServerContext`, the per-direction policies from `FlowAccounting`.
+/// rules as the NIO engine's `ProxyConnectionHandler` + `TunnelRelay`: the handshake (checks, timeouts,
+/// answers) is `TunnelHandshake`, the log line comes from `TunnelServerContext`, the per-direction policies
+/// from `FlowAccounting`.
 ///
 /// Sockets are edge-triggered: an event sets `readable`/`writable`, which stay set until a call returns
 /// EAGAIN (or a short read, unless the peer has shut its side, which still has an EOF to read).
 final class EpollTunnel {
     private enum Phase {
-        case head, resolving, connecting, relaying
-        /// An error answer is being sent; then the client's input is drained until EOF (or 2 s).
-        case answering
+        /// `handshake` has the connection (its phase says which step).
+        case handshake
+        case relaying
         case closed
     }
 
@@ -64,7 +64,7 @@ final class EpollTunnel {
     unowned(unsafe) let loop: EpollLoop
     let serial: UInt64
     private let server: TunnelServerContext
-    private var phase = Phase.head
+    private var phase = Phase.handshake
     // Only the loop's thread touches a tunnel, and no access to these overlaps another (`withEnd`/`withFlow`
     // bodies touch no other state of the same end or flow); the runtime's exclusivity check on each access
     // was about 1 % of a short tunnel's CPU.
@@ -76,16 +76,11 @@ final class EpollTunnel {
     private let tunnelID: UInt64
     private let accepted: NIODeadline
     private let clientAddress: SocketAddress?
-    private var targetDescription = "-"
-    private var head: [UInt8] = []
-    private var early: [UInt8] = []
-    private var kind: ProxyRequestHead.Kind?
-    private var candidates: ArraySlice<SocketAddress> = []
-    private var lastConnectError: Int32 = 0
-    // Deadlines; `scheduledAt` is the earliest one already in the loop's timer heap.
-    private var headDeadline: NIODeadline?
-    private var connectDeadline: NIODeadline?
-    private var answerDeadline: NIODeadline?
+    @exclusivity(unchecked) private var handshake: TunnelHandshake
+    /// The error answer being sent is followed by draining the client's input (else by the close).
+    private var drainAfterAnswer = true
+    // Deadlines (the handshake's is `handshake.deadline`); `scheduledAt` is the earliest one already in the
+    // loop's timer heap.
     private var drainDeadline: NIODeadline?
     private var lifetimeDeadline: NIODeadline?
     private var idleTimeout: TimeAmount?
@@ -111,23 +106,14 @@ final class EpollTunnel {
         up = Flow(accounting: FlowAccounting(policy: loop.settings.clientPolicy, now: now))
         down = Flow(accounting: FlowAccounting(policy: loop.settings.targetPolicy, now: now))
         admitted = server.acquireConnectionSlot()
+        handshake = TunnelHandshake(settings: loop.settings.handshake)
     }
 
     // MARK: events from the loop
 
     /// The connection was accepted and registered.
     func begin() {
-        guard admitted else {
-            respond(.serviceUnavailable, detail: "too many connections")
-            return
-        }
-        if case .tcp(let destination) = server.mode {
-            targetDescription = loop.settings.fixedTarget
-            resolveAndConnect(to: destination, kind: nil)
-            return
-        }
-        headDeadline = loop.now + loop.settings.initiationTimeout
-        reschedule()
+        perform(handshake.start(admitted: admitted, now: loop.now))
     }
 
     func handle(fd: Int32, events: UInt32) {
@@ -142,18 +128,29 @@ final class EpollTunnel {
             if events & EPOLLRDHUP.rawValue != 0 && events & EPOLLERR.rawValue == 0 { end.finReceived = true }
         }
         switch phase {
-        case .head:
-            if side == .client { readHead() }
-        case .connecting:
-            // Output without an error condition is a completed connect; with one, SO_ERROR says why.
-            if side == .target && target.writable { finishConnect(failed: events & (EPOLLERR.rawValue | EPOLLHUP.rawValue) != 0) }
+        case .handshake:
+            let failed = events & (EPOLLERR.rawValue | EPOLLHUP.rawValue) != 0
+            switch handshake.phase {
+            case .head:
+                if side == .client { readHead() }
+            case .resolving, .connecting:
+                if side == .target {
+                    // Output without an error condition is a completed connect; with one, SO_ERROR says why.
+                    if target.writable && handshake.phase == .connecting { finishConnect(failed: failed) }
+                } else if failed {
+                    // Reset or gone. (A FIN alone waits in the socket, after the client's bytes, for the relay.)
+                    perform(handshake.clientClosed())
+                }
+            case .answering:
+                if side == .client { continueAnswer() }
+            case .idle, .relaying, .closed:
+                break
+            }
         case .relaying:
             pump(.up)
             pump(.down)
-        case .answering:
-            if side == .client { continueAnswer() }
-        case .resolving, .closed:
-            break  // the client's bytes wait in its socket until the relay starts
+        case .closed:
+            break
         }
     }
 
@@ -166,12 +163,12 @@ final class EpollTunnel {
     }
 
     func resolved(_ result: Result<[SocketAddress], any Error>) {
-        guard phase == .resolving else { return }
+        guard phase == .handshake else { return }
         switch result {
         case .failure(let error):
-            failConnect(.badGateway, detail: "cannot resolve target: \(error)")
+            perform(handshake.resolveFailed("\(error)", now: loop.now))
         case .success(let all):
-            tryCandidates(all)
+            perform(handshake.resolved(all, now: loop.now))
         }
     }
 
@@ -185,17 +182,8 @@ final class EpollTunnel {
         scheduledAt = nil
         let now = loop.now
         switch phase {
-        case .head:
-            if let headDeadline, headDeadline <= now {
-                respond(.requestTimeout, detail: "request head not received in time")
-            }
-        case .resolving, .connecting:
-            if let connectDeadline, connectDeadline <= now {
-                let what = phase == .resolving ? "resolving the target timed out" : "connecting to the target timed out"
-                failConnect(.gatewayTimeout, detail: what)
-            }
-        case .answering:
-            if let answerDeadline, answerDeadline <= now { closeBoth() }
+        case .handshake:
+            perform(handshake.timerFired(now: now))
         case .relaying:
             if endReason == nil, let lifetimeDeadline, lifetimeDeadline <= now {
                 abort(.maxLifetime)
@@ -213,110 +201,79 @@ final class EpollTunnel {
         reschedule()
     }
 
-    // MARK: the request head
+    // MARK: the handshake
 
     private func readHead() {
         let limit = ProxyRequestHeadParser.maximumHeadSize + 1
-        while client.readable, phase == .head {
-            let room = min(loop.scratch.count, max(limit - head.count, 1))
+        while client.readable, phase == .handshake, handshake.phase == .head {
+            // No more than the head may need: what follows it stays in the socket for the relay.
+            let room = min(loop.scratch.count, max(limit - handshake.bufferedHeadBytes, 1))
             let count = Glibc.read(client.fd, loop.scratch.baseAddress, room)
             if count > 0 {
-                head.append(contentsOf: UnsafeRawBufferPointer(start: loop.scratch.baseAddress, count: count))
                 if count < room && !client.hangUp { client.readable = false }
-                examineHead()
+                perform(handshake.bytesReceived(UnsafeRawBufferPointer(start: loop.scratch.baseAddress, count: count), now: loop.now))
             } else if count == 0 {
                 client.readable = false
-                if head.isEmpty {
-                    closeBoth()
-                } else {
-                    respond(.badRequest, detail: "connection closed before the request head was complete")
-                }
+                perform(handshake.clientClosedInput(now: loop.now))
             } else if errno == EAGAIN {
                 client.readable = false
             } else if errno != EINTR {
-                closeBoth()
+                perform(handshake.clientClosed())
             }
         }
     }
 
-    private func examineHead() {
-        switch ProxyRequestHeadParser.parse(head, allowForwarding: loop.settings.forwardPlainHTTP) {
-        case .incomplete:
-            return
-        case .rejected(let status, let detail):
-            respond(status, detail: detail)
-        case .complete(let request, let headLength):
-            headDeadline = nil
-            early = Array(head[headLength...])
-            head = []
-            targetDescription = request.target.description
-            if let (status, detail) = server.check(request) {
-                respond(status, detail: detail)
+    /// Does what the handshake says (attempts that fail at once go straight back to it).
+    private func perform(_ first: TunnelHandshake.Action) {
+        var action = first
+        while case .connect(let address) = action {
+            guard let failure = startConnect(to: address) else {
+                reschedule()
                 return
             }
-            resolveAndConnect(to: request.target, kind: request.kind)
+            action = handshake.connectFailed(failure, now: loop.now)
         }
-    }
-
-    // MARK: connecting
-
-    private func resolveAndConnect(to destination: TargetAddress, kind: ProxyRequestHead.Kind?) {
-        self.kind = kind
-        phase = .resolving
-        connectDeadline = loop.now + loop.settings.connectTimeout
-        reschedule()
-        if kind == nil, let fixed = loop.fixedDestination {
-            tryCandidates(fixed)
-        } else if IPAddress(destination.host) != nil,
-            let literal = try? SocketAddress(ipAddress: destination.host, port: destination.port)
-        {
-            tryCandidates([literal])
-        } else {
+        switch action {
+        case .read, .wait, .connect:
+            break  // the head and an answered connection's input are read as the client's events come
+        case .resolve(let host, let port):
             let loop = self.loop
             let serial = self.serial
-            server.resolver.resolve(host: destination.host, port: destination.port, on: loop.resolverLoop)
+            server.resolver.resolve(host: host, port: port, on: loop.resolverLoop)
                 .whenComplete { result in loop.post(.resolved(serial: serial, result)) }
+        case .answer(let answer, then: .relay(let relay)):
+            startRelay(answer: answer.bytes, relay)
+        case .relay(let relay):
+            startRelay(answer: nil, relay)
+        case .answer(let answer, let then):
+            respond(answer, drain: then == .drainThenClose)
+        case .close(let outcome):
+            if let outcome { log(outcome) }
+            closeBoth()
         }
+        reschedule()
     }
 
-    private func tryCandidates(_ all: [SocketAddress]) {
-        // tcp mode's fixed destination is the operator's choice; requested targets obey denied_networks.
-        let denied = loop.settings.deniedNetworks
-        let allowed = kind == nil ? all : all.filter { !TunnelServerContext.isDenied($0, by: denied) }
-        if allowed.isEmpty {
-            failConnect(.forbidden, detail: "target network not allowed")
-            return
+    /// Starts a non-blocking connect; the failure when it fails at once.
+    private func startConnect(to address: SocketAddress) -> TunnelHandshake.ConnectFailure? {
+        if target.isOpen {
+            loop.closeSocket(target.fd)
+            target = End()
         }
-        candidates = allowed[...]
-        phase = .connecting
-        connectNext()
-    }
-
-    /// Starts a non-blocking connect to the next candidate; answers once none is left.
-    private func connectNext() {
-        while let address = candidates.popFirst() {
-            let family = address.protocol.rawValue
-            let fd = socket(family, Int32(SOCK_STREAM.rawValue | SOCK_NONBLOCK.rawValue | SOCK_CLOEXEC.rawValue), 0)
-            guard fd >= 0 else {
-                lastConnectError = errno
-                continue
-            }
-            EpollLoop.setNoDelay(fd)
-            let result = address.withSockAddr { Glibc.connect(fd, $0, socklen_t($1)) }
-            if result == 0 || errno == EINPROGRESS {
-                target = End()
-                target.fd = fd
-                loop.watch(fd, for: self)
-                return  // the socket turns writable once the connect has an outcome
-            }
-            lastConnectError = errno
-            Glibc.close(fd)
+        let family = address.protocol.rawValue
+        let fd = socket(family, Int32(SOCK_STREAM.rawValue | SOCK_NONBLOCK.rawValue | SOCK_CLOEXEC.rawValue), 0)
+        guard fd >= 0 else { return TunnelHandshake.ConnectFailure(errno: errno) }
+        EpollLoop.setNoDelay(fd)
+        let result = address.withSockAddr { Glibc.connect(fd, $0, socklen_t($1)) }
+        if result == 0 || errno == EINPROGRESS {
+            target = End()
+            target.fd = fd
+            loop.watch(fd, for: self)
+            return nil  // the socket turns writable once the connect has an outcome
         }
-        if lastConnectError == ETIMEDOUT {
-            failConnect(.gatewayTimeout, detail: "connecting to the target timed out")
-        } else {
-            failConnect(.badGateway, detail: "cannot connect to the target")
-        }
+        let code = errno
+        Glibc.close(fd)
+        return TunnelHandshake.ConnectFailure(errno: code)
     }
 
     private func finishConnect(failed: Bool) {
@@ -326,33 +283,19 @@ final class EpollTunnel {
             return
         }
         guard error == 0 || !failed else {
-            lastConnectError = error == 0 ? ECONNREFUSED : error
             loop.closeSocket(target.fd)
             target = End()
-            connectNext()
+            perform(handshake.connectFailed(TunnelHandshake.ConnectFailure(errno: error), now: loop.now))
             return
         }
-        startRelay()
-    }
-
-    private func failConnect(_ status: TunnelStatus, detail: String) {
-        if target.isOpen {
-            loop.closeSocket(target.fd)
-            target = End()
-        }
-        if case .tcp = server.mode {
-            log(result: status.resultName, detail: detail)
-            closeBoth()
-        } else {
-            respond(status, detail: detail)
-        }
+        perform(handshake.connected())
     }
 
     // MARK: relaying
 
-    private func startRelay() {
+    /// `start.clientInputClosed` needs nothing here: the client's EOF waits in its socket for the relay.
+    private func startRelay(answer: [UInt8]?, _ start: TunnelHandshake.Relay) {
         phase = .relaying
-        connectDeadline = nil
         let now = loop.now
         relayStarted = now
         lastActivity = now
@@ -363,18 +306,9 @@ final class EpollTunnel {
         lifetimeDeadline = settings.maxLifetime.map { now + $0 }
         countedAsRelay = true
         server.liveRelays.withLockedValue { $0 += 1 }
-        var initial = early
-        early = []
-        switch kind {
-        case .connect:
-            down.pending = Array(TunnelStatus.established.response(detail: "").utf8)
-        case .forward(let originFormHead):
-            initial = Array(originFormHead.utf8) + initial
-        case nil:
-            break
-        }
-        if !initial.isEmpty {
-            initial.withUnsafeBytes { deliver($0, along: .up) }
+        if let answer { down.pending = answer }
+        if !start.toTarget.isEmpty {
+            start.toTarget.withUnsafeBytes { deliver($0, along: .up) }
         }
         reschedule()
         pump(.down)
@@ -593,37 +527,37 @@ final class EpollTunnel {
 
     // MARK: error answers
 
-    private func respond(_ status: TunnelStatus, detail: String) {
-        guard phase != .answering && phase != .closed else { return }
+    private func respond(_ answer: TunnelHandshake.Answer, drain: Bool) {
         if target.isOpen {
             loop.closeSocket(target.fd)
             target = End()
         }
-        phase = .answering
-        headDeadline = nil
-        connectDeadline = nil
-        log(result: status.resultName, detail: detail)
-        let realm = loop.settings.realm
+        if let outcome = answer.outcome { log(outcome) }
+        drainAfterAnswer = drain
         down = Flow(accounting: down.accounting)
-        down.pending = Array(status.response(detail: detail, realm: realm).utf8)
-        // Send the answer and a FIN, then drain what the client still sends (briefly), so that closing with
-        // unread bytes does not turn into a reset that could destroy the answer before the client reads it.
-        answerDeadline = loop.now + .seconds(2)
-        reschedule()
+        down.pending = answer.bytes
         continueAnswer()
     }
 
+    /// Writes the answer, then shuts the output and drains the client's input (or closes, when it has ended).
     private func continueAnswer() {
         if down.hasPending {
             guard client.writable, flushPending(.down, to: .client, last: true) else { return }
+            guard drainAfterAnswer else {
+                closeBoth()
+                return
+            }
             _ = shutdown(client.fd, Int32(SHUT_WR))
         }
         while client.isOpen && client.readable {
             let count = Glibc.read(client.fd, loop.scratch.baseAddress, loop.scratch.count)
-            if count == 0 || (count < 0 && errno != EAGAIN && errno != EINTR) {
-                closeBoth()
+            if count == 0 {
+                client.readable = false
+                perform(handshake.clientClosedInput(now: loop.now))
             } else if count < 0 && errno == EAGAIN {
                 client.readable = false
+            } else if count < 0 && errno != EINTR {
+                perform(handshake.clientClosed())
             }
         }
     }
@@ -637,9 +571,13 @@ final class EpollTunnel {
         last ? Int32(MSG_NOSIGNAL | MSG_MORE) : Int32(MSG_NOSIGNAL)
     }
 
+    private func log(_ outcome: TunnelHandshake.Outcome) {
+        log(result: outcome.result, detail: outcome.detail)
+    }
+
     private func log(result: String, summary: TunnelSummary? = nil, detail: String? = nil) {
         server.logOutcome(
-            tunnelID: tunnelID, target: targetDescription, client: clientAddress, result: result, summary: summary,
+            tunnelID: tunnelID, target: handshake.target, client: clientAddress, result: result, summary: summary,
             detail: detail, started: accepted)
     }
 
@@ -649,9 +587,7 @@ final class EpollTunnel {
             if let deadline, next == nil || deadline < next! { next = deadline }
         }
         switch phase {
-        case .head: consider(headDeadline)
-        case .resolving, .connecting: consider(connectDeadline)
-        case .answering: consider(answerDeadline)
+        case .handshake: consider(handshake.deadline)
         case .relaying:
             consider(lifetimeDeadline)
             if let idleTimeout { consider(lastActivity + idleTimeout) }
