@@ -138,4 +138,35 @@ import Edge
         #expect(parsed.fastPath == false)
         #expect(throws: ConfigurationError.self) { try parsed.apply(yaml: "http: { fast_path: sometimes }") }
     }
+
+    /// Admission refuses on the event loop exactly as on the router: one function, one
+    /// rendering. A banned user agent (403), the per-network bucket (429, then a ban), on a
+    /// read and a claim, with the event loop's answers compared to the router's.
+    @Test func refusalsAreTheSameOnBothPaths() async throws {
+        let server = try await TestServer.start {
+            $0.bannedUserAgents = ["evil-bot"]
+            $0.requestsBurst = 2
+            $0.requestsPerSecond = 0.001
+        }
+        defer { server.removeFiles() }
+        let c = server.client
+        let bot = [("User-Agent", "evil-bot")]
+        for path in ["/score", "/api/recent", "/claim?name=zed"] {
+            let fast = try await c.get(path, source: "127.60.0.1", headers: bot)
+            let routed = try await c.get(path + (path.contains("?") ? "&" : "?") + "via=router", source: "127.60.0.1", headers: bot)
+            #expect(fast.status == 403 && routed.status == 403, "\(path)")
+            #expect(fast.text == routed.text && fast.headers["content-type"] == routed.headers["content-type"], "\(path)")
+        }
+        // Two requests per /24 here: the third is 429 on either path, in the same words.
+        #expect(try await c.get("/score", source: "127.61.0.1").status == 200)
+        #expect(try await c.get("/score?via=router", source: "127.61.0.2").status == 200)
+        let fast = try await c.get("/api/blocks", source: "127.61.0.3")
+        let routed = try await c.get("/api/blocks?via=router", source: "127.61.0.4")
+        #expect(fast.status == 429 && routed.status == 429)
+        #expect(fast.text == routed.text && fast.text.contains("too many requests from your network"))
+        #expect(fast.headers["content-type"] == "application/json", "an /api/ refusal is JSON on the event loop too")
+        #expect(fast.headers["retry-after"] != nil && fast.headers["retry-after"] == routed.headers["retry-after"])
+        await server.stop()
+        #expect(try await SQLiteClaimStorage(path: server.databasePath).loadAll().isEmpty, "no refused claim was stored")
+    }
 }
