@@ -187,10 +187,12 @@ let package = Package(
         // Longest-prefix-match benchmark driven by bench/ranges/run.sh (release builds only).
         .executableTarget(name: "RangesBench", dependencies: ["IPAddress"], swiftSettings: swiftSettings),
 
-        .testTarget(name: "IPAddressTests", dependencies: ["IPAddress"]),
-        .testTarget(name: "LocationDBTests", dependencies: ["LocationDB", "TextFormats"]),
+        // What every test target shares (the seeded generator of fuzz and property tests).
+        .target(name: "IPQuestTestSupport", path: "Tests/IPQuestTestSupport", swiftSettings: swiftSettings),
+        .testTarget(name: "IPAddressTests", dependencies: ["IPAddress", "IPQuestTestSupport"]),
+        .testTarget(name: "LocationDBTests", dependencies: ["LocationDB", "TextFormats", "IPQuestTestSupport"]),
         .testTarget(name: "TextFormatsTests", dependencies: ["TextFormats"]),
-        .testTarget(name: "GameRulesTests", dependencies: ["GameRules", "IPAddress"]),
+        .testTarget(name: "GameRulesTests", dependencies: ["GameRules", "IPAddress", "IPQuestTestSupport"]),
         .testTarget(
             name: "CloudRangesTests",
             dependencies: [
@@ -209,6 +211,7 @@ let package = Package(
             dependencies: [
                 "Edge",
                 "IPAddress",
+                "IPQuestTestSupport",
                 .product(name: "HTTPTypes", package: "swift-http-types"),
                 .product(name: "NIOHTTPTypes", package: "swift-nio-extras"),
                 .product(name: "NIOHTTPTypesHTTP1", package: "swift-nio-extras"),
@@ -224,6 +227,7 @@ let package = Package(
             dependencies: [
                 "Game",
                 "GameRules",
+                "IPQuestTestSupport",
                 "LocationDB",
                 "CloudRanges",
                 "Edge",
@@ -242,6 +246,7 @@ let package = Package(
             dependencies: [
                 "Tunnel",
                 "IPAddress",
+                "IPQuestTestSupport",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),

@@ -1,6 +1,7 @@
 import Foundation
 import HTTPTypes
 import IPAddress
+import IPQuestTestSupport
 import Testing
 @testable import Edge
 
@@ -88,7 +89,7 @@ import Testing
 
     /// Random field values never crash the parsers, and never yield the proxy.
     @Test func fuzzedChainsNeverResolveToATrustedAddress() {
-        var rng = SeededGenerator(seed: UInt64(ProcessInfo.processInfo.environment["FUZZ_SEED"] ?? "") ?? 0x1D_2026)
+        var rng = SplitMix64(seed: UInt64(ProcessInfo.processInfo.environment["FUZZ_SEED"] ?? "") ?? 0x1D_2026)
         print("ClientAddressResolverTests fuzz seed: \(rng.seed) (FUZZ_SEED to repeat)")
         let alphabet = Array("0123456789abcdef.:[]\";=, for_unknown10.0.0.5127.0.0.1".utf8)
         for _ in 0..<20_000 {
@@ -104,18 +105,4 @@ import Testing
 }
 
 /// SplitMix64: a generator whose seed is printed, so a failing fuzz run can be repeated.
-struct SeededGenerator: RandomNumberGenerator {
-    let seed: UInt64
-    private var state: UInt64
-    init(seed: UInt64) {
-        self.seed = seed
-        state = seed
-    }
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
-}
+

@@ -1,4 +1,5 @@
 import Foundation
+import IPQuestTestSupport
 import Testing
 import IPAddress
 @testable import GameRules
@@ -33,7 +34,7 @@ import IPAddress
     @Test func claimsLeaveTheYearByDayAndReplacedClaimsLeaveTheirOwnDay() {
         var b = Scoreboard()
         var owners: [UInt32: (name: String, at: Int64)] = [:]
-        var rng = SplitMix(seed: 20_261_203)
+        var rng = SplitMix64(seed: 20_261_203)
         print("YearWindowTests seed 20261203")
         var now = Self.t0
         b.advance(to: now)
@@ -115,16 +116,6 @@ import IPAddress
 }
 
 /// A small seeded generator (SplitMix64) so runs can be repeated.
-struct SplitMix {
-    var state: UInt64
-    init(seed: UInt64) { state = seed }
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
-}
+
 
 func name(_ s: String) -> PlayerName { PlayerName(s)! }

@@ -1,6 +1,7 @@
 import Foundation
 import Logging
 import Synchronization
+import IPQuestTestSupport
 import Testing
 import IPAddress
 @testable import Game
@@ -29,7 +30,7 @@ import IPAddress
     /// Claims shaped like the game: runs inside /24s, a few players holding most, times over
     /// 60 days (so every window has some in and some out), a few origins and data centers.
     static func claims(_ count: Int, seed: UInt64, names: Int = 300, timeBase: Int64 = now) -> [Claim] {
-        var rng = SplitMix(seed)
+        var rng = SplitMix64(seed: seed)
         var out: [Claim] = []
         out.reserveCapacity(count)
         var ip = UInt32(rng.next() % (1 << 24)) << 8
@@ -54,17 +55,7 @@ import IPAddress
         return out
     }
 
-    struct SplitMix {
-        var state: UInt64
-        init(_ seed: UInt64) { state = seed }
-        mutating func next() -> UInt64 {
-            state &+= 0x9E37_79B9_7F4A_7C15
-            var z = state
-            z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-            z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-            return z ^ (z >> 31)
-        }
-    }
+
 
     static func engine(_ storage: SQLiteClaimStorage, checkpoint: String?) async throws -> GameEngine {
         var c = GameEngine.Configuration()
@@ -145,8 +136,8 @@ import IPAddress
         let reference = try await Self.engine(storage, checkpoint: nil)
 
         // One bit flipped anywhere: refused by the hash.
-        var rng = SplitMix(UInt64(ProcessInfo.processInfo.environment["FUZZ_SEED"] ?? "") ?? 24)
-        print("BoardCheckpointTests corruption seed: \(rng.state) (FUZZ_SEED to repeat)")
+        var rng = SplitMix64(seed: UInt64(ProcessInfo.processInfo.environment["FUZZ_SEED"] ?? "") ?? 24)
+        print("BoardCheckpointTests corruption seed: \(rng.seed) (FUZZ_SEED to repeat)")
         for _ in 0..<8 {
             var bad = good
             let at = Int(rng.next() % UInt64(bad.count))

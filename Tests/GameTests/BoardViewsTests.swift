@@ -1,3 +1,4 @@
+import IPQuestTestSupport
 import Testing
 import IPAddress
 @testable import Game
@@ -8,7 +9,7 @@ import IPAddress
 @Suite struct BoardViewsTests {
     @Test func viewsThroughTheNameOrderEqualTheBoardsOwn() {
         var board = Scoreboard()
-        var rng = BoardCheckpointTests.SplitMix(11)
+        var rng = SplitMix64(seed: 11)
         let now: Int64 = 1_790_000_000
         board.advance(to: now)
         var order = Scoreboard.NameOrder()

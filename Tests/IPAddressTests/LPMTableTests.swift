@@ -1,17 +1,9 @@
+import IPQuestTestSupport
 import Testing
 @testable import IPAddress
 
 /// Deterministic generator so a failure can be replayed.
-private struct SplitMix64: RandomNumberGenerator {
-    var state: UInt64
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
-}
+
 
 /// Longest match by scanning every prefix: the reference the tables are checked against.
 private func bruteForceV4(_ entries: [(IPv4Prefix, Int)], _ address: IPv4Address) -> (IPv4Prefix, Int)? {
@@ -67,7 +59,7 @@ private func probeAddresses(_ prefixes: [IPv4Prefix], uniform: Int, _ rng: inout
 struct LPMTableTests {
     @Test("IPv4: random nested prefixes agree with a brute-force scan", arguments: [1, 17, 300, 2_000])
     func ipv4MatchesBruteForce(prefixCount: Int) {
-        var rng = SplitMix64(state: UInt64(prefixCount) &* 7919)
+        var rng = SplitMix64(seed: UInt64(prefixCount) &* 7919)
         let prefixes = randomV4Prefixes(prefixCount, &rng)
         let entries = prefixes.enumerated().map { ($1, $0) }
         let table = CompiledPrefixTable(entries.map { (prefix: IPPrefix.v4($0.0), value: $0.1) })
@@ -86,7 +78,7 @@ struct LPMTableTests {
 
     @Test("IPv4: many prefixes inside one /16 (dense slots, sub-directories) agree with brute force")
     func ipv4DenseSlot() {
-        var rng = SplitMix64(state: 42)
+        var rng = SplitMix64(seed: 42)
         var prefixes: [IPv4Prefix] = [IPv4Prefix("10.1.0.0/16")!]
         var seen = Set(prefixes)
         while prefixes.count < 1_500 {
@@ -145,7 +137,7 @@ struct LPMTableTests {
 
     @Test("IPv6: random nested prefixes agree with a brute-force scan")
     func ipv6MatchesBruteForce() {
-        var rng = SplitMix64(state: 6)
+        var rng = SplitMix64(seed: 6)
         var prefixes: [IPv6Prefix] = [IPv6Prefix("::/0")!, IPv6Prefix("ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff/128")!]
         var seen = Set(prefixes)
         while prefixes.count < 800 {
@@ -199,7 +191,7 @@ struct LPMTableTests {
 
     @Test("PrefixTable answers the same compiled and uncompiled, and insert drops the compiled form")
     func prefixTableCompiledAndHashPathsAgree() {
-        var rng = SplitMix64(state: 99)
+        var rng = SplitMix64(seed: 99)
         let prefixes = randomV4Prefixes(500, &rng)
         var table = PrefixTable<Int>()
         for (i, p) in prefixes.enumerated() { table.insert(p, i) }
@@ -228,7 +220,7 @@ struct LPMTableTests {
 
     @Test("Large tables (finer directory) agree with the hash-probing PrefixTable")
     func largeTableAgreesWithHashProbing() {
-        var rng = SplitMix64(state: 2026)
+        var rng = SplitMix64(seed: 2026)
         var hashTable = PrefixTable<Int>()
         var bulk: [(prefix: IPv4Prefix, value: Int)] = []
         var prefixes: [IPv4Prefix] = []

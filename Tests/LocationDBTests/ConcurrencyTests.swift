@@ -1,4 +1,5 @@
 import LocationDB
+import IPQuestTestSupport
 import Testing
 
 extension RealDatabaseTests {

@@ -1,5 +1,6 @@
 import Foundation
 import LocationDB
+import IPQuestTestSupport
 import Testing
 
 /// A small database built by our writer, used as the base for corruption tests.

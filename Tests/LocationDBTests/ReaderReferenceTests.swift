@@ -1,5 +1,6 @@
 import Foundation
 import LocationDB
+import IPQuestTestSupport
 import Testing
 import TextFormats
 
