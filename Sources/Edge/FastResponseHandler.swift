@@ -89,6 +89,13 @@ public final class FastResponseHandler: ChannelDuplexHandler, RemovableChannelHa
     public func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         let part = unwrapInboundIn(data)
         if awaiting {
+            // The rest of the request being answered is dropped now; what follows it waits.
+            if swallowing, waiting.isEmpty {
+                if case .head = part {} else {
+                    _ = handle(part, context: context)
+                    return
+                }
+            }
             hold(part, context: context)
             return
         }
