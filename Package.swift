@@ -52,12 +52,34 @@ let package = Package(
         // HTTP whitespace. No dependencies.
         .target(name: "TextFormats", swiftSettings: swiftSettings),
 
+        // Configuration files: YAML read with Yams and bound to settings, one error type naming
+        // the key path, durations, sizes and booleans read one way.
+        .target(
+            name: "ConfigFile",
+            dependencies: [.product(name: "Yams", package: "Yams")],
+            swiftSettings: swiftSettings
+        ),
+
+        // Downloads of published files (location databases, cloud range feeds): conditional
+        // requests (ETag, Last-Modified), size caps, timeouts.
+        .target(
+            name: "HTTPDownload",
+            dependencies: [
+                "TextFormats",
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+
         // IPFire libloc v1 database reader/writer, and its update from the published files.
         .target(
             name: "LocationDB",
             dependencies: [
                 "IPAddress",
                 "TextFormats",
+                "HTTPDownload",
                 .product(name: "Crypto", package: "swift-crypto"),
                 // `LocationDatabaseUpdate` downloads newer databases.
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
@@ -73,6 +95,7 @@ let package = Package(
             dependencies: [
                 "IPAddress",
                 "TextFormats",
+                "HTTPDownload",
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Metrics", package: "swift-metrics"),
@@ -117,6 +140,7 @@ let package = Package(
                 "GameRules",
                 "IPAddress",
                 "TextFormats",
+                "ConfigFile",
                 "Edge",
                 "LocationDB",
                 "CloudRanges",
@@ -146,6 +170,7 @@ let package = Package(
             dependencies: [
                 "IPAddress",
                 "TextFormats",
+                "ConfigFile",
                 "CTunnelLinux",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),

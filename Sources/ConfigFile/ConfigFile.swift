@@ -1,0 +1,1 @@
+// ConfigFile: filled in by the configuration work (see Package.swift).

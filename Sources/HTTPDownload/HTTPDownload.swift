@@ -1,0 +1,1 @@
+// HTTPDownload: filled in by the downloads work (see Package.swift).
