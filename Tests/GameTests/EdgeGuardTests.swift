@@ -51,7 +51,7 @@ struct SlowStorage: ClaimStorage {
         defer { server.removeFiles() }
         let client = server.client
         async let slow = client.get("/claim?name=first", source: "127.8.0.1")
-        try await Task.sleep(for: .milliseconds(300)) // the one claim slot is taken now
+        #expect(await eventually { server.guards.limits.claims.inFlight == 1 }, "the one claim slot is taken")
         let raw = try await onThread { () throws -> String in
             let fd = try client.connectSocket(source: "127.8.0.2")
             defer { close(fd) }
@@ -72,7 +72,7 @@ struct SlowStorage: ClaimStorage {
         // Keep-alive is refused once the share of the cap is reached (90% of 3 = 2 open).
         let idle1 = try c.connectSocket(source: "127.6.0.1")
         defer { close(idle1) }
-        for _ in 0..<200 where server.guards.connections.openConnections < 1 { try await Task.sleep(for: .milliseconds(10)) }
+        #expect(await eventually { server.guards.connections.openConnections == 1 })
         let keepAlive = try await onThread { () throws -> String in
             let fd = try c.connectSocket(source: "127.6.0.2")
             defer { close(fd) }
@@ -82,13 +82,12 @@ struct SlowStorage: ClaimStorage {
         #expect(keepAlive.lowercased().contains("connection: close"))
         let idle2 = try c.connectSocket(source: "127.6.0.3")
         let idle3 = try c.connectSocket(source: "127.6.0.4")
-        for _ in 0..<200 where server.guards.connections.openConnections < 3 { try await Task.sleep(for: .milliseconds(10)) }
-        #expect(server.guards.connections.openConnections == 3)
+        #expect(await eventually { server.guards.connections.openConnections == 3 })
         // The fourth is closed at once, before any byte is read.
         await #expect(throws: (any Error).self) { try await c.get("/healthz", source: "127.6.0.5") }
         close(idle2)
         close(idle3)
-        try await Task.sleep(for: .milliseconds(200))
+        #expect(await eventually { server.guards.connections.openConnections == 1 }, "the two closed connections are counted out")
         #expect(try await c.get("/healthz", source: "127.6.0.5").status == 200)
         await server.stop()
     }
