@@ -72,7 +72,6 @@ public struct RequestMetricsMiddleware<Context: RequestContext>: RouterMiddlewar
 public struct AdmissionMiddleware<Context: DataCenterTaggedContext>: RouterMiddleware {
     let admission: RequestAdmission
     let clientAddress: @Sendable (Request, Context) -> IPAddress?
-    private let inFlightGauge = Gauge(label: "ipquest_requests_in_flight")
 
     public init(_ admission: RequestAdmission, clientAddress: @escaping @Sendable (Request, Context) -> IPAddress?) {
         self.admission = admission
@@ -97,7 +96,6 @@ public struct AdmissionMiddleware<Context: DataCenterTaggedContext>: RouterMiddl
                 context.dataCenter = tag
                 context.logger[metadataKey: "datacenter"] = .string(tag.provider)
             }
-            inFlightGauge.record(admission.limits.reads.inFlight + admission.limits.claims.inFlight)
             response = try await next(request, context)
         }
         response.headers[RequestID.field] = requestID

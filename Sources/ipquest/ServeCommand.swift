@@ -104,7 +104,12 @@ struct ServeCommand: AsyncParsableCommand {
         let reloader = installReloadOnHangup(guards: guards, logger: logger)
         defer { reloader.cancel() }
         // With a metrics address, /metrics is served there only (an internal port).
-        let emit: @Sendable () -> String = { registry.emitToString() }
+        // Requests in flight (both budgets, every path) are read when scraped, not counted per request.
+        let inFlight = Gauge(label: "ipquest_requests_in_flight")
+        let emit: @Sendable () -> String = {
+            inFlight.record(guards.requestsInFlight)
+            return registry.emitToString()
+        }
         let mainMetrics: (@Sendable () -> String)? = settings.metricsAddress == nil ? emit : nil
         var app = try GameServer.makeApplication(
             configuration: settings,
@@ -120,24 +125,9 @@ struct ServeCommand: AsyncParsableCommand {
             }
         )
         if let tracing { app.addServices(tracing) }
-        if let address = settings.metricsAddress { app.addServices(Self.metricsApplication(address, emit: emit, logger: logger)) }
+        if let address = settings.metricsAddress { app.addServices(MetricsEndpointService(host: address.host, port: address.port, render: emit)) }
         try await app.runService(gracefulShutdownSignals: [.sigterm, .sigint])
         logger.info("stopped")
-    }
-
-    /// A second listener that serves only `/metrics`, run as one of the game's services.
-    static func metricsApplication(_ address: ListenAddress, emit: @escaping @Sendable () -> String, logger: Logger) -> some Service {
-        let router = Router()
-        router.get("metrics") { _, _ in
-            Response(status: .ok, headers: [.contentType: "text/plain; version=0.0.4"], body: .init(byteBuffer: ByteBuffer(string: emit())))
-        }
-        return Application(
-            router: router,
-            configuration: .init(address: .hostname(address.host, port: address.port), serverName: "ipquest-metrics"),
-            onServerRunning: { channel in
-                FileHandle.standardOutput.write(Data("ipquest metrics on http://\(address.host):\(channel.localAddress?.port ?? address.port)/metrics\n".utf8))
-            },
-            logger: logger)
     }
 
     /// With `tracing.endpoint`, spans go to an OTLP/HTTP collector (swift-otel); metrics stay

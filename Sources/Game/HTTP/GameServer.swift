@@ -63,6 +63,9 @@ public struct EdgeGuards: Sendable {
         )
     }
 
+    /// Requests holding an in-flight budget now (reads and claims, on every path).
+    public var requestsInFlight: Int { limits.reads.inFlight + limits.claims.inFlight }
+
     /// Applies the reloadable parts of a new configuration: bans, and the CIDRs of the upstream
     /// allowlist and of the trusted proxies (their published lists are fixed at start and
     /// refresh on their own).

@@ -1,25 +1,30 @@
-public import NIOCore
+import Foundation
+import NIOCore
 import NIOHTTP1
 import NIOPosix
+import ServiceLifecycle
+import Tunnel
 
-/// A minimal HTTP listener answering `GET /metrics` with text produced on demand (Prometheus exposition).
-public final class MetricsEndpoint: Sendable {
+/// The one `/metrics` listener of both commands (`serve` with `metrics.address`, `tunnel` with
+/// `--metrics-bind`): a minimal HTTP/1 listener answering `GET /metrics` with text produced on
+/// demand (Prometheus exposition), on an internal address apart from the public one.
+final class MetricsEndpoint: Sendable {
     private let channel: any Channel
 
-    public var localAddress: SocketAddress? { channel.localAddress }
+    var localAddress: SocketAddress? { channel.localAddress }
 
     private init(channel: any Channel) {
         self.channel = channel
     }
 
-    public static func start(
+    static func start(
         host: String, port: Int, sharingEventLoopsWith server: TunnelServer,
         render: @escaping @Sendable () -> String
     ) async throws -> MetricsEndpoint {
         try await start(host: host, port: port, group: server.eventLoopGroup, render: render)
     }
 
-    public static func start(
+    static func start(
         host: String, port: Int, group: any EventLoopGroup,
         render: @escaping @Sendable () -> String
     ) async throws -> MetricsEndpoint {
@@ -35,8 +40,23 @@ public final class MetricsEndpoint: Sendable {
         return MetricsEndpoint(channel: channel)
     }
 
-    public func close() async throws {
+    func close() async throws {
         try await channel.close()
+    }
+}
+
+/// `serve`'s metrics listener as one of its services: open while the game runs, closed at its
+/// graceful shutdown.
+struct MetricsEndpointService: Service {
+    let host: String
+    let port: Int
+    let render: @Sendable () -> String
+
+    func run() async throws {
+        let endpoint = try await MetricsEndpoint.start(host: host, port: port, group: MultiThreadedEventLoopGroup.singleton, render: render)
+        FileHandle.standardOutput.write(Data("ipquest metrics on http://\(host):\(endpoint.localAddress?.port ?? port)/metrics\n".utf8))
+        try? await gracefulShutdown()
+        try await endpoint.close()
     }
 }
 
