@@ -1,4 +1,5 @@
 public import Logging
+import TextFormats
 import Metrics
 import NIOConcurrencyHelpers
 public import NIOCore
@@ -130,17 +131,6 @@ final class TunnelServerContext: Sendable {
         return admitted
     }
 
-    /// 16 lowercase hex digits (`String(_:radix:)` takes the generic path, about 1 µs).
-    static func hex(_ value: UInt64) -> String {
-        String(unsafeUninitializedCapacity: 16) { buffer in
-            let digits: StaticString = "0123456789abcdef"
-            for index in 0..<16 {
-                buffer[index] = digits.utf8Start[Int((value >> UInt64(60 - 4 * index)) & 0xF)]
-            }
-            return 16
-        }
-    }
-
     /// Counts a tunnel's outcome and writes its log line (metadata is only built when info is logged).
     func logOutcome(
         tunnelID: UInt64, target: String, client: SocketAddress?, result: String, summary: TunnelSummary?,
@@ -157,7 +147,7 @@ final class TunnelServerContext: Sendable {
         var metadata: Logger.Metadata
         if let summary {
             metadata = [
-                "tunnel_id": .string(Self.hex(tunnelID)), "mode": .string(mode.name), "target": .string(target),
+                "tunnel_id": .string(UniqueID.hex(tunnelID)), "mode": .string(mode.name), "target": .string(target),
                 "result": .string(result), "end_reason": .string(summary.endReason.rawValue),
                 "client_to_target_bytes": .string(String(summary.clientToTargetBytes)),
                 "target_to_client_bytes": .string(String(summary.targetToClientBytes)),
@@ -165,7 +155,7 @@ final class TunnelServerContext: Sendable {
             ]
         } else {
             metadata = [
-                "tunnel_id": .string(Self.hex(tunnelID)), "mode": .string(mode.name), "target": .string(target),
+                "tunnel_id": .string(UniqueID.hex(tunnelID)), "mode": .string(mode.name), "target": .string(target),
                 "result": .string(result),
                 "duration_ms": .string(String((NIODeadline.now() - started).nanoseconds / 1_000_000)),
             ]
@@ -463,7 +453,7 @@ final class ProxyConnectionHandler: ChannelInboundHandler {
     /// The task that calls `timerFired` at `timerDeadline` (the handshake's deadline when it was armed).
     private var timer: Scheduled<Void>?
     private var timerDeadline: NIODeadline?
-    private let tunnelID = UInt64.random(in: 0...UInt64.max)
+    private let tunnelID = UniqueID.next()
     private var clientAddress: SocketAddress?
     private let started = NIODeadline.now()
 

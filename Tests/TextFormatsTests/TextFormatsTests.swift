@@ -80,3 +80,15 @@ import TextFormats
         #expect(Substring("x").trimmingSpacesAndTabs == "x")
     }
 }
+
+@Suite struct UniqueIDTests {
+    @Test func idsAreSixteenHexDigitsAndDistinct() {
+        for value: UInt64 in [0, 1, 0xABC, 0xDEAD_BEEF_0000_0001, .max] {
+            let expected = String(repeating: "0", count: 16 - String(value, radix: 16).count) + String(value, radix: 16)
+            #expect(UniqueID.hex(value) == expected)
+        }
+        let ids = (0..<10_000).map { _ in UniqueID.next() }
+        #expect(Set(ids).count == ids.count)
+        #expect(UniqueID.nextHex().utf8.count == 16)
+    }
+}

@@ -26,13 +26,6 @@ struct LineLogHandlerTests {
         #expect(lines[1].hasSuffix(" warning ipquest.tunnel: second detail=x y"), "\(lines[1])")
     }
 
-    @Test func tunnelIDsAreSixteenHexDigits() {
-        for value: UInt64 in [0, 1, 0xABC, 0xDEAD_BEEF_0000_0001, .max] {
-            let expected = String(repeating: "0", count: 16 - String(value, radix: 16).count) + String(value, radix: 16)
-            #expect(TunnelServerContext.hex(value) == expected)
-        }
-    }
-
     @Test func socketAddressesConvertWithoutText() throws {
         let v4 = try SocketAddress(ipAddress: "192.0.2.7", port: 443)
         let v6 = try SocketAddress(ipAddress: "2001:db8::1", port: 443)

@@ -45,8 +45,6 @@ final class EpollLoop: @unchecked Sendable {
     private var tunnelsByFD: [EpollTunnel?] = []
     private var tunnels: [UInt64: EpollTunnel] = [:]
     private var nextSerial: UInt64 = 1
-    /// Tunnel ids for the log (SplitMix64; `UInt64.random` makes a getrandom system call each time).
-    private var idState = UInt64.random(in: 0...UInt64.max)
     private var timers = TimerHeap()
     /// The timer heap's key for re-arming the listener (tunnel serials start at 1).
     private static let listenerTimer: UInt64 = 0
@@ -276,14 +274,6 @@ final class EpollLoop: @unchecked Sendable {
                 serial != Self.listenerTimer && tunnels[serial]?.isScheduled(at: deadline) != true
             }
         }
-    }
-
-    func nextTunnelID() -> UInt64 {
-        idState &+= 0x9E37_79B9_7F4A_7C15
-        var z = idState
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
     }
 
     func runLater(_ tunnel: EpollTunnel) {

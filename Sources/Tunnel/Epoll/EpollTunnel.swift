@@ -1,3 +1,4 @@
+import TextFormats
 import NIOConcurrencyHelpers
 #if os(Linux)
 import CTunnelLinux
@@ -96,7 +97,7 @@ final class EpollTunnel {
         self.serial = serial
         self.server = loop.context
         self.clientAddress = clientAddress
-        tunnelID = loop.nextTunnelID()
+        tunnelID = UniqueID.next()
         client.fd = clientFD
         client.writable = true  // a new connection has an empty send buffer
         let now = loop.now
