@@ -1,5 +1,5 @@
 public import Logging
-import NIOConcurrencyHelpers
+import Synchronization
 #if canImport(Glibc)
 import Glibc
 #elseif canImport(Musl)
@@ -80,18 +80,18 @@ public struct LineLogHandler: LogHandler {
     }
 
     /// The text of the current second, rebuilt when the second changes.
-    private static let clock = NIOLockedValueBox<(second: time_t, text: String)>((-1, ""))
+    private static let clock = Mutex<(second: time_t, text: String)>((-1, ""))
 
     /// `YYYY-MM-DDTHH:MM:SSZ`, UTC.
     static func timestamp() -> String {
         var now = time(nil)
-        if let cached = clock.withLockedValue({ $0.second == now ? $0.text : nil }) { return cached }
+        if let cached = clock.withLock({ $0.second == now ? $0.text : nil }) { return cached }
         var parts = tm()
         gmtime_r(&now, &parts)
         func two(_ value: Int32) -> String { value < 10 ? "0\(value)" : "\(value)" }
         let text = "\(parts.tm_year + 1900)-\(two(parts.tm_mon + 1))-\(two(parts.tm_mday))T"
             + "\(two(parts.tm_hour)):\(two(parts.tm_min)):\(two(parts.tm_sec))Z"
-        clock.withLockedValue { $0 = (now, text) }
+        clock.withLock { $0 = (now, text) }
         return text
     }
 }

@@ -1,4 +1,4 @@
-import NIOConcurrencyHelpers
+import Synchronization
 public import NIOCore
 public import NIOPosix
 #if canImport(Glibc)
@@ -88,7 +88,7 @@ public final class CachingNameResolver: TargetNameResolver {
     private let upstream: any TargetNameResolver
     private let ttl: TimeAmount
     private let capacity: Int
-    private let entries = NIOLockedValueBox<[String: Entry]>([:])
+    private let entries = Mutex<[String: Entry]>([:])
 
     public init(upstream: any TargetNameResolver, ttl: Duration, capacity: Int = 4096) {
         self.upstream = upstream
@@ -96,12 +96,12 @@ public final class CachingNameResolver: TargetNameResolver {
         self.capacity = max(1, capacity)
     }
 
-    public var count: Int { entries.withLockedValue { $0.count } }
+    public var count: Int { entries.withLock { $0.count } }
 
     public func resolve(host: String, port: Int, on eventLoop: any EventLoop) -> EventLoopFuture<[SocketAddress]> {
         let key = "\(host)|\(port)"
         let now = NIODeadline.now()
-        if ttl > .zero, let cached = entries.withLockedValue({ table -> [SocketAddress]? in
+        if ttl > .zero, let cached = entries.withLock({ table -> [SocketAddress]? in
             guard let entry = table[key] else { return nil }
             if entry.expires <= now {
                 table[key] = nil
@@ -115,9 +115,9 @@ public final class CachingNameResolver: TargetNameResolver {
         guard ttl > .zero else { return future }
         let ttl = self.ttl
         let capacity = self.capacity
-        return future.map { [entries] addresses in
+        return future.map { [self] addresses in
             let now = NIODeadline.now()
-            entries.withLockedValue { table in
+            self.entries.withLock { table in
                 if table.count >= capacity {
                     table = table.filter { $0.value.expires > now }
                     while table.count >= capacity, let soonest = table.min(by: { $0.value.expires < $1.value.expires }) {

@@ -1,7 +1,7 @@
 public import Logging
 import TextFormats
 import Metrics
-import NIOConcurrencyHelpers
+import Synchronization
 public import NIOCore
 public import NIOPosix
 public import NIOSSL
@@ -75,13 +75,13 @@ final class TunnelServerContext: Sendable {
     /// What every connection's `TunnelHandshake` reads from the configuration.
     let handshake: TunnelHandshake.Settings
     let metrics = TunnelMetrics()
-    let activeConnections = NIOLockedValueBox(0)
+    let activeConnections = Mutex(0)
     /// Who waits for the open connections to reach zero (a drain), by id; whoever removes an
     /// entry resumes it, so it is resumed once.
-    private let idleWaiters = NIOLockedValueBox<[Int: CheckedContinuation<Void, Never>]>([:])
-    private let nextWaiter = NIOLockedValueBox(0)
+    private let idleWaiters = Mutex<[Int: CheckedContinuation<Void, Never>]>([:])
+    private let nextWaiter = Mutex(0)
     /// Relays not yet freed; returns to zero once every tunnel has ended and been released.
-    let liveRelays = NIOLockedValueBox(0)
+    let liveRelays = Mutex(0)
 
     init(configuration: TunnelConfiguration, mode: TunnelMode, resolver: any TargetNameResolver, logger: Logger) {
         self.configuration = configuration
@@ -97,12 +97,12 @@ final class TunnelServerContext: Sendable {
     /// At most one log line per this long for accept failures, across the server's loops.
     static let acceptFailureLogInterval: TimeAmount = .seconds(10)
     /// When the last accept-failure line was written, and the failures since that were not logged.
-    private let acceptFailures = NIOLockedValueBox<(lastLogged: NIODeadline?, suppressed: Int)>((nil, 0))
+    private let acceptFailures = Mutex<(lastLogged: NIODeadline?, suppressed: Int)>((nil, 0))
 
     /// Any thread: an accept failed and accepting pauses for `acceptBackoff`. Logs rate-limited.
     func acceptFailed(errno code: Int32) {
         let now = NIODeadline.now()
-        let suppressed = acceptFailures.withLockedValue { state -> Int? in
+        let suppressed = acceptFailures.withLock { state -> Int? in
             if let last = state.lastLogged, now - last < Self.acceptFailureLogInterval {
                 state.suppressed += 1
                 return nil
@@ -122,7 +122,7 @@ final class TunnelServerContext: Sendable {
 
     /// Takes a connection slot; false when the cap is reached.
     func acquireConnectionSlot() -> Bool {
-        let (admitted, count) = activeConnections.withLockedValue { count -> (Bool, Int) in
+        let (admitted, count) = activeConnections.withLock { count -> (Bool, Int) in
             if let cap = configuration.maxConnections, count >= cap { return (false, count) }
             count += 1
             return (true, count)
@@ -168,28 +168,28 @@ final class TunnelServerContext: Sendable {
     }
 
     func releaseConnectionSlot() {
-        let count = activeConnections.withLockedValue { count -> Int in
+        let count = activeConnections.withLock { count -> Int in
             count -= 1
             return count
         }
         metrics.active.record(count)
         if count == 0 {
-            for waiter in idleWaiters.withLockedValue({ waiters in defer { waiters = [:] }; return waiters.values }) { waiter.resume() }
+            for waiter in idleWaiters.withLock({ waiters in defer { waiters = [:] }; return waiters.values }) { waiter.resume() }
         }
     }
 
     /// Resumes every drain waiter (the drain gave up waiting).
     func releaseWaitersForShutdown() {
-        for waiter in idleWaiters.withLockedValue({ waiters in defer { waiters = [:] }; return waiters.values }) { waiter.resume() }
+        for waiter in idleWaiters.withLock({ waiters in defer { waiters = [:] }; return waiters.values }) { waiter.resume() }
     }
 
     /// Returns once no connection is open (at once when none is).
     func waitUntilNoConnections() async {
-        let id = nextWaiter.withLockedValue { n in defer { n += 1 }; return n }
+        let id = nextWaiter.withLock { n in defer { n += 1 }; return n }
         await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
-            idleWaiters.withLockedValue { $0[id] = continuation }
+            idleWaiters.withLock { $0[id] = continuation }
             // The last connection may have ended before the entry was there.
-            if activeConnections.withLockedValue({ $0 }) == 0, let mine = idleWaiters.withLockedValue({ $0.removeValue(forKey: id) }) {
+            if activeConnections.withLock({ $0 }) == 0, let mine = idleWaiters.withLock({ $0.removeValue(forKey: id) }) {
                 mine.resume()
             }
         }
@@ -241,10 +241,10 @@ public final class TunnelServer: Sendable {
     }
 
     /// Tunnels whose relay state is still in memory (it should fall back to 0 once tunnels end).
-    public var liveTunnelCount: Int { context.liveRelays.withLockedValue { $0 } }
+    public var liveTunnelCount: Int { context.liveRelays.withLock { $0 } }
 
     /// Number of client connections currently open.
-    public var activeConnectionCount: Int { context.activeConnections.withLockedValue { $0 } }
+    public var activeConnectionCount: Int { context.activeConnections.withLock { $0 } }
 
     private init(listener: Listener, context: TunnelServerContext, group: any EventLoopGroup, engine: TunnelEngine) {
         self.listener = listener
@@ -653,9 +653,9 @@ final class ProxyConnectionHandler: ChannelInboundHandler {
             logOutcome(result: "ok", summary: summary)
         }
         state = .relaying(relay)
-        let liveRelays = server.liveRelays
-        liveRelays.withLockedValue { $0 += 1 }
-        relay.onDeinit = { liveRelays.withLockedValue { $0 -= 1 } }
+        let server = self.server
+        server.liveRelays.withLock { $0 += 1 }
+        relay.onDeinit = { server.liveRelays.withLock { $0 -= 1 } }
         do {
             try targetChannel.pipeline.syncOperations.addHandler(TargetRelayHandler(relay: relay))
         } catch {

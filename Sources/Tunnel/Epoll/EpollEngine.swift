@@ -1,19 +1,23 @@
 #if os(Linux)
 import Glibc
-import NIOConcurrencyHelpers
+import Synchronization
 import NIOCore
+
+/// How many of the engine's listeners are still open (shared by their loops' close callbacks).
+private final class OpenListeners: Sendable {
+    let count: Atomic<Int>
+    init(_ count: Int) { self.count = Atomic(count) }
+}
 
 /// The epoll engine's listeners and loops: one listening socket per loop on the same port (SO_REUSEPORT).
 final class EpollEngine: Sendable {
     private let loops: [EpollLoop]
     let localAddress: SocketAddress?
-    private let listenersOpen: NIOLockedValueBox<Int>
     private let closed: EventLoopPromise<Void>
 
-    private init(loops: [EpollLoop], localAddress: SocketAddress?, listenersOpen: NIOLockedValueBox<Int>, closed: EventLoopPromise<Void>) {
+    private init(loops: [EpollLoop], localAddress: SocketAddress?, closed: EventLoopPromise<Void>) {
         self.loops = loops
         self.localAddress = localAddress
-        self.listenersOpen = listenersOpen
         self.closed = closed
     }
 
@@ -32,13 +36,10 @@ final class EpollEngine: Sendable {
             for fd in listeners { Glibc.close(fd) }
             throw error
         }
-        let listenersOpen = NIOLockedValueBox(count)
+        let listenersOpen = OpenListeners(count)
         let closed = group.next().makePromise(of: Void.self)
         let onListenerClosed: @Sendable () -> Void = {
-            let remaining = listenersOpen.withLockedValue { count -> Int in
-                count -= 1
-                return count
-            }
+            let remaining = listenersOpen.count.wrappingSubtract(1, ordering: .acquiringAndReleasing).newValue
             if remaining == 0 { closed.succeed(()) }
         }
         var loops: [EpollLoop] = []
@@ -68,11 +69,11 @@ final class EpollEngine: Sendable {
             }
             loop.start(name: "tunnel-\(index)", cpu: cpu)
         }
-        return EpollEngine(loops: loops, localAddress: bound, listenersOpen: listenersOpen, closed: closed)
+        return EpollEngine(loops: loops, localAddress: bound, closed: closed)
     }
 
     /// The kernel ids of the loops' threads (0 for one not yet running).
-    var loopThreadIDs: [Int32] { loops.map { $0.threadID.withLockedValue { $0 } } }
+    var loopThreadIDs: [Int32] { loops.map { $0.threadID.withLock { $0 } } }
 
     /// Stops accepting; open tunnels run on until they end, then the loops' threads exit.
     func close() async throws {

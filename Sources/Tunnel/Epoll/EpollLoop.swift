@@ -2,7 +2,7 @@ import Logging
 #if os(Linux)
 import CTunnelLinux
 import Glibc
-import NIOConcurrencyHelpers
+import Synchronization
 import NIOCore
 
 /// One thread of the epoll engine: its own listening socket (SO_REUSEPORT spreads new connections over
@@ -53,12 +53,12 @@ final class EpollLoop: @unchecked Sendable {
     /// Tunnels that stopped reading to be fair to others and continue on the next turn.
     private var runQueue: [EpollTunnel] = []
     /// Messages from other threads; `nil` once the loop has stopped (and closed `wakeFD`).
-    private let inbox = NIOLockedValueBox<[Message]?>([])
+    private let inbox = Mutex<[Message]?>([])
     /// The time of the current turn of the loop.
     private(set) var now = NIODeadline.now()
     private let onListenerClosed: @Sendable () -> Void
     /// The loop thread's kernel id once it runs (0 before), for tests that read its /proc entry.
-    let threadID = NIOLockedValueBox<Int32>(0)
+    let threadID = Mutex<Int32>(0)
 
     init(
         context: TunnelServerContext, listenFD: Int32, resolverLoop: any EventLoop,
@@ -87,7 +87,7 @@ final class EpollLoop: @unchecked Sendable {
         let box = Unmanaged.passRetained(ThreadBody { [self] in
             ctunnel_name_thread(name)
             if let cpu { _ = ctunnel_pin_thread(cpu) }
-            threadID.withLockedValue { $0 = ctunnel_thread_id() }
+            threadID.withLock { $0 = ctunnel_thread_id() }
             // A signal could cut a read short after it copied some bytes; EpollTunnel takes a short read after
             // the peer's FIN as the end of its data, which holds only if no read is ever interrupted.
             ctunnel_block_signals()
@@ -116,7 +116,7 @@ final class EpollLoop: @unchecked Sendable {
 
     /// Any thread: hands a message to the loop.
     func post(_ message: Message) {
-        inbox.withLockedValue { messages in
+        inbox.withLock { messages in
             guard messages != nil else { return }
             messages!.append(message)
             var one: UInt64 = 1
@@ -131,7 +131,7 @@ final class EpollLoop: @unchecked Sendable {
         let events = UnsafeMutablePointer<epoll_event>.allocate(capacity: capacity)
         defer {
             events.deallocate()
-            inbox.withLockedValue { messages in
+            inbox.withLock { messages in
                 messages = nil
                 Glibc.close(wakeFD)
             }
@@ -219,7 +219,7 @@ final class EpollLoop: @unchecked Sendable {
     private func readMessages() {
         var value: UInt64 = 0
         _ = Glibc.read(wakeFD, &value, 8)
-        let messages = inbox.withLockedValue { messages -> [Message] in
+        let messages = inbox.withLock { messages -> [Message] in
             defer { messages = [] }
             return messages ?? []
         }

@@ -1,5 +1,5 @@
 import TextFormats
-import NIOConcurrencyHelpers
+import Synchronization
 #if os(Linux)
 import CTunnelLinux
 import Glibc
@@ -306,7 +306,7 @@ final class EpollTunnel {
         idleTimeout = settings.idleTimeout
         lifetimeDeadline = settings.maxLifetime.map { now + $0 }
         countedAsRelay = true
-        server.liveRelays.withLockedValue { $0 += 1 }
+        server.liveRelays.withLock { $0 += 1 }
         if let answer { down.pending = answer }
         if !start.toTarget.isEmpty {
             start.toTarget.withUnsafeBytes { deliver($0, along: .up) }
@@ -522,7 +522,7 @@ final class EpollTunnel {
         if !client.isOpen && !target.isOpen {
             phase = .closed
             loop.forget(serial)
-            if countedAsRelay { server.liveRelays.withLockedValue { $0 -= 1 } }
+            if countedAsRelay { server.liveRelays.withLock { $0 -= 1 } }
         }
     }
 
