@@ -132,6 +132,9 @@ let package = Package(
             swiftSettings: swiftSettings
         ),
 
+        // File identity, wall-clock time and process usage in structs of our own (see its header).
+        .target(name: "CSystemInfo"),
+
         // The capture-the-IP game around its rules: the engine (claims queue, snapshots),
         // storage, HTTP API, web pages.
         .target(
@@ -141,6 +144,7 @@ let package = Package(
                 "IPAddress",
                 "TextFormats",
                 "ConfigFile",
+                "CSystemInfo",
                 "Edge",
                 "LocationDB",
                 "CloudRanges",

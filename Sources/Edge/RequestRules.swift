@@ -1,4 +1,3 @@
-import Foundation
 import Metrics
 import Synchronization
 
@@ -18,10 +17,17 @@ public struct RequestRules: Sendable, Equatable {
 
     /// Checks that every pattern compiles; the error names the bad one.
     public func validate() throws(RuleError) {
-        for (i, p) in bannedUserAgentPatterns.enumerated() where (try? NSRegularExpression(pattern: p)) == nil {
+        for (i, p) in bannedUserAgentPatterns.enumerated() where !Self.isValidPattern(p) {
             throw RuleError(index: i, pattern: p)
         }
     }
+
+    /// Whether `pattern` is a regular expression (Swift's `Regex` syntax, the one engine of the
+    /// project: the tunnel's target patterns use it too).
+    public static func isValidPattern(_ pattern: String) -> Bool { (try? Regex(pattern)) != nil }
+
+    /// A user-agent pattern, matched against the whole value, ignoring case.
+    static func compile(_ pattern: String) -> Regex<AnyRegexOutput>? { try? Regex(pattern).ignoresCase() }
 
     public struct RuleError: Error, CustomStringConvertible, Equatable {
         public var index: Int
@@ -32,9 +38,11 @@ public struct RequestRules: Sendable, Equatable {
 
 /// The current rules, swapped atomically on reload.
 public final class RuleBook: Sendable {
-    private struct Compiled {
+    /// Regex values are immutable once built and matching does not mutate them (the tunnel's
+    /// `TargetPattern` relies on the same).
+    private struct Compiled: @unchecked Sendable {
         var rules: RequestRules
-        var patterns: [NSRegularExpression]
+        var patterns: [Regex<AnyRegexOutput>]
         var exactPaths: Set<String>
         var pathPrefixes: [String]
     }
@@ -48,7 +56,7 @@ public final class RuleBook: Sendable {
 
     private static func compile(_ rules: RequestRules) throws(RequestRules.RuleError) -> Compiled {
         try rules.validate()
-        let patterns = rules.bannedUserAgentPatterns.compactMap { try? NSRegularExpression(pattern: "^(?:\($0))$", options: [.caseInsensitive]) }
+        let patterns = rules.bannedUserAgentPatterns.compactMap(RequestRules.compile)
         return Compiled(
             rules: rules,
             patterns: patterns,
@@ -71,8 +79,7 @@ public final class RuleBook: Sendable {
             if c.exactPaths.contains(path) || c.pathPrefixes.contains(where: { path.hasPrefix($0) }) { return "path" }
             guard let ua = userAgent else { return nil }
             if c.rules.bannedUserAgents.contains(ua) { return "user-agent" }
-            let range = NSRange(ua.startIndex..., in: ua)
-            if c.patterns.contains(where: { $0.firstMatch(in: ua, range: range) != nil }) { return "user-agent" }
+            if c.patterns.contains(where: { (try? $0.wholeMatch(in: ua)) != nil }) { return "user-agent" }
             return nil
         }
     }

@@ -4,7 +4,7 @@ public import Logging
 import Metrics
 public import ServiceLifecycle
 import Synchronization
-import CDispatch // the C structs' members (stat, timespec) as MemberImportVisibility finds them
+import CSystemInfo
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -17,9 +17,10 @@ public struct WallClock: Sendable {
     public init(now: @escaping @Sendable () -> (seconds: Int64, nanoseconds: Int32)) { self.now = now }
 
     public static let system = WallClock {
-        var ts = timespec()
-        clock_gettime(CLOCK_REALTIME, &ts)
-        return (Int64(ts.tv_sec), Int32(ts.tv_nsec))
+        var seconds: Int64 = 0
+        var nanoseconds: Int32 = 0
+        ipq_realtime(&seconds, &nanoseconds)
+        return (seconds, nanoseconds)
     }
 
     public var seconds: Int64 { now().seconds }

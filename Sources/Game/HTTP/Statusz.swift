@@ -8,7 +8,7 @@ import Darwin
 import Edge
 import IPAddress
 import Synchronization
-import CDispatch // the C structs' members (stat, timespec) as MemberImportVisibility finds them
+import CSystemInfo
 import GameRules
 
 /// `/statusz`: the process's and the game's figures as `name: value` lines, as ipv4.games
@@ -31,12 +31,11 @@ enum Statusz {
     static func text(engine: GameEngine, client: IPAddress?, claimLimiter: TokenBucketLimiter<NetworkKey>) -> String {
         let now = engine.clock.seconds
         let (addresses, players, position, version) = engine.withBoard { ($0.addressCount, $0.playerCount, $0.storagePosition, $0.version) }
-        var usage = rusage()
-        getrusage(__rusage_who_t(RUSAGE_SELF.rawValue), &usage)
-        func seconds(_ t: timeval) -> String {
-            let micros = Int(t.tv_usec)
-            let fraction = String(micros / 1_000)
-            return "\(t.tv_sec).\(String(repeating: "0", count: 3 - fraction.count))\(fraction)"
+        var usage = ipq_process_usage()
+        ipq_process_usage_now(&usage)
+        func seconds(_ microseconds: Int64) -> String {
+            let fraction = String((microseconds % 1_000_000) / 1_000)
+            return "\(microseconds / 1_000_000).\(String(repeating: "0", count: 3 - fraction.count))\(fraction)"
         }
         var lines: [(String, String)] = [
             ("uptime", "\(max(0, now - startedAt))"),
@@ -46,9 +45,9 @@ enum Statusz {
             ("storage_position", "\(position)"),
             ("claims_queued", "\(engine.queuedClaims)"),
             ("board_version", "\(version)"),
-            ("maxrss_kib", "\(usage.ru_maxrss)"),
-            ("utime", seconds(usage.ru_utime)),
-            ("stime", seconds(usage.ru_stime)),
+            ("maxrss_kib", "\(usage.max_resident_kib)"),
+            ("utime", seconds(usage.user_microseconds)),
+            ("stime", seconds(usage.system_microseconds)),
         ]
         if let client {
             lines.append(("yourip", "\(client)"))

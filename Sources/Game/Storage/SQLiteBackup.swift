@@ -1,6 +1,6 @@
 import Foundation
 import GRDB
-import CDispatch // the C structs' members (stat, timespec) as MemberImportVisibility finds them
+import CSystemInfo
 import GameRules
 
 /// Online backup and restore of the SQLite database (`ipquest backup`, `ipquest restore`), and
@@ -104,9 +104,9 @@ public enum SQLiteBackup {
     }
 
     static func sameFile(_ a: String, _ b: String) -> Bool {
-        var sa = stat(), sb = stat()
-        guard stat(a, &sa) == 0, stat(b, &sb) == 0 else { return false }
-        return sa.st_dev == sb.st_dev && sa.st_ino == sb.st_ino
+        var sa = ipq_file_info(), sb = ipq_file_info()
+        guard ipq_file_info_of(a, &sa) == 0, ipq_file_info_of(b, &sb) == 0 else { return false }
+        return sa.device == sb.device && sa.inode == sb.inode
     }
 
     static func fsync(path: String) throws {
@@ -119,15 +119,15 @@ public enum SQLiteBackup {
     /// The id of another process that has the file open (Linux: /proc/PID/fd), if any.
     static func processHoldingOpen(_ path: String) -> Int32? {
         #if os(Linux)
-        var target = stat()
-        guard stat(path, &target) == 0 else { return nil }
+        var target = ipq_file_info()
+        guard ipq_file_info_of(path, &target) == 0 else { return nil }
         let me = ProcessInfo.processInfo.processIdentifier
         guard let pids = try? FileManager.default.contentsOfDirectory(atPath: "/proc") else { return nil }
         for pid in pids {
             guard let n = Int32(pid), n != me, let fds = try? FileManager.default.contentsOfDirectory(atPath: "/proc/\(pid)/fd") else { continue }
             for fd in fds {
-                var s = stat()
-                if stat("/proc/\(pid)/fd/\(fd)", &s) == 0, s.st_dev == target.st_dev, s.st_ino == target.st_ino { return n }
+                var s = ipq_file_info()
+                if ipq_file_info_of("/proc/\(pid)/fd/\(fd)", &s) == 0, s.device == target.device, s.inode == target.inode { return n }
             }
         }
         #endif

@@ -10,7 +10,7 @@ import Foundation
 import HTTPTypes
 public import NIOCore
 import Synchronization
-import CDispatch // the C structs' members (stat, timespec) as MemberImportVisibility finds them
+import CSystemInfo
 import GameRules
 import TextFormats
 
@@ -51,9 +51,9 @@ public final class StaticFiles: Sendable {
         guard let relative = Self.relativePath(rawPath) else { return nil }
         let candidate = relative.isEmpty || relative.hasSuffix("/") ? root + "/" + relative + "index.html" : root + "/" + relative
         guard let resolved = Self.realPath(candidate), resolved.hasPrefix(root + "/") else { return nil }
-        var info = stat()
-        guard stat(resolved, &info) == 0, (info.st_mode & S_IFMT) == S_IFREG, info.st_size <= Self.maxFileBytes else { return nil }
-        let key = FileKey(inode: UInt64(info.st_ino), size: Int64(info.st_size), modified: Int64(info.st_mtim.tv_sec), modifiedNanoseconds: Int(info.st_mtim.tv_nsec))
+        var info = ipq_file_info()
+        guard ipq_file_info_of(resolved, &info) == 0, info.is_regular_file != 0, info.size <= Self.maxFileBytes else { return nil }
+        let key = FileKey(inode: info.inode, size: info.size, modified: info.modified_seconds, modifiedNanoseconds: Int(info.modified_nanoseconds))
         if let hit = cache.withLock({ $0[resolved] }), hit.key == key { return hit.file }
         guard let data = FileManager.default.contents(atPath: resolved) else { return nil }
         let type = Self.contentType(resolved)
