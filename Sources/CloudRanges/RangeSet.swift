@@ -1,10 +1,9 @@
 public import AsyncHTTPClient
 public import Foundation
+import HTTPDownload
 public import IPAddress
 public import Logging
 import Metrics
-import NIOCore
-import NIOHTTP1
 import TextFormats
 
 /// The state of one source after the latest refresh.
@@ -58,8 +57,8 @@ public final class RangeSet: Sendable {
 
     /// - Parameters:
     ///   - cacheDirectory: where last good copies of URL sources are kept; nil for none.
-    ///   - requestTimeout: per HTTP request.
-    ///   - maxBodyBytes: larger responses are a failure (Azure's file is about 4 MB).
+    ///   - requestTimeout: per HTTP request, connection to last byte.
+    ///   - maxBodyBytes: larger responses are a failure, refused as they stream in (Azure's file is about 4 MB).
     public init(
         sources: [RangeSource],
         cacheDirectory: String? = nil,
@@ -74,8 +73,10 @@ public final class RangeSet: Sendable {
         self.logger = logger
         current = LockedTable()
         refresher = Refresher(
-            sources: sources, cacheDirectory: cacheDirectory, httpClient: httpClient,
-            requestTimeout: requestTimeout, maxBodyBytes: maxBodyBytes, logger: logger, publish: current)
+            sources: sources, cacheDirectory: cacheDirectory,
+            downloader: HTTPDownloader(httpClient: httpClient, maxBytes: maxBodyBytes, timeout: requestTimeout,
+                                       userAgent: "ipquest-cloudranges/1"),
+            logger: logger, publish: current)
     }
 
     /// The table in use now.
@@ -150,8 +151,8 @@ private actor Refresher {
     struct State {
         var parsed: ParsedRanges?
         var origin: SourceStatus.Origin = .none
-        var etag: String?
-        var lastModified: String?
+        /// ETag and Last-Modified of the last good copy.
+        var validators = DownloadValidators()
         /// For the Azure download page: the JSON file it pointed to last time.
         var resolvedURL: String?
         var lastSuccess: Date?
@@ -170,21 +171,16 @@ private actor Refresher {
 
     let sources: [RangeSource]
     let cacheDirectory: String?
-    let httpClient: HTTPClient
-    let requestTimeout: Duration
-    let maxBodyBytes: Int
+    let downloader: HTTPDownloader
     let logger: Logger
     let publish: LockedTable
     var states: [State]
     var cacheLoaded = false
 
-    init(sources: [RangeSource], cacheDirectory: String?, httpClient: HTTPClient, requestTimeout: Duration,
-         maxBodyBytes: Int, logger: Logger, publish: LockedTable) {
+    init(sources: [RangeSource], cacheDirectory: String?, downloader: HTTPDownloader, logger: Logger, publish: LockedTable) {
         self.sources = sources
         self.cacheDirectory = cacheDirectory
-        self.httpClient = httpClient
-        self.requestTimeout = requestTimeout
-        self.maxBodyBytes = maxBodyBytes
+        self.downloader = downloader
         self.logger = logger
         self.publish = publish
         states = Array(repeating: State(), count: sources.count)
@@ -215,8 +211,7 @@ private actor Refresher {
                 let parsed = try RangeParser.parse(body, format: source.format, provider: source.name)
                 states[i].parsed = parsed
                 states[i].origin = .cache
-                states[i].etag = meta.etag
-                states[i].lastModified = meta.lastModified
+                states[i].validators = DownloadValidators(etag: meta.etag, lastModified: meta.lastModified)
                 states[i].resolvedURL = meta.resolvedURL
                 loaded = true
                 logger.info("loaded cached ranges", metadata: [
@@ -298,50 +293,35 @@ private actor Refresher {
         let source = sources[i]
         var target = url
         var conditional = true
-        var response = try await get(url, etag: states[i].etag, lastModified: states[i].lastModified)
-        if response.status == .notModified { return .notModified }
+        guard case .downloaded(var download) = try await get(url, validators: states[i].validators) else { return .notModified }
         // Azure's download page: follow the link to the current ServiceTags_Public_*.json.
-        if source.format == .azure, response.isHTML {
-            guard let link = RangeSet.serviceTagsLink(in: response.body) else {
+        if source.format == .azure, download.isHTML {
+            guard let link = RangeSet.serviceTagsLink(in: download.body) else {
                 throw RefreshError.noServiceTagsLink(url)
             }
             if link == states[i].resolvedURL, states[i].parsed != nil { return .notModified }
             target = link
             conditional = false
-            response = try await get(link, etag: nil, lastModified: nil)
+            // Unconditional, so a 304 is the server's mistake.
+            guard case .downloaded(let file) = try await get(link, validators: DownloadValidators()) else {
+                throw RefreshError.httpStatus(link, 304)
+            }
+            download = file
         }
-        guard response.status == .ok else { throw RefreshError.httpStatus(target, response.status.code) }
-        try accept(i, response.body, origin: .network)
-        if conditional {
-            states[i].etag = response.etag
-            states[i].lastModified = response.lastModified
-        }
+        try accept(i, download.body, origin: .network)
+        if conditional { states[i].validators = download.validators }
         states[i].resolvedURL = target == url ? nil : target
-        writeCache(i, response.body)
+        writeCache(i, download.body)
         return .updated
     }
 
-    private struct Response {
-        var status: HTTPResponseStatus
-        var body: Data
-        var etag: String?
-        var lastModified: String?
-        var isHTML: Bool
-    }
-
-    private func get(_ url: String, etag: String?, lastModified: String?) async throws -> Response {
-        var request = HTTPClientRequest(url: url)
-        request.headers.add(name: "User-Agent", value: "ipquest-cloudranges/1")
-        if let etag { request.headers.add(name: "If-None-Match", value: etag) }
-        if let lastModified { request.headers.add(name: "If-Modified-Since", value: lastModified) }
-        let response = try await httpClient.execute(request, timeout: .nanoseconds(requestTimeout.nanoseconds))
-        let body = try await response.body.collect(upTo: maxBodyBytes)
-        return Response(
-            status: response.status,
-            body: Data(body.readableBytesView),
-            etag: response.headers.first(name: "ETag"),
-            lastModified: response.headers.first(name: "Last-Modified"),
-            isHTML: response.headers.first(name: "Content-Type")?.lowercased().contains("html") ?? false)
+    /// One conditional GET; a refused status names the URL.
+    private func get(_ url: String, validators: DownloadValidators) async throws -> DownloadOutcome<Data> {
+        do {
+            return try await downloader.download(url, validators: validators)
+        } catch .status(let code) {
+            throw RefreshError.httpStatus(url, code)
+        }
     }
 
     private func writeCache(_ i: Int, _ body: Data) {
@@ -350,8 +330,8 @@ private actor Refresher {
         let (bodyPath, metaPath) = cachePaths(cacheDirectory, source)
         do {
             try FileManager.default.createDirectory(atPath: cacheDirectory, withIntermediateDirectories: true)
-            let meta = CacheMetadata(location: source.location.description, etag: states[i].etag,
-                                     lastModified: states[i].lastModified, resolvedURL: states[i].resolvedURL, fetchedAt: Date())
+            let meta = CacheMetadata(location: source.location.description, etag: states[i].validators.etag,
+                                     lastModified: states[i].validators.lastModified, resolvedURL: states[i].resolvedURL, fetchedAt: Date())
             try body.write(to: URL(fileURLWithPath: bodyPath), options: .atomic)
             try JSONEncoder().encode(meta).write(to: URL(fileURLWithPath: metaPath), options: .atomic)
         } catch {

@@ -5,11 +5,8 @@ import Musl
 #elseif canImport(Darwin)
 import Darwin
 #endif
-import AsyncHTTPClient
 public import Foundation
-import NIOCore
-import NIOHTTP1
-import TextFormats
+import HTTPDownload
 
 /// Replaces a libloc database file with a newer published one, as IPFire's `location update`
 /// does: ask DNS for the newest version, download the xz-compressed database over HTTP(S) with
@@ -42,6 +39,8 @@ public struct LocationDatabaseUpdate: Sendable {
     public var refreshAfter: Duration?
     /// A download larger than this is refused (today's database is about 30 MB compressed).
     public var maxDownloadBytes = 1 << 30
+    /// For the whole download, connection to last byte.
+    public var downloadTimeout: Duration = .seconds(600)
 
     public init(database: String, publicKeyPath: String, url: String, nameservers: [String]? = nil, refreshAfter: Duration? = nil) {
         self.database = database
@@ -66,18 +65,15 @@ public struct LocationDatabaseUpdate: Sendable {
         }
         if let latest, let current, current.createdAt >= latest { return .latestAnnounced }
 
-        var request = HTTPClientRequest(url: url)
-        request.headers.add(name: "User-Agent", value: "location/ipquest")
-        if let since = latest ?? current?.createdAt {
-            request.headers.add(name: "If-Modified-Since", value: HTTPDate.format(since))
-        }
+        let validators = (latest ?? current?.createdAt).map { DownloadValidators(modifiedSince: $0) } ?? DownloadValidators()
         let directory = (database as NSString).deletingLastPathComponent
         let compressed = (directory as NSString).appendingPathComponent(".location-update-\(getpid()).db.xz")
         defer { try? FileManager.default.removeItem(atPath: compressed) }
-        switch await download(request, to: compressed) {
-        case .failure(let message): throw Failure(description: "Could not download a new database: \(message)")
-        case .notModified: return .nothingNewer
-        case .downloaded: break
+        let downloader = HTTPDownloader(maxBytes: maxDownloadBytes, timeout: downloadTimeout, userAgent: "location/ipquest")
+        do {
+            if case .notModified = try await downloader.download(url, validators: validators, toFile: compressed) { return .nothingNewer }
+        } catch {
+            throw Failure(description: "Could not download a new database: \(error)")
         }
         let candidate = (directory as NSString).appendingPathComponent(".location-update-\(getpid()).db")
         defer { try? FileManager.default.removeItem(atPath: candidate) }
@@ -100,30 +96,6 @@ public struct LocationDatabaseUpdate: Sendable {
             throw Failure(description: "Could not replace \(database): \(String(cString: strerror(errno)))")
         }
         return .updated(createdAt: downloaded.createdAt)
-    }
-
-    enum Download { case downloaded, notModified, failure(String) }
-
-    /// Streams the body of a 200 answer to `path` (bounded in size and time).
-    func download(_ request: HTTPClientRequest, to path: String) async -> Download {
-        do {
-            let response = try await HTTPClient.shared.execute(request, timeout: .minutes(10))
-            if response.status == .notModified { return .notModified }
-            guard response.status == .ok else { return .failure("HTTP status \(response.status.code)") }
-            guard FileManager.default.createFile(atPath: path, contents: nil), let file = FileHandle(forWritingAtPath: path) else {
-                return .failure("cannot write \(path)")
-            }
-            defer { try? file.close() }
-            var written = 0
-            for try await chunk in response.body {
-                written += chunk.readableBytes
-                guard written <= maxDownloadBytes else { return .failure("the download is larger than \(maxDownloadBytes) bytes") }
-                try file.write(contentsOf: Data(chunk.readableBytesView))
-            }
-            return .downloaded
-        } catch {
-            return .failure("\(error)")
-        }
     }
 
     /// `xz -dc SOURCE > DESTINATION`.

@@ -5,7 +5,8 @@ import NIOPosix
 
 /// A tiny HTTP/1.1 file server on 127.0.0.1 for refresh tests. Each path serves what the test set
 /// last (status, body, ETag, Last-Modified, Content-Type); a request whose `If-None-Match` equals
-/// the ETag gets 304. Every request is recorded.
+/// the ETag, or without `If-None-Match` whose `If-Modified-Since` equals the Last-Modified, gets
+/// 304. A reply can also never come, or stop after its body without ending. Every request is recorded.
 final class LoopbackHTTPServer: @unchecked Sendable {
     struct Reply: Sendable {
         var status: HTTPResponseStatus = .ok
@@ -13,6 +14,16 @@ final class LoopbackHTTPServer: @unchecked Sendable {
         var etag: String?
         var lastModified: String?
         var contentType = "application/octet-stream"
+        var delivery = Delivery.complete
+    }
+
+    enum Delivery: Sendable {
+        /// Head with Content-Length, body, end.
+        case complete
+        /// Nothing at all: the connection stays open and silent.
+        case never
+        /// Head without Content-Length (so chunked), the body, then nothing: the answer never ends.
+        case stallAfterBody
     }
 
     struct Request: Sendable {
@@ -53,7 +64,7 @@ final class LoopbackHTTPServer: @unchecked Sendable {
         try await group.shutdownGracefully()
     }
 
-    fileprivate func respond(to head: HTTPRequestHead) -> (HTTPResponseHead, ByteBuffer?) {
+    fileprivate func respond(to head: HTTPRequestHead) -> (HTTPResponseHead, ByteBuffer?, Delivery) {
         let reply: Reply? = lock.withLock {
             recorded.append(Request(path: head.uri, headers: head.headers))
             return replies[head.uri]
@@ -61,17 +72,23 @@ final class LoopbackHTTPServer: @unchecked Sendable {
         var headers = HTTPHeaders()
         guard let reply else {
             headers.add(name: "Content-Length", value: "0")
-            return (HTTPResponseHead(version: .http1_1, status: .notFound, headers: headers), nil)
+            return (HTTPResponseHead(version: .http1_1, status: .notFound, headers: headers), nil, .complete)
         }
         if let etag = reply.etag { headers.add(name: "ETag", value: etag) }
         if let lastModified = reply.lastModified { headers.add(name: "Last-Modified", value: lastModified) }
-        if reply.status == .ok, let etag = reply.etag, head.headers.first(name: "If-None-Match") == etag {
+        let unchanged: Bool
+        if let tag = head.headers.first(name: "If-None-Match") {
+            unchanged = tag == reply.etag
+        } else {
+            unchanged = reply.lastModified != nil && head.headers.first(name: "If-Modified-Since") == reply.lastModified
+        }
+        if reply.status == .ok, unchanged {
             headers.add(name: "Content-Length", value: "0")
-            return (HTTPResponseHead(version: .http1_1, status: .notModified, headers: headers), nil)
+            return (HTTPResponseHead(version: .http1_1, status: .notModified, headers: headers), nil, .complete)
         }
         headers.add(name: "Content-Type", value: reply.contentType)
-        headers.add(name: "Content-Length", value: "\(reply.body.utf8.count)")
-        return (HTTPResponseHead(version: .http1_1, status: reply.status, headers: headers), ByteBuffer(string: reply.body))
+        if reply.delivery == .complete { headers.add(name: "Content-Length", value: "\(reply.body.utf8.count)") }
+        return (HTTPResponseHead(version: .http1_1, status: reply.status, headers: headers), ByteBuffer(string: reply.body), reply.delivery)
     }
 
     private final class Handler: ChannelInboundHandler {
@@ -91,11 +108,16 @@ final class LoopbackHTTPServer: @unchecked Sendable {
                 break
             case .end:
                 guard let head else { return }
-                let (responseHead, body) = server.respond(to: head)
+                let (responseHead, body, delivery) = server.respond(to: head)
+                self.head = nil
+                if delivery == .never { return }
                 context.write(wrapOutboundOut(.head(responseHead)), promise: nil)
                 if let body { context.write(wrapOutboundOut(.body(.byteBuffer(body))), promise: nil) }
+                if delivery == .stallAfterBody {
+                    context.flush()
+                    return
+                }
                 context.writeAndFlush(wrapOutboundOut(.end(nil)), promise: nil)
-                self.head = nil
             }
         }
     }

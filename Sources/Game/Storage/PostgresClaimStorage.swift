@@ -306,41 +306,41 @@ public final class PostgresClaimStorage: ClaimStorage {
     }
 }
 
-/// Runs `body`, giving up after `timeout`. The body keeps running detached when it times out
-/// (it is cancelled, which postgres-nio honours while waiting for a connection but not once the
-/// statement is sent; a task group would wait for such a body, so it is not one). The timer is
-/// cancelled as soon as the body finishes, so none outlives it.
+/// Runs `body`, giving up after `timeout`: a race in a task group between the body's result and
+/// `Task.sleep(for: timeout)`, the first to finish wins and the other is cancelled. No polling.
+///
+/// The body runs in a task of its own, outside the group, and keeps running detached when it
+/// times out: it is cancelled, which postgres-nio honours while waiting for a connection but not
+/// once the statement is sent, and a group would wait for such a body. The group's contestant
+/// waits for the body's result through a stream, which a cancelled waiter leaves at once.
+/// The race too runs in a task of its own, so, as before, cancelling the caller does not cut it
+/// short: the call ends with the body's result or the timeout.
 func withTimeout<T: Sendable>(_ timeout: Duration, _ body: @escaping @Sendable () async throws -> T) async throws -> T {
-    let once = Once<T>()
-    return try await withCheckedThrowingContinuation { continuation in
-        once.slot.withLock { $0 = continuation }
-        let work = Task {
-            let result: Result<T, any Error>
-            do { result = .success(try await body()) } catch { result = .failure(error) }
-            if let c = once.take() {
-                once.timer.withLock { $0?.cancel() }
-                c.resume(with: result)
-            }
-        }
-        let timer = Task {
-            try? await Task.sleep(for: timeout)
-            if let c = once.take() {
-                work.cancel()
-                c.resume(throwing: TimedOut(after: timeout))
-            }
-        }
-        // The body may have finished before the timer was stored here.
-        once.timer.withLock { $0 = timer }
-        if once.isDone { timer.cancel() }
+    let (result, deliver) = AsyncStream.makeStream(of: Result<T, any Error>.self, bufferingPolicy: .bufferingNewest(1))
+    let work = Task {
+        do { deliver.yield(.success(try await body())) } catch { deliver.yield(.failure(error)) }
+        deliver.finish()
     }
-}
-
-/// A continuation resumed at most once, by whoever takes it first, and the timer racing it.
-final class Once<T: Sendable>: Sendable {
-    let slot = Mutex<CheckedContinuation<T, any Error>?>(nil)
-    let timer = Mutex<Task<Void, Never>?>(nil)
-    func take() -> CheckedContinuation<T, any Error>? { slot.withLock { $0.take() } }
-    var isDone: Bool { slot.withLock { $0 == nil } }
+    let race = Task {
+        await withTaskGroup(of: Result<T, any Error>?.self) { group in
+            group.addTask {
+                for await outcome in result { return outcome }
+                return nil // cancelled: the timer won
+            }
+            group.addTask {
+                try? await Task.sleep(for: timeout)
+                return nil
+            }
+            let first = await group.next() ?? nil
+            group.cancelAll()
+            return first
+        }
+    }
+    guard let outcome = await race.value else {
+        work.cancel()
+        throw TimedOut(after: timeout)
+    }
+    return try outcome.get()
 }
 
 final class Flag: Sendable {
