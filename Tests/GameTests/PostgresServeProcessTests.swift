@@ -1,12 +1,13 @@
 import Foundation
 import IPAddress
 import Synchronization
+import IPQuestTestSupport
 import Testing
 @testable import Game
 @testable import GameRules
 
 /// Several real `ipquest serve` processes on one PostgreSQL database.
-@Suite(.serialized, .enabled(if: PostgresTestCluster.enabled, "needs IPQUEST_POSTGRES_URL (scripts/with-postgres.sh)"))
+@Suite(.serialized, .tags(.postgres, .processes), .enabled(if: PostgresTestCluster.enabled, "needs IPQUEST_POSTGRES_URL (scripts/with-postgres.sh)"))
 struct PostgresServeProcessTests {
     struct Instance: @unchecked Sendable {
         let process: Process

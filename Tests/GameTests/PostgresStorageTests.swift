@@ -3,13 +3,14 @@ import IPAddress
 import Logging
 import PostgresNIO
 import Synchronization
+import IPQuestTestSupport
 import Testing
 @testable import Game
 @testable import GameRules
 
 /// What only the PostgreSQL backend has: aggregates, the change feed, migrations under a lock,
 /// several engines on one database, and behaviour while the database is away.
-@Suite(.enabled(if: PostgresTestCluster.enabled, "needs IPQUEST_POSTGRES_URL (scripts/with-postgres.sh)"))
+@Suite(.tags(.postgres), .enabled(if: PostgresTestCluster.enabled, "needs IPQUEST_POSTGRES_URL (scripts/with-postgres.sh)"))
 struct PostgresStorageTests {
     let logger = PostgresTestCluster.logger
 

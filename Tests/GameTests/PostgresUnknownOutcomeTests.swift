@@ -2,13 +2,14 @@ import Foundation
 import IPAddress
 import Logging
 import PostgresNIO
+import IPQuestTestSupport
 import Testing
 @testable import Game
 @testable import GameRules
 
 /// A claim batch that gives up waiting (the claims answer 503) while its statement goes on
 /// running in the database: whether it commits or not, the board ends up equal to what is stored.
-@Suite(.enabled(if: PostgresTestCluster.enabled, "needs IPQUEST_POSTGRES_URL (scripts/with-postgres.sh)"))
+@Suite(.tags(.postgres), .enabled(if: PostgresTestCluster.enabled, "needs IPQUEST_POSTGRES_URL (scripts/with-postgres.sh)"))
 struct PostgresUnknownOutcomeTests {
     let logger = PostgresTestCluster.logger
 

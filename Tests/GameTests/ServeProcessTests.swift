@@ -1,12 +1,13 @@
 import Foundation
 import Synchronization
+import IPQuestTestSupport
 import Testing
 import IPAddress
 @testable import Game
 @testable import GameRules
 
 /// The real `ipquest` binary as a separate process: exit codes, signals, kill -9.
-@Suite(.serialized) struct ServeProcessTests {
+@Suite(.serialized, .tags(.processes)) struct ServeProcessTests {
     static var binary: String {
         if let path = ProcessInfo.processInfo.environment["IPQUEST_BIN"] { return path }
         let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()

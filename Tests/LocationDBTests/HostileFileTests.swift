@@ -37,7 +37,7 @@ enum SmallDatabase {
     static func bytes() throws -> [UInt8] { try writer().makeBytes() }
 }
 
-@Suite("Hostile and corrupted files")
+@Suite("Hostile and corrupted files", .tags(.slow))
 struct HostileFileTests {
     func expectThrows(_ bytes: [UInt8], _ comment: String, sourceLocation: SourceLocation = #_sourceLocation) {
         do {

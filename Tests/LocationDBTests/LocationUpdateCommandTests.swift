@@ -1,13 +1,14 @@
 import Foundation
 import LocationDB
 import Synchronization
+import IPQuestTestSupport
 import Testing
 import TextFormats
 
 /// `ipquest location update` as a process, against a loopback resolver (the DNS version check)
 /// and a loopback HTTP server (the download): what it installs, when it stays put, and that a
 /// failed update never touches the database in place.
-@Suite(.serialized, .timeLimit(.minutes(2)))
+@Suite(.serialized, .timeLimit(.minutes(2)), .tags(.processes))
 struct LocationUpdateCommandTests {
     static var binary: String {
         if let path = ProcessInfo.processInfo.environment["IPQUEST_BIN"] { return path }

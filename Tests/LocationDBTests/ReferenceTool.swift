@@ -1,5 +1,6 @@
 import Foundation
 import LocationDB
+import IPQuestTestSupport
 import Testing
 
 /// Locates the real Debian database and the reference implementation (the `location` CLI and
@@ -130,5 +131,5 @@ enum Shared {
 /// Everything that uses the real database and the reference tools runs one test at a time: the
 /// reference CLI and the big round trip are heavy, and running them side by side on a small
 /// machine only makes each of them slower.
-@Suite("Real Debian database and reference implementation", .serialized)
+@Suite("Real Debian database and reference implementation", .serialized, .tags(.referenceTools))
 struct RealDatabaseTests {}
