@@ -79,12 +79,9 @@ let package = Package(
             dependencies: [
                 "IPAddress",
                 "TextFormats",
+                // `LocationDatabaseUpdate` downloads newer databases.
                 "HTTPDownload",
                 .product(name: "Crypto", package: "swift-crypto"),
-                // `LocationDatabaseUpdate` downloads newer databases.
-                .product(name: "AsyncHTTPClient", package: "async-http-client"),
-                .product(name: "NIOCore", package: "swift-nio"),
-                .product(name: "NIOHTTP1", package: "swift-nio"),
             ],
             swiftSettings: swiftSettings
         ),
@@ -99,8 +96,6 @@ let package = Package(
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Metrics", package: "swift-metrics"),
-                .product(name: "NIOCore", package: "swift-nio"),
-                .product(name: "NIOHTTP1", package: "swift-nio"),
             ],
             swiftSettings: swiftSettings
         ),
@@ -227,6 +222,7 @@ let package = Package(
                 "CloudRanges",
                 "IPAddress",
                 "HTTPDownload",
+                "TextFormats",
                 "IPQuestTestSupport",
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "Logging", package: "swift-log"),
