@@ -101,12 +101,10 @@ public final class RangeSet: Sendable {
     /// download page names a new file every week).
     static func serviceTagsLink(in html: Data) -> String? {
         let text = String(decoding: html, as: UTF8.self)
-        guard let regex = try? NSRegularExpression(pattern: #"https?://[^"'\s<>]*/ServiceTags_Public_[0-9]+\.json"#)
+        guard let regex = try? Regex(#"https?://[^"'\s<>]*/ServiceTags_Public_[0-9]+\.json"#),
+              let match = try? regex.firstMatch(in: text)
         else { return nil }
-        guard let match = regex.firstMatch(in: text, range: NSRange(text.startIndex..., in: text)),
-              let range = Range(match.range, in: text)
-        else { return nil }
-        return String(text[range])
+        return String(text[match.range])
     }
 
     /// Loads the cache, then refreshes every `refreshInterval` until the task is cancelled.
