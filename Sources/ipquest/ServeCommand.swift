@@ -43,7 +43,7 @@ struct ServeCommand: AsyncParsableCommand {
     var webRoot: String?
 
     func run() async throws {
-        let settings = try Self.loadConfiguration(file: config) { cfg throws(ConfigurationError) in try applyFlags(&cfg) }
+        let settings = try Self.loadConfiguration(file: config) { cfg throws(ConfigFileError) in try applyFlags(&cfg) }
         (LogFormat(rawValue: settings.logFormat) ?? .text).bootstrap()
 
         let registry = PrometheusCollectorRegistry()
@@ -162,7 +162,7 @@ struct ServeCommand: AsyncParsableCommand {
                 var cfg = ServeConfiguration()
                 if let file {
                     guard let data = FileManager.default.contents(atPath: file), let text = String(data: data, encoding: .utf8) else {
-                        throw ConfigurationError(key: "--config", problem: "cannot read \(file)")
+                        throw ConfigFileError(key: "--config", problem: "cannot read \(file)")
                     }
                     try cfg.apply(yaml: text)
                 }
@@ -178,7 +178,7 @@ struct ServeCommand: AsyncParsableCommand {
         return source
     }
 
-    func applyFlags(_ cfg: inout ServeConfiguration) throws(ConfigurationError) {
+    func applyFlags(_ cfg: inout ServeConfiguration) throws(ConfigFileError) {
         if let host { try cfg.set("host", host) }
         if let port { try cfg.set("port", port) }
         if let database { try cfg.set("database", database) }
@@ -192,12 +192,12 @@ struct ServeCommand: AsyncParsableCommand {
 
     /// Reads the YAML file (if any), then applies the flags, then validates. Any problem is one
     /// line on stderr naming the key, and exit code 2.
-    static func loadConfiguration(file: String?, flags: (inout ServeConfiguration) throws(ConfigurationError) -> Void) throws -> ServeConfiguration {
+    static func loadConfiguration(file: String?, flags: (inout ServeConfiguration) throws(ConfigFileError) -> Void) throws -> ServeConfiguration {
         var cfg = ServeConfiguration()
         do {
             if let file {
                 guard let data = FileManager.default.contents(atPath: file), let text = String(data: data, encoding: .utf8) else {
-                    throw ConfigurationError(key: "--config", problem: "cannot read \(file)")
+                    throw ConfigFileError(key: "--config", problem: "cannot read \(file)")
                 }
                 try cfg.apply(yaml: text)
             }

@@ -1,3 +1,4 @@
+import ConfigFile
 import IPAddress
 import NIOCore
 import Testing
@@ -101,28 +102,73 @@ struct TunnelConfigurationTests {
         ("client_connection: 5\n", "client_connection"),
     ])
     func invalidConfigurationNamesTheKey(yaml: String, key: String) {
-        let error = #expect(throws: TunnelConfigurationError.self) { try TunnelConfiguration(yaml: yaml) }
+        let error = #expect(throws: ConfigFileError.self) { try TunnelConfiguration(yaml: yaml) }
         #expect(error?.key == key)
-        #expect(error.map { "\($0)".contains("'\(key)'") } == true)
+        #expect(error.map { "\($0)".hasPrefix("invalid configuration: \(key): ") } == true)
+    }
+
+    /// The messages of the shared readers (`ConfigNode`), as `ipquest tunnel` prints them after the file name.
+    @Test(arguments: [
+        ("clients: 3\n", "invalid configuration: clients: unknown key (known here: client_connection, forward_plain_http, log_client_address, max_connections, target_connection)"),
+        ("max_connections: 0\n", "invalid configuration: max_connections: must be at least 1, got 0"),
+        ("max_connections: many\n", "invalid configuration: max_connections: expected an integer, got 'many'"),
+        ("forward_plain_http: maybe\n", "invalid configuration: forward_plain_http: expected true or false, got 'maybe'"),
+        ("target_connection:\n  connect_timeout: 10\n", "invalid configuration: target_connection.connect_timeout: '10' has no time unit (expected e.g. 10s, 500ms, 1m 30s)"),
+        ("target_connection:\n  connect_timeout: [10s]\n", "invalid configuration: target_connection.connect_timeout: expected a duration such as 10s, 500ms or 1m 30s, got a list"),
+        ("target_connection:\n  relay_policy:\n    min_rate_bpm: -5\n", "invalid configuration: target_connection.relay_policy.min_rate_bpm: must be at least 0, got -5"),
+        ("target_connection:\n  relay_policy:\n    max_total_payload: lots\n", "invalid configuration: target_connection.relay_policy.max_total_payload: 'lots' is not a byte count (expected e.g. 1048576, 10mb, 64kib)"),
+        ("target_connection:\n  denied_networks: [[1]]\n", "invalid configuration: target_connection.denied_networks[0]: expected a string, got a list"),
+        ("client_connection: 5\n", "invalid configuration: client_connection: expected a mapping"),
+        ("client_connection: &c {}\ntarget_connection: *c\n", "invalid configuration: (file): anchors and aliases (&name, *name) are not supported (line 1)"),
+        ("max_connections: 1\nmax_connections: 2\n", "invalid configuration: (file): not valid YAML: Parser: expected all keys to be unique but found the following duplicated key(s): 'max_connections'."),
+        ("- 1\n", "invalid configuration: (file): expected a mapping of keys"),
+    ])
+    func invalidConfigurationMessages(yaml: String, message: String) {
+        let error = #expect(throws: ConfigFileError.self) { try TunnelConfiguration(yaml: yaml) }
+        #expect(error?.description == message)
+    }
+
+    /// Null is absent (the default stays); `off` and `none` switch a limit off; an empty list is empty.
+    @Test func nullOffAndEmptyValues() throws {
+        let configuration = try TunnelConfiguration(yaml: """
+            max_connections: off
+            forward_plain_http: ~
+            client_connection:
+              initiation_timeout:
+              relay_policy: { idle_timeout: none }
+            target_connection:
+              denied_networks:
+              allowed_ports: "[]"
+            """)
+        #expect(configuration.maxConnections == nil)
+        #expect(!configuration.forwardPlainHTTP)
+        #expect(configuration.clientConnection.initiationTimeout == .seconds(10))
+        #expect(configuration.clientConnection.relayPolicy.idleTimeout == nil)
+        #expect(configuration.targetConnection.deniedNetworks.isEmpty)
+        #expect(configuration.targetConnection.allowedPorts.isEmpty)
+        #expect(try TunnelConfiguration(yaml: "# nothing but a comment\n").maxConnections == TunnelConfiguration.defaultMaxConnections)
     }
 
     @Test func durationsFollowTheAnchorsHumantimeFormat() throws {
-        #expect(try parseHumanDuration("10s") == .seconds(10))
-        #expect(try parseHumanDuration("250ms") == .milliseconds(250))
-        #expect(try parseHumanDuration("1m 30s") == .seconds(90))
-        #expect(try parseHumanDuration("2h") == .seconds(7200))
-        #expect(try parseHumanDuration("1day") == .seconds(86400))
-        #expect(throws: ValueParseError.self) { try parseHumanDuration("10") }
-        #expect(throws: ValueParseError.self) { try parseHumanDuration("s") }
-        #expect(throws: ValueParseError.self) { try parseHumanDuration("") }
+        #expect(try ConfigSyntax.duration("10s") == .seconds(10))
+        #expect(try ConfigSyntax.duration("250ms") == .milliseconds(250))
+        #expect(try ConfigSyntax.duration("1m 30s") == .seconds(90))
+        #expect(try ConfigSyntax.duration("1h30m") == .seconds(5400))
+        #expect(try ConfigSyntax.duration("2h") == .seconds(7200))
+        #expect(try ConfigSyntax.duration("1day") == .seconds(86400))
+        #expect(throws: ConfigFileError.self) { try ConfigSyntax.duration("10") }
+        #expect(throws: ConfigFileError.self) { try ConfigSyntax.duration("s") }
+        #expect(throws: ConfigFileError.self) { try ConfigSyntax.duration("") }
+        #expect(throws: ConfigFileError.self) { try ConfigSyntax.duration("-1s") }
     }
 
     @Test func byteCounts() throws {
-        #expect(try parseByteCount("1048576") == 1_048_576)
-        #expect(try parseByteCount("10mb") == 10_000_000)
-        #expect(try parseByteCount("64 KiB") == 65536)
-        #expect(try parseByteCount("1GiB") == 1 << 30)
-        #expect(throws: ValueParseError.self) { try parseByteCount("10 parsecs") }
+        #expect(try ConfigSyntax.byteCount("1048576") == 1_048_576)
+        #expect(try ConfigSyntax.byteCount("10mb") == 10_000_000)
+        #expect(try ConfigSyntax.byteCount("64 KiB") == 65536)
+        #expect(try ConfigSyntax.byteCount("1GiB") == 1 << 30)
+        #expect(throws: ConfigFileError.self) { try ConfigSyntax.byteCount("10 parsecs") }
+        #expect(throws: ConfigFileError.self) { try ConfigSyntax.byteCount("99999999999 tib") }
     }
 
     @Test func defaultDeniedNetworksCoverPrivateLoopbackLinkLocalCGNATAndMulticast() {

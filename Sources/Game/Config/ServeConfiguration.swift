@@ -1,19 +1,13 @@
 public import CloudRanges
+@_exported public import ConfigFile
 public import Edge
 import Foundation
 public import IPAddress
 import GameRules
 
-/// A configuration value that failed validation. `description` is one line naming the key.
-public struct ConfigurationError: Error, CustomStringConvertible, Equatable {
-    public var key: String
-    public var problem: String
-    public init(key: String, problem: String) {
-        self.key = key
-        self.problem = problem
-    }
-    public var description: String { "invalid configuration: \(key): \(problem)" }
-}
+/// The game's configuration problems are `ConfigFileError`s, the one error type of every
+/// configuration file; this name stays for the code that still spells it.
+public typealias ConfigurationError = ConfigFileError
 
 /// Settings of `ipquest serve`. The YAML file and the command-line flags fill the same schema
 /// and go through the same validation; flags win over the file.
@@ -198,252 +192,208 @@ public struct ServeConfiguration: Sendable, Equatable {
         "web": ["root"],
     ]
 
-    /// Reads YAML text into this configuration, key by key.
-    public mutating func apply(yaml text: String) throws(ConfigurationError) {
-        let root: Any?
-        do { root = try ConfigYAML.load(text) } catch {
-            throw ConfigurationError(key: "(file)", problem: "not valid YAML: \(String(describing: error).split(separator: "\n").first ?? "")")
-        }
-        guard let root else { return } // empty file
-        guard let map = root as? [String: Any] else { throw ConfigurationError(key: "(file)", problem: "expected a mapping of keys") }
-        for (key, value) in map.sorted(by: { $0.key < $1.key }) {
-            guard let sub = Self.schema[key] else { throw ConfigurationError(key: key, problem: "unknown key") }
-            if let allowed = sub {
-                guard let nested = value as? [String: Any] else { throw ConfigurationError(key: key, problem: "expected a mapping") }
-                for (k, v) in nested.sorted(by: { $0.key < $1.key }) {
-                    guard allowed.contains(k) else { throw ConfigurationError(key: "\(key).\(k)", problem: "unknown key") }
-                    try set("\(key).\(k)", v)
-                }
+    /// Reads YAML text into this configuration, key by key: `ConfigDocument` reads the file (and
+    /// refuses what a configuration never needs), `ConfigNode` reads each value as its key expects.
+    public mutating func apply(yaml text: String) throws(ConfigFileError) {
+        let top = try ConfigMapping(yaml: text)
+        try top.checkKeys(Set(Self.schema.keys))
+        for (entry, node) in zip(top.entries, top.nodes) {
+            if let allowed = Self.schema[entry.key] ?? nil {
+                let nested = try node.mapping()
+                try nested.checkKeys(allowed)
+                for item in nested.nodes { try set(item) }
             } else {
-                try set(key, value)
+                try set(node)
             }
         }
     }
 
-    /// Sets one key from a YAML value or a flag's text.
-    public mutating func set(_ key: String, _ value: Any) throws(ConfigurationError) {
+    /// Sets one key from a flag's value: text, a number, or a list of them.
+    public mutating func set(_ key: String, _ value: Any) throws(ConfigFileError) {
+        try set(ConfigNode(Self.flagValue(value), path: key))
+    }
+
+    private static func flagValue(_ value: Any) -> ConfigValue {
+        switch value {
+        case let value as ConfigValue: value
+        case let list as [Any]: .sequence(list.map(flagValue))
+        default: .scalar("\(value)")
+        }
+    }
+
+    /// Sets one key (`node.path`) from a YAML value or a flag's text.
+    mutating func set(_ node: ConfigNode) throws(ConfigFileError) {
+        let key = node.path
         switch key {
         case "host":
-            let text = try Self.string(key, value)
+            let text = try node.string()
             guard IPAddress(text) != nil || text == "localhost" else {
-                throw ConfigurationError(key: key, problem: "'\(text)' is not an IP address")
+                throw node.error("'\(text)' is not an IP address")
             }
             host = text
-        case "port": port = try Self.int(key, value, 0...65_535)
+        case "port": port = try node.int(in: 0...65_535)
         case "database":
-            let text = try Self.string(key, value)
-            guard !text.isEmpty else { throw ConfigurationError(key: key, problem: "must not be empty") }
-            if PostgresSettings.isPostgresURL(text) { do { _ = try PostgresSettings(url: text) } catch { throw ConfigurationError(key: key, problem: error.description) } }
+            let text = try node.string()
+            guard !text.isEmpty else { throw node.error("must not be empty") }
+            if PostgresSettings.isPostgresURL(text) { do { _ = try PostgresSettings(url: text) } catch { throw node.error(error.description) } }
             database = text
         case "durability":
-            let text = try Self.string(key, value)
+            let text = try node.string()
             guard let d = SQLiteClaimStorage.Durability(rawValue: text) else {
-                throw ConfigurationError(key: key, problem: "'\(text)' is not one of full, normal")
+                throw node.error("'\(text)' is not one of full, normal")
             }
             durability = d
         case "trusted_proxies":
-            (trustedProxies, trustedProxySources) = try Self.prefixesAndSources(key, value)
-        case "trusted_proxies_refresh_seconds": trustedProxiesRefreshSeconds = try Self.int(key, value, 60...604_800)
+            (trustedProxies, trustedProxySources) = try Self.prefixesAndSources(node)
+        case "trusted_proxies_refresh_seconds": trustedProxiesRefreshSeconds = try node.int(in: 60...604_800)
         case "real_ip_header":
-            let text = try Self.string(key, value).lowercased()
+            let text = try node.string().lowercased()
             guard let source = RealIPSource(rawValue: text == "proxy-protocol" ? "proxy_protocol" : text) else {
-                throw ConfigurationError(key: key, problem: "'\(text)' is not one of \(RealIPSource.names)")
+                throw node.error("'\(text)' is not one of \(RealIPSource.names)")
             }
             realIPHeader = source
             if source == .proxyProtocol { proxyProtocol = true }
-        case "proxy_protocol": proxyProtocol = try Self.bool(key, value)
-        case "rate_limit.burst": rateLimitBurst = try Self.int(key, value, 1...1_000_000)
+        case "proxy_protocol": proxyProtocol = try node.bool()
+        case "rate_limit.burst": rateLimitBurst = try node.int(in: 1...1_000_000)
         case "rate_limit.per_second":
-            let d = try Self.double(key, value)
-            guard d > 0, d <= 1_000_000 else { throw ConfigurationError(key: key, problem: "must be > 0 and ≤ 1000000") }
+            let d = try node.double()
+            guard d > 0, d <= 1_000_000 else { throw node.error("must be > 0 and ≤ 1000000") }
             rateLimitPerSecond = d
-        case "rate_limit.max_networks": rateLimitMaxNetworks = try Self.int(key, value, 16...100_000_000)
-        case "claims.queue_capacity": queueCapacity = try Self.int(key, value, 1...10_000_000)
-        case "claims.max_batch": maxBatch = try Self.int(key, value, 1...100_000)
-        case "claims.gather_ms": gatherMilliseconds = try Self.int(key, value, 0...50)
-        case "checkpoint.interval_seconds": checkpointIntervalSeconds = try Self.int(key, value, 0...86_400)
-        case "http.idle_timeout_seconds": idleTimeoutSeconds = try Self.int(key, value, 1...86_400)
-        case "http.first_head_timeout_seconds": firstHeadTimeoutSeconds = try Self.int(key, value, 1...86_400)
-        case "http.max_header_bytes": maxHeaderBytes = try Self.int(key, value, 1_024...1 << 20)
-        case "http.max_header_fields": maxHeaderFields = try Self.int(key, value, 8...10_000)
-        case "http.max_body_bytes": maxBodyBytes = try Self.int(key, value, 0...1 << 30)
-        case "http.http2": http2 = try Self.bool(key, value)
-        case "http.fast_path": fastPath = try Self.bool(key, value)
+        case "rate_limit.max_networks": rateLimitMaxNetworks = try node.int(in: 16...100_000_000)
+        case "claims.queue_capacity": queueCapacity = try node.int(in: 1...10_000_000)
+        case "claims.max_batch": maxBatch = try node.int(in: 1...100_000)
+        case "claims.gather_ms": gatherMilliseconds = try node.int(in: 0...50)
+        case "checkpoint.interval_seconds": checkpointIntervalSeconds = try node.int(in: 0...86_400)
+        case "http.idle_timeout_seconds": idleTimeoutSeconds = try node.int(in: 1...86_400)
+        case "http.first_head_timeout_seconds": firstHeadTimeoutSeconds = try node.int(in: 1...86_400)
+        case "http.max_header_bytes": maxHeaderBytes = try node.int(in: 1_024...1 << 20)
+        case "http.max_header_fields": maxHeaderFields = try node.int(in: 8...10_000)
+        case "http.max_body_bytes": maxBodyBytes = try node.int(in: 0...1 << 30)
+        case "http.http2": http2 = try node.bool()
+        case "http.fast_path": fastPath = try node.bool()
         case "tls.certificate", "tls.key":
-            let text = try Self.string(key, value)
-            guard FileManager.default.isReadableFile(atPath: text) else { throw ConfigurationError(key: key, problem: "cannot read '\(text)'") }
+            let text = try node.string()
+            guard FileManager.default.isReadableFile(atPath: text) else { throw node.error("cannot read '\(text)'") }
             if key == "tls.certificate" { tlsCertificate = text } else { tlsKey = text }
         case "metrics.address":
-            let text = try Self.string(key, value)
+            let text = try node.string()
             guard let colon = text.lastIndex(of: ":"), let port = Int(text[text.index(after: colon)...]), (0...65_535).contains(port) else {
-                throw ConfigurationError(key: key, problem: "'\(text)' is not HOST:PORT")
+                throw node.error("'\(text)' is not HOST:PORT")
             }
             let host = String(text[..<colon]).trimmingCharacters(in: CharacterSet(charactersIn: "[]"))
-            guard IPAddress(host) != nil || host == "localhost" else { throw ConfigurationError(key: key, problem: "'\(host)' is not an IP address") }
+            guard IPAddress(host) != nil || host == "localhost" else { throw node.error("'\(host)' is not an IP address") }
             metricsAddress = ListenAddress(host: host, port: port)
         case "log.format":
-            let text = try Self.string(key, value)
-            guard text == "text" || text == "json" else { throw ConfigurationError(key: key, problem: "'\(text)' is not one of text, json") }
+            let text = try node.string()
+            guard text == "text" || text == "json" else { throw node.error("'\(text)' is not one of text, json") }
             logFormat = text
         case "tracing.endpoint":
-            let text = try Self.string(key, value)
+            let text = try node.string()
             guard let url = URL(string: text), ["http", "https"].contains(url.scheme?.lowercased() ?? ""), url.host != nil else {
-                throw ConfigurationError(key: key, problem: "'\(text)' is not an http(s) URL")
+                throw node.error("'\(text)' is not an http(s) URL")
             }
             tracingEndpoint = text
         case "tracing.service_name":
-            tracingServiceName = try Self.string(key, value)
-            guard !tracingServiceName.isEmpty else { throw ConfigurationError(key: key, problem: "must not be empty") }
+            tracingServiceName = try node.string()
+            guard !tracingServiceName.isEmpty else { throw node.error("must not be empty") }
         case "tracing.sample_ratio":
-            tracingSampleRatio = try Self.double(key, value)
-            guard (0...1).contains(tracingSampleRatio) else { throw ConfigurationError(key: key, problem: "must be between 0 and 1") }
-        case "tls.check_seconds": tlsCheckSeconds = try Self.int(key, value, 1...86_400)
-        case "limits.max_in_flight": maxInFlight = try Self.int(key, value, 0...1_000_000)
-        case "limits.max_in_flight_claims": maxInFlightClaims = try Self.int(key, value, 0...1_000_000)
-        case "limits.max_connections": maxConnections = try Self.int(key, value, 0...10_000_000)
-        case "limits.max_connections_per_network": maxConnectionsPerNetwork = try Self.int(key, value, 0...10_000_000)
-        case "limits.max_requests_per_connection": maxRequestsPerConnection = try Self.int(key, value, 1...100_000_000)
-        case "limits.max_connection_lifetime_seconds": maxConnectionLifetimeSeconds = try Self.int(key, value, 1...604_800)
-        case "limits.requests_burst": requestsBurst = try Self.int(key, value, 1...100_000_000)
+            tracingSampleRatio = try node.double()
+            guard (0...1).contains(tracingSampleRatio) else { throw node.error("must be between 0 and 1") }
+        case "tls.check_seconds": tlsCheckSeconds = try node.int(in: 1...86_400)
+        case "limits.max_in_flight": maxInFlight = try node.int(in: 0...1_000_000)
+        case "limits.max_in_flight_claims": maxInFlightClaims = try node.int(in: 0...1_000_000)
+        case "limits.max_connections": maxConnections = try node.int(in: 0...10_000_000)
+        case "limits.max_connections_per_network": maxConnectionsPerNetwork = try node.int(in: 0...10_000_000)
+        case "limits.max_requests_per_connection": maxRequestsPerConnection = try node.int(in: 1...100_000_000)
+        case "limits.max_connection_lifetime_seconds": maxConnectionLifetimeSeconds = try node.int(in: 1...604_800)
+        case "limits.requests_burst": requestsBurst = try node.int(in: 1...100_000_000)
         case "limits.requests_per_second":
-            let d = try Self.double(key, value)
-            guard d > 0 else { throw ConfigurationError(key: key, problem: "must be > 0") }
+            let d = try node.double()
+            guard d > 0 else { throw node.error("must be > 0") }
             requestsPerSecond = d
-        case "limits.strikes_before_ban": strikesBeforeBan = try Self.int(key, value, 0...1_000_000)
-        case "limits.ban_seconds": banSeconds = try Self.int(key, value, 1...604_800)
+        case "limits.strikes_before_ban": strikesBeforeBan = try node.int(in: 0...1_000_000)
+        case "limits.ban_seconds": banSeconds = try node.int(in: 1...604_800)
         case "upstream_allowlist":
-            let (cidrs, sources) = try Self.prefixesAndSources(key, value)
+            let (cidrs, sources) = try Self.prefixesAndSources(node)
             upstreamAllowlist = cidrs
             upstreamAllowlistSources = sources
-        case "upstream_allowlist_refresh_seconds": upstreamAllowlistRefreshSeconds = try Self.int(key, value, 1...604_800)
-        case "bans.user_agents": bannedUserAgents = try Self.strings(key, value)
+        case "upstream_allowlist_refresh_seconds": upstreamAllowlistRefreshSeconds = try node.int(in: 1...604_800)
+        case "bans.user_agents": bannedUserAgents = try node.strings()
         case "bans.user_agent_patterns":
-            bannedUserAgentPatterns = try Self.strings(key, value)
+            bannedUserAgentPatterns = try node.strings()
             for (i, p) in bannedUserAgentPatterns.enumerated() where (try? NSRegularExpression(pattern: p)) == nil {
-                throw ConfigurationError(key: "\(key)[\(i)]", problem: "'\(p)' is not a valid regular expression")
+                throw ConfigFileError(key: ConfigKeyPath.item(key, i), problem: "'\(p)' is not a valid regular expression")
             }
-        case "bans.paths": bannedPaths = try Self.strings(key, value)
+        case "bans.paths": bannedPaths = try node.strings()
         case "location.database":
-            let text = try Self.string(key, value)
+            let text = try node.string()
             if text.isEmpty { locationDatabase = nil; break }
-            guard FileManager.default.isReadableFile(atPath: text) else { throw ConfigurationError(key: key, problem: "cannot read '\(text)'") }
+            guard FileManager.default.isReadableFile(atPath: text) else { throw node.error("cannot read '\(text)'") }
             locationDatabase = text
-        case "cache.ttl_seconds": cacheTTLSeconds = try Self.int(key, value, 0...3_600)
-        case "cache.max_bytes": cacheMaxBytes = try Self.int(key, value, 0...(1 << 34))
+        case "cache.ttl_seconds": cacheTTLSeconds = try node.int(in: 0...3_600)
+        case "cache.max_bytes": cacheMaxBytes = try node.int(in: 0...(1 << 34))
         case "web.root":
-            let text = try Self.string(key, value)
+            let text = try node.string()
             webRoot = text.isEmpty ? nil : text
-        case "location.check_seconds": locationCheckSeconds = try Self.int(key, value, 1...86_400)
+        case "location.check_seconds": locationCheckSeconds = try node.int(in: 1...86_400)
         case "datacenter.sources":
             var sources: [RangeSource] = []
-            for (i, spec) in try Self.strings(key, value).enumerated() {
+            for (i, spec) in try node.strings().enumerated() {
                 if spec == "official" { sources += RangeSource.official; continue }
                 do { sources.append(try RangeSource(parsing: spec)) } catch {
-                    throw ConfigurationError(key: "\(key)[\(i)]", problem: error.description)
+                    throw ConfigFileError(key: ConfigKeyPath.item(key, i), problem: error.description)
                 }
             }
             dataCenterSources = sources
         case "datacenter.cache_directory":
-            let text = try Self.string(key, value)
+            let text = try node.string()
             dataCenterCacheDirectory = text.isEmpty ? nil : text
-        case "datacenter.refresh_seconds": dataCenterRefreshSeconds = try Self.int(key, value, 60...604_800)
-        case "datacenter.policy": dataCenterPolicy.defaultAction = try Self.action(key, value)
+        case "datacenter.refresh_seconds": dataCenterRefreshSeconds = try node.int(in: 60...604_800)
+        case "datacenter.policy": dataCenterPolicy.defaultAction = try Self.action(node)
         case "datacenter.routes":
-            guard let map = value as? [String: Any] else { throw ConfigurationError(key: key, problem: "expected a mapping of path prefix to tag, deny or allow") }
+            guard case .mapping(let entries) = node.value else { throw node.error("expected a mapping of path prefix to tag, deny or allow") }
             var routes: [String: DataCenterAction] = [:]
-            for (path, v) in map {
-                guard path.hasPrefix("/") else { throw ConfigurationError(key: "\(key).\(path)", problem: "a path prefix starts with /") }
-                routes[path] = try Self.action("\(key).\(path)", v)
+            for (entry, route) in zip(entries, ConfigMapping(entries, path: key).nodes) {
+                guard entry.key.hasPrefix("/") else { throw route.error("a path prefix starts with /") }
+                routes[entry.key] = try Self.action(route)
             }
             dataCenterPolicy.routes = routes
-        default: throw ConfigurationError(key: key, problem: "unknown key")
+        default: throw node.error("unknown key")
         }
     }
 
-    static func action(_ key: String, _ value: Any) throws(ConfigurationError) -> DataCenterAction {
-        let text = try string(key, value)
+    static func action(_ node: ConfigNode) throws(ConfigFileError) -> DataCenterAction {
+        let text = try node.string()
         guard let action = DataCenterAction(rawValue: text) else {
-            throw ConfigurationError(key: key, problem: "'\(text)' is not one of tag, deny, allow")
+            throw node.error("'\(text)' is not one of tag, deny, allow")
         }
         return action
     }
 
-    static func strings(_ key: String, _ value: Any) throws(ConfigurationError) -> [String] {
-        if let text = value as? String { return [text] }
-        guard let list = value as? [Any] else { throw ConfigurationError(key: key, problem: "expected a list of strings") }
-        var out: [String] = []
-        for (i, item) in list.enumerated() { out.append(try string("\(key)[\(i)]", item)) }
-        return out
-    }
-
-    /// CIDRs and NAME=PATH|URL range sources, in one list (or one comma-separated string).
-    static func prefixesAndSources(_ key: String, _ value: Any) throws(ConfigurationError) -> ([IPPrefix], [RangeSource]) {
-        var cidrs: [String] = []
-        var sources: [RangeSource] = []
-        let items: [String]
-        if let text = value as? String {
+    /// CIDRs and NAME=PATH|URL range sources, in one list or one comma-separated string; a
+    /// problem names the item (`trusted_proxies[1]`).
+    static func prefixesAndSources(_ node: ConfigNode) throws(ConfigFileError) -> ([IPPrefix], [RangeSource]) {
+        let items: [(path: String, text: String)]
+        if let text = node.text {
             items = text.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
+                .enumerated().map { (ConfigKeyPath.item(node.path, $0), $1) }
+        } else if case .sequence = node.value {
+            var list: [(path: String, text: String)] = []
+            for item in try node.items() { list.append((item.path, try item.string())) }
+            items = list
         } else {
-            items = try Self.strings(key, value)
+            throw node.error("expected a list of strings")
         }
-        for (i, item) in items.enumerated() {
-            if item.contains("=") {
-                do { sources.append(try RangeSource(parsing: item)) } catch {
-                    throw ConfigurationError(key: "\(key)[\(i)]", problem: error.description)
-                }
-            } else {
-                cidrs.append(item)
+        var cidrs: [IPPrefix] = []
+        var sources: [RangeSource] = []
+        for (path, item) in items {
+            do {
+                if item.contains("=") { sources.append(try RangeSource(parsing: item)) } else { cidrs.append(try IPPrefix(parsing: item)) }
+            } catch {
+                throw ConfigFileError(key: path, problem: "\(error)")
             }
         }
-        return (try Self.prefixes(key, cidrs), sources)
-    }
-
-    static func prefixes(_ key: String, _ value: Any) throws(ConfigurationError) -> [IPPrefix] {
-        let items: [Any]
-        if let list = value as? [Any] { items = list } else if let text = value as? String {
-            items = text.split(separator: ",").map { String($0.trimmingCharacters(in: .whitespaces)) }.filter { !$0.isEmpty }
-        } else { throw ConfigurationError(key: key, problem: "expected a list of CIDR prefixes") }
-        var prefixes: [IPPrefix] = []
-        for (i, item) in items.enumerated() {
-            let text = try string("\(key)[\(i)]", item)
-            do { prefixes.append(try IPPrefix(parsing: text)) } catch {
-                throw ConfigurationError(key: "\(key)[\(i)]", problem: error.description)
-            }
-        }
-        return prefixes
-    }
-
-    static func string(_ key: String, _ v: Any) throws(ConfigurationError) -> String {
-        if let s = v as? String { return s }
-        if let i = v as? Int { return String(i) }
-        throw ConfigurationError(key: key, problem: "expected a string")
-    }
-
-    static func int(_ key: String, _ v: Any, _ range: ClosedRange<Int>) throws(ConfigurationError) -> Int {
-        let parsed: Int?
-        if let i = v as? Int { parsed = i } else if let s = v as? String { parsed = Int(s) } else { parsed = nil }
-        guard let n = parsed else { throw ConfigurationError(key: key, problem: "expected an integer, got '\(v)'") }
-        guard range.contains(n) else { throw ConfigurationError(key: key, problem: "\(n) is outside \(range.lowerBound)…\(range.upperBound)") }
-        return n
-    }
-
-    static func double(_ key: String, _ v: Any) throws(ConfigurationError) -> Double {
-        if let d = v as? Double { return d }
-        if let i = v as? Int { return Double(i) }
-        if let s = v as? String, let d = Double(s) { return d }
-        throw ConfigurationError(key: key, problem: "expected a number, got '\(v)'")
-    }
-
-    static func bool(_ key: String, _ v: Any) throws(ConfigurationError) -> Bool {
-        if let b = v as? Bool { return b }
-        if let s = v as? String {
-            switch s.lowercased() {
-            case "true", "yes", "on", "1": return true
-            case "false", "no", "off", "0": return false
-            default: break
-            }
-        }
-        throw ConfigurationError(key: key, problem: "expected true or false, got '\(v)'")
+        return (cidrs, sources)
     }
 
     /// Cross-field checks.

@@ -1,1 +1,0 @@
-// ConfigFile: filled in by the configuration work (see Package.swift).

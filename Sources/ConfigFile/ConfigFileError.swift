@@ -1,0 +1,26 @@
+/// A configuration file (or flag) problem, naming the key it is about.
+///
+/// `key` is the full key path of the offending value: `limits.requests_burst`,
+/// `target_connection.relay_policy.idle_timeout`, `trusted_proxies[2]` for a list item, or empty
+/// for the document as a whole (shown as `(file)`). `problem` says what is wrong, without the key.
+/// `description` is one line: `invalid configuration: port: 70000 is outside 0…65535`.
+///
+/// The one error type of every configuration reader: the game's (`ServeConfiguration`) and the
+/// tunnel's (`TunnelConfiguration`) throw it, and so do the readers of this module.
+public struct ConfigFileError: Error, CustomStringConvertible, Equatable, Sendable {
+    public var key: String
+    public var problem: String
+
+    public init(key: String, problem: String) {
+        self.key = key
+        self.problem = problem
+    }
+
+    public var description: String { "invalid configuration: \(key.isEmpty ? "(file)" : key): \(problem)" }
+}
+
+/// Key paths: `a.b` for a mapping's key, `a[3]` for a list's item.
+public enum ConfigKeyPath {
+    public static func join(_ path: String, _ key: String) -> String { path.isEmpty ? key : "\(path).\(key)" }
+    public static func item(_ path: String, _ index: Int) -> String { "\(path)[\(index)]" }
+}
