@@ -215,13 +215,15 @@ public final class FastResponseHandler: ChannelDuplexHandler, RemovableChannelHa
         context.write(data, promise: promise)
     }
 
-    /// Adds what every answer carries: `Date`, `Server`, `X-Request-ID` (the client's or a new
-    /// one), `Content-Length` (not on 304), and `Connection: close` when the client asked.
+    /// Adds what every answer carries: `Date`, `Server`, `X-Request-ID` (unless the responder
+    /// set it: the client's or a new one), `Content-Length` (not on 304), and `Connection: close` when the client asked.
     /// The responder's head carries none of these fields.
     static func complete(_ answer: inout Answer, for request: HTTPRequest, serverName: String?) {
         answer.head.headerFields.append(HTTPField(name: .date, value: HTTPDate.now()))
         if let serverName { answer.head.headerFields.append(HTTPField(name: .server, value: serverName)) }
-        answer.head.headerFields.append(HTTPField(name: RequestID.field, value: RequestID.acceptable(request.headerFields.value(of: RequestID.field)) ?? RequestID.next()))
+        if answer.head.headerFields[RequestID.field] == nil {
+            answer.head.headerFields.append(HTTPField(name: RequestID.field, value: RequestID.acceptable(request.headerFields.value(of: RequestID.field)) ?? RequestID.next()))
+        }
         if let connection = request.headerFields.value(of: .connection), connection.lowercased().contains("close") {
             answer.head.headerFields.append(HTTPField(name: .connection, value: "close"))
         }

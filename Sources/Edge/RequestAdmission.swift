@@ -36,10 +36,19 @@ public struct Refusal: Error, Sendable, Equatable {
     public var status: HTTPResponse.Status
     public var message: String
     public var headers: HTTPFields
-    public init(_ status: HTTPResponse.Status, _ message: String, headers: HTTPFields = [:]) {
+    /// Why a ban rule refused the request ("path", "user-agent"): whoever answers logs
+    /// "request banned" with it, on the request's logger (its id and client).
+    public var bannedBy: String?
+    public init(_ status: HTTPResponse.Status, _ message: String, headers: HTTPFields = [:], bannedBy: String? = nil) {
         self.status = status
         self.message = message
         self.headers = headers
+        self.bannedBy = bannedBy
+    }
+
+    /// The log line a ban-rule refusal leaves, whichever path answered.
+    public func log(to logger: Logger) {
+        if let bannedBy { logger.info("request banned", metadata: ["reason": "\(bannedBy)"]) }
     }
 }
 
@@ -87,8 +96,7 @@ public struct RequestAdmission: Sendable {
     public func admit(path: String, userAgent: String?, client: IPAddress?, logger: Logger? = nil) -> Verdict {
         if let reason = rules.violation(userAgent: userAgent, path: path) {
             forbidden.increment()
-            logger?.info("request banned", metadata: ["reason": "\(reason)"])
-            return .refused(Refusal(.forbidden, "forbidden"))
+            return .refused(Refusal(.forbidden, "forbidden", bannedBy: reason))
         }
         guard let client else { return .admitted(dataCenter: nil) }
         let key = NetworkKey(client)

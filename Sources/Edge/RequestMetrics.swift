@@ -89,6 +89,7 @@ public struct AdmissionMiddleware<Context: DataCenterTaggedContext>: RouterMiddl
         var response: Response
         switch admission.admit(path: path, userAgent: request.headers[.userAgent], client: client, logger: context.logger) {
         case .refused(let refusal):
+            refusal.log(to: context.logger)
             let (headers, body) = ErrorBody.parts(status: refusal.status, headers: refusal.headers, message: refusal.message, json: ErrorBody.isJSON(path: path))
             response = Response(status: refusal.status, headers: headers, body: .init(byteBuffer: ByteBuffer(string: body)))
         case .admitted(let tag):

@@ -1,6 +1,7 @@
 import Edge
 import HTTPTypes
 import IPAddress
+import Logging
 import NIOCore
 import GameRules
 
@@ -19,6 +20,8 @@ struct FastRoutes: Sendable {
     let routes: GameRoutes
     let admission: RequestAdmission
     let metrics: RequestMetrics
+    /// Refusals by a ban rule are logged here with the request's id and client, as the router does.
+    let logger: Logger
 
     func reply(_ request: HTTPRequest, peer: IPAddress?) -> FastReply? {
         guard let target = request.path, let peer else { return nil }
@@ -50,7 +53,7 @@ struct FastRoutes: Sendable {
               let snapshot = routes.snapshotAnswer(key, request.headerFields)
         else { return nil }
         if let refusal = refusal(request, path: path, client: client) {
-            return answer(refusal, path: path, route: route, method: request.method, start: start)
+            return answer(refusal, request: request, client: client, path: path, route: route, start: start)
         }
         metrics.record(route: route.path, method: request.method, status: snapshot.status, since: start)
         return .init(head: HTTPResponse(status: snapshot.status, headerFields: snapshot.headers), body: snapshot.body)
@@ -62,7 +65,7 @@ struct FastRoutes: Sendable {
         // An IPv6 client gets the router's 400.
         guard let client = routes.clientAddress(peer: peer, headers: request.headerFields), client.isIPv4 else { return nil }
         if let refusal = refusal(request, path: route.path, client: client) {
-            return answer(refusal, path: route.path, route: route, method: request.method, start: start)
+            return answer(refusal, request: request, client: client, path: route.path, route: route, start: start)
         }
         metrics.record(route: route.path, method: request.method, status: .ok, since: start)
         return .init(head: HTTPResponse(status: .ok, headerFields: GameRoutes.ipFields), body: ByteBuffer(string: "\(client)\n"))
@@ -95,7 +98,7 @@ struct FastRoutes: Sendable {
         let path = route.path == "/claim" ? "/claim" : RequestPath.normalized(target)
         let method = request.method
         if let refusal = refusal(request, path: path, client: client) ?? routes.claimsLimited(client) {
-            return .answer(answer(refusal, path: path, route: route, method: method, start: start))
+            return .answer(answer(refusal, request: request, client: client, path: path, route: route, start: start))
         }
         let origin = routes.intelligence?.origin(of: address) ?? .unknown
         let format = ClaimResponse.format(accept: request.headerFields.value(of: .accept))
@@ -124,15 +127,25 @@ struct FastRoutes: Sendable {
 
     /// `RequestAdmission`'s refusal for this request, or nil when it is admitted.
     private func refusal(_ request: HTTPRequest, path: String, client: IPAddress) -> Refusal? {
-        if case .refused(let refusal) = admission.admit(path: path, userAgent: request.headerFields.value(of: .userAgent), client: client) {
+        if case .refused(let refusal) = admission.admit(path: path, userAgent: request.headerFields.value(of: .userAgent), client: client, logger: logger) {
             return refusal
         }
         return nil
     }
 
-    private func answer(_ refusal: Refusal, path: String, route: RouteTable.Route, method: HTTPRequest.Method, start: UInt64) -> FastResponseHandler.Answer {
-        metrics.record(route: route.path, method: method, status: refusal.status, since: start)
-        return Self.render(refusal, path: path)
+    /// A refusal answered here: counted, logged like the router logs it (the request's id and
+    /// client), and written as the router writes it.
+    private func answer(_ refusal: Refusal, request: HTTPRequest, client: IPAddress, path: String, route: RouteTable.Route, start: UInt64) -> FastResponseHandler.Answer {
+        metrics.record(route: route.path, method: request.method, status: refusal.status, since: start)
+        var answer = Self.render(refusal, path: path)
+        guard refusal.bannedBy != nil else { return answer }
+        let id = RequestID.acceptable(request.headerFields.value(of: RequestID.field)) ?? RequestID.next()
+        answer.head.headerFields[RequestID.field] = id
+        var logger = self.logger
+        logger[metadataKey: "request_id"] = "\(id)"
+        logger[metadataKey: "client"] = "\(client)"
+        refusal.log(to: logger)
+        return answer
     }
 
     /// A refusal as the router writes it (`ErrorBody`).

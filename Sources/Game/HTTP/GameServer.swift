@@ -170,7 +170,7 @@ public enum GameServer {
         // Hot routes are answered on the event loop (FastRoutes), unless spans are wanted
         // per request (only the router makes them) or the configuration turns it off.
         let fastRoutes = configuration.fastPath && configuration.tracingEndpoint == nil
-            ? FastRoutes(routes: routes, admission: admission, metrics: metrics) : nil
+            ? FastRoutes(routes: routes, admission: admission, metrics: metrics, logger: logger) : nil
         let mailboxes = EventLoopMailboxes()
         let maxBodyBytes = configuration.maxBodyBytes
         let idleTimeout = TimeAmount.seconds(Int64(configuration.idleTimeoutSeconds))
