@@ -188,7 +188,7 @@ let package = Package(
         .executableTarget(
             name: "ipquest",
             dependencies: [
-                "IPAddress", "TextFormats", "LocationDB", "CloudRanges", "GameRules", "Game", "Tunnel", "CIPQuestBuildInfo",
+                "IPAddress", "TextFormats", "ConfigFile", "LocationDB", "CloudRanges", "GameRules", "Game", "Tunnel", "CIPQuestBuildInfo",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
@@ -251,6 +251,7 @@ let package = Package(
             dependencies: [
                 "Game",
                 "GameRules",
+                "ConfigFile",
                 "IPQuestTestSupport",
                 "LocationDB",
                 "CloudRanges",
@@ -270,6 +271,7 @@ let package = Package(
             dependencies: [
                 "Tunnel",
                 "IPAddress",
+                "ConfigFile",
                 "IPQuestTestSupport",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),

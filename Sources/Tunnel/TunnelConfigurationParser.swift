@@ -1,10 +1,6 @@
 public import ConfigFile
 import IPAddress
 
-/// The tunnel's configuration problems are `ConfigFileError`s (one error type for every
-/// configuration file); this name stays for code written against the tunnel's former type.
-public typealias TunnelConfigurationError = ConfigFileError
-
 extension TunnelConfiguration {
     /// Parses the anchor-compatible YAML document. Every key is optional (defaults as in `init()`);
     /// unknown keys and malformed values are errors naming the key path.

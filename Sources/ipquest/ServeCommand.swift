@@ -1,4 +1,5 @@
 import ArgumentParser
+import ConfigFile
 import Foundation
 #if canImport(Glibc)
 /// glibc's malloc_trim(3); <malloc.h> is not part of the Glibc module.

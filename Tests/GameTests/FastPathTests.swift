@@ -1,4 +1,5 @@
 import Foundation
+import ConfigFile
 import Testing
 import Edge
 @testable import Game
@@ -136,7 +137,7 @@ import Edge
         var parsed = ServeConfiguration()
         try parsed.apply(yaml: "http: { fast_path: false }")
         #expect(parsed.fastPath == false)
-        #expect(throws: ConfigurationError.self) { try parsed.apply(yaml: "http: { fast_path: sometimes }") }
+        #expect(throws: ConfigFileError.self) { try parsed.apply(yaml: "http: { fast_path: sometimes }") }
     }
 
     /// Admission refuses on the event loop exactly as on the router: one function, one

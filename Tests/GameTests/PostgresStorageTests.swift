@@ -4,6 +4,7 @@ import Logging
 import PostgresNIO
 import Synchronization
 import IPQuestTestSupport
+import ConfigFile
 import Testing
 @testable import Game
 @testable import GameRules
@@ -26,7 +27,7 @@ struct PostgresStorageTests {
         #expect(throws: PostgresSettings.InvalidURL.self) { try PostgresSettings(url: "postgres://h/db?sslmode=maybe") }
         #expect(throws: PostgresSettings.InvalidURL.self) { try PostgresSettings(url: "postgres://h/db?bogus=1") }
         var cfg = ServeConfiguration()
-        #expect(throws: ConfigurationError.self) { try cfg.set("database", "postgres://h/db?pool_size=0") }
+        #expect(throws: ConfigFileError.self) { try cfg.set("database", "postgres://h/db?pool_size=0") }
         try cfg.set("database", "postgresql://h/db")
     }
 

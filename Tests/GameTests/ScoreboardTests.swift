@@ -1,6 +1,7 @@
 import CloudRanges
 import Foundation
 import NIOCore
+import ConfigFile
 import Testing
 import IPAddress
 import IPQuestTestSupport

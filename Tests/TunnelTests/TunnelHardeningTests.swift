@@ -1,5 +1,6 @@
 import IPAddress
 import NIOCore
+import ConfigFile
 import Testing
 
 @testable import Tunnel
@@ -127,7 +128,7 @@ struct TunnelHardeningTests {
         ("target_connection:\n  dns_cache_ttl: 5300w\n", "target_connection.dns_cache_ttl"),
     ])
     func absurdlyLongDurationsAreRefusedNamingTheKey(yaml: String, key: String) {
-        let error = #expect(throws: TunnelConfigurationError.self) { try TunnelConfiguration(yaml: yaml) }
+        let error = #expect(throws: ConfigFileError.self) { try TunnelConfiguration(yaml: yaml) }
         #expect(error?.key == key)
         #expect(error.map { "\($0)".contains("100 years") } == true)
     }

@@ -1,13 +1,9 @@
 public import CloudRanges
-@_exported public import ConfigFile
+public import ConfigFile
 public import Edge
 import Foundation
 public import IPAddress
 import GameRules
-
-/// The game's configuration problems are `ConfigFileError`s, the one error type of every
-/// configuration file; this name stays for the code that still spells it.
-public typealias ConfigurationError = ConfigFileError
 
 /// Settings of `ipquest serve`. The YAML file and the command-line flags fill the same schema
 /// and go through the same validation; flags win over the file.
@@ -321,7 +317,7 @@ public struct ServeConfiguration: Sendable, Equatable {
         case "bans.user_agents": bannedUserAgents = try node.strings()
         case "bans.user_agent_patterns":
             bannedUserAgentPatterns = try node.strings()
-            for (i, p) in bannedUserAgentPatterns.enumerated() where (try? NSRegularExpression(pattern: p)) == nil {
+            for (i, p) in bannedUserAgentPatterns.enumerated() where !RequestRules.isValidPattern(p) {
                 throw ConfigFileError(key: ConfigKeyPath.item(key, i), problem: "'\(p)' is not a valid regular expression")
             }
         case "bans.paths": bannedPaths = try node.strings()
@@ -397,35 +393,35 @@ public struct ServeConfiguration: Sendable, Equatable {
     }
 
     /// Cross-field checks.
-    public func validate() throws(ConfigurationError) {
+    public func validate() throws(ConfigFileError) {
         if proxyProtocol, !hasTrustedProxies {
-            throw ConfigurationError(key: "proxy_protocol", problem: "needs trusted_proxies: PROXY headers are accepted only from them")
+            throw ConfigFileError(key: "proxy_protocol", problem: "needs trusted_proxies: PROXY headers are accepted only from them")
         }
         if let header = realIPHeader {
             if header == .proxyProtocol, !proxyProtocol {
-                throw ConfigurationError(key: "real_ip_header", problem: "proxy_protocol needs proxy_protocol: true (or --proxy-protocol)")
+                throw ConfigFileError(key: "real_ip_header", problem: "proxy_protocol needs proxy_protocol: true (or --proxy-protocol)")
             }
             if header != .proxyProtocol, proxyProtocol {
-                throw ConfigurationError(key: "real_ip_header", problem: "with proxy_protocol on, the client address comes from the PROXY header; \(header.rawValue) would not be read")
+                throw ConfigFileError(key: "real_ip_header", problem: "with proxy_protocol on, the client address comes from the PROXY header; \(header.rawValue) would not be read")
             }
             if !hasTrustedProxies {
-                throw ConfigurationError(key: "real_ip_header", problem: "needs trusted_proxies: the header is read only from them")
+                throw ConfigFileError(key: "real_ip_header", problem: "needs trusted_proxies: the header is read only from them")
             }
         }
         if (tlsCertificate == nil) != (tlsKey == nil) {
-            throw ConfigurationError(key: tlsCertificate == nil ? "tls.certificate" : "tls.key", problem: "tls needs both certificate and key")
+            throw ConfigFileError(key: tlsCertificate == nil ? "tls.certificate" : "tls.key", problem: "tls needs both certificate and key")
         }
         if proxyProtocol, tlsCertificate != nil || http2 {
-            throw ConfigurationError(key: "proxy_protocol", problem: "is for HTTP/1.1 behind a proxy; it cannot be combined with tls or http.http2")
+            throw ConfigFileError(key: "proxy_protocol", problem: "is for HTTP/1.1 behind a proxy; it cannot be combined with tls or http.http2")
         }
         if let webRoot {
             var isDirectory: ObjCBool = false
             guard FileManager.default.fileExists(atPath: webRoot, isDirectory: &isDirectory), isDirectory.boolValue else {
-                throw ConfigurationError(key: "web.root", problem: "\(webRoot) is not a directory")
+                throw ConfigFileError(key: "web.root", problem: "\(webRoot) is not a directory")
             }
         }
         if maxBatch > queueCapacity {
-            throw ConfigurationError(key: "claims.max_batch", problem: "must not exceed claims.queue_capacity (\(queueCapacity))")
+            throw ConfigFileError(key: "claims.max_batch", problem: "must not exceed claims.queue_capacity (\(queueCapacity))")
         }
     }
 }

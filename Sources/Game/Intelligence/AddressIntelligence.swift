@@ -1,4 +1,5 @@
 public import CloudRanges
+public import ConfigFile
 public import Edge
 public import IPAddress
 public import LocationDB
@@ -86,11 +87,11 @@ public final class AddressIntelligence: ClaimOriginLookup, Service {
 extension AddressIntelligence {
     /// Builds what the configuration asks for: nil when it names neither a location database
     /// nor data-center sources. A database that cannot be opened is a configuration error.
-    public static func make(configuration c: ServeConfiguration, logger: Logger) throws(ConfigurationError) -> AddressIntelligence? {
+    public static func make(configuration c: ServeConfiguration, logger: Logger) throws(ConfigFileError) -> AddressIntelligence? {
         var location: WatchedLocationDatabase?
         if let path = c.locationDatabase {
             do { location = try WatchedLocationDatabase(path: path) } catch {
-                throw ConfigurationError(key: "location.database", problem: error.description)
+                throw ConfigFileError(key: "location.database", problem: error.description)
             }
         }
         let cloud = c.dataCenterSources.isEmpty ? nil : RangeSet(
