@@ -1,0 +1,122 @@
+import CompressNIO
+public import HTTPTypes
+public import NIOCore
+import Synchronization
+import TextFormats
+public import GameRules
+
+// The snapshot as the HTTP layer serves it: each view the engine encodes (Engine/Snapshots.swift)
+// stored once per version as a response body with its headers, validator and gzip form.
+
+/// One pre-encoded response body with its validator and compressed form.
+public struct EncodedBody: Sendable {
+    public let body: ByteBuffer
+    /// Strong validator over the content (the `now` stamp excluded, so an idle board keeps
+    /// its ETag and clients keep getting 304).
+    public let etag: String
+    let compressed: LazyGzip
+    /// The response fields of this body, built once per snapshot rather than per request.
+    public let headers: HTTPFields
+    public let gzipHeaders: HTTPFields
+    /// Unix seconds when this content was first published (`Last-Modified`).
+    public let modifiedAt: Int64
+
+    init(body: ByteBuffer, etag: String, modifiedAt: Int64) {
+        self.body = body
+        self.etag = etag
+        self.modifiedAt = modifiedAt
+        compressed = LazyGzip(body)
+        headers = [
+            .contentType: "application/json",
+            .eTag: etag,
+            .lastModified: HTTPDate.format(UInt64(max(0, modifiedAt))),
+            .cacheControl: "public, max-age=1, stale-while-revalidate=5",
+            .vary: "Accept-Encoding",
+            .accessControlAllowOrigin: "*",
+        ]
+        var zipped = headers
+        zipped[.contentEncoding] = "gzip"
+        gzipHeaders = zipped
+    }
+
+    /// The gzip form, compressed by the first request that accepts it (then shared); nil for
+    /// small bodies. A snapshot rebuilt under a stream of claims so never pays for bodies
+    /// nobody asks for compressed.
+    public var gzip: ByteBuffer? { compressed.value }
+}
+
+/// A body's gzip form, made once on first use.
+final class LazyGzip: Sendable {
+    private let source: ByteBuffer
+    private let made = Mutex<ByteBuffer??>(nil)
+
+    init(_ source: ByteBuffer) { self.source = source }
+
+    var value: ByteBuffer? {
+        if let done = made.withLock({ $0 }) { return done }
+        var reading = source // compressing moves the copy's reader index; `source` is untouched
+        let result: ByteBuffer? = source.readableBytes > 256 ? try? reading.compress(with: .gzip()) : nil
+        return made.withLock { stored in
+            if stored == nil { stored = .some(result) } // a concurrent first use may have won
+            return stored!
+        }
+    }
+}
+
+/// The read models of one moment, encoded once and served to every reader.
+public struct Snapshot: Sendable {
+    public var bodies: [String: EncodedBody] = [:]
+    public var createdAt: Int64 = 0
+    /// Each leaderboard in full (its body holds the first page): later pages are encoded per
+    /// request from these, so a board of a million players is never sent, nor encoded, whole.
+    public var leaderboards: [String: [Scoreboard.LeaderboardEntry]] = [:]
+    /// Entries in a leaderboard body and in a page without `limit`.
+    public static let leaderboardPageSize = 100
+    public static let maxLeaderboardPageSize = 1_000
+
+    /// One page of a leaderboard: entries from `offset` on, at most `limit`, wrapped like the
+    /// snapshot body (`total_players`, `next_cursor`).
+    public func leaderboardPage(_ key: String, period: Period, residential: Bool, offset: Int, limit: Int, now: Int64) -> String? {
+        guard let entries = leaderboards[key] else { return nil }
+        let start = min(offset, entries.count)
+        let page = entries[start..<min(entries.count, start + limit)]
+        return LeaderboardJSON.wrap(LeaderboardJSON.entries(page), period: period, residential: residential, updatedAt: now,
+                                    total: entries.count, limit: limit, next: start + page.count < entries.count ? start + page.count : nil)
+    }
+
+    public subscript(key: String) -> EncodedBody? { bodies[key] }
+
+    public static func scoreKey(_ p: Period) -> String { "score/\(p.rawValue)" }
+    public static func leaderboardKey(_ p: Period, residential: Bool = false) -> String {
+        "api/leaderboard/\(p.rawValue)\(residential ? "/residential" : "")"
+    }
+    public static func blocksKey(_ p: Period) -> String { "api/blocks/\(p.rawValue)" }
+    /// Capture The IP's `/api/ranks/{period}`.
+    public static func ranksKey(_ p: Period) -> String { "api/ranks/\(p.rawValue)" }
+    public static let recentKey = "recent"
+    public static let apiRecentKey = "api/recent"
+}
+
+/// Holds the current snapshot; publishing swaps it atomically.
+final class SnapshotStore: Sendable {
+    private let state = Mutex(Snapshot())
+
+    var current: Snapshot { state.withLock { $0 } }
+
+    /// Publishes new bodies, keeping the old encoding of any body whose content is unchanged
+    /// and every body `fresh` does not mention (its period did not move).
+    func publish(_ fresh: [String: (content: String, wrap: (String) -> String)], leaderboards: [String: [Scoreboard.LeaderboardEntry]] = [:], now: Int64) {
+        let previous = current
+        var next = previous
+        next.leaderboards.merge(leaderboards) { _, new in new }
+        for (key, item) in fresh {
+            let etag = "\"\(FNV1a.hex64(item.content.utf8))\""
+            if let old = previous.bodies[key], old.etag == etag {
+                next.bodies[key] = old
+                continue
+            }
+            next.bodies[key] = EncodedBody(body: ByteBuffer(string: item.wrap(item.content)), etag: etag, modifiedAt: now)
+        }
+        state.withLock { $0 = next }
+    }
+}
