@@ -100,10 +100,28 @@ let package = Package(
             swiftSettings: swiftSettings
         ),
 
-        // Transport and request guards: client-IP resolution, PROXY protocol, rate limits.
+        // Request guards, with no server in them: client-IP resolution behind trusted proxies, the
+        // PROXY protocol parser, path normal form, token buckets, in-flight budgets, bans, rules,
+        // the connection guard's counts and one admission function for every request.
         .target(
             name: "Edge",
             dependencies: [
+                "IPAddress",
+                "TextFormats",
+                .product(name: "HTTPTypes", package: "swift-http-types"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Metrics", package: "swift-metrics"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+
+        // The HTTP serving kit around the guards: the connection state machine and its handler,
+        // the event-loop answer handler, PROXY/guarded/reloadable channels, lingering close,
+        // conditional requests, the response cache, request metrics and the admission middleware.
+        .target(
+            name: "HTTPServing",
+            dependencies: [
+                "Edge",
                 "IPAddress",
                 "TextFormats",
                 .product(name: "Hummingbird", package: "hummingbird"),
@@ -141,6 +159,7 @@ let package = Package(
                 "ConfigFile",
                 "CSystemInfo",
                 "Edge",
+                "HTTPServing",
                 "LocationDB",
                 "CloudRanges",
                 .product(name: "GRDB", package: "GRDB.swift"),
@@ -237,11 +256,22 @@ let package = Package(
                 "IPAddress",
                 "IPQuestTestSupport",
                 .product(name: "HTTPTypes", package: "swift-http-types"),
+            ]
+        ),
+        .testTarget(
+            name: "HTTPServingTests",
+            dependencies: [
+                "HTTPServing",
+                "Edge",
+                "IPAddress",
+                .product(name: "HummingbirdCore", package: "hummingbird"),
+                .product(name: "HTTPTypes", package: "swift-http-types"),
                 .product(name: "NIOHTTPTypes", package: "swift-nio-extras"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOEmbedded", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
             ]
         ),
         .testTarget(
@@ -249,6 +279,7 @@ let package = Package(
             dependencies: [
                 "Game",
                 "GameRules",
+                "HTTPServing",
                 "ConfigFile",
                 "IPQuestTestSupport",
                 "LocationDB",

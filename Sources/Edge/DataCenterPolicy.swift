@@ -1,4 +1,3 @@
-public import Hummingbird
 
 /// Where a request comes from when its address is in a cloud provider's published ranges.
 public struct DataCenterTag: Hashable, Sendable {
@@ -10,10 +9,6 @@ public struct DataCenterTag: Hashable, Sendable {
     }
 }
 
-/// A request context that carries the data-center tag for handlers (set by `AdmissionMiddleware`).
-public protocol DataCenterTaggedContext: RequestContext {
-    var dataCenter: DataCenterTag? { get set }
-}
 
 /// What to do with requests from data centers on a route.
 public enum DataCenterAction: String, Sendable, CaseIterable {

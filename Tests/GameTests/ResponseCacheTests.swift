@@ -5,6 +5,7 @@ import ServiceLifecycle
 import Synchronization
 import Testing
 import Edge
+import HTTPServing
 
 /// The response cache on a real server and real sockets.
 @Suite(.serialized) struct ResponseCacheTests {

@@ -1,4 +1,5 @@
 import Edge
+import HTTPServing
 import HTTPTypes
 import IPAddress
 import Logging

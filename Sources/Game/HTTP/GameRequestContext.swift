@@ -1,4 +1,5 @@
 public import Edge
+public import HTTPServing
 public import Hummingbird
 public import IPAddress
 public import NIOCore

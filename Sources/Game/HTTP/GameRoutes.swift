@@ -1,4 +1,5 @@
 public import Edge
+public import HTTPServing
 import Foundation
 public import Hummingbird
 import HTTPTypes

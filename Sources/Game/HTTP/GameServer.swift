@@ -1,4 +1,5 @@
 public import Edge
+public import HTTPServing
 public import Hummingbird
 import HummingbirdCore
 import HummingbirdHTTP2

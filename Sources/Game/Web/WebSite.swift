@@ -1,5 +1,6 @@
 import CompressNIO
 import Edge
+import HTTPServing
 import Foundation
 public import Hummingbird
 import HTTPTypes

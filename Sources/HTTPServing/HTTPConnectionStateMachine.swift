@@ -1,3 +1,4 @@
+public import Edge
 public import NIOCore
 
 /// The rules of one HTTP/1 connection (or HTTP/2 stream) as a state machine: events in,

@@ -1,3 +1,4 @@
+public import Edge
 public import NIOCore
 import Synchronization
 

@@ -1,3 +1,4 @@
+public import Edge
 public import HummingbirdCore
 public import Logging
 public import NIOCore

@@ -1,3 +1,4 @@
+public import Edge
 import Foundation
 public import Hummingbird
 import HTTPTypes

@@ -3,7 +3,8 @@ import NIOCore
 import NIOPosix
 import Synchronization
 import Testing
-@testable import Edge
+@testable import HTTPServing
+import Edge
 
 /// Work posted from other threads runs on the mailbox's loop, each poster's items in the order
 /// posted, every item once; a loop gets one mailbox per registry.

@@ -1,3 +1,4 @@
+public import Edge
 import Dispatch
 public import HTTPTypes
 public import Hummingbird

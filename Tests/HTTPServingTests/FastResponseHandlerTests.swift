@@ -4,7 +4,8 @@ import NIOCore
 import NIOEmbedded
 import NIOHTTPTypes
 import Testing
-@testable import Edge
+@testable import HTTPServing
+import Edge
 
 /// The handler's contract on an EmbeddedChannel: what it answers itself, what it hands on,
 /// and that a pipelining client always gets its answers in request order.

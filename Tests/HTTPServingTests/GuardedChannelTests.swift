@@ -4,12 +4,13 @@ import Logging
 import NIOCore
 import NIOEmbedded
 import Testing
-@testable import Edge
+@testable import HTTPServing
+import Edge
 
 /// `GuardedChannel` and `LingeringClose.Drain` on an EmbeddedChannel: the connection cap and
 /// its per-network share decided at setup, slots returned at close, and the drain that keeps a
 /// refused client's answer from being lost to a reset.
-@Suite struct EdgeChannelTests {
+@Suite struct GuardedChannelTests {
     /// The application's channel behind the guard: nothing to set up.
     struct Application: ServerChildChannel {
         struct Value: ServerChildChannelValue { let channel: any Channel }

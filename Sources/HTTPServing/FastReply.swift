@@ -1,3 +1,4 @@
+public import Edge
 /// What a fast path gives for a request: an answer now, or one that comes later (a claim
 /// waits for its group commit). `deferred` starts the work and calls `done` exactly once, from
 /// any thread, with a closure that makes the answer; that closure runs on the connection's

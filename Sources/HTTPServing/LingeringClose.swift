@@ -1,3 +1,4 @@
+public import Edge
 public import NIOCore
 
 /// Closes a connection whose client may still be sending, without losing the answer just

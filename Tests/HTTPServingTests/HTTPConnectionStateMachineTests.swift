@@ -1,6 +1,7 @@
 import NIOCore
 import Testing
-@testable import Edge
+@testable import HTTPServing
+import Edge
 
 /// The connection rules fed as events, with time passed in: no channel, no timers.
 @Suite struct HTTPConnectionStateMachineTests {

@@ -4,7 +4,8 @@ import NIOEmbedded
 import NIOHTTP1
 import NIOHTTPTypes
 import Testing
-@testable import Edge
+@testable import HTTPServing
+import Edge
 
 /// `ConnectionLifecycleHandler` on an EmbeddedChannel: every timer runs on the embedded loop's
 /// clock (`advanceTime`), so timeouts are tested by moving time, not by waiting for it.

@@ -1,3 +1,4 @@
+public import Edge
 import HTTPTypes
 import Metrics
 public import NIOCore

@@ -1,3 +1,4 @@
+public import Edge
 #if canImport(Glibc)
 import Glibc
 #elseif canImport(Musl)
