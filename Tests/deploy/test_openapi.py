@@ -1,7 +1,6 @@
 """docs/openapi.yaml: a valid OpenAPI 3.1 document that names every route the router registers
 (with every method a claim accepts), and whose schemas (which allow no undocumented field) match
 real answers of a seeded server."""
-import glob
 import http.client
 import json
 import os
@@ -19,7 +18,7 @@ from openapi_spec_validator import validate
 from harness import REPO, Server, wait_until, write_intelligence
 
 SPEC_PATH = os.path.join(REPO, "docs", "openapi.yaml")
-GAME_ROUTES = os.path.join(REPO, "Sources", "Game", "HTTP", "GameRoutes.swift")
+GAME_ROUTES = os.path.join(REPO, "Sources", "Game", "HTTP", "RouteTable.swift")
 
 
 @pytest.fixture(scope="module")
@@ -38,22 +37,22 @@ def game_routes_source() -> str:
         return f.read()
 
 
+def table_routes() -> list[tuple[str, str]]:
+    """RouteTable.routes as (path, methods): `Route("/path")` is a read, `.page` a web page, `.claim` a claim."""
+    rows = re.findall(r'Route\("([^"]+)"(?:, \.(read|page|claim))?', game_routes_source())
+    assert rows, "RouteTable.routes not found"
+    return [(path, methods or "read") for path, methods in rows]
+
+
 def registered_routes() -> set[str]:
-    """JSON and text routes of the game (GameRoutes' `get(router, "…")` and `router.on("…", method:)`),
-    as OpenAPI paths."""
-    source = game_routes_source()
-    routes = set()
-    for path in re.findall(r'get\(router, "([^"]+)"\)', source) + re.findall(r'router\.on\("([^"]+)", method:', source):
-        path = "/" + path
-        path = path.replace("/**", "/{name}")
-        routes.add(path)
-    return routes
+    """JSON and text routes of the game (every route of RouteTable but the web pages), as OpenAPI paths."""
+    return {path.replace("/**", "/{name}") for path, methods in table_routes() if methods != "page"}
 
 
 def claim_methods() -> list[str]:
-    """GameRoutes.claimMethods, lower case (`get`, `post`, …)."""
+    """RouteTable.claimMethods, lower case (`get`, `post`, …)."""
     m = re.search(r"static let claimMethods: \[HTTPRequest\.Method\] = \[([^\]]*)\]", game_routes_source())
-    assert m, "GameRoutes.claimMethods not found"
+    assert m, "RouteTable.claimMethods not found"
     return [name.strip().lstrip(".") for name in m.group(1).split(",") if name.strip()]
 
 
@@ -67,10 +66,9 @@ def test_every_registered_route_is_described(spec):
     described = {openapi_template(p) for p in spec["paths"]}
     missing = sorted(r for r in routes if openapi_template(r) not in described)
     assert not missing, f"routes without a description in docs/openapi.yaml: {missing}"
-    # Web pages (Sources/Game/Web) answer HTML, not JSON: none of them under /api/.
-    for page in glob.glob(os.path.join(REPO, "Sources", "Game", "Web", "*.swift")):
-        with open(page) as f:
-            assert not re.search(r'router\.get\("/api/', f.read()), page
+    # Web pages answer HTML, not JSON: none of them under /api/.
+    pages = [path for path, methods in table_routes() if methods == "page"]
+    assert "/" in pages and not [p for p in pages if p.startswith("/api/")], pages
 
 
 def test_every_claim_method_is_described(spec):
