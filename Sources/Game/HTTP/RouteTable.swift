@@ -120,33 +120,43 @@ public enum RouteTable {
     }
 
     /// The route the event loop may answer for a path without its query string: a snapshot
-    /// read, `/ip` or a claim, with the path's `{…}` segment. Nil for every other route.
+    /// read, `/ip` or a claim, with the path's variable part (`{…}` or `**`). Nil for every other route.
     public static func eventLoopRoute(for path: Substring) -> (route: Route, segment: String?)? {
-        if path == "/claim" { return (routes[0], nil) }
-        if path.hasPrefix("/claim/") { return (routes[1], String(path.dropFirst(7))) }
-        for route in eventLoopRoutes {
-            if route.path == path { return (route, nil) }
-            if let open = route.path.firstIndex(of: "{") {
-                let prefix = route.path[..<open]
-                guard path.hasPrefix(prefix) else { continue }
-                let segment = path.dropFirst(prefix.count)
-                if !segment.isEmpty, !segment.contains("/") { return (route, String(segment)) }
+        for pattern in eventLoopPatterns {
+            guard let fixed = pattern.variableAfter else {
+                if path == pattern.route.path { return (pattern.route, nil) }
+                continue
             }
+            guard path.hasPrefix(fixed) else { continue }
+            let variable = path.dropFirst(fixed.count)
+            if !variable.isEmpty, pattern.rest || !variable.contains("/") { return (pattern.route, String(variable)) }
         }
         return nil
-    }
-
-    private static let eventLoopRoutes = routes.filter {
-        switch $0.answer {
-        case .snapshot, .clientAddress: true
-        case .claim, .computed: false
-        }
     }
 
     /// Whether a request path is a claim (the claims' in-flight budget, not the reads').
     public static func isClaim(_ path: String) -> Bool {
         let path = path.split(separator: "?", maxSplits: 1, omittingEmptySubsequences: false).first ?? ""
-        return path == "/claim" || path.hasPrefix("/claim/")
+        guard case .claim? = eventLoopRoute(for: path)?.route.answer else { return false }
+        return true
+    }
+
+    /// A route the event loop answers, split once into its fixed part and whether its one
+    /// variable part is a segment (`{…}`) or the rest of the path (`**`).
+    private struct Pattern {
+        var route: Route
+        /// What precedes the variable part; nil for a fixed path.
+        var variableAfter: String?
+        var rest: Bool
+    }
+
+    private static let eventLoopPatterns: [Pattern] = routes.compactMap { route in
+        if case .computed = route.answer { return nil }
+        guard let variable = route.path.firstIndex(where: { $0 == "{" || $0 == "*" }) else {
+            return Pattern(route: route, variableAfter: nil, rest: false)
+        }
+        precondition(route.path.hasSuffix("}") || route.path.hasSuffix("**"), "\(route.path): the event loop matches one final variable part")
+        return Pattern(route: route, variableAfter: String(route.path[..<variable]), rest: route.path.hasSuffix("**"))
     }
 
     static let otherMethods: [HTTPRequest.Method] = [.post, .put, .delete, .patch]
