@@ -22,25 +22,11 @@ import Edge
         return channel
     }
 
-    static func head(_ path: String = "/", _ fields: HTTPFields = [:]) -> HTTPRequestPart {
-        .head(HTTPRequest(method: .get, scheme: "http", authority: "x", path: path, headerFields: fields))
-    }
-
     /// The application's answer to the request it was handed.
     static func answer(_ channel: EmbeddedChannel, _ text: String = "ok") throws {
         try channel.writeOutbound(HTTPResponsePart.head(HTTPResponse(status: .ok, headerFields: [.contentLength: "\(text.utf8.count)"])))
         try channel.writeOutbound(HTTPResponsePart.body(ByteBuffer(string: text)))
         try channel.writeOutbound(HTTPResponsePart.end(nil))
-    }
-
-    static func written(_ channel: EmbeddedChannel) throws -> [HTTPResponsePart] {
-        var out: [HTTPResponsePart] = []
-        while let part = try channel.readOutbound(as: HTTPResponsePart.self) { out.append(part) }
-        return out
-    }
-
-    static func status(_ parts: [HTTPResponsePart]) -> [Int] {
-        parts.compactMap { if case .head(let h) = $0 { return h.status.code } else { return nil } }
     }
 
     static func requestsHandedOn(_ channel: EmbeddedChannel) throws -> Int {
@@ -52,7 +38,7 @@ import Edge
     @Test func anIdleConnectionClosesAtItsTimeoutAndActivityPostponesIt() throws {
         let channel = try Self.channel(idleTimeout: .seconds(30))
         channel.embeddedEventLoop.advanceTime(by: .seconds(20))
-        try channel.writeInbound(Self.head())
+        try channel.writeInbound(EmbeddedHTTP.head())
         try channel.writeInbound(HTTPRequestPart.end(nil))
         try Self.answer(channel)
         channel.embeddedEventLoop.advanceTime(by: .seconds(29))
@@ -63,7 +49,7 @@ import Edge
 
     @Test func aRequestBeingAnsweredIsNotIdle() throws {
         let channel = try Self.channel(idleTimeout: .seconds(30))
-        try channel.writeInbound(Self.head())
+        try channel.writeInbound(EmbeddedHTTP.head())
         try channel.writeInbound(HTTPRequestPart.end(nil))
         channel.embeddedEventLoop.advanceTime(by: .seconds(90)) // the application is slow
         #expect(channel.isActive)
@@ -74,7 +60,7 @@ import Edge
 
     @Test func aHeadSentSlowerThanTheTimeoutIsCutOff() throws {
         let channel = try Self.channel(idleTimeout: .seconds(30))
-        try channel.writeInbound(Self.head()) // the head, but never its end
+        try channel.writeInbound(EmbeddedHTTP.head()) // the head, but never its end
         channel.embeddedEventLoop.advanceTime(by: .seconds(31))
         #expect(!channel.isActive)
     }
@@ -87,7 +73,7 @@ import Edge
         #expect(!silent.isActive)
 
         let prompt = try Self.channel(idleTimeout: .seconds(30), firstHeadTimeout: .seconds(10))
-        try prompt.writeInbound(Self.head())
+        try prompt.writeInbound(EmbeddedHTTP.head())
         try prompt.writeInbound(HTTPRequestPart.end(nil))
         prompt.embeddedEventLoop.advanceTime(by: .seconds(15))
         #expect(prompt.isActive, "a connection that asked is governed by the idle timeout only")
@@ -96,11 +82,11 @@ import Edge
     @Test func theLastAllowedRequestIsAnsweredWithConnectionClose() throws {
         let channel = try Self.channel(maxRequests: 2)
         for _ in 0..<2 {
-            try channel.writeInbound(Self.head())
+            try channel.writeInbound(EmbeddedHTTP.head())
             try channel.writeInbound(HTTPRequestPart.end(nil))
             try Self.answer(channel)
         }
-        let parts = try Self.written(channel)
+        let parts = try EmbeddedHTTP.written(channel)
         let heads = parts.compactMap { if case .head(let h) = $0 { return h } else { return nil } }
         #expect(heads.map { $0.headerFields[.connection] } == [nil, "close"])
         #expect(!channel.isActive)
@@ -112,21 +98,21 @@ import Edge
         #expect(!idle.isActive)
 
         let busy = try Self.channel(maxLifetime: .seconds(60))
-        try busy.writeInbound(Self.head())
+        try busy.writeInbound(EmbeddedHTTP.head())
         try busy.writeInbound(HTTPRequestPart.end(nil))
         busy.embeddedEventLoop.advanceTime(by: .seconds(61))
         #expect(busy.isActive, "the request in progress is answered first")
         try Self.answer(busy)
-        let heads = try Self.written(busy).compactMap { if case .head(let h) = $0 { return h } else { return nil } }
+        let heads = try EmbeddedHTTP.written(busy).compactMap { if case .head(let h) = $0 { return h } else { return nil } }
         #expect(heads.last?.headerFields[.connection] == "close")
         #expect(!busy.isActive)
     }
 
     @Test func aDeclaredBodyOverTheLimitGets413AndNeverReachesTheApplication() throws {
         let channel = try Self.channel(maxBodyBytes: 100)
-        try channel.writeInbound(Self.head("/claim", [.contentLength: "5000"]))
-        let parts = try Self.written(channel)
-        #expect(Self.status(parts) == [413])
+        try channel.writeInbound(EmbeddedHTTP.head("/claim", [.contentLength: "5000"]))
+        let parts = try EmbeddedHTTP.written(channel)
+        #expect(EmbeddedHTTP.statuses(parts) == [413])
         #expect(try Self.requestsHandedOn(channel) == 0)
         guard case .body(let body) = parts.dropFirst().first else { Issue.record("no body"); return }
         #expect(String(buffer: body).contains("5000 bytes, at most 100"))
@@ -135,8 +121,8 @@ import Edge
     @Test func anOversizedHeadGets431() throws {
         let channel = try Self.channel()
         channel.pipeline.fireErrorCaught(HTTPParserError.headerOverflow)
-        let parts = try Self.written(channel)
-        #expect(Self.status(parts) == [431])
+        let parts = try EmbeddedHTTP.written(channel)
+        #expect(EmbeddedHTTP.statuses(parts) == [431])
         let heads = parts.compactMap { if case .head(let h) = $0 { return h } else { return nil } }
         #expect(heads.first?.headerFields[.connection] == "close")
     }
@@ -147,22 +133,22 @@ import Edge
         let admission = ConnectionLifecycleHandler.Admission(reads: reads, claims: claims, isClaim: { $0.hasPrefix("/claim") })
         let first = try Self.channel(admission: admission)
         let second = try Self.channel(admission: admission)
-        try first.writeInbound(Self.head("/score"))
+        try first.writeInbound(EmbeddedHTTP.head("/score"))
         try first.writeInbound(HTTPRequestPart.end(nil))
         // The read budget is taken by the first connection's request, the claim budget is not.
-        try second.writeInbound(Self.head("/score"))
+        try second.writeInbound(EmbeddedHTTP.head("/score"))
         try second.writeInbound(HTTPRequestPart.end(nil))
-        let refused = try Self.written(second)
-        #expect(Self.status(refused) == [503])
+        let refused = try EmbeddedHTTP.written(second)
+        #expect(EmbeddedHTTP.statuses(refused) == [503])
         let refusedHead = refused.compactMap { if case .head(let h) = $0 { return h } else { return nil } }.first
         #expect(refusedHead?.headerFields[.retryAfter] == "1" && refusedHead?.headerFields[.connection] == nil)
         #expect(second.isActive, "a shed request keeps its connection for the retry")
-        try second.writeInbound(Self.head("/claim?name=x"))
+        try second.writeInbound(EmbeddedHTTP.head("/claim?name=x"))
         try second.writeInbound(HTTPRequestPart.end(nil))
         #expect(try Self.requestsHandedOn(second) == 1)
         // The first answer gives the read slot back.
         try Self.answer(first)
-        try second.writeInbound(Self.head("/score"))
+        try second.writeInbound(EmbeddedHTTP.head("/score"))
         #expect(try Self.requestsHandedOn(second) == 1)
     }
 }

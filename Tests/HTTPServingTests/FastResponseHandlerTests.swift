@@ -25,24 +25,13 @@ import Edge
 
     final class Seen: @unchecked Sendable { var clients: [IPAddress?] = [] }
 
-    static func head(_ path: String, method: HTTPRequest.Method = .get, _ fields: HTTPFields = [:]) -> HTTPRequestPart {
-        .head(HTTPRequest(method: method, scheme: "http", authority: "x", path: path, headerFields: fields))
-    }
-
-    /// Everything written outbound so far.
-    static func written(_ channel: EmbeddedChannel) throws -> [HTTPResponsePart] {
-        var out: [HTTPResponsePart] = []
-        while let part = try channel.readOutbound(as: HTTPResponsePart.self) { out.append(part) }
-        return out
-    }
-
     @Test func answersWithFramingHeadersAndSwallowsTheRequest() throws {
         let (channel, seen) = try Self.channel()
-        try channel.writeInbound(Self.head("/fast", [RequestID.field: "abc-1"]))
+        try channel.writeInbound(EmbeddedHTTP.head("/fast", [RequestID.field: "abc-1"]))
         try channel.writeInbound(HTTPRequestPart.body(ByteBuffer(string: "ignored")))
         try channel.writeInbound(HTTPRequestPart.end(nil))
         #expect(try channel.readInbound(as: HTTPRequestPart.self) == nil, "the application sees nothing")
-        let parts = try Self.written(channel)
+        let parts = try EmbeddedHTTP.written(channel)
         #expect(parts.count == 3)
         guard case .head(let head) = parts[0], case .body(let body) = parts[1], case .end = parts[2] else {
             Issue.record("expected head, body, end: \(parts)")
@@ -60,9 +49,9 @@ import Edge
 
     @Test func headGetsTheLengthButNoBodyAndCloseIsHonoured() throws {
         let (channel, _) = try Self.channel()
-        try channel.writeInbound(Self.head("/fast", method: .head, [.connection: "close"]))
+        try channel.writeInbound(EmbeddedHTTP.head("/fast", method: .head, [.connection: "close"]))
         try channel.writeInbound(HTTPRequestPart.end(nil))
-        let parts = try Self.written(channel)
+        let parts = try EmbeddedHTTP.written(channel)
         #expect(parts.count == 2)
         guard case .head(let head) = parts.first else { Issue.record("no head"); return }
         #expect(head.headerFields[.contentLength] == "9")
@@ -72,17 +61,17 @@ import Edge
 
     @Test func otherRequestsAndMethodsGoToTheApplicationUnchanged() throws {
         let (channel, _) = try Self.channel()
-        try channel.writeInbound(Self.head("/slow"))
+        try channel.writeInbound(EmbeddedHTTP.head("/slow"))
         try channel.writeInbound(HTTPRequestPart.end(nil))
         guard case .head(let forwarded) = try channel.readInbound(as: HTTPRequestPart.self) else { Issue.record("not forwarded"); return }
         #expect(forwarded.path == "/slow")
         #expect(try channel.readInbound(as: HTTPRequestPart.self) == .end(nil))
-        #expect(try Self.written(channel).isEmpty)
+        #expect(try EmbeddedHTTP.written(channel).isEmpty)
         // The responder decides per method too: a POST it declines goes on.
         try channel.writeOutbound(HTTPResponsePart.head(HTTPResponse(status: .ok)))
         try channel.writeOutbound(HTTPResponsePart.end(nil))
-        _ = try Self.written(channel)
-        try channel.writeInbound(Self.head("/fast", method: .post))
+        _ = try EmbeddedHTTP.written(channel)
+        try channel.writeInbound(EmbeddedHTTP.head("/fast", method: .post))
         guard case .head(let post) = try channel.readInbound(as: HTTPRequestPart.self) else { Issue.record("POST not forwarded"); return }
         #expect(post.method == .post)
     }
@@ -91,11 +80,11 @@ import Edge
         let (channel, _) = try Self.channel()
         // The application owes an answer to /slow, so /fast behind it must wait its turn: it
         // goes to the application too, which answers in order.
-        try channel.writeInbound(Self.head("/slow"))
+        try channel.writeInbound(EmbeddedHTTP.head("/slow"))
         try channel.writeInbound(HTTPRequestPart.end(nil))
-        try channel.writeInbound(Self.head("/fast"))
+        try channel.writeInbound(EmbeddedHTTP.head("/fast"))
         try channel.writeInbound(HTTPRequestPart.end(nil))
-        #expect(try Self.written(channel).isEmpty, "nothing may overtake the pending answer")
+        #expect(try EmbeddedHTTP.written(channel).isEmpty, "nothing may overtake the pending answer")
         var paths: [String?] = []
         while let part = try channel.readInbound(as: HTTPRequestPart.self) {
             if case .head(let h) = part { paths.append(h.path) }
@@ -106,11 +95,11 @@ import Edge
             try channel.writeOutbound(HTTPResponsePart.head(HTTPResponse(status: .ok)))
             try channel.writeOutbound(HTTPResponsePart.end(nil))
         }
-        _ = try Self.written(channel)
-        try channel.writeInbound(Self.head("/fast"))
+        _ = try EmbeddedHTTP.written(channel)
+        try channel.writeInbound(EmbeddedHTTP.head("/fast"))
         try channel.writeInbound(HTTPRequestPart.end(nil))
         #expect(try channel.readInbound(as: HTTPRequestPart.self) == nil)
-        #expect(try Self.written(channel).count == 3)
+        #expect(try EmbeddedHTTP.written(channel).count == 3)
     }
 
     @Test func notModifiedCarriesNoLength() throws {
@@ -119,8 +108,8 @@ import Edge
         }
         let channel = EmbeddedChannel()
         try channel.pipeline.syncOperations.addHandler(handler)
-        try channel.writeInbound(Self.head("/any"))
-        let parts = try Self.written(channel)
+        try channel.writeInbound(EmbeddedHTTP.head("/any"))
+        let parts = try EmbeddedHTTP.written(channel)
         #expect(parts.count == 2)
         guard case .head(let head) = parts.first else { Issue.record("no head"); return }
         #expect(head.status == .notModified)
@@ -142,23 +131,19 @@ import Edge
         return (channel, pending)
     }
 
-    static func statuses(_ parts: [HTTPResponsePart]) -> [Int] {
-        parts.compactMap { if case .head(let h) = $0 { return h.status.code } else { return nil } }
-    }
-
     @Test func deferredAnswersHoldWhatFollowsInOrder() throws {
         let (channel, pending) = try Self.deferringChannel()
-        try channel.writeInbound(Self.head("/later"))
+        try channel.writeInbound(EmbeddedHTTP.head("/later"))
         try channel.writeInbound(HTTPRequestPart.end(nil))
-        try channel.writeInbound(Self.head("/fast"))
+        try channel.writeInbound(EmbeddedHTTP.head("/fast"))
         try channel.writeInbound(HTTPRequestPart.end(nil))
-        try channel.writeInbound(Self.head("/slow"))
+        try channel.writeInbound(EmbeddedHTTP.head("/slow"))
         try channel.writeInbound(HTTPRequestPart.end(nil))
-        #expect(try Self.written(channel).isEmpty, "nothing overtakes the deferred answer")
+        #expect(try EmbeddedHTTP.written(channel).isEmpty, "nothing overtakes the deferred answer")
         #expect(try channel.readInbound(as: HTTPRequestPart.self) == nil, "nor reaches the application before it")
         pending.done?({ .init(head: HTTPResponse(status: .accepted), body: ByteBuffer(string: "later")) })
         channel.embeddedEventLoop.run()
-        #expect(Self.statuses(try Self.written(channel)) == [202, 200], "the deferred answer, then the one read behind it")
+        #expect(EmbeddedHTTP.statuses(try EmbeddedHTTP.written(channel)) == [202, 200], "the deferred answer, then the one read behind it")
         guard case .head(let slow) = try channel.readInbound(as: HTTPRequestPart.self) else { Issue.record("/slow not handed on"); return }
         #expect(slow.path == "/slow")
         #expect(try channel.readInbound(as: HTTPRequestPart.self) == .end(nil))
@@ -166,17 +151,17 @@ import Edge
 
     @Test func aDeferredAnswerForAClosedConnectionIsDropped() throws {
         let (channel, pending) = try Self.deferringChannel()
-        try channel.writeInbound(Self.head("/later"))
+        try channel.writeInbound(EmbeddedHTTP.head("/later"))
         try channel.writeInbound(HTTPRequestPart.end(nil))
         _ = try channel.close().wait()
         pending.done?({ .init(head: HTTPResponse(status: .accepted), body: nil) })
         channel.embeddedEventLoop.run()
-        #expect(try Self.written(channel).isEmpty)
+        #expect(try EmbeddedHTTP.written(channel).isEmpty)
     }
 
     @Test func aClientThatPipelinesTooMuchBehindADeferredAnswerIsCutOff() throws {
         let (channel, _) = try Self.deferringChannel()
-        try channel.writeInbound(Self.head("/later"))
+        try channel.writeInbound(EmbeddedHTTP.head("/later"))
         try channel.writeInbound(HTTPRequestPart.end(nil)) // its own end is dropped at once
         for _ in 0...FastResponseHandler.maxWaitingParts { try channel.writeInbound(HTTPRequestPart.end(nil)) }
         #expect(!channel.isActive)
@@ -186,7 +171,7 @@ import Edge
         let (channel, pending) = try Self.deferringChannel()
         let events = EventRecorder()
         try channel.pipeline.syncOperations.addHandler(events)
-        try channel.writeInbound(Self.head("/later"))
+        try channel.writeInbound(EmbeddedHTTP.head("/later"))
         channel.pipeline.fireUserInboundEventTriggered(ChannelShouldQuiesceEvent())
         #expect(events.quiesced == 0, "held while the answer is owed")
         pending.done?({ .init(head: HTTPResponse(status: .accepted), body: nil) })
