@@ -23,7 +23,7 @@ YAML
 "$bin" serve --port 0 --database "$work/db.sqlite" --config "$work/bench.yaml" > "$out/reads-serve.log" 2>&1 &
 pid=$!
 # The same board served through the router only (http.fast_path off), for the ratio of the
-# event-loop answers (FastReads) to Hummingbird's router path.
+# event-loop answers (FastRoutes) to Hummingbird's router path.
 cp "$work/db.sqlite" "$work/router.sqlite"
 { cat "$work/bench.yaml"; echo "http: { fast_path: false }"; } > "$work/router.yaml"
 "$bin" serve --port 0 --database "$work/router.sqlite" --config "$work/router.yaml" > "$out/reads-router.log" 2>&1 &

@@ -112,8 +112,8 @@ public final class ConnectionLifecycleHandler: ChannelDuplexHandler, RemovableCh
         let action: HTTPConnectionStateMachine.ReadAction
         switch unwrapInboundIn(data) {
         case .head(let head):
-            let wantsClose = head.headerFields[.connection]?.lowercased().contains("close") ?? false
-            action = state.headRead(contentLength: head.headerFields[.contentLength].flatMap(Int.init), wantsClose: wantsClose, now: now) {
+            action = state.headRead(contentLength: head.headerFields.value(of: .contentLength).flatMap(Int.init),
+                                    wantsClose: head.headerFields.value(of: .connection)?.lowercased().contains("close") ?? false, now: now) {
                 guard let admission else { return true }
                 let pool = admission.isClaim(head.path ?? "/") ? admission.claims : admission.reads
                 guard pool.tryAcquire() else { return false }
@@ -175,7 +175,7 @@ public final class ConnectionLifecycleHandler: ChannelDuplexHandler, RemovableCh
     public func write(context: ChannelHandlerContext, data: NIOAny, promise: EventLoopPromise<Void>?) {
         switch unwrapOutboundIn(data) {
         case .head(var head):
-            let asked = head.headerFields[.connection]?.lowercased() == "close"
+            let asked = head.headerFields.value(of: .connection)?.lowercased() == "close"
             if state.responseHeadWritten(askedToClose: asked, nearCapacity: guardian?.isNearCapacity == true) {
                 head.headerFields[.connection] = "close"
             }

@@ -117,8 +117,9 @@ public struct HTTPConnectionStateMachine {
     }
 
     /// A request head was read. `admit` takes the request's in-flight budget (called only when
-    /// everything before it passed; false means over budget).
-    public mutating func headRead(contentLength: Int?, wantsClose: Bool, now: NIODeadline, admit: () -> Bool) -> ReadAction {
+    /// everything before it passed; false means over budget); `wantsClose` (the client's
+    /// `Connection: close`) is read only for a refusal that would keep the connection.
+    public mutating func headRead(contentLength: Int?, wantsClose: @autoclosure () -> Bool, now: NIODeadline, admit: () -> Bool) -> ReadAction {
         lastActivity = now
         readingRequest = true
         bodyBytes = 0
@@ -129,19 +130,19 @@ public struct HTTPConnectionStateMachine {
         guard admit() else {
             dropping = true
             // An ordinary answer: the connection stays open for the retry unless the client asked to close.
-            return refuseOrHangUp(.busy, close: wantsClose)
+            return refuseOrHangUp(.busy, close: wantsClose())
         }
         requests += 1
         return .forward
     }
 
     /// Refuses now, or, when earlier answers are still owed, answers those and hangs up.
-    private mutating func refuseOrHangUp(_ refusal: Refusal, close: Bool) -> ReadAction {
+    private mutating func refuseOrHangUp(_ refusal: Refusal, close: @autoclosure () -> Bool) -> ReadAction {
         if isResponding {
             closeAfterResponse = true
             return .drop
         }
-        return .refuse(refusal, close: close)
+        return .refuse(refusal, close: close())
     }
 
     public mutating func bodyRead(bytes: Int, now: NIODeadline) -> ReadAction {

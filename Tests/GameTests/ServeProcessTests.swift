@@ -70,7 +70,7 @@ import IPAddress
         let main = LoopbackHTTPClient(port: server.port)
         #expect(try await main.get("/claim?name=metered", source: "127.6.0.1").status == 200)
         #expect(try await main.get("/metrics").status == 404)
-        // Snapshot reads answered on the event loop (FastReads) and by the router (a query
+        // Snapshot reads answered on the event loop (FastRoutes) and by the router (a query
         // string sends them there) are counted under the same route and labels.
         #expect(try await main.get("/score/week").status == 200)
         #expect(try await main.get("/score/week?via=router").status == 200)

@@ -270,7 +270,7 @@ public struct GameRoutes: Sendable {
 
     /// A snapshot body as the client asked for it: 304 when its `If-None-Match` names the
     /// current ETag (or, without `If-None-Match`, when `If-Modified-Since` is not before its
-    /// `Last-Modified`), gzip when it accepts that. Shared by the router and `FastReadHandler`.
+    /// `Last-Modified`), gzip when it accepts that. Shared by the router and `FastRoutes`.
     func snapshotAnswer(_ key: String, _ requestHeaders: HTTPFields) -> (status: HTTPResponse.Status, headers: HTTPFields, body: ByteBuffer?)? {
         guard let encoded = engine.snapshot[key] else { return nil }
         if ConditionalRequest.isNotModified(requestHeaders, etag: encoded.etag, modifiedAt: encoded.modifiedAt) {
