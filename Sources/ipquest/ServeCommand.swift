@@ -76,8 +76,8 @@ struct ServeCommand: AsyncParsableCommand {
         engineConfiguration.queueCapacity = settings.queueCapacity
         engineConfiguration.maxBatch = settings.maxBatch
         engineConfiguration.gatherWindow = .milliseconds(settings.gatherMilliseconds)
-        if settings.checkpointIntervalSeconds > 0, !PostgresSettings.isPostgresURL(settings.database) {
-            engineConfiguration.checkpointPath = settings.database + ".board"
+        if let path = settings.effectiveCheckpointPath {
+            engineConfiguration.checkpointPath = path
             engineConfiguration.checkpointInterval = .seconds(settings.checkpointIntervalSeconds)
         }
         let engine: GameEngine

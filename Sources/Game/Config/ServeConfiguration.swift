@@ -22,8 +22,9 @@ import GameRules
 /// proxy_protocol: false                 # PROXY v1/v2 from trusted proxies (same as real_ip_header: proxy_protocol)
 /// rate_limit: { burst: 127, per_second: 1, max_networks: 1048576 }
 /// claims: { queue_capacity: 65536, max_batch: 4096, gather_ms: 3 }   # gather_ms: how long a batch may wait for more under load
-/// checkpoint:                           # SQLite: the board written to DATABASE.board, so a start replays only newer claims
+/// checkpoint:                           # the board written to a file, so a start replays only newer claims
 ///   interval_seconds: 300               # how often a changed board is written (also at shutdown); 0 = never
+///   path: FILE                          # SQLite: default DATABASE.board; PostgreSQL: none unless set (one file per instance)
 /// http:
 ///   idle_timeout_seconds: 30            # also the deadline for a request head (slowloris)
 ///   first_head_timeout_seconds: 10      # a new connection's first request head must arrive within this
@@ -110,8 +111,18 @@ public struct ServeConfiguration: Sendable, Equatable {
     public var maxBatch = 4_096
     /// Under load, how long the claim writer lets a batch gather (`GameEngine.Configuration.gatherWindow`).
     public var gatherMilliseconds = 3
-    /// How often the board is checkpointed (SQLite only); 0 turns checkpoints off.
+    /// How often the board is checkpointed; 0 turns checkpoints off.
     public var checkpointIntervalSeconds = 300
+    /// Where the board is checkpointed: nil is `DATABASE.board` on SQLite and no checkpoint on
+    /// PostgreSQL (each instance needs a file of its own, so it is named by the operator).
+    public var checkpointPath: String?
+
+    /// The checkpoint file in effect, or nil when the board is not checkpointed.
+    public var effectiveCheckpointPath: String? {
+        guard checkpointIntervalSeconds > 0 else { return nil }
+        if let checkpointPath { return checkpointPath }
+        return PostgresSettings.isPostgresURL(database) ? nil : database + ".board"
+    }
     public var idleTimeoutSeconds = 30
     public var firstHeadTimeoutSeconds = 10
     public var maxHeaderBytes = 16 * 1024
@@ -170,7 +181,7 @@ public struct ServeConfiguration: Sendable, Equatable {
         "trusted_proxies_refresh_seconds": nil, "real_ip_header": nil,
         "rate_limit": ["burst", "per_second", "max_networks"],
         "claims": ["queue_capacity", "max_batch", "gather_ms"],
-        "checkpoint": ["interval_seconds"],
+        "checkpoint": ["interval_seconds", "path"],
         "http": ["idle_timeout_seconds", "first_head_timeout_seconds", "max_header_bytes", "max_header_fields", "max_body_bytes", "http2", "fast_path"],
         "tls": ["certificate", "key", "check_seconds"],
         "metrics": ["address"],
@@ -260,6 +271,10 @@ public struct ServeConfiguration: Sendable, Equatable {
         case "claims.max_batch": maxBatch = try node.int(in: 1...100_000)
         case "claims.gather_ms": gatherMilliseconds = try node.int(in: 0...50)
         case "checkpoint.interval_seconds": checkpointIntervalSeconds = try node.int(in: 0...86_400)
+        case "checkpoint.path":
+            let text = try node.string()
+            guard !text.isEmpty else { throw node.error("must not be empty") }
+            checkpointPath = text
         case "http.idle_timeout_seconds": idleTimeoutSeconds = try node.int(in: 1...86_400)
         case "http.first_head_timeout_seconds": firstHeadTimeoutSeconds = try node.int(in: 1...86_400)
         case "http.max_header_bytes": maxHeaderBytes = try node.int(in: 1_024...1 << 20)

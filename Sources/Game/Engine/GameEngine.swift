@@ -66,8 +66,9 @@ public final class GameEngine: Service, Sendable {
         /// and without a wait a busy server committed about 25 claims at a time: at 3 ms,
         /// batches of 200 took about a fifth of the CPU per claim away (bench/claims.sh).
         public var gatherWindow: Duration = .milliseconds(3)
-        /// Where the board is checkpointed (resumable storages only: SQLite); nil: never. A
-        /// start then loads the checkpoint and replays only the claims committed after it.
+        /// Where the board is checkpointed (a file of this instance's own; SQLite's journal or
+        /// PostgreSQL's change feed say what came after it); nil: never. A start then loads the
+        /// checkpoint and replays only the claims committed after it.
         public var checkpointPath: String?
         /// How often a changed board is checkpointed (in the background; also at shutdown).
         public var checkpointInterval: Duration = .seconds(300)
@@ -150,7 +151,8 @@ public final class GameEngine: Service, Sendable {
             startedFrom = "storage"
         }
         if let resumable {
-            scoreboard.storagePosition = resumable.storagePosition
+            // With a change feed, everything up to the cursor read first is on the board now.
+            scoreboard.storagePosition = initialCursor ?? resumable.storagePosition
             // What precedes the board's position may be folded; the next checkpoint is at or after it.
             resumable.allowFold(through: resumedVersion == nil ? scoreboard.storagePosition : scoreboard.checkpointPosition)
         }
@@ -179,7 +181,9 @@ public final class GameEngine: Service, Sendable {
             }
             board.checkpointPosition = board.storagePosition
             board.advance(to: now)
-            for claim in later {
+            // As the follower does: a claim already on the board (a feed-positioned checkpoint
+            // holds this instance's batches after its position) changes nothing.
+            for claim in later where board.evaluate(address: claim.address, name: claim.name, at: claim.claimedAt) != .unchanged {
                 board.apply(address: claim.address, name: claim.name, at: claim.claimedAt, origin: claim.origin, enforceRefreshInterval: false)
             }
             logger.info("board resumed from checkpoint", metadata: ["checkpoint": "\(path)", "replayed": "\(later.count)"])
@@ -259,11 +263,12 @@ public final class GameEngine: Service, Sendable {
     /// the last checkpoint; then lets the storage compact what precedes it. Public for tests.
     public func checkpoint() async {
         guard let resumable, let path = configuration.checkpointPath else { return }
-        let copy = board.withLock { $0 }
-        if checkpointedVersion.withLock({ $0 }) == copy.version { return }
+        if checkpointedVersion.withLock({ $0 }) == board.withLock({ $0.version }) { return }
         let started = ContinuousClock.now
         do {
+            // The generation before the copy: a table rewritten in between makes the file stale.
             let generation = try await resumable.generation()
+            let copy = board.withLock { $0 }
             try await Self.onBlockingThread { try BoardCheckpoint.write(copy, generation: generation, to: path) }
             checkpointedVersion.withLock { $0 = copy.version }
             resumable.allowFold(through: copy.storagePosition)
@@ -434,6 +439,10 @@ public final class GameEngine: Service, Sendable {
                 let now = clock.seconds
                 _ = board.withLock { board -> Int in
                     board.advance(to: now)
+                    // The feed is read between batches, with none of this instance's committed
+                    // and not yet applied: everything up to the cursor is on the board now (the
+                    // position a checkpoint of it resumes from).
+                    board.storagePosition = changes.cursor
                     var n = 0
                     for claim in changes.claims where board.evaluate(address: claim.address, name: claim.name, at: claim.claimedAt) != .unchanged {
                         board.apply(address: claim.address, name: claim.name, at: claim.claimedAt, origin: claim.origin, enforceRefreshInterval: false)

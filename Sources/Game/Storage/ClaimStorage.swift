@@ -50,17 +50,25 @@ extension ClaimStorage {
 
 /// A storage whose commits carry increasing positions, so the board can be resumed from a
 /// checkpoint taken at a position by replaying only what was committed after it (SQLite's
-/// journal). The engine tells it how far its durable checkpoints reach (`allowFold`), so it
-/// keeps the claims after that position where `claims(after:generation:)` can find them.
+/// journal; PostgreSQL's `seq`, the change feed's cursor). The engine tells it how far its
+/// durable checkpoints reach (`allowFold`), so it keeps the claims after that position where
+/// `claims(after:generation:)` can find them.
+///
+/// How far the board reaches: with a single writer, the position of its last batch; with a
+/// change feed (several writers), the feed's cursor after the board folded it, since another
+/// instance's lower position may not be on the board when this instance's batch commits.
 public protocol ResumableClaimStorage: ClaimStorage {
-    /// `append`, returning the position of the batch's last claim (nil for an empty batch).
+    /// `append`, returning the position of the batch's last claim (nil for an empty batch, and
+    /// always for a storage with a change feed, whose board is positioned by the feed).
     func appendReturningPosition(_ claims: [Claim]) async throws -> Int64?
-    /// The position of the last commit.
+    /// The position of the last commit (as far as this process knows).
     var storagePosition: Int64 { get }
     /// Changes whenever claims are written around the positions (a bulk import).
     func generation() async throws -> Int64
     /// Claims committed after `position`, in commit order; nil when that cannot be told any
-    /// more (the claims were compacted away, or the generation changed).
+    /// more (the claims were compacted away, or the generation changed). They may include
+    /// claims already on a board taken at `position` (a feed-positioned board holds this
+    /// instance's later batches too); applied again, those change nothing.
     func claims(after position: Int64, generation: Int64) async throws -> [Claim]?
     /// A board checkpoint at `position` is durable: what precedes it may be compacted.
     func allowFold(through position: Int64)

@@ -23,7 +23,7 @@ public import GameRules
 /// already sent before the connection broke). Its rows carry the writer id it was sent with, and
 /// the batch ends that id: later batches get a new one, and the feed, which only skips rows of
 /// the current id, brings the batch back if it committed, so the board ends up as stored.
-public final class PostgresClaimStorage: ClaimStorage {
+public final class PostgresClaimStorage: ResumableClaimStorage {
     public let settings: PostgresSettings
     let client: PostgresClient
     let logger: Logger
@@ -32,6 +32,7 @@ public final class PostgresClaimStorage: ClaimStorage {
     private let health = Mutex(Health())
     private let leader = Flag()
     private let lastUpkeep = Mutex<ContinuousClock.Instant?>(nil)
+    private let lastSeen = Mutex<Int64>(0)
     /// Marks this instance's rows, so the change feed does not send them back to it. Replaced
     /// after a batch whose outcome is unknown (see `append`).
     let writerID = Atomic<Int64>(Int64.random(in: 1...Int64.max))
@@ -90,9 +91,7 @@ public final class PostgresClaimStorage: ClaimStorage {
                 var claims: [Claim] = []
                 let rows = try await tx.query("SELECT ip, name, claimed_at, country, asn, provider FROM claims", logger: self.logger)
                 for try await (ip, name, at, country, asn, provider) in rows.decode((Int64, String, Int64, String?, Int64?, String?).self) {
-                    guard let address = UInt32(exactly: ip) else { continue }
-                    claims.append(Claim(address: IPv4Address(address), name: PlayerName(trusted: name), claimedAt: at,
-                                        origin: ClaimOrigin(country: country, asn: asn.flatMap { UInt32(exactly: $0) }, provider: provider)))
+                    if let claim = Self.claim(ip: ip, name: name, at: at, country: country, asn: asn, provider: provider) { claims.append(claim) }
                 }
                 return claims
             }
@@ -179,6 +178,7 @@ public final class PostgresClaimStorage: ClaimStorage {
     public func changeCursor() async throws -> Int64? {
         try await guarded {
             for try await n in try await self.client.query("SELECT last_seq FROM ipquest_state WHERE id = 1", logger: self.logger).decode(Int64.self) {
+                self.lastSeen.withLock { $0 = max($0, n) }
                 return n
             }
             return 0
@@ -203,13 +203,70 @@ public final class PostgresClaimStorage: ClaimStorage {
             for try await (ip, name, at, country, asn, provider, seq) in rows.decode((Int64, String, Int64, String?, Int64?, String?, Int64).self) {
                 if ip < 0 { visible = seq; continue }
                 lastRow = seq
-                guard let address = UInt32(exactly: ip) else { continue }
-                claims.append(Claim(address: IPv4Address(address), name: PlayerName(trusted: name), claimedAt: at,
-                                    origin: ClaimOrigin(country: country, asn: asn.flatMap { UInt32(exactly: $0) }, provider: provider)))
+                if let claim = Self.claim(ip: ip, name: name, at: at, country: country, asn: asn, provider: provider) { claims.append(claim) }
             }
+            self.lastSeen.withLock { $0 = max($0, visible) }
             Gauge(label: "ipquest_postgres_feed_polled_timestamp_seconds").record(Date().timeIntervalSince1970) // feed lag = now - this
             return ClaimChanges(claims: claims, cursor: claims.count < limit ? max(visible, cursor) : lastRow)
         }
+    }
+
+    // MARK: Resuming from a board checkpoint
+
+    /// The feed position seen last (`changeCursor`, `changes`): how far this storage knows the
+    /// table reaches. The engine positions its board by the feed, not by this.
+    public var storagePosition: Int64 { lastSeen.withLock { $0 } }
+
+    /// Positions follow the change feed: a batch's own `seq` does not say that every earlier
+    /// `seq` is on the board (another instance's may not be followed yet), so none is returned.
+    public func appendReturningPosition(_ claims: [Claim]) async throws -> Int64? {
+        try await append(claims)
+        return nil
+    }
+
+    /// The table's identity (`ipquest_state.board_id`, migration 5).
+    public func generation() async throws -> Int64 {
+        try await guarded {
+            for try await id in try await self.client.query("SELECT board_id FROM ipquest_state WHERE id = 1", logger: self.logger).decode(Int64.self) {
+                return id
+            }
+            return 0
+        }
+    }
+
+    /// Every row committed after `position` by any instance, in `seq` order (the table keeps the
+    /// latest claim per address, which is all a board needs); nil when the table is not the one
+    /// the checkpoint was taken from (`board_id` differs) or is behind it (restored from an
+    /// older backup). One transaction, so one snapshot for the check and the rows.
+    public func claims(after position: Int64, generation expected: Int64) async throws -> [Claim]? {
+        try await guarded(bounded: false) {
+            try await self.client.withTransaction(logger: self.logger) { tx -> [Claim]? in
+                try await tx.query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ", logger: self.logger)
+                try await tx.query("SET LOCAL statement_timeout = 0", logger: self.logger)
+                var state: (Int64, Int64)?
+                for try await row in try await tx.query("SELECT board_id, last_seq FROM ipquest_state WHERE id = 1", logger: self.logger).decode((Int64, Int64).self) {
+                    state = row
+                }
+                guard let (id, last) = state, id == expected, position <= last else { return nil }
+                var claims: [Claim] = []
+                let rows = try await tx.query("SELECT ip, name, claimed_at, country, asn, provider FROM claims WHERE seq > \(position) ORDER BY seq",
+                                              logger: self.logger)
+                for try await (ip, name, at, country, asn, provider) in rows.decode((Int64, String, Int64, String?, Int64?, String?).self) {
+                    if let claim = Self.claim(ip: ip, name: name, at: at, country: country, asn: asn, provider: provider) { claims.append(claim) }
+                }
+                self.lastSeen.withLock { $0 = max($0, last) }
+                return claims
+            }
+        }
+    }
+
+    /// Nothing to compact: the table holds one row per address whatever the checkpoints reach.
+    public func allowFold(through position: Int64) {}
+
+    static func claim(ip: Int64, name: String, at: Int64, country: String?, asn: Int64?, provider: String?) -> Claim? {
+        guard let address = UInt32(exactly: ip) else { return nil }
+        return Claim(address: IPv4Address(address), name: PlayerName(trusted: name), claimedAt: at,
+                     origin: ClaimOrigin(country: country, asn: asn.flatMap { UInt32(exactly: $0) }, provider: provider))
     }
 
     // MARK: Aggregates (read by tests, tools and the benchmark)

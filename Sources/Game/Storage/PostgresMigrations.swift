@@ -134,6 +134,26 @@ public enum PostgresMigrations {
             $$
             """,
         ]),
+        // Which table a board checkpoint was taken from (issue 24). A checkpoint records the
+        // feed position it reaches and this id; an instance resumes from it only while the id
+        // is the same, so rows removed behind the feed's back (DELETE, TRUNCATE: the trigger
+        // draws a new id) or another database make every checkpoint stale, never trusted.
+        Migration(version: 5, name: "board-identity", sql: [
+            "ALTER TABLE ipquest_state ADD COLUMN board_id bigint NOT NULL DEFAULT 0",
+            "UPDATE ipquest_state SET board_id = 1 + (random() * 4e18)::bigint",
+            """
+            CREATE FUNCTION ipquest_new_board_id() RETURNS trigger LANGUAGE plpgsql AS $$
+            BEGIN
+                UPDATE ipquest_state SET board_id = 1 + (random() * 4e18)::bigint WHERE id = 1;
+                RETURN NULL;
+            END
+            $$
+            """,
+            """
+            CREATE TRIGGER claims_removed AFTER DELETE OR TRUNCATE ON claims
+                FOR EACH STATEMENT EXECUTE FUNCTION ipquest_new_board_id()
+            """,
+        ]),
     ]
 
     public struct Status: Sendable, Equatable {
