@@ -5,12 +5,13 @@
 #   -> serve: start to listening, scores complete and right (/healthz and the sum of /score),
 #      resident memory and bytes per claimed address
 #   -> read latency of /score, /api/leaderboard, /players/NAME, /blocks/N (median, p99)
+#   -> a trickle of 4 claims/s: server CPU, and the read latency of those pages and / meanwhile
 #   -> fresh-address claims/s (loadgen -x, X-Forwarded-For from --trusted-proxy 127.0.0.0/8)
 #      on the loaded board and on an empty board started in the same run.
 # and prints a table. Release binary: IPQUEST=path, else scripts/build-release.sh ipquest.
 #
 #   [SIZES="1000000 10000000"] [NAMES=zipf|distinct] [PLAYERS=20000] [ORDER=sorted|blocks|random]
-#   [EXTRA_ORDERS="random"] [CONNS=256] [CLAIM_SECS=10] [READS=200] [IPQUEST=path]
+#   [EXTRA_ORDERS="random"] [CONNS=256] [CLAIM_SECS=10] [READS=200] [TRICKLE_SECS=12] [IPQUEST=path]
 #   [WORK=dir] [KEEP=1] bench/scale.sh
 #
 # NAMES=distinct gives every claim its own player (the spam-name shape: 1 M claims, 1 M names).
@@ -27,6 +28,7 @@ extra_orders=${EXTRA_ORDERS:-}
 conns=${CONNS:-256}
 claim_secs=${CLAIM_SECS:-10}
 reads=${READS:-200}
+trickle_secs=${TRICKLE_SECS:-12}
 step_timeout=${STEP_TIMEOUT:-3600}
 out=$(pwd)/bench/out
 mkdir -p "$out"
@@ -183,6 +185,15 @@ print(c.most_common(1)[0][0])")
         echo "  GET $path: $status, $size bytes, median $median ms, p99 $p99 ms"
     done < "$work/latency-$n.out"
 
+    # A trickle of claims (4 a second): what it costs the server, and read latency meanwhile.
+    python3 bench/scale/trickle.py "$port" "$pid" "$trickle_secs" 4 / /score /api/leaderboard "/players/$top" "/blocks/$block" > "$work/trickle-$n.out"
+    read -r _ cpu ok refused < <(head -1 "$work/trickle-$n.out")
+    R[trickle_cpu,$n]=$cpu
+    worst=$(tail -n +2 "$work/trickle-$n.out" | sort -t$'\t' -k4 -g | tail -1)
+    R[trickle_p99,$n]="$(cut -f4 <<< "$worst") ms ($(cut -f1 <<< "$worst"))"
+    echo "  trickle of 4 claims/s for ${trickle_secs} s: ${cpu} % of a core ($ok claims taken, $refused not); slowest p99 meanwhile: ${R[trickle_p99,$n]}"
+    tail -n +2 "$work/trickle-$n.out" | while IFS=$'\t' read -r path count median p99; do echo "    GET $path under the trickle: $count reads, median $median ms, p99 $p99 ms"; done
+
     # Fresh-address claims on an empty board, then on the loaded one (same loadgen sequence).
     empty_db="$work/empty-$n.sqlite"; rm -f "$empty_db"*
     start_server "$empty_db" "$work/serve-empty-$n.log"
@@ -209,6 +220,7 @@ cell() {
         start) echo "${R[start_s,$n]} s (scores complete ${R[complete,$n]})";;
         restart) echo "${R[restart_s,$n]} s (from ${R[restart_from,$n]}; scores complete ${R[restart_complete,$n]})";;
         rss) echo "${R[rss_mb,$n]} MB (${R[bpa,$n]} B/address; anonymous ${R[anon_mb,$n]} MB)";;
+        trickle) echo "${R[trickle_cpu,$n]} % of a core; slowest p99 ${R[trickle_p99,$n]}";;
         claims) echo "${R[loaded_rate,$n]} vs ${R[empty_rate,$n]} (${R[claim_ratio,$n]}x), p99 ${R[loaded_p99,$n]} vs ${R[empty_p99,$n]} ms";;
         *) echo "${R[${1}_ms,$n]} (${R[${1}_size,$n]} B)";;
     esac
@@ -223,6 +235,7 @@ row() { printf '| %s |' "$1"; for n in $sizes; do printf ' %s |' "$(cell "$2" "$
     row "serve start to listening" start
     row "serve restart to listening" restart
     row "resident memory loaded" rss
+    row "4 claims/s trickle: server CPU; slowest page p99 meanwhile" trickle
     row "fresh-address claims/s, loaded vs empty ($conns clients)" claims
     row "GET /score median / p99 ms" score
     row "GET /api/leaderboard median / p99 ms" leaderboard

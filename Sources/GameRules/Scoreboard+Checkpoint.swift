@@ -43,15 +43,9 @@ extension Scoreboard {
             out.u32(asn)
             Self.encodePairs(map, &out)
         }
-        out.count(countriesOfPlayer.count)
-        for (name, map) in countriesOfPlayer {
-            out.u32(name)
-            out.count(map.count)
-            for (country, n) in map {
-                out.u16(country)
-                out.i32(n)
-            }
-        }
+        // Countries per player, which the board no longer keeps (they are read from the
+        // per-country counts): written empty, so the format stays the same both ways.
+        out.count(0)
         Self.encodePairs(dataCenterOfPlayer, &out)
 
         out.count(log.count)
@@ -160,12 +154,10 @@ extension Scoreboard {
         for _ in 0..<(try input.count(elementSize: 12)) {
             let name = try input.u32()
             guard name < nameCount else { throw refuse("country counts for unknown player \(name)") }
-            var map: [UInt16: Int32] = [:]
             for _ in 0..<(try input.count(elementSize: 6)) {
-                let country = try input.u16()
-                map[country] = try input.i32()
+                _ = try input.u16()
+                _ = try input.i32()
             }
-            countriesOfPlayer[name] = map
         }
         dataCenterOfPlayer = try Self.decodePairs(&input, names: nameCount)
 

@@ -132,7 +132,6 @@ public struct Scoreboard: Sendable {
     /// All-time addresses per country / AS / player, by name.
     var byCountry: [UInt16: [UInt32: Int32]] = [:]
     var byAS: [UInt32: [UInt32: Int32]] = [:]
-    var countriesOfPlayer: [UInt32: [UInt16: Int32]] = [:]
     var dataCenterOfPlayer: [UInt32: Int32] = [:]
     var providers: [String] = []
     var providerIDs: [String: UInt16] = [:]
@@ -318,8 +317,6 @@ public struct Scoreboard: Sendable {
         if owner.country != 0 {
             Self.add(&byCountry[owner.country, default: [:]], name, delta)
             if byCountry[owner.country]?.isEmpty == true { byCountry[owner.country] = nil }
-            Self.add(&countriesOfPlayer[name, default: [:]], owner.country, delta)
-            if countriesOfPlayer[name]?.isEmpty == true { countriesOfPlayer[name] = nil }
         }
         if owner.asn != 0 {
             Self.add(&byAS[owner.asn, default: [:]], name, delta)
@@ -429,16 +426,36 @@ public struct Scoreboard: Sendable {
 
     /// Rebuilds the board from stored claims (any order) as of `now`.
     public mutating func load(_ claims: [Claim], now: Int64) {
-        // Set the windows first so each claim counts only where it belongs.
-        for period in Period.allCases {
-            if let start = period.start(endingAt: now) { cutoff[period.index] = start }
+        var loading = Loading(now: now)
+        loading.add(claims.sorted(by: { $0.claimedAt < $1.claimedAt }))
+        self = loading.finish()
+    }
+
+    /// A board built from stored claims that arrive in time order, a chunk at a time (so a
+    /// storage can stream its rows instead of holding them all). `finish` gives the board.
+    public struct Loading: Sendable {
+        var board = Scoreboard()
+
+        public init(now: Int64) {
+            // Set the windows first so each claim counts only where it belongs.
+            for period in Period.allCases {
+                if let start = period.start(endingAt: now) { board.cutoff[period.index] = start }
+            }
         }
-        for claim in claims.sorted(by: { $0.claimedAt < $1.claimedAt }) {
-            apply(address: claim.address, name: claim.name, at: claim.claimedAt, origin: claim.origin, enforceRefreshInterval: false)
+
+        /// Claims later than (or as late as) every claim added before.
+        public mutating func add(_ claims: some Sequence<Claim>) {
+            for claim in claims {
+                board.apply(address: claim.address, name: claim.name, at: claim.claimedAt, origin: claim.origin, enforceRefreshInterval: false)
+            }
         }
-        // Position each cursor on the first entry inside its window (entries before it
-        // were never counted there).
-        repositionCursors()
+
+        public mutating func finish() -> Scoreboard {
+            // Position each cursor on the first entry inside its window (entries before it
+            // were never counted there).
+            board.repositionCursors()
+            return board
+        }
     }
 
     /// A copy holding only the counts per period, block and player (and the names): what the
@@ -453,7 +470,6 @@ public struct Scoreboard: Sendable {
         copy.originIDs = [:]
         copy.byCountry = [:]
         copy.byAS = [:]
-        copy.countriesOfPlayer = [:]
         copy.dataCenterOfPlayer = [:]
         copy.yearDays = [:]
         copy.heldChanges = [:]
@@ -533,17 +549,61 @@ public struct Scoreboard: Sendable {
         return NameOrder(ids: ids, rank: rank)
     }
 
-    /// `scores(_:)` through a precomputed name order: one array slot per player, no sort.
+    /// `scores(_:)` through a precomputed name order (the views are built from `scoreTable`).
     package func scores(_ period: Period, order: NameOrder) -> [(name: PlayerName, blocks: [(block: Int, count: Int)])] {
-        var perName = [[(block: Int, count: Int)]](repeating: [], count: names.count)
+        let table = scoreTable(period, order: order)
+        return table.players.indices.map { i in
+            (names[Int(table.players[i])], table.blocks(of: i).map { (block: Int(table.block[$0]), count: Int(table.count[$0])) })
+        }
+    }
+
+    /// Every player's addresses per block in a period, flat: players in name order, and for
+    /// each its (block, count) pairs in block order. Two arrays of pairs and one of offsets,
+    /// instead of an array per player (at a million players the small arrays were most of a
+    /// refresh's time and memory).
+    package struct ScoreTable: Sendable {
+        /// Player ids with any address in the period, in name order.
+        package var players: [UInt32] = []
+        /// `start[i]..<start[i + 1]` are player i's pairs.
+        package var start: [Int32] = [0]
+        package var block: [UInt8] = []
+        package var count: [Int32] = []
+        package func blocks(of i: Int) -> Range<Int> { Int(start[i])..<Int(start[i + 1]) }
+        package init() {}
+    }
+
+    package func scoreTable(_ period: Period, order: NameOrder) -> ScoreTable {
+        // Pairs per player id, then each id's first pair: a counting sort by player.
+        var pairs = [Int32](repeating: 0, count: names.count + 1)
+        var total = 0
         for block in 0..<256 {
-            for (name, count) in blockCounts(period.index, block) { perName[Int(name)].append((block, Int(count))) }
+            let counts = blockCounts(period.index, block)
+            total += counts.count
+            for name in counts.keys { pairs[Int(name)] += 1 }
         }
-        var out: [(name: PlayerName, blocks: [(block: Int, count: Int)])] = []
-        for id in order.ids where !perName[Int(id)].isEmpty {
-            out.append((names[Int(id)], perName[Int(id)])) // blocks were appended in order
+        var table = ScoreTable()
+        table.block = [UInt8](repeating: 0, count: total)
+        table.count = [Int32](repeating: 0, count: total)
+        // Where each id's pairs go, in name order.
+        var at = [Int32](repeating: -1, count: names.count)
+        var next: Int32 = 0
+        table.players.reserveCapacity(playersInSlot[period.index])
+        table.start.reserveCapacity(playersInSlot[period.index] + 1)
+        for id in order.ids where pairs[Int(id)] > 0 {
+            at[Int(id)] = next
+            next += pairs[Int(id)]
+            table.players.append(id)
+            table.start.append(next)
         }
-        return out
+        for block in 0..<256 {
+            for (name, n) in blockCounts(period.index, block) {
+                let i = Int(at[Int(name)])
+                table.block[i] = UInt8(block)
+                table.count[i] = n
+                at[Int(name)] += 1
+            }
+        }
+        return table
     }
 
     public func scores(_ period: Period) -> [(name: PlayerName, blocks: [(block: Int, count: Int)])] {
@@ -652,29 +712,115 @@ public struct Scoreboard: Sendable {
 
     package func leaderboard(_ period: Period, residential: Bool, standings: [BlockStanding], order: NameOrder?) -> [LeaderboardEntry] {
         guard let order else { return leaderboardByName(period, residential: residential, standings: standings) }
-        var heldByID: [UInt32: [Int]] = [:]
+        let ranking = ranking(period, residential: residential, standings: standings, order: order)
+        return ranking.entries(0..<ranking.count)
+    }
+
+    /// A leaderboard kept compactly (8 bytes a player: its id and address count), whose
+    /// entries are made a page at a time. Players rank by blocks held, then addresses, then
+    /// name; equal (blocks, addresses) share a rank.
+    public struct Ranking: Sendable {
+        /// Player ids in rank order, and their addresses in the period.
+        var ids: [UInt32] = []
+        var addresses: [UInt32] = []
+        /// Blocks held, by player id: at most 256 players hold any, and they rank first.
+        var held: [UInt32: [Int]] = [:]
+        /// Names by id (the board's array: shared, not copied).
+        var names: [PlayerName] = []
+
+        public init() {}
+
+        public var count: Int { ids.count }
+
+        /// The entries of the players who hold a block (they rank first).
+        public var holders: [LeaderboardEntry] { entries(0..<held.count) .filter { !$0.blocksHeld.isEmpty } }
+
+        private func key(_ i: Int) -> (Int, UInt32) { (held[ids[i]]?.count ?? 0, addresses[i]) }
+
+        /// The entries at `range` (clamped to the ranking).
+        public func entries(_ range: Range<Int>) -> [LeaderboardEntry] {
+            let range = range.clamped(to: 0..<ids.count)
+            guard let first = range.first else { return [] }
+            // Keys never rise along the ranking: the first index with the first entry's key
+            // gives its rank, found by bisection.
+            let k = key(first)
+            var low = 0
+            var high = first
+            while low < high {
+                let mid = (low + high) >> 1
+                if key(mid) == k { high = mid } else { low = mid + 1 }
+            }
+            var rank = low + 1
+            var out: [LeaderboardEntry] = []
+            out.reserveCapacity(range.count)
+            for i in range {
+                if i > first, key(i) != key(i - 1) { rank = i + 1 }
+                out.append(LeaderboardEntry(rank: rank, name: names[Int(ids[i])], blocksHeld: held[ids[i]] ?? [], addresses: Int(addresses[i])))
+            }
+            return out
+        }
+    }
+
+    /// The ranking of `period`, from the block standings of that period and view. Linear in
+    /// the players: the few who hold blocks are sorted; everyone else is placed by address
+    /// count (a counting sort over the names in order), so ties keep the name order.
+    package func ranking(_ period: Period, residential: Bool, standings: [BlockStanding], order: NameOrder) -> Ranking {
+        var ranking = Ranking()
+        ranking.names = names
         for s in standings {
-            if let id = s.holderID { heldByID[id, default: []].append(s.block) }
+            if let id = s.holderID { ranking.held[id, default: []].append(s.block) }
         }
         let p = period.index
-        var ranked: [(id: UInt32, blocks: Int, addresses: Int32)] = []
-        ranked.reserveCapacity(playersInSlot[p])
-        for id in 0..<UInt32(names.count) {
-            let addresses = total(p, id) - (residential ? total(Self.dataCenterSlot(p), id) : 0)
-            guard addresses > 0 else { continue }
-            ranked.append((id, heldByID[id]?.count ?? 0, addresses))
+        let dataCenter = Self.dataCenterSlot(p)
+        func addresses(_ id: UInt32) -> Int32 { total(p, id) - (residential ? total(dataCenter, id) : 0) }
+        let holders = ranking.held.keys.filter { addresses($0) > 0 }.sorted {
+            let (a, b) = ((ranking.held[$0]!.count, addresses($0)), (ranking.held[$1]!.count, addresses($1)))
+            return a != b ? a > b : order.rank[Int($0)] < order.rank[Int($1)]
         }
-        ranked.sort {
-            ($0.blocks, $0.addresses) != ($1.blocks, $1.addresses) ? ($0.blocks, $0.addresses) > ($1.blocks, $1.addresses)
-                : order.rank[Int($0.id)] < order.rank[Int($1.id)]
+        // Everyone else: how many players have each address count (small counts in an array,
+        // the rest in a dictionary), then each count's start, most addresses first.
+        var small = [Int](repeating: 0, count: 1_024)
+        var large: [Int32: Int] = [:]
+        var others = 0
+        for id in order.ids where ranking.held[id] == nil {
+            let n = addresses(id)
+            guard n > 0 else { continue }
+            others += 1
+            if n < 1_024 { small[Int(n)] += 1 } else { large[n, default: 0] += 1 }
         }
-        var entries: [LeaderboardEntry] = []
-        entries.reserveCapacity(ranked.count)
-        for (i, r) in ranked.enumerated() {
-            let rank = i > 0 && ranked[i - 1].blocks == r.blocks && ranked[i - 1].addresses == r.addresses ? entries[i - 1].rank : i + 1
-            entries.append(LeaderboardEntry(rank: rank, name: names[Int(r.id)], blocksHeld: heldByID[r.id] ?? [], addresses: Int(r.addresses)))
+        var start: [Int32: Int] = [:]
+        var smallStart = [Int](repeating: 0, count: 1_024)
+        var next = holders.count
+        for n in large.keys.sorted(by: >) {
+            start[n] = next
+            next += large[n]!
         }
-        return entries
+        for n in stride(from: 1_023, through: 1, by: -1) {
+            smallStart[n] = next
+            next += small[n]
+        }
+        let ranked = holders.count + others
+        ranking.ids = [UInt32](repeating: 0, count: ranked)
+        ranking.addresses = [UInt32](repeating: 0, count: ranked)
+        for (i, id) in holders.enumerated() {
+            ranking.ids[i] = id
+            ranking.addresses[i] = UInt32(addresses(id))
+        }
+        for id in order.ids where ranking.held[id] == nil {
+            let n = addresses(id)
+            guard n > 0 else { continue }
+            let i: Int
+            if n < 1_024 {
+                i = smallStart[Int(n)]
+                smallStart[Int(n)] += 1
+            } else {
+                i = start[n]!
+                start[n]! += 1
+            }
+            ranking.ids[i] = id
+            ranking.addresses[i] = UInt32(n)
+        }
+        return ranking
     }
 
     private func leaderboardByName(_ period: Period, residential: Bool, standings: [BlockStanding]) -> [LeaderboardEntry] {
@@ -755,9 +901,13 @@ public struct Scoreboard: Sendable {
             for c in here.values where c > fewest { aboveFewest += 1 }
             result.append(PlayerBlock(block: block, count: Int(mine), rank: above + 1, isTied: same > 0, players: here.count, worstRank: aboveFewest + 1))
         }
-        let countries = (countriesOfPlayer[id] ?? [:])
-            .map { (country: CountryCode(rawValue: $0.key).description, addresses: Int($0.value)) }
-            .sorted { $0.addresses != $1.addresses ? $0.addresses > $1.addresses : $0.country < $1.country }
+        // A player's countries from the per-country counts (a lookup in each of at most a few
+        // hundred maps): a map per player beside them cost about 100 bytes a player.
+        var countries: [(country: String, addresses: Int)] = []
+        for (code, players) in byCountry {
+            if let n = players[id] { countries.append((CountryCode(rawValue: code).description, Int(n))) }
+        }
+        countries.sort { $0.addresses != $1.addresses ? $0.addresses > $1.addresses : $0.country < $1.country }
         return PlayerStanding(
             name: name, addresses: Int(total(p, id)), blocks: result, countries: countries,
             allTimeAddresses: Int(total(0, id)), dataCenterAddresses: Int(dataCenterOfPlayer[id] ?? 0))

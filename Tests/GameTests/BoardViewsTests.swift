@@ -38,6 +38,15 @@ import IPAddress
                     #expect(standings == board.blocks(period, residential: residential), "round \(round) \(period) blocks")
                     let fastBoard = copy.leaderboard(period, residential: residential, standings: standings, order: order)
                     #expect(fastBoard == board.leaderboard(period, residential: residential), "round \(round) \(period) \(residential) leaderboard")
+                    // Pages from the compact ranking, starting anywhere (inside runs of ties
+                    // too), equal the same slice of the whole leaderboard.
+                    let ranking = copy.ranking(period, residential: residential, standings: standings, order: order)
+                    #expect(ranking.count == fastBoard.count)
+                    for start in stride(from: 0, to: ranking.count + 10, by: 37) {
+                        let page = ranking.entries(start..<start + 13)
+                        #expect(page == Array(fastBoard[min(start, fastBoard.count)..<min(start + 13, fastBoard.count)]), "\(period) page at \(start)")
+                    }
+                    #expect(ranking.holders == fastBoard.filter { !$0.blocksHeld.isEmpty })
                 }
             }
         }

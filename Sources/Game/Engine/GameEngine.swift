@@ -145,9 +145,9 @@ public final class GameEngine: Service, Sendable {
             resumedVersion = resumed.version
             startedFrom = "checkpoint"
         } else {
-            let claims = try await storage.loadAll()
-            scoreboard = Scoreboard()
-            scoreboard.load(claims, now: clock.seconds)
+            let loading = Mutex(Scoreboard.Loading(now: clock.seconds))
+            try await storage.loadAllInTimeOrder { chunk in loading.withLock { $0.add(chunk) } }
+            scoreboard = loading.withLock { $0.finish() }
             startedFrom = "storage"
         }
         if let resumable {

@@ -6,10 +6,12 @@ public import GameRules
 /// Plain values copied out of the board under its lock, encoded after the lock is released.
 struct BoardViews {
     var recent: [Claim]
-    var scores: [Period: [(name: PlayerName, blocks: [(block: Int, count: Int)])]] = [:]
+    var scores: [Period: Scoreboard.ScoreTable] = [:]
     var blocks: [Period: [Scoreboard.BlockStanding]] = [:]
-    var leaderboards: [Period: [Scoreboard.LeaderboardEntry]] = [:]
-    var residentialLeaderboards: [Period: [Scoreboard.LeaderboardEntry]] = [:]
+    var rankings: [Period: Scoreboard.Ranking] = [:]
+    var residentialRankings: [Period: Scoreboard.Ranking] = [:]
+    /// Names by player id (the board's array, shared).
+    let names: [PlayerName]
 
     /// The periods whose views are copied (and then encoded); the others are left as published.
     let periods: [Period]
@@ -21,21 +23,22 @@ struct BoardViews {
     init(_ board: Scoreboard, recent: [Claim], order: Scoreboard.NameOrder, periods: [Period] = Period.allCases) {
         self.periods = periods
         self.recent = recent
+        names = board.names
         for p in periods {
-            scores[p] = board.scores(p, order: order)
+            scores[p] = board.scoreTable(p, order: order)
             let standings = board.blocks(p, order: order)
             blocks[p] = standings
-            leaderboards[p] = board.leaderboard(p, residential: false, standings: standings, order: order)
-            residentialLeaderboards[p] = board.leaderboard(p, residential: true, standings: board.blocks(p, residential: true, order: order), order: order)
+            rankings[p] = board.ranking(p, residential: false, standings: standings, order: order)
+            residentialRankings[p] = board.ranking(p, residential: true, standings: board.blocks(p, residential: true, order: order), order: order)
         }
     }
 
-    /// The full leaderboards behind the first pages, for later pages.
-    var leaderboardSources: [String: [Scoreboard.LeaderboardEntry]] {
-        var out: [String: [Scoreboard.LeaderboardEntry]] = [:]
+    /// The rankings behind the first pages, for later pages.
+    var leaderboardSources: [String: Scoreboard.Ranking] {
+        var out: [String: Scoreboard.Ranking] = [:]
         for p in periods {
-            out[Snapshot.leaderboardKey(p)] = leaderboards[p] ?? []
-            out[Snapshot.leaderboardKey(p, residential: true)] = residentialLeaderboards[p] ?? []
+            out[Snapshot.leaderboardKey(p)] = rankings[p] ?? .init()
+            out[Snapshot.leaderboardKey(p, residential: true)] = residentialRankings[p] ?? .init()
         }
         return out
     }
@@ -51,19 +54,19 @@ struct BoardViews {
             // The all-time score holds an entry per (player, block): written as bytes, not a
             // String per pair (that made most of a refresh at a million claims).
             var writer = JSONWriter()
-            let entries = scores[p] ?? []
-            writer.reserveCapacity(entries.reduce(0) { $0 + 24 + $1.blocks.count * 12 })
-            for (i, entry) in entries.enumerated() {
+            let table = scores[p] ?? .init()
+            writer.reserveCapacity(table.players.count * 24 + table.block.count * 12)
+            for (i, id) in table.players.enumerated() {
                 if i > 0 { writer.append(UInt8(ascii: ",")) }
-                writer.appendString(entry.name.value)
+                writer.appendString(names[Int(id)].value)
                 writer.append(UInt8(ascii: ":"))
                 writer.append(UInt8(ascii: "["))
-                for (j, pair) in entry.blocks.enumerated() {
-                    if j > 0 { writer.append(UInt8(ascii: ",")) }
+                for j in table.blocks(of: i) {
+                    if j > Int(table.start[i]) { writer.append(UInt8(ascii: ",")) }
                     writer.append(UInt8(ascii: "["))
-                    writer.append(pair.block)
+                    writer.append(Int(table.block[j]))
                     writer.append(UInt8(ascii: ","))
-                    writer.append(pair.count)
+                    writer.append(Int(table.count[j]))
                     writer.append(UInt8(ascii: "]"))
                 }
                 writer.append(UInt8(ascii: "]"))
@@ -79,9 +82,9 @@ struct BoardViews {
         for p in periods {
             for residential in [false, true] {
                 // The first page only: a leaderboard of every player grows with spam names.
-                let all = (residential ? residentialLeaderboards[p] : leaderboards[p]) ?? []
+                let all = (residential ? residentialRankings[p] : rankings[p]) ?? .init()
                 let size = Snapshot.leaderboardPageSize
-                let first = LeaderboardJSON.entries(all.prefix(size))
+                let first = LeaderboardJSON.entries(all.entries(0..<size)[...])
                 let total = all.count
                 out[Snapshot.leaderboardKey(p, residential: residential)] = ("\(total)|" + first, { (_: String) -> String in
                     LeaderboardJSON.wrap(first, period: p, residential: residential, updatedAt: now.0, total: total, limit: size,
@@ -102,8 +105,8 @@ struct BoardViews {
                 "{\"period\":\"\(p.rawValue)\",\"updated_at\":\(now.0),\"last_updated_at\":\(updated),\"blocks\":[\(inner)]}"
             })
 
-            let rankings = RanksJSON.entries(leaderboard: leaderboards[p] ?? [], standings: blocks[p] ?? [])
-            out[Snapshot.ranksKey(p)] = (rankings, { (inner: String) -> String in
+            let ranks = RanksJSON.entries(holders: (rankings[p] ?? .init()).holders, standings: blocks[p] ?? [])
+            out[Snapshot.ranksKey(p)] = (ranks, { (inner: String) -> String in
                 "{\"period\":\"\(p.rawValue)\",\"updated_at\":\(now.0),\"last_updated_at\":\(updated),\"rankings\":[\(inner)]}"
             })
         }
@@ -119,11 +122,12 @@ func rfc3339(_ seconds: Int64) -> String {
 /// Capture The IP's rankings: the players who alone hold at least one block, by blocks held,
 /// then by `total_claims` (their addresses inside the blocks they hold, not all of them).
 enum RanksJSON {
-    static func entries(leaderboard: [Scoreboard.LeaderboardEntry], standings: [Scoreboard.BlockStanding]) -> String {
+    /// `holders`: the leaderboard's first entries, the players who hold a block.
+    static func entries(holders leaders: [Scoreboard.LeaderboardEntry], standings: [Scoreboard.BlockStanding]) -> String {
         var countOf = [Int](repeating: 0, count: 256)
         for s in standings where (0..<256).contains(s.block) { countOf[s.block] = s.count }
         // The leaderboard is in (blocks, addresses, name) order: its position breaks later ties.
-        let holders = leaderboard.prefix { !$0.blocksHeld.isEmpty }.enumerated().map { i, e in
+        let holders = leaders.enumerated().map { i, e in
             (position: i, entry: e, claims: e.blocksHeld.reduce(0) { $0 + countOf[$1] })
         }.sorted {
             ($0.entry.blocksHeld.count, $0.claims) != ($1.entry.blocksHeld.count, $1.claims)

@@ -69,7 +69,7 @@ public struct Snapshot: Sendable {
     public var createdAt: Int64 = 0
     /// Each leaderboard in full (its body holds the first page): later pages are encoded per
     /// request from these, so a board of a million players is never sent, nor encoded, whole.
-    public var leaderboards: [String: [Scoreboard.LeaderboardEntry]] = [:]
+    public var leaderboards: [String: Scoreboard.Ranking] = [:]
     /// Entries in a leaderboard body and in a page without `limit`.
     public static let leaderboardPageSize = 100
     public static let maxLeaderboardPageSize = 1_000
@@ -77,11 +77,11 @@ public struct Snapshot: Sendable {
     /// One page of a leaderboard: entries from `offset` on, at most `limit`, wrapped like the
     /// snapshot body (`total_players`, `next_cursor`).
     public func leaderboardPage(_ key: String, period: Period, residential: Bool, offset: Int, limit: Int, now: Int64) -> String? {
-        guard let entries = leaderboards[key] else { return nil }
-        let start = min(offset, entries.count)
-        let page = entries[start..<min(entries.count, start + limit)]
-        return LeaderboardJSON.wrap(LeaderboardJSON.entries(page), period: period, residential: residential, updatedAt: now,
-                                    total: entries.count, limit: limit, next: start + page.count < entries.count ? start + page.count : nil)
+        guard let ranking = leaderboards[key] else { return nil }
+        let start = min(offset, ranking.count)
+        let page = ranking.entries(start..<min(ranking.count, start + limit))
+        return LeaderboardJSON.wrap(LeaderboardJSON.entries(page[...]), period: period, residential: residential, updatedAt: now,
+                                    total: ranking.count, limit: limit, next: start + page.count < ranking.count ? start + page.count : nil)
     }
 
     public subscript(key: String) -> EncodedBody? { bodies[key] }
@@ -105,7 +105,7 @@ final class SnapshotStore: Sendable {
 
     /// Publishes new bodies, keeping the old encoding of any body whose content is unchanged
     /// and every body `fresh` does not mention (its period did not move).
-    func publish(_ fresh: [String: (content: String, wrap: (String) -> String)], leaderboards: [String: [Scoreboard.LeaderboardEntry]] = [:], now: Int64) {
+    func publish(_ fresh: [String: (content: String, wrap: (String) -> String)], leaderboards: [String: Scoreboard.Ranking] = [:], now: Int64) {
         let previous = current
         var next = previous
         next.leaderboards.merge(leaderboards) { _, new in new }

@@ -4,6 +4,9 @@ public import GameRules
 public protocol ClaimStorage: Sendable {
     /// Every stored claim, one per address (the latest).
     func loadAll() async throws -> [Claim]
+    /// The same, oldest first, handed to `chunk` a few thousand at a time: a storage that can
+    /// sort on its side streams them, so the caller never holds every row at once.
+    func loadAllInTimeOrder(_ chunk: @escaping @Sendable ([Claim]) -> Void) async throws
     /// Durably records a batch of effective claims in one transaction, in order. When this
     /// returns, the claims survive a crash of the process.
     func append(_ claims: [Claim]) async throws
@@ -42,6 +45,11 @@ public struct ClaimChanges: Sendable, Equatable {
 /// any instance commits. Single-writer storages (SQLite) keep the defaults: no feed.
 extension ClaimStorage {
     public var hasUpkeep: Bool { false }
+    /// `loadAll`, sorted here.
+    public func loadAllInTimeOrder(_ chunk: @escaping @Sendable ([Claim]) -> Void) async throws {
+        let claims = try await loadAll().sorted { $0.claimedAt < $1.claimedAt }
+        for start in stride(from: 0, to: claims.count, by: 8_192) { chunk(Array(claims[start..<min(start + 8_192, claims.count)])) }
+    }
     /// The position of the feed now, or nil when the storage has a single writer.
     public func changeCursor() async throws -> Int64? { nil }
     /// Up to `limit` claims committed after `cursor` (latest per address), oldest first.

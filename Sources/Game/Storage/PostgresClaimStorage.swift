@@ -98,6 +98,29 @@ public final class PostgresClaimStorage: ResumableClaimStorage {
         }
     }
 
+    /// Every row, oldest first (sorted by the server), streamed in chunks: an instance that
+    /// starts without a checkpoint no longer holds the whole table as claims at once.
+    public func loadAllInTimeOrder(_ chunk: @escaping @Sendable ([Claim]) -> Void) async throws {
+        try await guarded(bounded: false) {
+            try await self.client.withTransaction(logger: self.logger) { tx in
+                try await tx.query("SET LOCAL statement_timeout = 0", logger: self.logger)
+                try await tx.query("SET LOCAL work_mem = '64MB'", logger: self.logger)
+                var claims: [Claim] = []
+                claims.reserveCapacity(8_192)
+                let rows = try await tx.query("SELECT ip, name, claimed_at, country, asn, provider FROM claims ORDER BY claimed_at, seq",
+                                              logger: self.logger)
+                for try await (ip, name, at, country, asn, provider) in rows.decode((Int64, String, Int64, String?, Int64?, String?).self) {
+                    if let claim = Self.claim(ip: ip, name: name, at: at, country: country, asn: asn, provider: provider) { claims.append(claim) }
+                    if claims.count == 8_192 {
+                        chunk(claims)
+                        claims.removeAll(keepingCapacity: true)
+                    }
+                }
+                if !claims.isEmpty { chunk(claims) }
+            }
+        }
+    }
+
     public func append(_ claims: [Claim]) async throws {
         guard !claims.isEmpty else { return }
         // Last claim per address wins (one row may be upserted once per statement).
