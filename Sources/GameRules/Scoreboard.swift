@@ -772,54 +772,72 @@ public struct Scoreboard: Sendable {
         }
         let p = period.index
         let dataCenter = Self.dataCenterSlot(p)
-        func addresses(_ id: UInt32) -> Int32 { total(p, id) - (residential ? total(dataCenter, id) : 0) }
-        let holders = ranking.held.keys.filter { addresses($0) > 0 }.sorted {
-            let (a, b) = ((ranking.held[$0]!.count, addresses($0)), (ranking.held[$1]!.count, addresses($1)))
-            return a != b ? a > b : order.rank[Int($0)] < order.rank[Int($1)]
+        // Every player's addresses in the view, placed at its name's rank: one pass over the
+        // totals in id order (a million players' totals are 48 MB, so reading them in name
+        // order cost a cache miss each), the holders marked off.
+        let players = order.ids.count
+        var amountByRank = [Int32](repeating: 0, count: players)
+        totals.withUnsafeBufferPointer { totals in
+            order.rank.withUnsafeBufferPointer { rank in
+                amountByRank.withUnsafeMutableBufferPointer { amount in
+                    var i = p
+                    for id in 0..<min(players, totals.count / Self.slots) {
+                        amount[Int(rank[id])] = totals[i] &- (residential ? totals[i &- p &+ dataCenter] : 0)
+                        i &+= Self.slots
+                    }
+                }
+            }
+        }
+        var holders: [(id: UInt32, blocks: Int, addresses: Int32)] = []
+        for (id, blocks) in ranking.held {
+            let r = Int(order.rank[Int(id)])
+            if amountByRank[r] > 0 { holders.append((id, blocks.count, amountByRank[r])) }
+            amountByRank[r] = 0 // placed with the holders
+        }
+        holders.sort {
+            ($0.blocks, $0.addresses) != ($1.blocks, $1.addresses) ? ($0.blocks, $0.addresses) > ($1.blocks, $1.addresses)
+                : order.rank[Int($0.id)] < order.rank[Int($1.id)]
         }
         // Everyone else: how many players have each address count (small counts in an array,
-        // the rest in a dictionary), then each count's start, most addresses first.
+        // the rest in a dictionary), then where each count starts, most addresses first.
         var small = [Int](repeating: 0, count: 1_024)
         var large: [Int32: Int] = [:]
         var others = 0
-        for id in order.ids where ranking.held[id] == nil {
-            let n = addresses(id)
-            guard n > 0 else { continue }
+        for n in amountByRank where n > 0 {
             others += 1
             if n < 1_024 { small[Int(n)] += 1 } else { large[n, default: 0] += 1 }
         }
-        var start: [Int32: Int] = [:]
-        var smallStart = [Int](repeating: 0, count: 1_024)
+        var largeStart: [Int32: Int] = [:]
         var next = holders.count
         for n in large.keys.sorted(by: >) {
-            start[n] = next
+            largeStart[n] = next
             next += large[n]!
         }
+        var smallStart = [Int](repeating: 0, count: 1_024)
         for n in stride(from: 1_023, through: 1, by: -1) {
             smallStart[n] = next
             next += small[n]
         }
-        let ranked = holders.count + others
-        ranking.ids = [UInt32](repeating: 0, count: ranked)
-        ranking.addresses = [UInt32](repeating: 0, count: ranked)
-        for (i, id) in holders.enumerated() {
-            ranking.ids[i] = id
-            ranking.addresses[i] = UInt32(addresses(id))
+        var ids = [UInt32](repeating: 0, count: holders.count + others)
+        var addresses = [UInt32](repeating: 0, count: holders.count + others)
+        for (i, h) in holders.enumerated() {
+            ids[i] = h.id
+            addresses[i] = UInt32(h.addresses)
         }
-        for id in order.ids where ranking.held[id] == nil {
-            let n = addresses(id)
-            guard n > 0 else { continue }
+        for (r, n) in amountByRank.enumerated() where n > 0 {
             let i: Int
             if n < 1_024 {
                 i = smallStart[Int(n)]
                 smallStart[Int(n)] += 1
             } else {
-                i = start[n]!
-                start[n]! += 1
+                i = largeStart[n]!
+                largeStart[n]! += 1
             }
-            ranking.ids[i] = id
-            ranking.addresses[i] = UInt32(n)
+            ids[i] = order.ids[r]
+            addresses[i] = UInt32(n)
         }
+        ranking.ids = ids
+        ranking.addresses = addresses
         return ranking
     }
 

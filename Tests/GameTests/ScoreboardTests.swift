@@ -340,6 +340,21 @@ func name(_ s: String) -> PlayerName { PlayerName(s)! }
         #expect(c.rateLimitBurst == 10 && c.rateLimitPerSecond == 0.5 && c.maxBatch == 100 && c.gatherMilliseconds == 0)
     }
 
+    /// Where the board is checkpointed: beside a SQLite file unless named; on PostgreSQL only
+    /// where named (each instance needs its own file); nowhere when the interval is 0.
+    @Test func checkpointPathDependsOnTheStorage() throws {
+        var c = ServeConfiguration()
+        c.database = "/var/lib/ipquest/game.sqlite"
+        #expect(c.effectiveCheckpointPath == "/var/lib/ipquest/game.sqlite.board")
+        c.database = "postgres://db.internal/ipquest"
+        #expect(c.effectiveCheckpointPath == nil)
+        try c.apply(yaml: "checkpoint: { path: /var/lib/ipquest/a.board }")
+        #expect(c.effectiveCheckpointPath == "/var/lib/ipquest/a.board")
+        try c.apply(yaml: "checkpoint: { interval_seconds: 0 }")
+        #expect(c.effectiveCheckpointPath == nil)
+        #expect(throws: ConfigFileError.self) { try c.apply(yaml: "checkpoint: { path: '' }") }
+    }
+
     /// Plain scalars are typed as YAML's core schema types them, quoted ones stay text, and
     /// either way the schema reads the value it expects.
     @Test func typesScalarsWithoutYamsResolver() throws {
