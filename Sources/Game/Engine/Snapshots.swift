@@ -43,13 +43,13 @@ struct BoardViews {
         return out
     }
 
-    func encode(now: (Int64, Int32)) -> [String: (content: String, wrap: (String) -> String)] {
+    func encode(now: (Int64, Int32)) -> [String: EncodedView] {
         let nowArray = "[\(now.0),\(now.1)]"
-        var out: [String: (content: String, wrap: (String) -> String)] = [:]
+        var out: [String: EncodedView] = [:]
 
         // ipv4.games-compatible shapes.
         let recentContent = recent.map { "[\($0.address.value),\(JSONText.quoted($0.name.value)),\($0.claimedAt)]" }.joined(separator: ",")
-        out[Snapshot.recentKey] = (recentContent, { (inner: String) -> String in "{\"now\":\(nowArray),\"recent\":[\(inner)]}" })
+        out[Snapshot.recentKey] = EncodedView(recentContent, head: "{\"now\":\(nowArray),\"recent\":[", tail: "]}")
         for p in periods {
             // The all-time score holds an entry per (player, block): written as bytes, not a
             // String per pair (that made most of a refresh at a million claims).
@@ -71,14 +71,14 @@ struct BoardViews {
                 }
                 writer.append(UInt8(ascii: "]"))
             }
-            out[Snapshot.scoreKey(p)] = (writer.string, { (inner: String) -> String in "{\"now\":\(nowArray),\"score\":{\(inner)}}" })
+            out[Snapshot.scoreKey(p)] = EncodedView(content: writer.bytes, head: "{\"now\":\(nowArray),\"score\":{", tail: "}}")
         }
 
         // Our own API.
         let apiRecent = recent.map {
             "{\"ip\":\"\($0.address)\",\"block\":\($0.address.block),\"name\":\(JSONText.quoted($0.name.value)),\"nick\":\(JSONText.quoted($0.name.value)),\"claimed_at\":\($0.claimedAt),\($0.origin.jsonFields)}"
         }.joined(separator: ",")
-        out[Snapshot.apiRecentKey] = (apiRecent, { (inner: String) -> String in "{\"updated_at\":\(now.0),\"claims\":[\(inner)]}" })
+        out[Snapshot.apiRecentKey] = EncodedView(apiRecent, head: "{\"updated_at\":\(now.0),\"claims\":[", tail: "]}")
         for p in periods {
             for residential in [false, true] {
                 // The first page only: a leaderboard of every player grows with spam names.
@@ -86,10 +86,9 @@ struct BoardViews {
                 let size = Snapshot.leaderboardPageSize
                 let first = LeaderboardJSON.entries(all.entries(0..<size)[...])
                 let total = all.count
-                out[Snapshot.leaderboardKey(p, residential: residential)] = ("\(total)|" + first, { (_: String) -> String in
-                    LeaderboardJSON.wrap(first, period: p, residential: residential, updatedAt: now.0, total: total, limit: size,
-                                         next: total > size ? size : nil)
-                })
+                let body = LeaderboardJSON.wrap(first, period: p, residential: residential, updatedAt: now.0, total: total, limit: size,
+                                                next: total > size ? size : nil)
+                out[Snapshot.leaderboardKey(p, residential: residential)] = EncodedView("\(total)|" + first, body: body)
             }
 
             // Blocks where someone holds an address, as Capture The IP lists them (its page reads
@@ -101,16 +100,39 @@ struct BoardViews {
                 let nick = s.isTied ? "\"tied\"" : holder
                 return "{\"block\":\(s.block),\"holder\":\(holder),\"tied\":\(s.isTied),\"count\":\(s.count),\"runner_up\":\(runnerUp),\"runner_up_count\":\(s.runnerUpCount),\"total\":\(s.total),\"players\":\(s.players),\"nick\":\(nick),\"is_tied\":\(s.isTied),\"claims\":\(s.count)}"
             }.joined(separator: ",")
-            out[Snapshot.blocksKey(p)] = (tiles, { (inner: String) -> String in
-                "{\"period\":\"\(p.rawValue)\",\"updated_at\":\(now.0),\"last_updated_at\":\(updated),\"blocks\":[\(inner)]}"
-            })
+            out[Snapshot.blocksKey(p)] = EncodedView(tiles, head: "{\"period\":\"\(p.rawValue)\",\"updated_at\":\(now.0),\"last_updated_at\":\(updated),\"blocks\":[",
+                                                     tail: "]}")
 
             let ranks = RanksJSON.entries(holders: (rankings[p] ?? .init()).holders, standings: blocks[p] ?? [])
-            out[Snapshot.ranksKey(p)] = (ranks, { (inner: String) -> String in
-                "{\"period\":\"\(p.rawValue)\",\"updated_at\":\(now.0),\"last_updated_at\":\(updated),\"rankings\":[\(inner)]}"
-            })
+            out[Snapshot.ranksKey(p)] = EncodedView(ranks, head: "{\"period\":\"\(p.rawValue)\",\"updated_at\":\(now.0),\"last_updated_at\":\(updated),\"rankings\":[",
+                                                    tail: "]}")
         }
         return out
+    }
+}
+
+/// One view as encoded: `content`, what its ETag covers (everything but the moment it was
+/// encoded), and the body served: `head` + content + `tail`, or a body of its own (written
+/// into one buffer by `SnapshotStore`, without joining strings first).
+struct EncodedView {
+    var content: [UInt8]
+    var head = ""
+    var tail = ""
+    var body: String?
+
+    init(content: [UInt8], head: String, tail: String) {
+        self.content = content
+        self.head = head
+        self.tail = tail
+    }
+
+    init(_ content: String, head: String, tail: String) {
+        self.init(content: Array(content.utf8), head: head, tail: tail)
+    }
+
+    init(_ content: String, body: String) {
+        self.content = Array(content.utf8)
+        self.body = body
     }
 }
 

@@ -97,6 +97,18 @@ public struct Snapshot: Sendable {
     public static let apiRecentKey = "api/recent"
 }
 
+extension EncodedView {
+    /// The response body, written once into one buffer.
+    var buffer: ByteBuffer {
+        if let body { return ByteBuffer(string: body) }
+        var out = ByteBufferAllocator().buffer(capacity: head.utf8.count + content.count + tail.utf8.count)
+        out.writeString(head)
+        out.writeBytes(content)
+        out.writeString(tail)
+        return out
+    }
+}
+
 /// Holds the current snapshot; publishing swaps it atomically.
 final class SnapshotStore: Sendable {
     private let state = Mutex(Snapshot())
@@ -105,17 +117,17 @@ final class SnapshotStore: Sendable {
 
     /// Publishes new bodies, keeping the old encoding of any body whose content is unchanged
     /// and every body `fresh` does not mention (its period did not move).
-    func publish(_ fresh: [String: (content: String, wrap: (String) -> String)], leaderboards: [String: Scoreboard.Ranking] = [:], now: Int64) {
+    func publish(_ fresh: [String: EncodedView], leaderboards: [String: Scoreboard.Ranking] = [:], now: Int64) {
         let previous = current
         var next = previous
         next.leaderboards.merge(leaderboards) { _, new in new }
         for (key, item) in fresh {
-            let etag = "\"\(FNV1a.hex64(item.content.utf8))\""
+            let etag = "\"\(FNV1a.hex64(item.content))\""
             if let old = previous.bodies[key], old.etag == etag {
                 next.bodies[key] = old
                 continue
             }
-            next.bodies[key] = EncodedBody(body: ByteBuffer(string: item.wrap(item.content)), etag: etag, modifiedAt: now)
+            next.bodies[key] = EncodedBody(body: item.buffer, etag: etag, modifiedAt: now)
         }
         state.withLock { $0 = next }
     }
