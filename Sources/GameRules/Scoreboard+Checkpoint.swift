@@ -90,12 +90,12 @@ extension Scoreboard {
 
         let nameCount = try input.count(elementSize: 4)
         names.reserveCapacity(nameCount)
-        nameIDs.reserveCapacity(nameCount)
+        nameIDs.reserveCapacity(nameCount, names: names)
         for id in 0..<nameCount {
             let text = try input.string()
-            let name = PlayerName(trusted: text)
-            guard nameIDs.updateValue(UInt32(id), forKey: text) == nil else { throw refuse("player '\(text)' appears twice") }
-            names.append(name)
+            guard nameIDs.find(text, in: names) == nil else { throw refuse("player '\(text)' appears twice") }
+            names.append(PlayerName(trusted: text))
+            nameIDs.insert(UInt32(id), names: names)
         }
         let providerCount = try input.count(elementSize: 4)
         for id in 0..<providerCount {

@@ -103,7 +103,7 @@ public struct Scoreboard: Sendable {
     }
 
     package var names: [PlayerName] = []
-    var nameIDs: [String: UInt32] = [:]
+    var nameIDs = NameIndex()
     var addresses = AddressPages()
     /// Interned origins; id 0 is the unknown origin.
     var origins: [PackedOrigin] = [.unknown]
@@ -366,10 +366,10 @@ public struct Scoreboard: Sendable {
     }
 
     private mutating func intern(_ name: PlayerName) -> UInt32 {
-        if let id = nameIDs[name.value] { return id }
+        if let id = nameIDs.find(name.value, in: names) { return id }
         let id = UInt32(names.count)
         names.append(name)
-        nameIDs[name.value] = id
+        nameIDs.insert(id, names: names)
         totals.append(contentsOf: repeatElement(0, count: Self.slots))
         return id
     }
@@ -466,7 +466,7 @@ public struct Scoreboard: Sendable {
         copy.addresses = AddressPages()
         copy.log = []
         copy.recentRing = []
-        copy.nameIDs = [:]
+        copy.nameIDs = NameIndex()
         copy.originIDs = [:]
         copy.byCountry = [:]
         copy.byAS = [:]
@@ -500,7 +500,7 @@ public struct Scoreboard: Sendable {
     /// oldest first (from its holdings now and the daily changes kept for 31 days).
     public func holdings(of name: PlayerName, days: Int = 30, now: Int64) -> [(day: Int64, addresses: Int)] {
         let days = min(max(days, 1), Int(Self.historyDays) - 1)
-        guard let id = nameIDs[name.value] else { return [] }
+        guard let id = nameIDs.find(name.value, in: names) else { return [] }
         let today = Self.day(of: now)
         var held = Int(total(0, id))
         var out: [(day: Int64, addresses: Int)] = []
@@ -902,7 +902,7 @@ public struct Scoreboard: Sendable {
     }
 
     public func player(_ name: PlayerName, period: Period) -> PlayerStanding? {
-        guard let id = nameIDs[name.value] else { return nil }
+        guard let id = nameIDs.find(name.value, in: names) else { return nil }
         let p = period.index
         var result: [PlayerBlock] = []
         for block in 0..<256 {
@@ -980,7 +980,7 @@ public struct Scoreboard: Sendable {
     public func addAreaCounts(inBlock block: Int, shift: Int, of name: PlayerName? = nil, into counts: inout [UInt32], offset: Int = 0) -> Bool {
         var id: UInt32?
         if let name {
-            guard let known = nameIDs[name.value] else { return false }
+            guard let known = nameIDs.find(name.value, in: names) else { return false }
             id = known
         }
         let first = (block << 24) >> shift
@@ -1069,7 +1069,7 @@ public struct Scoreboard: Sendable {
         return AreaStanding(addresses: total, playerCount: all.count, players: ranked)
     }
 
-    public func isKnown(_ name: PlayerName) -> Bool { nameIDs[name.value] != nil }
+    public func isKnown(_ name: PlayerName) -> Bool { nameIDs.find(name.value, in: names) != nil }
 
     /// Every current claim (for export and tests), in address order.
     public func allClaims() -> [Claim] {
