@@ -141,7 +141,7 @@ let package = Package(
         // No NIO, no HTTP.
         .target(
             name: "GameRules",
-            dependencies: ["IPAddress", "LocationDB"],
+            dependencies: ["IPAddress", "LocationDB", "TextFormats"],
             swiftSettings: swiftSettings
         ),
 

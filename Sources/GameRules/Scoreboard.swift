@@ -177,6 +177,9 @@ public struct Scoreboard: Sendable {
     /// every period, a claim leaving a window only that window's. The refresher re-encodes
     /// only the periods whose version moved.
     public package(set) var periodVersions = [UInt64](repeating: 0, count: Period.allCases.count)
+    /// Bumped when a count of (slot, block) changes (indexed like `counts`): a block's standing
+    /// is recomputed only when one of its counts moved (`BoardViews`). Not checkpointed.
+    package private(set) var blockVersions = [UInt64](repeating: 0, count: 2 * Period.allCases.count * 256)
     /// The storage position this board reflects: every claim committed up to it is applied,
     /// none after (set by the engine as it applies committed batches; 0 when unknown).
     public package(set) var storagePosition: Int64 = 0
@@ -330,6 +333,7 @@ public struct Scoreboard: Sendable {
 
     private mutating func count(slot: Int, block: Int, name: UInt32, by delta: Int32) {
         Self.add(&counts[Self.countIndex(slot, block)], name, delta)
+        blockVersions[Self.countIndex(slot, block)] &+= 1
         addressesInSlot[slot] += Int(delta)
         let i = Self.totalIndex(slot, name)
         let before = totals[i]
@@ -638,6 +642,17 @@ public struct Scoreboard: Sendable {
             (a.block, a.holder, a.isTied, a.count) == (b.block, b.holder, b.isTied, b.count)
                 && (a.runnerUp, a.runnerUpCount, a.total, a.players) == (b.runnerUp, b.runnerUpCount, b.total, b.players)
         }
+    }
+
+    /// Whether a count of `block` in `period` (or, for the residential view, in its
+    /// data-center slot) changed since `versions` (an earlier `blockVersions`).
+    package func blockMoved(_ block: Int, period: Period, residential: Bool, since versions: [UInt64]) -> Bool {
+        guard versions.count == blockVersions.count else { return true }
+        let i = Self.countIndex(period.index, block)
+        if blockVersions[i] != versions[i] { return true }
+        guard residential else { return false }
+        let d = Self.countIndex(Self.dataCenterSlot(period.index), block)
+        return blockVersions[d] != versions[d]
     }
 
     /// Standings of the 256 blocks; `residential` counts only addresses outside data centers.

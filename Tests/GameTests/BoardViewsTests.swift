@@ -13,6 +13,7 @@ import IPAddress
         let now: Int64 = 1_790_000_000
         board.advance(to: now)
         var order = Scoreboard.NameOrder()
+        var standings = BoardViews.Standings()
         for round in 0..<3 {
             // Many players with equal counts (ties everywhere), some data-center addresses.
             for _ in 0..<4_000 {
@@ -22,10 +23,19 @@ import IPAddress
                 board.apply(address: IPv4Address(ip), name: PlayerName(trusted: name), at: now - Int64(rng.next() % (40 * 86_400)), origin: origin,
                             enforceRefreshInterval: false)
             }
+            // Claims leave the windows between rounds too.
+            board.advance(to: now + Int64(round) * 3_600)
             // The order is extended from the previous round's, as the engine does.
             order = board.nameOrder(extending: order)
             #expect(order.ids.count == board.names.count)
             let copy = board.countsOnly()
+            // Standings kept from the last round and recomputed only where counts moved (with
+            // the window moved on too) equal standings computed afresh.
+            let views = BoardViews(copy, recent: [], order: order, standings: &standings)
+            for period in Period.allCases {
+                #expect(views.blocks[period] == board.blocks(period), "round \(round) \(period) kept standings")
+                #expect(standings.residential[period] == board.blocks(period, residential: true), "round \(round) \(period) kept residential standings")
+            }
             for period in Period.allCases {
                 let slow = board.scores(period)
                 let fast = copy.scores(period, order: order)

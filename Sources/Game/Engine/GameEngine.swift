@@ -118,6 +118,8 @@ public final class GameEngine: Service, Sendable {
     let checkpointTimer = Timer(label: "ipquest_checkpoint_write_duration")
     /// The board's names in order as of the last refresh, extended at the next (names are only added).
     let nameOrder = Mutex(Scoreboard.NameOrder())
+    /// The block standings of the last refresh, kept for the next (`BoardViews.Standings`).
+    let standings = Mutex(BoardViews.Standings())
     let checkpointFailures = Counter(label: "ipquest_checkpoint_failures_total")
     /// The storage, when board checkpoints are on.
     let resumable: (any ResumableClaimStorage)?
@@ -593,7 +595,7 @@ public final class GameEngine: Service, Sendable {
             }
             let order = counts.nameOrder(extending: nameOrder.withLock { $0 })
             nameOrder.withLock { $0 = order }
-            let views = BoardViews(counts, recent: recent, order: order, periods: moved)
+            let views = standings.withLock { BoardViews(counts, recent: recent, order: order, periods: moved, standings: &$0) }
             publishedVersion.store(version, ordering: .releasing)
             snapshots.publish(views.encode(now: (sec, nsec)), leaderboards: views.leaderboardSources, now: sec)
             published = periodVersions

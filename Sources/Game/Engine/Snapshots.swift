@@ -21,16 +21,41 @@ struct BoardViews {
     /// breaks ties by it instead of comparing names (at a million players, a refresh spent most
     /// of its time in string comparisons).
     init(_ board: Scoreboard, recent: [Claim], order: Scoreboard.NameOrder, periods: [Period] = Period.allCases) {
+        var standings = Standings()
+        self.init(board, recent: recent, order: order, periods: periods, standings: &standings)
+    }
+
+    /// Block standings as last computed, and the block versions they were computed at: a
+    /// refresh recomputes only the blocks whose counts moved (a handful under a trickle of
+    /// claims, instead of every player of all 256 blocks, twice, per period).
+    struct Standings {
+        var versions: [UInt64] = []
+        var all: [Period: [Scoreboard.BlockStanding]] = [:]
+        var residential: [Period: [Scoreboard.BlockStanding]] = [:]
+    }
+
+    init(_ board: Scoreboard, recent: [Claim], order: Scoreboard.NameOrder, periods: [Period] = Period.allCases, standings cache: inout Standings) {
         self.periods = periods
         self.recent = recent
         names = board.names
+        func standings(_ p: Period, residential: Bool, _ previous: [Scoreboard.BlockStanding]?) -> [Scoreboard.BlockStanding] {
+            guard var out = previous, out.count == 256 else { return board.blocks(p, residential: residential, order: order) }
+            for block in 0..<256 where board.blockMoved(block, period: p, residential: residential, since: cache.versions) {
+                out[block] = board.standing(block: block, period: p, residential: residential, order: order)
+            }
+            return out
+        }
         for p in periods {
             scores[p] = board.scoreTable(p, order: order)
-            let standings = board.blocks(p, order: order)
-            blocks[p] = standings
-            rankings[p] = board.ranking(p, residential: false, standings: standings, order: order)
-            residentialRankings[p] = board.ranking(p, residential: true, standings: board.blocks(p, residential: true, order: order), order: order)
+            let all = standings(p, residential: false, cache.all[p])
+            let residential = standings(p, residential: true, cache.residential[p])
+            (cache.all[p], cache.residential[p]) = (all, residential)
+            blocks[p] = all
+            rankings[p] = board.ranking(p, residential: false, standings: all, order: order)
+            residentialRankings[p] = board.ranking(p, residential: true, standings: residential, order: order)
         }
+        // The periods left out did not move, so their blocks did not either.
+        cache.versions = board.blockVersions
     }
 
     /// The rankings behind the first pages, for later pages.

@@ -122,7 +122,8 @@ final class SnapshotStore: Sendable {
         var next = previous
         next.leaderboards.merge(leaderboards) { _, new in new }
         for (key, item) in fresh {
-            let etag = "\"\(FNV1a.hex64(item.content))\""
+            // Bodies reach tens of MB at a million players: a hash of 32-byte stripes, not FNV's byte at a time.
+            let etag = "\"\(StripeHash.hex64(item.content))\""
             if let old = previous.bodies[key], old.etag == etag {
                 next.bodies[key] = old
                 continue
