@@ -529,4 +529,15 @@ func name(_ s: String) -> PlayerName { PlayerName(s)! }
             #expect(writer.string == expected)
         }
     }
+
+    @Test func pairsMatchTheirDecimalForm() {
+        var writer = JSONWriter()
+        var expected: [String] = []
+        for (a, b) in [(0, 0), (255, 1), (9, 10), (Int.max, Int.max), (-1, 5), (3, Int.min), (1_000_000, 42)] {
+            if !expected.isEmpty { writer.append(UInt8(ascii: ",")) }
+            writer.appendPair(a, b)
+            expected.append("[\(a),\(b)]")
+        }
+        #expect(writer.string == expected.joined(separator: ","))
+    }
 }

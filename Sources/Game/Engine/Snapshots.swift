@@ -88,11 +88,7 @@ struct BoardViews {
                 writer.append(UInt8(ascii: "["))
                 for j in table.blocks(of: i) {
                     if j > Int(table.start[i]) { writer.append(UInt8(ascii: ",")) }
-                    writer.append(UInt8(ascii: "["))
-                    writer.append(Int(table.block[j]))
-                    writer.append(UInt8(ascii: ","))
-                    writer.append(Int(table.count[j]))
-                    writer.append(UInt8(ascii: "]"))
+                    writer.appendPair(Int(table.block[j]), Int(table.count[j]))
                 }
                 writer.append(UInt8(ascii: "]"))
             }
@@ -230,14 +226,52 @@ struct JSONWriter {
         }
     }
 
-    /// A JSON string literal, escaped as `JSONText.quoted` does.
+    /// A JSON string literal, escaped as `JSONText.quoted` does. One pass over the string's
+    /// bytes checks them and, in the usual case of nothing to escape, copies them.
     mutating func appendString(_ s: String) {
-        if JSONText.needsNoEscaping(s) {
+        var s = s
+        let plain = s.withUTF8 { utf8 -> Bool in
+            for byte in utf8 where !(byte >= 0x20 && byte < 0x7F && byte != UInt8(ascii: "\"") && byte != UInt8(ascii: "\\")
+                && byte != UInt8(ascii: "<") && byte != UInt8(ascii: ">") && byte != UInt8(ascii: "&")) {
+                return false
+            }
             bytes.append(UInt8(ascii: "\""))
-            bytes.append(contentsOf: s.utf8)
+            bytes.append(contentsOf: utf8)
             bytes.append(UInt8(ascii: "\""))
-        } else {
-            bytes.append(contentsOf: JSONText.quoted(s).utf8)
+            return true
+        }
+        if !plain { bytes.append(contentsOf: JSONText.quoted(s).utf8) }
+    }
+
+    /// `[a,b]` for two non-negative integers, written in one append.
+    mutating func appendPair(_ a: Int, _ b: Int) {
+        guard a >= 0, b >= 0 else {
+            append(UInt8(ascii: "["))
+            append(a)
+            append(UInt8(ascii: ","))
+            append(b)
+            append(UInt8(ascii: "]"))
+            return
+        }
+        withUnsafeTemporaryAllocation(of: UInt8.self, capacity: 44) { out in
+            var i = 44
+            func put(_ byte: UInt8) {
+                i -= 1
+                out[i] = byte
+            }
+            func digits(_ value: Int) {
+                var n = value
+                repeat {
+                    put(UInt8(ascii: "0") + UInt8(n % 10))
+                    n /= 10
+                } while n > 0
+            }
+            put(UInt8(ascii: "]"))
+            digits(b)
+            put(UInt8(ascii: ","))
+            digits(a)
+            put(UInt8(ascii: "["))
+            bytes.append(contentsOf: UnsafeBufferPointer(rebasing: out[i...]))
         }
     }
 
