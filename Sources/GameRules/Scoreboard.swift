@@ -731,13 +731,30 @@ public struct Scoreboard: Sendable {
         return ranking.entries(0..<ranking.count)
     }
 
-    /// A leaderboard kept compactly (8 bytes a player: its id and address count), whose
-    /// entries are made a page at a time. Players rank by blocks held, then addresses, then
-    /// name; equal (blocks, addresses) share a rank.
+    /// A leaderboard kept compactly (4 bytes a player: its id), whose entries are made a page
+    /// at a time. Players rank by blocks held, then addresses, then name; equal (blocks,
+    /// addresses) share a rank.
     public struct Ranking: Sendable {
-        /// Player ids in rank order, and their addresses in the period.
+        /// Player ids in rank order.
         var ids: [UInt32] = []
-        var addresses: [UInt32] = []
+        /// The holders' addresses (they come first), then, for everyone else, runs of equal
+        /// address counts: where each starts, most addresses first (a few thousand runs at
+        /// most, where an array of counts took 4 bytes a player).
+        var holderAddresses: [UInt32] = []
+        var runStarts: [Int] = []
+        var runAddresses: [UInt32] = []
+
+        func addresses(at i: Int) -> UInt32 {
+            if i < holderAddresses.count { return holderAddresses[i] }
+            // The last run starting at or before i.
+            var low = 0
+            var high = runStarts.count
+            while low < high {
+                let mid = (low + high) >> 1
+                if runStarts[mid] <= i { low = mid + 1 } else { high = mid }
+            }
+            return runAddresses[low - 1]
+        }
         /// Blocks held, by player id: at most 256 players hold any, and they rank first.
         var held: [UInt32: [Int]] = [:]
         /// Names by id (the board's array: shared, not copied).
@@ -750,7 +767,7 @@ public struct Scoreboard: Sendable {
         /// The entries of the players who hold a block (they rank first).
         public var holders: [LeaderboardEntry] { entries(0..<held.count) .filter { !$0.blocksHeld.isEmpty } }
 
-        private func key(_ i: Int) -> (Int, UInt32) { (held[ids[i]]?.count ?? 0, addresses[i]) }
+        private func key(_ i: Int) -> (Int, UInt32) { (held[ids[i]]?.count ?? 0, addresses(at: i)) }
 
         /// The entries at `range` (clamped to the ranking).
         public func entries(_ range: Range<Int>) -> [LeaderboardEntry] {
@@ -770,7 +787,7 @@ public struct Scoreboard: Sendable {
             out.reserveCapacity(range.count)
             for i in range {
                 if i > first, key(i) != key(i - 1) { rank = i + 1 }
-                out.append(LeaderboardEntry(rank: rank, name: names[Int(ids[i])], blocksHeld: held[ids[i]] ?? [], addresses: Int(addresses[i])))
+                out.append(LeaderboardEntry(rank: rank, name: names[Int(ids[i])], blocksHeld: held[ids[i]] ?? [], addresses: Int(addresses(at: i))))
             }
             return out
         }
@@ -826,18 +843,23 @@ public struct Scoreboard: Sendable {
         var next = holders.count
         for n in large.keys.sorted(by: >) {
             largeStart[n] = next
+            ranking.runStarts.append(next)
+            ranking.runAddresses.append(UInt32(n))
             next += large[n]!
         }
         var smallStart = [Int](repeating: 0, count: 1_024)
         for n in stride(from: 1_023, through: 1, by: -1) {
             smallStart[n] = next
+            if small[n] > 0 {
+                ranking.runStarts.append(next)
+                ranking.runAddresses.append(UInt32(n))
+            }
             next += small[n]
         }
         var ids = [UInt32](repeating: 0, count: holders.count + others)
-        var addresses = [UInt32](repeating: 0, count: holders.count + others)
         for (i, h) in holders.enumerated() {
             ids[i] = h.id
-            addresses[i] = UInt32(h.addresses)
+            ranking.holderAddresses.append(UInt32(h.addresses))
         }
         for (r, n) in amountByRank.enumerated() where n > 0 {
             let i: Int
@@ -849,10 +871,8 @@ public struct Scoreboard: Sendable {
                 largeStart[n]! += 1
             }
             ids[i] = order.ids[r]
-            addresses[i] = UInt32(n)
         }
         ranking.ids = ids
-        ranking.addresses = addresses
         return ranking
     }
 

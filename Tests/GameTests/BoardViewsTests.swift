@@ -61,4 +61,29 @@ import IPAddress
             }
         }
     }
+
+    /// Address counts of 1,024 and more are ranked through the counting sort's dictionary
+    /// path: ties by name, ranks shared, pages right from any offset.
+    @Test func largeCountsRankLikeTheBoardsOwn() {
+        var board = Scoreboard()
+        let now: Int64 = 1_790_000_000
+        board.advance(to: now)
+        var ip: UInt32 = 0x0100_0000
+        for (name, n) in [("top", 3_000), ("b", 1_500), ("a", 1_500), ("c", 1_200), ("d", 7), ("e", 7)] {
+            for _ in 0..<n {
+                board.apply(address: IPv4Address(ip), name: PlayerName(trusted: name), at: now - 10, enforceRefreshInterval: false)
+                ip += 1
+            }
+        }
+        let order = board.nameOrder(extending: .init())
+        let copy = board.countsOnly()
+        let standings = copy.blocks(.all, residential: false, order: order)
+        let ranking = copy.ranking(.all, residential: false, standings: standings, order: order)
+        let expected = board.leaderboard(.all)
+        #expect(expected.map(\.name.value) == ["top", "a", "b", "c", "d", "e"])
+        #expect(expected.map(\.rank) == [1, 2, 2, 4, 5, 5])
+        for start in 0..<expected.count {
+            #expect(ranking.entries(start..<start + 2) == Array(expected[start..<min(start + 2, expected.count)]), "page at \(start)")
+        }
+    }
 }
