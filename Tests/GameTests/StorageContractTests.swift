@@ -22,6 +22,15 @@ import Testing
     struct Opened: Sendable {
         var storage: any ClaimStorage
         var reopen: @Sendable () async throws -> any ClaimStorage
+        /// Removes the SQLite database's directory once the test is done with it.
+        var directory: TemporaryDirectory?
+    }
+
+    /// A directory removed when the last copy of its owner goes (a test's `Opened`).
+    final class TemporaryDirectory: Sendable {
+        let path: String
+        init(_ path: String) { self.path = path }
+        deinit { try? FileManager.default.removeItem(atPath: path) }
     }
 
     static func open(_ backend: Backend) async throws -> Opened {
@@ -30,7 +39,8 @@ import Testing
             let dir = FileManager.default.temporaryDirectory.appendingPathComponent("ipquest-contract-\(UUID().uuidString)").path
             try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
             let path = dir + "/c.sqlite"
-            return Opened(storage: try SQLiteClaimStorage(path: path, durability: .normal)) { try SQLiteClaimStorage(path: path, durability: .normal) }
+            return Opened(storage: try SQLiteClaimStorage(path: path, durability: .normal),
+                          reopen: { try SQLiteClaimStorage(path: path, durability: .normal) }, directory: TemporaryDirectory(dir))
         case .postgres:
             let settings = try await PostgresTestCluster.freshDatabase()
             let logger = PostgresTestCluster.logger
