@@ -6,10 +6,14 @@ public enum JSONText {
     /// True when `quoted(s)` is `s` in quotes: printable ASCII without the characters above.
     @inlinable
     public static func needsNoEscaping(_ s: String) -> Bool {
-        s.utf8.allSatisfy { byte in
-            byte >= 0x20 && byte < 0x7F && byte != UInt8(ascii: "\"") && byte != UInt8(ascii: "\\")
-                && byte != UInt8(ascii: "<") && byte != UInt8(ascii: ">") && byte != UInt8(ascii: "&")
-        }
+        s.utf8.allSatisfy(isPlain)
+    }
+
+    /// True for a byte written as itself: printable ASCII without the characters above.
+    @inlinable
+    public static func isPlain(_ byte: UInt8) -> Bool {
+        byte >= 0x20 && byte < 0x7F && byte != UInt8(ascii: "\"") && byte != UInt8(ascii: "\\")
+            && byte != UInt8(ascii: "<") && byte != UInt8(ascii: ">") && byte != UInt8(ascii: "&")
     }
 
     /// `s` as a JSON string literal, quotes included.

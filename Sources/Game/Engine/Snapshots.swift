@@ -231,10 +231,7 @@ struct JSONWriter {
     mutating func appendString(_ s: String) {
         var s = s
         let plain = s.withUTF8 { utf8 -> Bool in
-            for byte in utf8 where !(byte >= 0x20 && byte < 0x7F && byte != UInt8(ascii: "\"") && byte != UInt8(ascii: "\\")
-                && byte != UInt8(ascii: "<") && byte != UInt8(ascii: ">") && byte != UInt8(ascii: "&")) {
-                return false
-            }
+            guard utf8.allSatisfy(JSONText.isPlain) else { return false }
             bytes.append(UInt8(ascii: "\""))
             bytes.append(contentsOf: utf8)
             bytes.append(UInt8(ascii: "\""))
