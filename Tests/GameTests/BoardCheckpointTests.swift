@@ -210,28 +210,10 @@ import IPAddress
         let acknowledged = Mutex<[String: String]>([:])
         for round in 0..<3 {
             let server = try await ServeProcessTests.launchAsync(["serve", "--port", "0", "--database", db, "--durability", "normal", "--config", dir + "/c.yaml"])
-            let client = LoopbackHTTPClient(port: server.port, timeoutSeconds: 5)
-            let killed = Atomic<Bool>(false)
-            let target = 400 * (round + 1)
-            await runOnThreads(5) { worker in
-                if worker == 4 {
-                    // Kill once enough were acknowledged and a checkpoint is (likely) being written.
-                    _ = eventuallyOnThread(within: 60) { acknowledged.withLock { $0.count } >= target }
-                    _ = eventuallyOnThread(within: 3) { FileManager.default.fileExists(atPath: db + ".board.tmp") }
-                    kill(server.process.processIdentifier, SIGKILL)
-                    killed.store(true, ordering: .sequentiallyConsistent)
-                    return
-                }
-                var i = worker + round * 100_000
-                while !killed.load(ordering: .sequentiallyConsistent), i < (round + 1) * 100_000 {
-                    let source = LoopbackHTTPClient.sourceAddress(i)
-                    let name = "r\(round)w\(worker)"
-                    if let r = try? client.get("/claim?name=\(name)", source: source), r.status == 200 {
-                        acknowledged.withLock { $0[source] = name }
-                    }
-                    i += 4
-                }
-            }
+            let acked = await Self.claimThenKillMidCheckpoint(server.process, port: server.port, round: round,
+                                                              until: 400 * (round + 1), after: acknowledged.withLock { $0.count },
+                                                              checkpointTemp: db + ".board.tmp")
+            acknowledged.withLock { $0.merge(acked) { _, new in new } }
             try await onThread { server.process.waitUntilExit() }
             #expect(server.process.terminationReason == .uncaughtSignal)
         }
@@ -253,12 +235,45 @@ import IPAddress
         let full = try await ServeProcessTests.launchAsync(["serve", "--port", "0", "--database", db, "--config", dir + "/off.yaml"])
         let rebuilt = try await LoopbackHTTPClient(port: full.port).get("/score").text
         // `/score` is {"now": [..], "score": {...}}: the scores must be equal, the clock differs.
-        func scores(_ text: String) -> NSDictionary? {
-            (try? JSONSerialization.jsonObject(with: Data(text.utf8)) as? [String: Any])?["score"] as? NSDictionary
-        }
-        let (a, b) = (scores(served), scores(rebuilt))
+        let (a, b) = (Self.scores(served), Self.scores(rebuilt))
         #expect(a != nil && a == b && (a?.count ?? 0) > 10, "\(served.count) vs \(rebuilt.count) bytes")
         kill(full.process.processIdentifier, SIGTERM)
         try await onThread { full.process.waitUntilExit() }
+    }
+
+    /// Claims from four threads (round `round`'s names and addresses) until `until` claims are
+    /// acknowledged counting the `after` of earlier rounds, then, once `checkpointTemp` shows a
+    /// checkpoint being written, kills the server with SIGKILL. Returns this round's
+    /// acknowledged claims (address → name).
+    static func claimThenKillMidCheckpoint(_ process: Process, port: UInt16, round: Int, until: Int, after: Int,
+                                           checkpointTemp: String) async -> [String: String] {
+        let client = LoopbackHTTPClient(port: port, timeoutSeconds: 5)
+        let acknowledged = Mutex<[String: String]>([:])
+        let killed = Atomic<Bool>(false)
+        await runOnThreads(5) { worker in
+            if worker == 4 {
+                // Kill once enough were acknowledged and a checkpoint is (likely) being written.
+                _ = eventuallyOnThread(within: 60) { after + acknowledged.withLock { $0.count } >= until }
+                _ = eventuallyOnThread(within: 3) { FileManager.default.fileExists(atPath: checkpointTemp) }
+                kill(process.processIdentifier, SIGKILL)
+                killed.store(true, ordering: .sequentiallyConsistent)
+                return
+            }
+            var i = worker + round * 100_000
+            while !killed.load(ordering: .sequentiallyConsistent), i < (round + 1) * 100_000 {
+                let source = LoopbackHTTPClient.sourceAddress(i)
+                let name = "r\(round)w\(worker)"
+                if let r = try? client.get("/claim?name=\(name)", source: source), r.status == 200 {
+                    acknowledged.withLock { $0[source] = name }
+                }
+                i += 4
+            }
+        }
+        return acknowledged.withLock { $0 }
+    }
+
+    /// The `score` object of a `/score` body (`{"now": …, "score": {…}}`): equal scores, whatever the clock.
+    static func scores(_ text: String) -> NSDictionary? {
+        (try? JSONSerialization.jsonObject(with: Data(text.utf8)) as? [String: Any])?["score"] as? NSDictionary
     }
 }

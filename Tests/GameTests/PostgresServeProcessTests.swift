@@ -189,27 +189,10 @@ struct PostgresServeProcessTests {
         let acknowledged = Mutex<[String: String]>([:])
         for round in 0..<3 {
             let server = try await Self.launch(url, directory: dir, label: "s", config: dir + "/c.yaml")
-            let client = server.client
-            let killed = Atomic<Bool>(false)
-            let target = 300 * (round + 1)
-            await runOnThreads(5) { worker in
-                if worker == 4 {
-                    _ = eventuallyOnThread(within: 60) { acknowledged.withLock { $0.count } >= target }
-                    _ = eventuallyOnThread(within: 3) { FileManager.default.fileExists(atPath: board + ".tmp") }
-                    kill(server.process.processIdentifier, SIGKILL)
-                    killed.store(true, ordering: .sequentiallyConsistent)
-                    return
-                }
-                var i = worker + round * 100_000
-                while !killed.load(ordering: .sequentiallyConsistent), i < (round + 1) * 100_000 {
-                    let source = LoopbackHTTPClient.sourceAddress(i)
-                    let name = "r\(round)w\(worker)"
-                    if let r = try? client.get("/claim?name=\(name)", source: source), r.status == 200 {
-                        acknowledged.withLock { $0[source] = name }
-                    }
-                    i += 4
-                }
-            }
+            let acked = await BoardCheckpointTests.claimThenKillMidCheckpoint(server.process, port: server.port, round: round,
+                                                                              until: 300 * (round + 1), after: acknowledged.withLock { $0.count },
+                                                                              checkpointTemp: board + ".tmp")
+            acknowledged.withLock { $0.merge(acked) { _, new in new } }
             try await onThread { server.process.waitUntilExit() }
             #expect(server.process.terminationReason == .uncaughtSignal)
         }
@@ -227,10 +210,7 @@ struct PostgresServeProcessTests {
         let full = try await Self.launch(url, directory: dir, label: "full")
         let rebuilt = try await full.client.get("/score").text
         await Self.stop(full)
-        func scores(_ text: String) -> NSDictionary? {
-            (try? JSONSerialization.jsonObject(with: Data(text.utf8)) as? [String: Any])?["score"] as? NSDictionary
-        }
-        let (a, b) = (scores(served), scores(rebuilt))
+        let (a, b) = (BoardCheckpointTests.scores(served), BoardCheckpointTests.scores(rebuilt))
         #expect(a != nil && a == b && (a?.count ?? 0) > 10, "\(served.count) vs \(rebuilt.count) bytes")
     }
 }
