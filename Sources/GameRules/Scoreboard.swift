@@ -180,6 +180,11 @@ public struct Scoreboard: Sendable {
     /// Bumped when a count of (slot, block) changes (indexed like `counts`): a block's standing
     /// is recomputed only when one of its counts moved (`BoardViews`). Not checkpointed.
     package private(set) var blockVersions = [UInt64](repeating: 0, count: 2 * Period.allCases.count * 256)
+    /// Players whose counts moved since the refresher last took them (`takeChanges`), per
+    /// period, with their totals as they were then: a refresh updates the views of those
+    /// players instead of recomputing every player's. Not checkpointed (a started board has
+    /// no views yet, so its first refresh is a full one).
+    package private(set) var changes = Changes()
     /// The storage position this board reflects: every claim committed up to it is applied,
     /// none after (set by the engine as it applies committed batches; 0 when unknown).
     public package(set) var storagePosition: Int64 = 0
@@ -335,6 +340,12 @@ public struct Scoreboard: Sendable {
         Self.add(&counts[Self.countIndex(slot, block)], name, delta)
         blockVersions[Self.countIndex(slot, block)] &+= 1
         addressesInSlot[slot] += Int(delta)
+        let period = slot < Period.allCases.count ? slot : slot - Period.allCases.count
+        if !changes.isMarked(name, period: period) {
+            // Before either of the period's totals moves: both are as the refresher last saw them.
+            changes.mark(name, period: period, all: total(period, name), dataCenter: total(Self.dataCenterSlot(period), name),
+                         limit: max(Changes.minimumLimit, names.count / 8))
+        }
         let i = Self.totalIndex(slot, name)
         let before = totals[i]
         let after = before &+ delta
@@ -462,6 +473,67 @@ public struct Scoreboard: Sendable {
         }
     }
 
+    /// The players whose counts moved, per period, since the last call; the board then
+    /// starts a new list.
+    package mutating func takeChanges() -> Changes {
+        var taken = Changes(tracking: true)
+        swap(&taken, &changes)
+        // The marks are cleared one by one, or all at once when a list was given up.
+        if taken.overflowed.contains(true) {
+            changes.marks = []
+        } else {
+            changes.marks = taken.marks
+            for list in taken.players {
+                for c in list { changes.marks[Int(c.id)] = 0 }
+            }
+        }
+        taken.marks = []
+        return taken
+    }
+
+    /// Players whose counts moved in each period, each listed once with the period's totals
+    /// (all addresses, and data-center ones) before the first move. A list given up
+    /// (`overflowed`: more players moved than a refresh should update one by one) means
+    /// "recompute everything" for that period.
+    package struct Changes: Sendable {
+        package struct Moved: Sendable, Equatable {
+            package var id: UInt32
+            package var all: Int32
+            package var dataCenter: Int32
+        }
+        package var players: [[Moved]] = Array(repeating: [], count: Period.allCases.count)
+        package var overflowed: [Bool]
+        /// Bit p of `marks[id]`: player id is in period p's list (or the list was given up).
+        fileprivate var marks: [UInt8] = []
+        /// Lists may hold at least this many players, or an eighth of the players.
+        static let minimumLimit = 1_024
+
+        /// A board's first list is given up: whoever takes it has seen none of its counts yet
+        /// (a board built, loaded or resumed), so everything moved for it.
+        package init(tracking: Bool = false) {
+            overflowed = [Bool](repeating: !tracking, count: Period.allCases.count)
+        }
+
+        /// A list for `period` that is complete (not given up).
+        package func moved(_ period: Period) -> [Moved]? { overflowed[period.index] ? nil : players[period.index] }
+
+        fileprivate func isMarked(_ id: UInt32, period: Int) -> Bool {
+            Int(id) < marks.count && marks[Int(id)] & (1 << period) != 0
+        }
+
+        fileprivate mutating func mark(_ id: UInt32, period: Int, all: Int32, dataCenter: Int32, limit: Int) {
+            if Int(id) >= marks.count { marks.append(contentsOf: repeatElement(0, count: Int(id) + 1 - marks.count + marks.count / 2)) }
+            marks[Int(id)] |= 1 << period
+            guard !overflowed[period] else { return }
+            if players[period].count >= limit {
+                overflowed[period] = true
+                players[period] = []
+                return
+            }
+            players[period].append(Moved(id: id, all: all, dataCenter: dataCenter))
+        }
+    }
+
     /// A copy holding only the counts per period, block and player (and the names): what the
     /// snapshot views read. The per-address state (pages, log) and the area counts are left
     /// out, so while the copy lives the writer's next claims copy nothing large on write.
@@ -477,6 +549,7 @@ public struct Scoreboard: Sendable {
         copy.dataCenterOfPlayer = [:]
         copy.yearDays = [:]
         copy.heldChanges = [:]
+        copy.changes = Changes()
         return copy
     }
 
@@ -608,6 +681,16 @@ public struct Scoreboard: Sendable {
             }
         }
         return table
+    }
+
+    /// One player's addresses per block in a period, in block order (a lookup in each block:
+    /// for the few players a refresh updates, not for every player).
+    package func blockCounts(of id: UInt32, period: Period) -> [(block: UInt8, count: Int32)] {
+        var out: [(block: UInt8, count: Int32)] = []
+        for block in 0..<256 {
+            if let n = counts[Self.countIndex(period.index, block)][id] { out.append((UInt8(block), n)) }
+        }
+        return out
     }
 
     public func scores(_ period: Period) -> [(name: PlayerName, blocks: [(block: Int, count: Int)])] {
@@ -760,9 +843,22 @@ public struct Scoreboard: Sendable {
         /// Names by id (the board's array: shared, not copied).
         var names: [PlayerName] = []
 
+        /// Players ranked: `ids.count` for a whole ranking, more for a top (`isWhole` false).
+        var total = 0
+
         public init() {}
 
-        public var count: Int { ids.count }
+        /// The players in the ranking (with an address in the view).
+        public var count: Int { total }
+        /// Whether every ranked player has its entry here, not only the first ones.
+        public var isWhole: Bool { ids.count == total }
+        /// Entries held here: pages inside them can be made from this ranking.
+        public var entryCount: Int { ids.count }
+
+        /// Sizes of a kept top (`Scoreboard.top`): refilled from the whole ranking when fewer
+        /// than `minimumTop` entries are left (and the ranking has more).
+        package static let topSize = 4_096
+        package static let minimumTop = 1_024
 
         /// The entries of the players who hold a block (they rank first).
         public var holders: [LeaderboardEntry] { entries(0..<held.count) .filter { !$0.blocksHeld.isEmpty } }
@@ -873,6 +969,88 @@ public struct Scoreboard: Sendable {
             ids[i] = order.ids[r]
         }
         ranking.ids = ids
+        ranking.total = ids.count
+        return ranking
+    }
+
+    /// A player's addresses in a view, from the counts.
+    private func amount(_ id: UInt32, _ period: Period, residential: Bool) -> Int32 {
+        guard Int(id) < names.count else { return 0 }
+        return total(period.index, id) &- (residential ? total(Self.dataCenterSlot(period.index), id) : 0)
+    }
+
+    /// The first `Ranking.topSize` entries of the ranking (every entry when there are fewer),
+    /// and the number of players ranked: what a refresh keeps and publishes.
+    package func top(_ period: Period, residential: Bool, standings: [BlockStanding], order: NameOrder) -> Ranking {
+        let whole = ranking(period, residential: residential, standings: standings, order: order)
+        guard whole.ids.count > Ranking.topSize else { return whole }
+        var entries: [(id: UInt32, blocks: Int, addresses: Int32)] = []
+        entries.reserveCapacity(Ranking.topSize)
+        for i in 0..<Ranking.topSize {
+            entries.append((whole.ids[i], whole.held[whole.ids[i]]?.count ?? 0, Int32(whole.addresses(at: i))))
+        }
+        return Self.ranking(entries, held: whole.held, names: names, total: whole.total)
+    }
+
+    /// `top` (this view's top at the last refresh) moved on by the players whose counts moved
+    /// since (`moved`, from `takeChanges`) and those whose blocks held changed: they leave the
+    /// top and come back in at their new place. Every player outside the top ranks after its
+    /// last entry, so a player who moved is placed only when it ranks before that entry (or
+    /// the top holds everyone). nil when too few entries are left: rebuild it with `top`.
+    package func top(updating top: Ranking, period: Period, residential: Bool, standings: [BlockStanding], order: NameOrder,
+                     moved: [Changes.Moved]) -> Ranking? {
+        var held: [UInt32: [Int]] = [:]
+        for s in standings {
+            if let id = s.holderID { held[id, default: []].append(s.block) }
+        }
+        var affected = Set(moved.map(\.id))
+        for (id, blocks) in held where top.held[id]?.count != blocks.count { affected.insert(id) }
+        for id in top.held.keys where held[id] == nil { affected.insert(id) }
+        var total = top.total
+        for m in moved {
+            let before = m.all &- (residential ? m.dataCenter : 0)
+            let after = amount(m.id, period, residential: residential)
+            total += (after > 0 ? 1 : 0) - (before > 0 ? 1 : 0)
+        }
+        typealias Entry = (id: UInt32, blocks: Int, addresses: Int32)
+        func precedes(_ a: Entry, _ b: Entry) -> Bool {
+            (a.blocks, a.addresses) != (b.blocks, b.addresses) ? (a.blocks, a.addresses) > (b.blocks, b.addresses)
+                : order.rank[Int(a.id)] < order.rank[Int(b.id)]
+        }
+        var entries: [Entry] = []
+        entries.reserveCapacity(top.ids.count + affected.count)
+        for i in top.ids.indices where !affected.contains(top.ids[i]) {
+            let id = top.ids[i]
+            entries.append((id, held[id]?.count ?? 0, Int32(top.addresses(at: i))))
+        }
+        let last = entries.last
+        for id in affected {
+            let addresses = amount(id, period, residential: residential)
+            guard addresses > 0 else { continue }
+            let entry = (id: id, blocks: held[id]?.count ?? 0, addresses: addresses)
+            if top.isWhole || last.map({ precedes(entry, $0) }) == true { entries.append(entry) }
+        }
+        entries.sort(by: precedes)
+        if entries.count > Ranking.topSize { entries.removeLast(entries.count - Ranking.topSize) }
+        guard entries.count >= min(total, Ranking.minimumTop) else { return nil }
+        return Self.ranking(entries, held: held, names: names, total: total)
+    }
+
+    /// A ranking of `entries`, already in rank order.
+    private static func ranking(_ entries: [(id: UInt32, blocks: Int, addresses: Int32)], held: [UInt32: [Int]], names: [PlayerName], total: Int) -> Ranking {
+        var ranking = Ranking()
+        ranking.names = names
+        ranking.held = held
+        ranking.total = total
+        ranking.ids = entries.map(\.id)
+        for (i, e) in entries.enumerated() {
+            if e.blocks > 0 {
+                ranking.holderAddresses.append(UInt32(e.addresses))
+            } else if ranking.runAddresses.last != UInt32(e.addresses) || ranking.runStarts.isEmpty {
+                ranking.runStarts.append(i)
+                ranking.runAddresses.append(UInt32(e.addresses))
+            }
+        }
         return ranking
     }
 

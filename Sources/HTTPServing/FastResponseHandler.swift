@@ -43,10 +43,21 @@ public final class FastResponseHandler: ChannelDuplexHandler, RemovableChannelHa
     public struct Answer: Sendable {
         public var head: HTTPResponse
         public var body: ByteBuffer?
+        /// Parts written after `body`: a body kept in pieces is sent without joining them.
+        public var moreBody: [ByteBuffer] = []
         public init(head: HTTPResponse, body: ByteBuffer?) {
             self.head = head
             self.body = body
         }
+
+        /// A body in parts (none for an empty one).
+        public init(head: HTTPResponse, parts: [ByteBuffer]) {
+            self.head = head
+            body = parts.first
+            moreBody = Array(parts.dropFirst())
+        }
+
+        var contentLength: Int { moreBody.reduce(body?.readableBytes ?? 0) { $0 + $1.readableBytes } }
     }
 
     public typealias Responder = @Sendable (_ request: HTTPRequest, _ client: IPAddress?) -> FastReply?
@@ -188,8 +199,9 @@ public final class FastResponseHandler: ChannelDuplexHandler, RemovableChannelHa
         Self.complete(&answer, for: request, serverName: serverName)
         let body = answer.body ?? ByteBuffer()
         context.write(wrapOutboundOut(.head(answer.head)), promise: nil)
-        if request.method != .head, answer.head.status != .notModified, body.readableBytes > 0 {
-            context.write(wrapOutboundOut(.body(body)), promise: nil)
+        if request.method != .head, answer.head.status != .notModified {
+            if body.readableBytes > 0 { context.write(wrapOutboundOut(.body(body)), promise: nil) }
+            for part in answer.moreBody where part.readableBytes > 0 { context.write(wrapOutboundOut(.body(part)), promise: nil) }
         }
         context.write(wrapOutboundOut(.end(nil)), promise: nil)
     }
@@ -229,7 +241,7 @@ public final class FastResponseHandler: ChannelDuplexHandler, RemovableChannelHa
             answer.head.headerFields.append(HTTPField(name: .connection, value: "close"))
         }
         if answer.head.status != .notModified {
-            answer.head.headerFields.append(HTTPField(name: .contentLength, value: String(answer.body?.readableBytes ?? 0)))
+            answer.head.headerFields.append(HTTPField(name: .contentLength, value: String(answer.contentLength)))
         }
     }
 }

@@ -78,7 +78,12 @@ public struct StripeHash: Sendable {
 extension StripeHash {
     /// The hash of `bytes` as 16 hex digits.
     public static func hex64(_ bytes: [UInt8]) -> String {
-        let hex = String(bytes.withUnsafeBytes { hash($0) }, radix: 16)
+        hex(bytes.withUnsafeBytes { hash($0) })
+    }
+
+    /// A hash as 16 hex digits.
+    public static func hex(_ value: UInt64) -> String {
+        let hex = String(value, radix: 16)
         return String(repeating: "0", count: 16 - hex.count) + hex
     }
 }

@@ -1,4 +1,6 @@
+import Foundation
 import IPQuestTestSupport
+import NIOCore
 import Testing
 import IPAddress
 @testable import Game
@@ -13,8 +15,8 @@ import IPAddress
         let now: Int64 = 1_790_000_000
         board.advance(to: now)
         var order = Scoreboard.NameOrder()
-        var standings = BoardViews.Standings()
-        for round in 0..<3 {
+        var kept = BoardViews.Kept()
+        for round in 0..<4 {
             // Many players with equal counts (ties everywhere), some data-center addresses.
             for _ in 0..<4_000 {
                 let ip = UInt32(truncatingIfNeeded: rng.next()) & 0x0FFF_FFFF | 0x1000_0000
@@ -29,12 +31,20 @@ import IPAddress
             order = board.nameOrder(extending: order)
             #expect(order.ids.count == board.names.count)
             let copy = board.countsOnly()
-            // Standings kept from the last round and recomputed only where counts moved (with
-            // the window moved on too) equal standings computed afresh.
-            let views = BoardViews(copy, recent: [], order: order, standings: &standings)
+            // Views kept from the last round and moved on by the players who moved (with the
+            // window moved on too; the first round has no list and computes all) equal views
+            // computed afresh: standings, each /score entry, leaderboards.
+            let changes = board.takeChanges()
+            #expect(changes.moved(.all) == nil || round > 0)
+            let views = BoardViews(copy, recent: [], order: order, changes: changes, kept: &kept)
             for period in Period.allCases {
                 #expect(views.blocks[period] == board.blocks(period), "round \(round) \(period) kept standings")
-                #expect(standings.residential[period] == board.blocks(period, residential: true), "round \(round) \(period) kept residential standings")
+                #expect(kept.residential[period] == board.blocks(period, residential: true), "round \(round) \(period) kept residential standings")
+                let expected = Dictionary(uniqueKeysWithValues: board.scores(period).map { ($0.name.value, $0.blocks.map { [$0.block, $0.count] }) })
+                #expect(Self.object(views.scores[period]!) == expected, "round \(round) \(period) /score")
+                #expect(views.rankings[period]!.entries(0..<10_000) == board.leaderboard(period), "round \(round) \(period) leaderboard")
+                #expect(views.residentialRankings[period]!.entries(0..<10_000) == board.leaderboard(period, residential: true),
+                        "round \(round) \(period) residential leaderboard")
             }
             for period in Period.allCases {
                 let slow = board.scores(period)
@@ -58,6 +68,68 @@ import IPAddress
                     }
                     #expect(ranking.holders == fastBoard.filter { !$0.blocksHeld.isEmpty })
                 }
+            }
+        }
+    }
+
+    /// The /score object of kept chunks, as a client reads it.
+    static func object(_ chunks: ScoreChunks) -> [String: [[Int]]]? {
+        var body = ByteBuffer()
+        for part in chunks.parts(head: "{", tail: "}") { body.writeImmutableBuffer(part) }
+        return try? JSONDecoder().decode([String: [[Int]]].self, from: Data(body.readableBytesView))
+    }
+
+    /// With more players than a kept top holds, the top moved on by the players who moved
+    /// (up, down, out, in, and blocks changing hands) is the whole leaderboard's first
+    /// entries, and ranks as many players.
+    @Test func keptTopsAreTheWholeLeaderboardsFirstEntries() {
+        var board = Scoreboard()
+        var rng = SplitMix64(seed: 29)
+        print("seed", rng.seed)
+        let now: Int64 = 1_790_000_000
+        board.advance(to: now)
+        var ip: UInt32 = 0x0A00_0000
+        func claim(_ name: String, _ address: UInt32, dataCenter: Bool = false) {
+            board.apply(address: IPv4Address(address), name: PlayerName(trusted: name), at: now - 5,
+                        origin: dataCenter ? ClaimOrigin(country: "US", asn: 1, provider: "aws") : .unknown, enforceRefreshInterval: false)
+        }
+        let players = Scoreboard.Ranking.topSize + 2_000
+        for i in 0..<players {
+            for _ in 0...(i % 5) {
+                claim("p\(i)", ip, dataCenter: i % 7 == 0)
+                ip += 1
+            }
+        }
+        var order = board.nameOrder(extending: .init())
+        var kept = BoardViews.Kept()
+        for round in 0..<6 {
+            let changes = board.takeChanges()
+            let copy = board.countsOnly()
+            order = copy.nameOrder(extending: order)
+            let views = BoardViews(copy, recent: [], order: order, periods: [.all], changes: changes, kept: &kept)
+            for residential in [false, true] {
+                let top = (residential ? views.residentialRankings : views.rankings)[.all]!
+                let whole = board.leaderboard(.all, residential: residential)
+                #expect(top.count == whole.count, "round \(round) \(residential) players ranked")
+                #expect(!top.isWhole)
+                #expect(top.entryCount >= Scoreboard.Ranking.minimumTop)
+                // The first entry that differs, if any (not the whole lists, thousands long).
+                let kept = top.entries(0..<top.entryCount)
+                let differs = zip(kept, whole).enumerated().first { $0.element.0 != $0.element.1 }.map { "at \($0.offset): \($0.element.0) vs \($0.element.1)" }
+                #expect(differs == nil, "round \(round) \(residential) top")
+            }
+            // Moves for the next round: players climb into the top, fall out of it, leave
+            // the board, arrive; some addresses go to a data center; one player takes blocks.
+            for _ in 0..<300 {
+                let victim = 0x0A00_0000 + UInt32(rng.next() % UInt64(ip - 0x0A00_0000))
+                claim("p\(rng.next() % UInt64(players + 50))", victim, dataCenter: rng.next() % 5 == 0)
+            }
+            for _ in 0..<(round * 40) {
+                claim("new\(round)", ip)
+                ip += 1
+            }
+            if round == 3 {
+                for k in 0..<2_000 { claim("taker", 0x0A00_0000 + UInt32(k)) }
             }
         }
     }

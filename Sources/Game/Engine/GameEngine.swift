@@ -118,8 +118,8 @@ public final class GameEngine: Service, Sendable {
     let checkpointTimer = Timer(label: "ipquest_checkpoint_write_duration")
     /// The board's names in order as of the last refresh, extended at the next (names are only added).
     let nameOrder = Mutex(Scoreboard.NameOrder())
-    /// The block standings of the last refresh, kept for the next (`BoardViews.Standings`).
-    let standings = Mutex(BoardViews.Standings())
+    /// What the last refresh kept for the next to move on (`BoardViews.Kept`).
+    let kept = Mutex(BoardViews.Kept())
     let checkpointFailures = Counter(label: "ipquest_checkpoint_failures_total")
     /// The storage, when board checkpoints are on.
     let resumable: (any ResumableClaimStorage)?
@@ -586,16 +586,16 @@ public final class GameEngine: Service, Sendable {
             // views are computed from that copy after the lock is released: computed under it,
             // they held the claim writer up (p99 of claims 84 ms vs 22 ms on an empty board at
             // 10 M addresses, bench/scale.sh).
-            let (counts, recent, moved, version, periodVersions) = board.withLock { board in
+            let (counts, recent, moved, changes, version, periodVersions) = board.withLock { board in
                 board.advance(to: sec)
                 // Only periods whose counts moved are copied and re-encoded: an idle board
                 // whose claims age out of the hour window no longer re-encodes the all-time views.
                 let moved = Period.allCases.filter { published == nil || published![$0.index] != board.periodVersions[$0.index] }
-                return (board.countsOnly(), board.recent(limit: 50), moved, board.version, board.periodVersions)
+                return (board.countsOnly(), board.recent(limit: 50), moved, board.takeChanges(), board.version, board.periodVersions)
             }
             let order = counts.nameOrder(extending: nameOrder.withLock { $0 })
             nameOrder.withLock { $0 = order }
-            let views = standings.withLock { BoardViews(counts, recent: recent, order: order, periods: moved, standings: &$0) }
+            let views = kept.withLock { BoardViews(counts, recent: recent, order: order, periods: moved, changes: changes, kept: &$0) }
             publishedVersion.store(version, ordering: .releasing)
             snapshots.publish(views.encode(now: (sec, nsec)), leaderboards: views.leaderboardSources, now: sec)
             published = periodVersions
@@ -603,6 +603,36 @@ public final class GameEngine: Service, Sendable {
     }
 
     public var snapshot: Snapshot { snapshots.current }
+
+    /// One page of a leaderboard: from the published top when the page lies inside it (or
+    /// past every player), else from the whole ranking, computed for the board as it is now
+    /// and kept until the board changes (only for readers who page that deep).
+    public func leaderboardPage(_ period: Period, residential: Bool, offset: Int, limit: Int) -> String? {
+        let key = Snapshot.leaderboardKey(period, residential: residential)
+        guard let top = snapshot.leaderboards[key] else { return nil }
+        let now = clock.seconds
+        if top.isWhole || offset + limit <= top.entryCount || offset >= top.count {
+            return Snapshot.leaderboardPage(top, period: period, residential: residential, offset: offset, limit: limit, now: now)
+        }
+        return Snapshot.leaderboardPage(wholeRanking(period, residential: residential, key: key), period: period, residential: residential,
+                                        offset: offset, limit: limit, now: now)
+    }
+
+    /// The last whole ranking made for a deep page, with its key and the board version.
+    private let deepRanking = Mutex<(key: String, version: UInt64, ranking: Scoreboard.Ranking)?>(nil)
+
+    private func wholeRanking(_ period: Period, residential: Bool, key: String) -> Scoreboard.Ranking {
+        let (counts, version) = board.withLock { board in
+            board.advance(to: clock.seconds)
+            return (board.countsOnly(), board.version)
+        }
+        if let kept = deepRanking.withLock({ $0 }), kept.key == key, kept.version == version { return kept.ranking }
+        let order = counts.nameOrder(extending: nameOrder.withLock { $0 })
+        let standings = counts.blocks(period, residential: residential, order: order)
+        let ranking = counts.ranking(period, residential: residential, standings: standings, order: order)
+        deepRanking.withLock { $0 = (key, version, ranking) }
+        return ranking
+    }
 
     /// Claims waiting for the writer.
     public var queuedClaims: Int { queue.withLock { $0.pending.count } }

@@ -1,61 +1,84 @@
 import Foundation
+import NIOCore
 import IPAddress
 import TextFormats
 public import GameRules
 
-/// Plain values copied out of the board under its lock, encoded after the lock is released.
+/// The views of one refresh, computed from a counts-only copy of the board after its lock is
+/// released, then encoded. What can be moved on rather than recomputed (`Kept`) is kept
+/// between refreshes.
 struct BoardViews {
     var recent: [Claim]
-    var scores: [Period: Scoreboard.ScoreTable] = [:]
+    var scores: [Period: ScoreChunks] = [:]
     var blocks: [Period: [Scoreboard.BlockStanding]] = [:]
+    /// The top of each leaderboard (`Scoreboard.top`), and how many players it ranks.
     var rankings: [Period: Scoreboard.Ranking] = [:]
     var residentialRankings: [Period: Scoreboard.Ranking] = [:]
-    /// Names by player id (the board's array, shared).
-    let names: [PlayerName]
 
     /// The periods whose views are copied (and then encoded); the others are left as published.
     let periods: [Period]
 
-    /// `board` may be a `countsOnly()` copy: only the counts are read, besides `recent`.
-    /// `order` is the board's names in order (`Scoreboard.nameOrder`): every view sorts and
-    /// breaks ties by it instead of comparing names (at a million players, a refresh spent most
-    /// of its time in string comparisons).
-    init(_ board: Scoreboard, recent: [Claim], order: Scoreboard.NameOrder, periods: [Period] = Period.allCases) {
-        var standings = Standings()
-        self.init(board, recent: recent, order: order, periods: periods, standings: &standings)
-    }
-
-    /// Block standings as last computed, and the block versions they were computed at: a
-    /// refresh recomputes only the blocks whose counts moved (a handful under a trickle of
-    /// claims, instead of every player of all 256 blocks, twice, per period).
-    struct Standings {
+    /// What a refresh keeps for the next, which moves it on by what changed: block standings
+    /// (recomputed only where a count of the block moved), the `/score` chunks (the players
+    /// who moved re-encoded) and the leaderboards' tops (the players who moved re-placed).
+    /// Under a trickle of claims a refresh so costs what the claims changed, not what the
+    /// board holds: at a million players the views computed afresh took 0.6 s, twice a
+    /// second (bench/scale.sh, issue 24).
+    struct Kept {
         var versions: [UInt64] = []
         var all: [Period: [Scoreboard.BlockStanding]] = [:]
         var residential: [Period: [Scoreboard.BlockStanding]] = [:]
+        var scores: [Period: ScoreChunks] = [:]
+        var tops: [Period: Scoreboard.Ranking] = [:]
+        var residentialTops: [Period: Scoreboard.Ranking] = [:]
     }
 
-    init(_ board: Scoreboard, recent: [Claim], order: Scoreboard.NameOrder, periods: [Period] = Period.allCases, standings cache: inout Standings) {
+    /// Every view computed afresh (tests, and what a kept view must equal).
+    init(_ board: Scoreboard, recent: [Claim], order: Scoreboard.NameOrder, periods: [Period] = Period.allCases) {
+        var kept = Kept()
+        self.init(board, recent: recent, order: order, periods: periods, changes: Scoreboard.Changes(), kept: &kept)
+    }
+
+    /// `board` may be a `countsOnly()` copy: only the counts are read, besides `recent`.
+    /// `order` is the board's names in order (`Scoreboard.nameOrder`): every view breaks ties
+    /// by it instead of comparing names. `changes` are the players who moved since `kept`
+    /// was made (`Scoreboard.takeChanges`); a period whose list was given up is recomputed.
+    init(_ board: Scoreboard, recent: [Claim], order: Scoreboard.NameOrder, periods: [Period] = Period.allCases,
+         changes: Scoreboard.Changes, kept: inout Kept) {
         self.periods = periods
         self.recent = recent
-        names = board.names
         func standings(_ p: Period, residential: Bool, _ previous: [Scoreboard.BlockStanding]?) -> [Scoreboard.BlockStanding] {
             guard var out = previous, out.count == 256 else { return board.blocks(p, residential: residential, order: order) }
-            for block in 0..<256 where board.blockMoved(block, period: p, residential: residential, since: cache.versions) {
+            for block in 0..<256 where board.blockMoved(block, period: p, residential: residential, since: kept.versions) {
                 out[block] = board.standing(block: block, period: p, residential: residential, order: order)
             }
             return out
         }
+        func top(_ p: Period, residential: Bool, _ standings: [Scoreboard.BlockStanding], _ previous: Scoreboard.Ranking?) -> Scoreboard.Ranking {
+            if let previous, let moved = changes.moved(p),
+               let top = board.top(updating: previous, period: p, residential: residential, standings: standings, order: order, moved: moved) {
+                return top
+            }
+            return board.top(p, residential: residential, standings: standings, order: order)
+        }
         for p in periods {
-            scores[p] = board.scoreTable(p, order: order)
-            let all = standings(p, residential: false, cache.all[p])
-            let residential = standings(p, residential: true, cache.residential[p])
-            (cache.all[p], cache.residential[p]) = (all, residential)
+            if let moved = changes.moved(p), var chunks = kept.scores[p] {
+                chunks.update(moved.lazy.map(\.id), period: p, board: board)
+                kept.scores[p] = chunks
+            } else {
+                kept.scores[p] = ScoreChunks(board.scoreTable(p, order: order), names: board.names)
+            }
+            scores[p] = kept.scores[p]
+            let all = standings(p, residential: false, kept.all[p])
+            let residential = standings(p, residential: true, kept.residential[p])
+            (kept.all[p], kept.residential[p]) = (all, residential)
             blocks[p] = all
-            rankings[p] = board.ranking(p, residential: false, standings: all, order: order)
-            residentialRankings[p] = board.ranking(p, residential: true, standings: residential, order: order)
+            rankings[p] = top(p, residential: false, all, kept.tops[p])
+            residentialRankings[p] = top(p, residential: true, residential, kept.residentialTops[p])
+            (kept.tops[p], kept.residentialTops[p]) = (rankings[p], residentialRankings[p])
         }
         // The periods left out did not move, so their blocks did not either.
-        cache.versions = board.blockVersions
+        kept.versions = board.blockVersions
     }
 
     /// The rankings behind the first pages, for later pages.
@@ -76,23 +99,8 @@ struct BoardViews {
         let recentContent = recent.map { "[\($0.address.value),\(JSONText.quoted($0.name.value)),\($0.claimedAt)]" }.joined(separator: ",")
         out[Snapshot.recentKey] = EncodedView(recentContent, head: "{\"now\":\(nowArray),\"recent\":[", tail: "]}")
         for p in periods {
-            // The all-time score holds an entry per (player, block): written as bytes, not a
-            // String per pair (that made most of a refresh at a million claims).
-            var writer = JSONWriter()
-            let table = scores[p] ?? .init()
-            writer.reserveCapacity(table.players.count * 24 + table.block.count * 12)
-            for (i, id) in table.players.enumerated() {
-                if i > 0 { writer.append(UInt8(ascii: ",")) }
-                writer.appendString(names[Int(id)].value)
-                writer.append(UInt8(ascii: ":"))
-                writer.append(UInt8(ascii: "["))
-                for j in table.blocks(of: i) {
-                    if j > Int(table.start[i]) { writer.append(UInt8(ascii: ",")) }
-                    writer.appendPair(Int(table.block[j]), Int(table.count[j]))
-                }
-                writer.append(UInt8(ascii: "]"))
-            }
-            out[Snapshot.scoreKey(p)] = EncodedView(content: writer.bytes, head: "{\"now\":\(nowArray),\"score\":{", tail: "}}")
+            let chunks = scores[p] ?? ScoreChunks(Scoreboard.ScoreTable(), names: [])
+            out[Snapshot.scoreKey(p)] = EncodedView(parts: chunks.parts(head: "{\"now\":\(nowArray),\"score\":{", tail: "}}"), contentHash: chunks.contentHash)
         }
 
         // Our own API.
@@ -140,6 +148,13 @@ struct EncodedView {
     var head = ""
     var tail = ""
     var body: String?
+    /// A body served in parts, and a hash of its content (`ScoreChunks`), instead of `content`.
+    var parts: (buffers: [ByteBuffer], contentHash: UInt64)?
+
+    init(parts: [ByteBuffer], contentHash: UInt64) {
+        content = []
+        self.parts = (parts, contentHash)
+    }
 
     init(content: [UInt8], head: String, tail: String) {
         self.content = content
@@ -204,6 +219,8 @@ struct JSONWriter {
     private(set) var bytes: [UInt8] = []
 
     mutating func append(_ byte: UInt8) { bytes.append(byte) }
+
+    mutating func append(contentsOf more: some Sequence<UInt8>) { bytes.append(contentsOf: more) }
 
     mutating func reserveCapacity(_ n: Int) { bytes.reserveCapacity(n) }
 

@@ -57,7 +57,7 @@ struct FastRoutes: Sendable {
             return answer(refusal, request: request, client: client, path: path, route: route, start: start)
         }
         metrics.record(route: route.path, method: request.method, status: snapshot.status, since: start)
-        return .init(head: HTTPResponse(status: snapshot.status, headerFields: snapshot.headers), body: snapshot.body)
+        return .init(head: HTTPResponse(status: snapshot.status, headerFields: snapshot.headers), parts: snapshot.body)
     }
 
     // MARK: /ip

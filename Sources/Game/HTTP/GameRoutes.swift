@@ -81,8 +81,7 @@ public struct GameRoutes: Sendable {
             guard query.get("limit") != nil || query.get("cursor") != nil else { return try serve(key, request) }
             let limit = try Self.integer(query.get("limit"), name: "limit", default: Snapshot.leaderboardPageSize, 1...Snapshot.maxLeaderboardPageSize)
             let offset = try Self.integer(query.get("cursor"), name: "cursor", default: 0, 0...Int(Int32.max))
-            let snapshot = engine.snapshot
-            guard let page = snapshot.leaderboardPage(key, period: period, residential: residential, offset: offset, limit: limit, now: engine.clock.seconds) else {
+            guard let page = engine.leaderboardPage(period, residential: residential, offset: offset, limit: limit) else {
                 throw HTTPError(.notFound)
             }
             return jsonResponse(page)
@@ -265,21 +264,22 @@ public struct GameRoutes: Sendable {
 
     func serve(_ key: String, _ request: Request) throws -> Response {
         guard let answer = snapshotAnswer(key, request.headers) else { throw HTTPError(.notFound) }
-        return Response(status: answer.status, headers: answer.headers, body: answer.body.map { .init(byteBuffer: $0) } ?? .init())
+        return Response(status: answer.status, headers: answer.headers, body: answer.body.isEmpty ? .init() : .init(contentsOf: answer.body))
     }
 
     /// A snapshot body as the client asked for it: 304 when its `If-None-Match` names the
     /// current ETag (or, without `If-None-Match`, when `If-Modified-Since` is not before its
     /// `Last-Modified`), gzip when it accepts that. Shared by the router and `FastRoutes`.
-    func snapshotAnswer(_ key: String, _ requestHeaders: HTTPFields) -> (status: HTTPResponse.Status, headers: HTTPFields, body: ByteBuffer?)? {
+    /// The body comes in parts (`EncodedBody.parts`); none for 304.
+    func snapshotAnswer(_ key: String, _ requestHeaders: HTTPFields) -> (status: HTTPResponse.Status, headers: HTTPFields, body: [ByteBuffer])? {
         guard let encoded = engine.snapshot[key] else { return nil }
         if ConditionalRequest.isNotModified(requestHeaders, etag: encoded.etag, modifiedAt: encoded.modifiedAt) {
-            return (.notModified, encoded.headers, nil)
+            return (.notModified, encoded.headers, [])
         }
         if acceptsGzip(requestHeaders), let gzip = encoded.gzip {
-            return (.ok, encoded.gzipHeaders, gzip)
+            return (.ok, encoded.gzipHeaders, [gzip])
         }
-        return (.ok, encoded.headers, encoded.body)
+        return (.ok, encoded.headers, encoded.parts)
     }
 
     func acceptsGzip(_ headers: HTTPFields) -> Bool {

@@ -10,7 +10,17 @@ public import GameRules
 
 /// One pre-encoded response body with its validator and compressed form.
 public struct EncodedBody: Sendable {
-    public let body: ByteBuffer
+    /// The body as it is sent: one buffer, or several (`/score` is kept in chunks between
+    /// refreshes, so only the ones that changed are encoded again).
+    public let parts: [ByteBuffer]
+    public var contentLength: Int { parts.reduce(0) { $0 + $1.readableBytes } }
+    /// The body in one buffer.
+    public var body: ByteBuffer {
+        guard parts.count != 1 else { return parts[0] }
+        var out = ByteBufferAllocator().buffer(capacity: contentLength)
+        for part in parts { out.writeImmutableBuffer(part) }
+        return out
+    }
     /// Strong validator over the content (the `now` stamp excluded, so an idle board keeps
     /// its ETag and clients keep getting 304).
     public let etag: String
@@ -21,11 +31,11 @@ public struct EncodedBody: Sendable {
     /// Unix seconds when this content was first published (`Last-Modified`).
     public let modifiedAt: Int64
 
-    init(body: ByteBuffer, etag: String, modifiedAt: Int64) {
-        self.body = body
+    init(parts: [ByteBuffer], etag: String, modifiedAt: Int64) {
+        self.parts = parts
         self.etag = etag
         self.modifiedAt = modifiedAt
-        compressed = LazyGzip(body)
+        compressed = LazyGzip(parts)
         headers = [
             .contentType: "application/json",
             .eTag: etag,
@@ -47,15 +57,21 @@ public struct EncodedBody: Sendable {
 
 /// A body's gzip form, made once on first use.
 final class LazyGzip: Sendable {
-    private let source: ByteBuffer
+    private let source: [ByteBuffer]
     private let made = Mutex<ByteBuffer??>(nil)
 
-    init(_ source: ByteBuffer) { self.source = source }
+    init(_ source: [ByteBuffer]) { self.source = source }
 
     var value: ByteBuffer? {
         if let done = made.withLock({ $0 }) { return done }
-        var reading = source // compressing moves the copy's reader index; `source` is untouched
-        let result: ByteBuffer? = source.readableBytes > 256 ? try? reading.compress(with: .gzip()) : nil
+        let size = source.reduce(0) { $0 + $1.readableBytes }
+        var result: ByteBuffer?
+        if size > 256 {
+            // The parts joined first: compressing moves the copy's reader index, not `source`'s.
+            var reading = ByteBufferAllocator().buffer(capacity: size)
+            for part in source { reading.writeImmutableBuffer(part) }
+            result = try? reading.compress(with: .gzip())
+        }
         return made.withLock { stored in
             if stored == nil { stored = .some(result) } // a concurrent first use may have won
             return stored!
@@ -67,8 +83,10 @@ final class LazyGzip: Sendable {
 public struct Snapshot: Sendable {
     public var bodies: [String: EncodedBody] = [:]
     public var createdAt: Int64 = 0
-    /// Each leaderboard in full (its body holds the first page): later pages are encoded per
-    /// request from these, so a board of a million players is never sent, nor encoded, whole.
+    /// The top of each leaderboard (its body holds the first page): later pages inside it
+    /// are encoded per request from these; pages past it, from the whole ranking
+    /// (`GameEngine.leaderboardPage`). A board of a million players is never sent, nor
+    /// encoded, nor kept, whole.
     public var leaderboards: [String: Scoreboard.Ranking] = [:]
     /// Entries in a leaderboard body and in a page without `limit`.
     public static let leaderboardPageSize = 100
@@ -76,8 +94,7 @@ public struct Snapshot: Sendable {
 
     /// One page of a leaderboard: entries from `offset` on, at most `limit`, wrapped like the
     /// snapshot body (`total_players`, `next_cursor`).
-    public func leaderboardPage(_ key: String, period: Period, residential: Bool, offset: Int, limit: Int, now: Int64) -> String? {
-        guard let ranking = leaderboards[key] else { return nil }
+    public static func leaderboardPage(_ ranking: Scoreboard.Ranking, period: Period, residential: Bool, offset: Int, limit: Int, now: Int64) -> String {
         let start = min(offset, ranking.count)
         let page = ranking.entries(start..<min(ranking.count, start + limit))
         return LeaderboardJSON.wrap(LeaderboardJSON.entries(page[...]), period: period, residential: residential, updatedAt: now,
@@ -98,8 +115,13 @@ public struct Snapshot: Sendable {
 }
 
 extension EncodedView {
-    /// The response body, written once into one buffer.
-    var buffer: ByteBuffer {
+    /// The response body, written once into one buffer (or given in parts).
+    var buffers: [ByteBuffer] {
+        if let parts { return parts.buffers }
+        return [buffer]
+    }
+
+    private var buffer: ByteBuffer {
         if let body { return ByteBuffer(string: body) }
         var out = ByteBufferAllocator().buffer(capacity: head.utf8.count + content.count + tail.utf8.count)
         out.writeString(head)
@@ -123,12 +145,12 @@ final class SnapshotStore: Sendable {
         next.leaderboards.merge(leaderboards) { _, new in new }
         for (key, item) in fresh {
             // Bodies reach tens of MB at a million players: a hash of 32-byte stripes, not FNV's byte at a time.
-            let etag = "\"\(StripeHash.hex64(item.content))\""
+            let etag = "\"\(item.parts.map { StripeHash.hex($0.contentHash) } ?? StripeHash.hex64(item.content))\""
             if let old = previous.bodies[key], old.etag == etag {
                 next.bodies[key] = old
                 continue
             }
-            next.bodies[key] = EncodedBody(body: item.buffer, etag: etag, modifiedAt: now)
+            next.bodies[key] = EncodedBody(parts: item.buffers, etag: etag, modifiedAt: now)
         }
         state.withLock { $0 = next }
     }
