@@ -20,9 +20,9 @@ struct ScoreChunks {
     /// `StripeHash` of each chunk, for the body's ETag.
     private(set) var hashes: [UInt64]
 
-    /// Where a name goes: its quoted JSON form, and a key from a hash of that form (the top
-    /// bits pick the chunk; entries are in key order, ties by the quoted bytes).
-    struct Key {
+    /// Where a name goes: a key from a hash of its quoted JSON form. The top bits pick the
+    /// chunk; entries are in key order, ties broken by the quoted bytes.
+    struct Key: Comparable {
         var value: UInt64
         var quoted: [UInt8]
         var chunk: Int { Self.chunk(value) }
@@ -30,34 +30,40 @@ struct ScoreChunks {
         static func chunk(_ value: UInt64) -> Int { Int(value >> UInt64(64 - ScoreChunks.bits)) }
 
         /// FNV-1a, then a multiply to spread its low-entropy high bits over the chunks.
-        static func value(_ quoted: some Sequence<UInt8>) -> UInt64 { FNV1a.hash64(quoted) &* 0x9E37_79B9_7F4A_7C15 }
+        static func value(quoted: some Sequence<UInt8>) -> UInt64 { FNV1a.hash64(quoted) &* 0x9E37_79B9_7F4A_7C15 }
 
-        static func quoted(_ name: PlayerName) -> [UInt8] {
-            var writer = JSONWriter()
-            writer.appendString(name.value)
-            return writer.bytes
+        /// The same value from the name, without writing its quoted form when it needs no
+        /// escaping (nearly every name): the quotes and its bytes are hashed in turn.
+        static func value(_ name: PlayerName) -> UInt64 {
+            var name = name.value
+            let plain = name.withUTF8 { utf8 -> UInt64? in
+                guard utf8.allSatisfy(JSONText.isPlain) else { return nil }
+                let quote = CollectionOfOne(UInt8(ascii: "\""))
+                return FNV1a.hash64(quote, continuing: FNV1a.hash64(utf8, continuing: FNV1a.hash64(quote))) &* 0x9E37_79B9_7F4A_7C15
+            }
+            return plain ?? value(quoted: Array(JSONText.quoted(name).utf8))
         }
 
         init(_ name: PlayerName) {
-            quoted = Self.quoted(name)
-            value = Self.value(quoted)
+            var writer = JSONWriter()
+            writer.appendString(name.value)
+            quoted = writer.bytes
+            value = Self.value(quoted: quoted)
         }
 
-        /// Whether this key sorts before the entry with `value` and `quoted`.
-        func precedes(_ value: UInt64, _ quoted: UnsafeRawBufferPointer) -> Bool {
-            self.value != value ? self.value < value : self.quoted.lexicographicallyPrecedes(quoted)
+        /// The key order, against an entry's `value` and quoted name.
+        static func order(_ a: UInt64, _ aQuoted: some Sequence<UInt8>, _ b: UInt64, _ bQuoted: some Sequence<UInt8>) -> Bool {
+            a != b ? a < b : aQuoted.lexicographicallyPrecedes(bQuoted)
         }
 
-        func equals(_ value: UInt64, _ quoted: UnsafeRawBufferPointer) -> Bool {
-            self.value == value && self.quoted.elementsEqual(quoted)
-        }
+        static func < (a: Key, b: Key) -> Bool { order(a.value, a.quoted, b.value, b.quoted) }
     }
 
     /// Every player of the table.
     init(_ table: Scoreboard.ScoreTable, names: [PlayerName]) {
         var byChunk = [[(value: UInt64, row: Int32)]](repeating: [], count: Self.count)
         for (row, id) in table.players.enumerated() {
-            let value = Key.value(Key.quoted(names[Int(id)]))
+            let value = Key.value(names[Int(id)])
             byChunk[Key.chunk(value)].append((value, Int32(row)))
         }
         chunks = []
@@ -65,14 +71,12 @@ struct ScoreChunks {
         chunks.reserveCapacity(Self.count)
         hashes.reserveCapacity(Self.count)
         for var rows in byChunk {
-            rows.sort {
-                $0.value != $1.value ? $0.value < $1.value
-                    : Key.quoted(names[Int(table.players[Int($0.row)])]).lexicographicallyPrecedes(Key.quoted(names[Int(table.players[Int($1.row)])]))
-            }
+            // Equal hash values are rare: only then are the names written out to compare.
+            rows.sort { $0.value != $1.value ? $0.value < $1.value : Key(names[Int(table.players[Int($0.row)])]) < Key(names[Int(table.players[Int($1.row)])]) }
             var writer = JSONWriter()
             for (_, row) in rows {
                 let row = Int(row)
-                Self.appendEntry(Key.quoted(names[Int(table.players[row])]), table.blocks(of: row).lazy.map { (table.block[$0], table.count[$0]) }, to: &writer)
+                Self.appendEntry(names[Int(table.players[row])], table.blocks(of: row).lazy.map { (table.block[$0], table.count[$0]) }, to: &writer)
             }
             append(writer.bytes)
         }
@@ -81,35 +85,33 @@ struct ScoreChunks {
     /// Replaces the entries of `players` with their counts in `period` on `board` (an entry
     /// disappears when a player has no address left in the period).
     mutating func update(_ players: some Sequence<UInt32>, period: Period, board: Scoreboard) {
-        var byChunk: [Int: [(key: Key, pairs: [(block: UInt8, count: Int32)])]] = [:]
+        var byChunk: [Int: [(key: Key, name: PlayerName, pairs: [(block: UInt8, count: Int32)])]] = [:]
         for id in players {
-            let key = Key(board.names[Int(id)])
-            byChunk[key.chunk, default: []].append((key, board.blockCounts(of: id, period: period)))
+            let name = board.names[Int(id)]
+            let key = Key(name)
+            byChunk[key.chunk, default: []].append((key, name, board.blockCounts(of: id, period: period)))
         }
         for (chunk, var moved) in byChunk {
-            moved.sort { a, b in a.key.value != b.key.value ? a.key.value < b.key.value : a.key.quoted.lexicographicallyPrecedes(b.key.quoted) }
+            moved.sort { $0.key < $1.key }
             var writer = JSONWriter()
             writer.reserveCapacity(chunks[chunk].readableBytes + moved.count * 32)
             var next = 0
+            func writeMoved() {
+                Self.appendEntry(moved[next].name, moved[next].pairs, to: &writer)
+                next += 1
+            }
             chunks[chunk].withUnsafeReadableBytes { old in
                 Self.forEachEntry(old) { quoted, entry in
-                    let value = Key.value(quoted)
-                    while next < moved.count, moved[next].key.precedes(value, quoted) {
-                        Self.appendEntry(moved[next].key.quoted, moved[next].pairs, to: &writer)
-                        next += 1
-                    }
-                    if next < moved.count, moved[next].key.equals(value, quoted) {
-                        Self.appendEntry(moved[next].key.quoted, moved[next].pairs, to: &writer)
-                        next += 1
+                    let value = Key.value(quoted: quoted)
+                    while next < moved.count, Key.order(moved[next].key.value, moved[next].key.quoted, value, quoted) { writeMoved() }
+                    if next < moved.count, moved[next].key.value == value, moved[next].key.quoted.elementsEqual(quoted) {
+                        writeMoved() // in place of its old entry
                     } else {
                         writer.append(contentsOf: entry)
                     }
                 }
             }
-            while next < moved.count {
-                Self.appendEntry(moved[next].key.quoted, moved[next].pairs, to: &writer)
-                next += 1
-            }
+            while next < moved.count { writeMoved() }
             chunks[chunk] = ByteBuffer(bytes: writer.bytes)
             hashes[chunk] = Self.hash(writer.bytes)
         }
@@ -140,12 +142,12 @@ struct ScoreChunks {
     }
 
     /// `,"name":[[b,c],…]`; nothing when the player has no pair.
-    private static func appendEntry(_ quoted: [UInt8], _ pairs: some Sequence<(UInt8, Int32)>, to writer: inout JSONWriter) {
+    private static func appendEntry(_ name: PlayerName, _ pairs: some Sequence<(UInt8, Int32)>, to writer: inout JSONWriter) {
         var first = true
         for (block, count) in pairs {
             if first {
                 writer.append(UInt8(ascii: ","))
-                writer.append(contentsOf: quoted)
+                writer.appendString(name.value)
                 writer.append(UInt8(ascii: ":"))
                 writer.append(UInt8(ascii: "["))
                 first = false
