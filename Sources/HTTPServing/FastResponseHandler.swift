@@ -57,7 +57,7 @@ public final class FastResponseHandler: ChannelDuplexHandler, RemovableChannelHa
             moreBody = Array(parts.dropFirst())
         }
 
-        var contentLength: Int { moreBody.reduce(body?.readableBytes ?? 0) { $0 + $1.readableBytes } }
+        var contentLength: Int { (body?.readableBytes ?? 0) + moreBody.readableBytes }
     }
 
     public typealias Responder = @Sendable (_ request: HTTPRequest, _ client: IPAddress?) -> FastReply?

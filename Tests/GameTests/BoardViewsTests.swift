@@ -1,4 +1,5 @@
 import Foundation
+import HTTPServing
 import IPQuestTestSupport
 import NIOCore
 import Testing
@@ -74,8 +75,7 @@ import IPAddress
 
     /// The /score object of kept chunks, as a client reads it.
     static func object(_ chunks: ScoreChunks) -> [String: [[Int]]]? {
-        var body = ByteBuffer()
-        for part in chunks.parts(head: "{", tail: "}") { body.writeImmutableBuffer(part) }
+        let body = chunks.parts(head: "{", tail: "}").joined()
         return try? JSONDecoder().decode([String: [[Int]]].self, from: Data(body.readableBytesView))
     }
 

@@ -1,4 +1,5 @@
 import CompressNIO
+import HTTPServing
 public import HTTPTypes
 public import NIOCore
 import Synchronization
@@ -13,14 +14,8 @@ public struct EncodedBody: Sendable {
     /// The body as it is sent: one buffer, or several (`/score` is kept in chunks between
     /// refreshes, so only the ones that changed are encoded again).
     public let parts: [ByteBuffer]
-    public var contentLength: Int { parts.reduce(0) { $0 + $1.readableBytes } }
     /// The body in one buffer.
-    public var body: ByteBuffer {
-        guard parts.count != 1 else { return parts[0] }
-        var out = ByteBufferAllocator().buffer(capacity: contentLength)
-        for part in parts { out.writeImmutableBuffer(part) }
-        return out
-    }
+    public var body: ByteBuffer { parts.joined() }
     /// Strong validator over the content (the `now` stamp excluded, so an idle board keeps
     /// its ETag and clients keep getting 304).
     public let etag: String
@@ -64,14 +59,8 @@ final class LazyGzip: Sendable {
 
     var value: ByteBuffer? {
         if let done = made.withLock({ $0 }) { return done }
-        let size = source.reduce(0) { $0 + $1.readableBytes }
-        var result: ByteBuffer?
-        if size > 256 {
-            // The parts joined first: compressing moves the copy's reader index, not `source`'s.
-            var reading = ByteBufferAllocator().buffer(capacity: size)
-            for part in source { reading.writeImmutableBuffer(part) }
-            result = try? reading.compress(with: .gzip())
-        }
+        var reading = source.joined() // compressing moves the copy's reader index; `source` is untouched
+        let result: ByteBuffer? = reading.readableBytes > 256 ? try? reading.compress(with: .gzip()) : nil
         return made.withLock { stored in
             if stored == nil { stored = .some(result) } // a concurrent first use may have won
             return stored!
