@@ -975,8 +975,7 @@ public struct Scoreboard: Sendable {
 
     /// A player's addresses in a view, from the counts.
     private func amount(_ id: UInt32, _ period: Period, residential: Bool) -> Int32 {
-        guard Int(id) < names.count else { return 0 }
-        return total(period.index, id) &- (residential ? total(Self.dataCenterSlot(period.index), id) : 0)
+        total(period.index, id) &- (residential ? total(Self.dataCenterSlot(period.index), id) : 0)
     }
 
     /// The first `Ranking.topSize` entries of the ranking (every entry when there are fewer),
@@ -1063,7 +1062,7 @@ public struct Scoreboard: Sendable {
         var entries: [LeaderboardEntry] = []
         entries.reserveCapacity(playersInSlot[p])
         for id in names.indices {
-            let addresses = total(p, UInt32(id)) - (residential ? total(Self.dataCenterSlot(p), UInt32(id)) : 0)
+            let addresses = amount(UInt32(id), period, residential: residential)
             guard addresses > 0 else { continue }
             let name = names[id]
             entries.append(LeaderboardEntry(rank: 0, name: name, blocksHeld: held[name] ?? [], addresses: Int(addresses)))

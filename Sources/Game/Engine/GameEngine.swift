@@ -593,8 +593,7 @@ public final class GameEngine: Service, Sendable {
                 let moved = Period.allCases.filter { published == nil || published![$0.index] != board.periodVersions[$0.index] }
                 return (board.countsOnly(), board.recent(limit: 50), moved, board.takeChanges(), board.version, board.periodVersions)
             }
-            let order = counts.nameOrder(extending: nameOrder.withLock { $0 })
-            nameOrder.withLock { $0 = order }
+            let order = nameOrder(of: counts)
             let views = kept.withLock { BoardViews(counts, recent: recent, order: order, periods: moved, changes: changes, kept: &$0) }
             publishedVersion.store(version, ordering: .releasing)
             snapshots.publish(views.encode(now: (sec, nsec)), leaderboards: views.leaderboardSources, now: sec)
@@ -618,16 +617,28 @@ public final class GameEngine: Service, Sendable {
                                         offset: offset, limit: limit, now: now)
     }
 
+    /// The names of `counts` (a copy of the board) in order: the order kept from the last
+    /// call, extended by the names interned since, and kept for the next.
+    private func nameOrder(of counts: Scoreboard) -> Scoreboard.NameOrder {
+        nameOrder.withLock { kept in
+            kept = counts.nameOrder(extending: kept)
+            return kept
+        }
+    }
+
     /// The last whole ranking made for a deep page, with its key and the board version.
     private let deepRanking = Mutex<(key: String, version: UInt64, ranking: Scoreboard.Ranking)?>(nil)
 
     private func wholeRanking(_ period: Period, residential: Bool, key: String) -> Scoreboard.Ranking {
-        let (counts, version) = board.withLock { board in
+        let cached = deepRanking.withLock { $0 }
+        let (counts, version) = board.withLock { board -> (Scoreboard?, UInt64) in
             board.advance(to: clock.seconds)
+            // The counts are copied only when the kept ranking is not this board's.
+            if let cached, cached.key == key, cached.version == board.version { return (nil, board.version) }
             return (board.countsOnly(), board.version)
         }
-        if let kept = deepRanking.withLock({ $0 }), kept.key == key, kept.version == version { return kept.ranking }
-        let order = counts.nameOrder(extending: nameOrder.withLock { $0 })
+        guard let counts else { return cached!.ranking }
+        let order = nameOrder(of: counts)
         let standings = counts.blocks(period, residential: residential, order: order)
         let ranking = counts.ranking(period, residential: residential, standings: standings, order: order)
         deepRanking.withLock { $0 = (key, version, ranking) }
