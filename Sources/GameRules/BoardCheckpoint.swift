@@ -12,7 +12,7 @@ import Foundation
 /// with a reason, and the caller rebuilds from storage: a checkpoint is never trusted blindly.
 public enum BoardCheckpoint {
     static let magic: [UInt8] = Array("IPQBOARD".utf8)
-    static let formatVersion: UInt32 = 2
+    static let formatVersion: UInt32 = 3
 
     public struct Refused: Error, CustomStringConvertible {
         public var reason: String

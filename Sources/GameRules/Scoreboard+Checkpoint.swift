@@ -28,8 +28,9 @@ extension Scoreboard {
         }
 
         for map in counts { Self.encodePairs(map, &out) }
-        out.count(totals.count)
-        out.raw(totals)
+        out.count(totals.dense.count)
+        out.raw(totals.dense)
+        for map in totals.sparse { Self.encodePairs(map, &out) }
         for n in playersInSlot { out.count(n) }
         for n in addressesInSlot { out.count(n) }
 
@@ -138,8 +139,10 @@ extension Scoreboard {
 
         for i in counts.indices { counts[i] = try Self.decodePairs(&input, names: nameCount) }
         let totalCount = try input.count(elementSize: 4)
-        guard totalCount == nameCount * Self.slots else { throw refuse("\(totalCount) totals for \(nameCount) players") }
-        totals = try input.raw(totalCount, as: Int32.self)
+        guard totalCount == nameCount * PlayerTotals.denseSlots else { throw refuse("\(totalCount) totals for \(nameCount) players") }
+        let dense = try input.raw(totalCount, as: Int32.self)
+        let sparse = try (PlayerTotals.denseSlots..<Self.slots).map { _ in try Self.decodePairs(&input, names: nameCount) }
+        totals = PlayerTotals(dense: dense, sparse: sparse)
         playersInSlot = try (0..<Self.slots).map { _ in Int(try input.u64()) }
         addressesInSlot = try (0..<Self.slots).map { _ in Int(try input.u64()) }
 

@@ -116,18 +116,17 @@ public struct Scoreboard: Sendable {
     /// Addresses per player in each (slot, block), at `slot * 256 + block`: one flat array,
     /// so a count is one hash lookup with no nested copy-on-write checks.
     var counts: [[UInt32: Int32]] = Array(repeating: [:], count: 2 * Period.allCases.count * 256)
-    /// Addresses per player and slot, dense at `name * slots + slot` (names are interned
-    /// 0, 1, 2, …): a claim updates up to 20 totals, none of them through a hash.
-    var totals: [Int32] = []
+    /// Addresses per player and slot (names are interned 0, 1, 2, …): dense where most
+    /// players have some, maps elsewhere.
+    var totals = PlayerTotals(slots: slots)
     /// Players with a non-zero total, per slot.
     var playersInSlot = [Int](repeating: 0, count: 2 * Period.allCases.count)
     /// Addresses counted in each slot (the log's live size in the month slot).
     var addressesInSlot = [Int](repeating: 0, count: 2 * Period.allCases.count)
 
     private static func countIndex(_ slot: Int, _ block: Int) -> Int { slot &* 256 &+ block }
-    private static func totalIndex(_ slot: Int, _ name: UInt32) -> Int { Int(name) &* slots &+ slot }
     private func blockCounts(_ slot: Int, _ block: Int) -> [UInt32: Int32] { counts[Self.countIndex(slot, block)] }
-    private func total(_ slot: Int, _ name: UInt32) -> Int32 { totals[Self.totalIndex(slot, name)] }
+    private func total(_ slot: Int, _ name: UInt32) -> Int32 { totals[slot, name] }
 
     /// All-time addresses per country / AS / player, by name.
     var byCountry: [UInt16: [UInt32: Int32]] = [:]
@@ -346,10 +345,7 @@ public struct Scoreboard: Sendable {
             changes.mark(name, period: period, all: total(period, name), dataCenter: total(Self.dataCenterSlot(period), name),
                          limit: max(Changes.minimumLimit, names.count / 8))
         }
-        let i = Self.totalIndex(slot, name)
-        let before = totals[i]
-        let after = before &+ delta
-        totals[i] = after
+        let (before, after) = totals.add(delta, slot: slot, name: name)
         if before == 0 { playersInSlot[slot] += 1 } else if after == 0 { playersInSlot[slot] -= 1 }
     }
 
@@ -385,7 +381,7 @@ public struct Scoreboard: Sendable {
         let id = UInt32(names.count)
         names.append(name)
         nameIDs.insert(id, names: names)
-        totals.append(contentsOf: repeatElement(0, count: Self.slots))
+        totals.appendPlayer()
         return id
     }
 
@@ -900,20 +896,14 @@ public struct Scoreboard: Sendable {
         }
         let p = period.index
         let dataCenter = Self.dataCenterSlot(p)
-        // Every player's addresses in the view, placed at its name's rank: one pass over the
-        // totals in id order (a million players' totals are 48 MB, so reading them in name
-        // order cost a cache miss each), the holders marked off.
+        // Every player's addresses in the view, placed at its name's rank: the totals are
+        // read in id order (reading them in name order cost a cache miss each), the holders
+        // marked off.
         let players = order.ids.count
         var amountByRank = [Int32](repeating: 0, count: players)
-        totals.withUnsafeBufferPointer { totals in
-            order.rank.withUnsafeBufferPointer { rank in
-                amountByRank.withUnsafeMutableBufferPointer { amount in
-                    var i = p
-                    for id in 0..<min(players, totals.count / Self.slots) {
-                        amount[Int(rank[id])] = totals[i] &- (residential ? totals[i &- p &+ dataCenter] : 0)
-                        i &+= Self.slots
-                    }
-                }
+        order.rank.withUnsafeBufferPointer { rank in
+            amountByRank.withUnsafeMutableBufferPointer { amount in
+                totals.place(slot: p, minus: residential ? dataCenter : nil, position: UnsafeBufferPointer(rebasing: rank[..<min(players, rank.count)]), into: amount)
             }
         }
         var holders: [(id: UInt32, blocks: Int, addresses: Int32)] = []
