@@ -5,20 +5,33 @@ import GameRules
 /// The ipv4.games `/score` object of one period, kept between refreshes as 1,024 chunks of
 /// encoded entries (`,"name":[[block,count],…]`). A player's chunk, and its place in it, come
 /// from a hash of its encoded name, so a refresh re-encodes only the chunks of the players
-/// whose counts moved, and the body is served as the chunks themselves: at a million
+/// whose counts moved, and the body is served as the stored bytes themselves: at a million
 /// players the object is about 19 MB, and re-encoding it whole for each claim of a trickle
 /// cost most of a core (issue 24).
+///
+/// The chunks are stored in 64 groups of 16 neighbours, one buffer each, and a chunk is a
+/// slice of its group's buffer. A buffer's capacity is rounded up to a power of two (NIO);
+/// 1,024 small buffers left about a third of their bytes unused but resident, where a large
+/// group buffer is mapped by malloc and only its written pages are resident. A body is 64
+/// parts instead of 1,024. A group that holds the same bytes as the same group of a longer
+/// period (the year's and all time's, while the game is younger than a year) shares its
+/// buffer (`share`).
 ///
 /// Entries are in the order of that hash, the same on every instance and after every
 /// restart (JSON objects carry no order; the ipv4.games pages read the object by key).
 struct ScoreChunks {
     static let bits = 10
     static let count = 1 << bits
+    static let chunksPerGroup = 16
+    static let groupCount = count / chunksPerGroup
 
-    /// Each chunk: its entries in key order, each one preceded by a comma.
+    /// Each chunk: its entries in key order, each one preceded by a comma; a slice of its
+    /// group's buffer.
     private(set) var chunks: [ByteBuffer]
     /// `StripeHash` of each chunk, for the body's ETag.
     private(set) var hashes: [UInt64]
+    /// The buffer of each group of `chunksPerGroup` chunks.
+    private(set) var groups: [ByteBuffer]
 
     /// Where a name goes: a key from a hash of its quoted JSON form. The top bits pick the
     /// chunk; entries are in key order, ties broken by the quoted bytes.
@@ -66,31 +79,55 @@ struct ScoreChunks {
             let value = Key.value(names[Int(id)])
             byChunk[Key.chunk(value)].append((value, Int32(row)))
         }
-        chunks = []
-        hashes = []
-        chunks.reserveCapacity(Self.count)
-        hashes.reserveCapacity(Self.count)
-        for var rows in byChunk {
-            // Equal hash values are rare: only then are the names written out to compare.
-            rows.sort { $0.value != $1.value ? $0.value < $1.value : Key(names[Int(table.players[Int($0.row)])]) < Key(names[Int(table.players[Int($1.row)])]) }
+        chunks = Array(repeating: ByteBuffer(), count: Self.count)
+        hashes = Array(repeating: 0, count: Self.count)
+        groups = Array(repeating: ByteBuffer(), count: Self.groupCount)
+        for group in 0..<Self.groupCount {
             var writer = JSONWriter()
-            for (_, row) in rows {
-                let row = Int(row)
-                Self.appendEntry(names[Int(table.players[row])], table.blocks(of: row).lazy.map { (table.block[$0], table.count[$0]) }, to: &writer)
+            var ends: [Int] = []
+            for chunk in Self.chunks(of: group) {
+                // Equal hash values are rare: only then are the names written out to compare.
+                byChunk[chunk].sort { $0.value != $1.value ? $0.value < $1.value : Key(names[Int(table.players[Int($0.row)])]) < Key(names[Int(table.players[Int($1.row)])]) }
+                for (_, row) in byChunk[chunk] {
+                    let row = Int(row)
+                    Self.appendEntry(names[Int(table.players[row])], table.blocks(of: row).lazy.map { (table.block[$0], table.count[$0]) }, to: &writer)
+                }
+                byChunk[chunk] = []
+                ends.append(writer.bytes.count)
             }
-            append(writer.bytes)
+            store(group, writer.bytes, ends: ends)
+        }
+    }
+
+    private static func chunks(of group: Int) -> Range<Int> { group * chunksPerGroup..<(group + 1) * chunksPerGroup }
+
+    /// Makes `bytes` (the group's chunks one after the other, chunk `i` ending at `ends[i]`)
+    /// the group's buffer, and its chunks slices of it.
+    private mutating func store(_ group: Int, _ bytes: [UInt8], ends: [Int]) {
+        let buffer = ByteBuffer(bytes: bytes)
+        groups[group] = buffer
+        var start = 0
+        bytes.withUnsafeBytes { raw in
+            for (i, chunk) in Self.chunks(of: group).enumerated() {
+                chunks[chunk] = buffer.getSlice(at: start, length: ends[i] - start)!
+                hashes[chunk] = StripeHash.hash(UnsafeRawBufferPointer(rebasing: raw[start..<ends[i]]))
+                start = ends[i]
+            }
         }
     }
 
     /// Replaces the entries of `players` with their counts in `period` on `board` (an entry
     /// disappears when a player has no address left in the period).
-    mutating func update(_ players: some Sequence<UInt32>, period: Period, board: Scoreboard) {
+    /// Gives the groups whose buffer changed.
+    @discardableResult
+    mutating func update(_ players: some Sequence<UInt32>, period: Period, board: Scoreboard) -> Set<Int> {
         var byChunk: [Int: [(key: Key, name: PlayerName, pairs: [(block: UInt8, count: Int32)])]] = [:]
         for id in players {
             let name = board.names[Int(id)]
             let key = Key(name)
             byChunk[key.chunk, default: []].append((key, name, board.blockCounts(of: id, period: period)))
         }
+        var rewritten: [Int: [UInt8]] = [:]
         for (chunk, var moved) in byChunk {
             moved.sort { $0.key < $1.key }
             var writer = JSONWriter()
@@ -112,16 +149,41 @@ struct ScoreChunks {
                 }
             }
             while next < moved.count { writeMoved() }
-            chunks[chunk] = ByteBuffer(bytes: writer.bytes)
-            hashes[chunk] = Self.hash(writer.bytes)
+            rewritten[chunk] = writer.bytes
+        }
+        // Each group with a rewritten chunk gets a new buffer: the rewritten chunks and the
+        // others' bytes as they were.
+        var changed = Set<Int>()
+        for group in Set(rewritten.keys.map { $0 / Self.chunksPerGroup }) {
+            var bytes: [UInt8] = []
+            bytes.reserveCapacity(groups[group].readableBytes + 4_096)
+            var ends: [Int] = []
+            for chunk in Self.chunks(of: group) {
+                if let new = rewritten[chunk] { bytes.append(contentsOf: new) } else { bytes.append(contentsOf: chunks[chunk].readableBytesView) }
+                ends.append(bytes.count)
+            }
+            store(group, bytes, ends: ends)
+            changed.insert(group)
+        }
+        return changed
+    }
+
+    /// Every group of `changed` (every group when nil) that holds the same bytes as the same
+    /// group of `other` takes `other`'s buffer, so equal bodies of two periods are stored once.
+    mutating func share(_ other: ScoreChunks, groups changed: Set<Int>?) {
+        for group in changed.map(Array.init) ?? Array(0..<Self.groupCount) {
+            let range = Self.chunks(of: group)
+            guard hashes[range] == other.hashes[range], groups[group] == other.groups[group] else { continue }
+            groups[group] = other.groups[group]
+            for chunk in range { chunks[chunk] = other.chunks[chunk] }
         }
     }
 
-    /// The body's parts: `head`, the chunks (the first entry without its comma), `tail`.
+    /// The body's parts: `head`, the groups (the first entry without its comma), `tail`.
     func parts(head: String, tail: String) -> [ByteBuffer] {
         var out = [ByteBuffer(string: head)]
-        for chunk in chunks where chunk.readableBytes > 0 {
-            out.append(out.count == 1 ? chunk.getSlice(at: chunk.readerIndex + 1, length: chunk.readableBytes - 1)! : chunk)
+        for group in groups where group.readableBytes > 0 {
+            out.append(out.count == 1 ? group.getSlice(at: group.readerIndex + 1, length: group.readableBytes - 1)! : group)
         }
         out.append(ByteBuffer(string: tail))
         return out
@@ -130,15 +192,6 @@ struct ScoreChunks {
     /// A hash of the whole content (every chunk's), for its ETag.
     var contentHash: UInt64 {
         hashes.withUnsafeBytes { StripeHash.hash($0) }
-    }
-
-    private mutating func append(_ bytes: [UInt8]) {
-        chunks.append(ByteBuffer(bytes: bytes))
-        hashes.append(Self.hash(bytes))
-    }
-
-    private static func hash(_ bytes: [UInt8]) -> UInt64 {
-        bytes.withUnsafeBytes { StripeHash.hash($0) }
     }
 
     /// `,"name":[[b,c],…]`; nothing when the player has no pair.
