@@ -16,7 +16,24 @@ public struct ConfigFileError: Error, CustomStringConvertible, Equatable, Sendab
         self.problem = problem
     }
 
-    public var description: String { "invalid configuration: \(key.isEmpty ? "(file)" : key): \(problem)" }
+    public var description: String { "invalid configuration: \(key.isEmpty ? "(file)" : Self.oneLine(key)): \(Self.oneLine(problem))" }
+
+    /// Text from the file (a key can be any scalar, line breaks included) with its control
+    /// characters escaped, so the message stays one line.
+    static func oneLine(_ text: String) -> String {
+        guard text.unicodeScalars.contains(where: { $0.properties.generalCategory == .control }) else { return text }
+        var out = ""
+        for scalar in text.unicodeScalars {
+            switch scalar {
+            case "\n": out += "\\n"
+            case "\r": out += "\\r"
+            case "\t": out += "\\t"
+            case _ where scalar.properties.generalCategory == .control: out += "\\u{\(String(scalar.value, radix: 16))}"
+            default: out.unicodeScalars.append(scalar)
+            }
+        }
+        return out
+    }
 }
 
 /// Key paths: `a.b` for a mapping's key, `a[3]` for a list's item.

@@ -428,6 +428,8 @@ func name(_ s: String) -> PlayerName { PlayerName(s)! }
         ("trusted_proxies: \"10.0.0.0/8, 10.0.0.1/8\"", "invalid configuration: trusted_proxies[1]: '10.0.0.1/8' has host bits set (did you mean 10.0.0.0/8?)"),
         ("bans: { paths: { a: 1 } }", "invalid configuration: bans.paths: expected a list of strings"),
         ("base: &b { port: 1 }\nrate_limit: *b", "invalid configuration: (file): anchors and aliases (&name, *name) are not supported (line 1)"),
+        // A key with line breaks (found by fuzzedFilesAreReadOrRefused, seed 7595101040626640150).
+        ("? 1_000bans---\n\n  requests_burstpolicy1_000", "invalid configuration: 1_000bans---\\nrequests_burstpolicy1_000: unknown key (known here: bans, "),
         ("[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[1]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]",
          "invalid configuration: [0][0][0][0][0][0][0][0][0][0][0][0][0][0][0][0][0][0][0][0][0][0][0][0][0][0][0][0][0][0][0][0][0]: nested deeper than 32 levels"),
     ])
