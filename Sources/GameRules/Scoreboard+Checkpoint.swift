@@ -54,15 +54,6 @@ extension Scoreboard {
         out.count(recentRing.count)
         out.raw(recentRing)
 
-        out.count(yearDays.count)
-        for (day, bucket) in yearDays {
-            out.i32(day)
-            out.count(bucket.count)
-            for (key, n) in bucket {
-                out.u64(key)
-                out.i32(n)
-            }
-        }
         out.count(heldChanges.count)
         for (day, changes) in heldChanges {
             out.i32(day)
@@ -171,16 +162,6 @@ extension Scoreboard {
             return Int(c)
         }
 
-        for _ in 0..<(try input.count(elementSize: 12)) {
-            let day = try input.i32()
-            var bucket: [UInt64: Int32] = [:]
-            for _ in 0..<(try input.count(elementSize: 12)) {
-                let key = try input.u64()
-                guard UInt32(truncatingIfNeeded: key) < nameCount, key >> 41 == 0 else { throw refuse("a year count names unknown player or block") }
-                bucket[key] = try input.i32()
-            }
-            guard yearDays.updateValue(bucket, forKey: day) == nil else { throw refuse("year day \(day) appears twice") }
-        }
         for _ in 0..<(try input.count(elementSize: 12)) {
             let day = try input.i32()
             guard heldChanges.updateValue(try Self.decodePairs(&input, names: nameCount), forKey: day) == nil else {

@@ -142,12 +142,6 @@ public struct Scoreboard: Sendable {
     var cutoff: [Int64] = Array(repeating: Int64.min, count: Period.allCases.count)
     var latestTime: Int64 = Int64.min
 
-    /// The year window by day: per UTC day, (data-center flag, block, player) → addresses claimed
-    /// that day and still held by that player. A claim that replaces one inside the year takes
-    /// one from the day of the claim it replaces (its stored timestamp); a day leaving the
-    /// window takes its whole bucket off the year's counts. So the year costs an entry per
-    /// (day, block, player), never one per claim.
-    var yearDays: [Int32: [UInt64: Int32]] = [:]
     /// The last 31 UTC days: per day, per player, the net change of the addresses held (all
     /// time). A player's holdings on an earlier day are its holdings now minus the changes
     /// since: what the player page draws.
@@ -155,9 +149,6 @@ public struct Scoreboard: Sendable {
     static let historyDays: Int32 = 31
 
     static func day(of time: Int64) -> Int64 { time >= 0 ? time / 86_400 : (time - 86_399) / 86_400 }
-    private static func yearKey(block: Int, name: UInt32, dataCenter: Bool) -> UInt64 {
-        (dataCenter ? 1 << 40 : 0) | UInt64(block) << 32 | UInt64(name)
-    }
 
     /// The most recent effective claims, newest last (bounded).
     var recentRing: [LogEntry] = []
@@ -307,12 +298,6 @@ public struct Scoreboard: Sendable {
             count(slot: p, block: block, name: name, by: delta)
             if owner.provider != 0 { count(slot: Self.dataCenterSlot(p), block: block, name: name, by: delta) }
         }
-        if owner.claimedAt >= cutoff[Period.year.index] {
-            let day = Int32(Self.day(of: owner.claimedAt))
-            Self.add(&yearDays[day, default: [:]], Self.yearKey(block: block, name: name, dataCenter: false), delta)
-            if owner.provider != 0 { Self.add(&yearDays[day, default: [:]], Self.yearKey(block: block, name: name, dataCenter: true), delta) }
-            if yearDays[day]?.isEmpty == true { yearDays[day] = nil }
-        }
         if time >= cutoff[Period.month.index] {
             let day = Int32(Self.day(of: time))
             heldChanges[day, default: [:]][name, default: 0] += delta
@@ -419,17 +404,26 @@ public struct Scoreboard: Sendable {
         }
     }
 
-    /// Moves the year window by whole days: each day that left it takes its bucket off the counts.
+    /// Moves the year window by whole days: the claims of each day that left it are found in
+    /// the address pages (a slot carries its claim's time), one pass when the UTC day changes.
+    /// So the year needs no entry per claim in the log, nor per (day, block, player) beside it:
+    /// day buckets of those cost about 20 bytes a player at a million players (issue 24).
     private mutating func advanceYear(to now: Int64) {
         let p = Period.year.index
         guard let newCutoff = Period.year.start(endingAt: now), newCutoff > cutoff[p] else { return }
-        let leaving = yearDays.keys.filter { Int64($0) * 86_400 < newCutoff }
-        for day in leaving {
-            for (key, n) in yearDays.removeValue(forKey: day) ?? [:] {
-                let dataCenter = key >> 40 != 0
-                version &+= 1
-                periodVersions[p] &+= 1
-                count(slot: dataCenter ? Self.dataCenterSlot(p) : p, block: Int((key >> 32) & 0xFF), name: UInt32(truncatingIfNeeded: key), by: -n)
+        // A slot counts in the year exactly when its time is at or after the cutoff.
+        let oldCutoff = cutoff[p]
+        let (from, to) = (max(oldCutoff, 0), min(newCutoff, Int64(UInt32.max) + 1))
+        if from < to {
+            let leaving = from..<to
+            for (key, page) in addresses.pages {
+                let block = Int(key >> 16)
+                for slot in page where leaving.contains(Int64(slot.time)) {
+                    version &+= 1
+                    periodVersions[p] &+= 1
+                    count(slot: p, block: block, name: slot.name, by: -1)
+                    if origins[Int(slot.origin)].provider != 0 { count(slot: Self.dataCenterSlot(p), block: block, name: slot.name, by: -1) }
+                }
             }
         }
         cutoff[p] = newCutoff
@@ -543,7 +537,6 @@ public struct Scoreboard: Sendable {
         copy.byCountry = [:]
         copy.byAS = [:]
         copy.dataCenterOfPlayer = [:]
-        copy.yearDays = [:]
         copy.heldChanges = [:]
         copy.changes = Changes()
         return copy

@@ -134,6 +134,40 @@ import IPAddress
         }
     }
 
+    /// Where the year's /score holds what all time's does, its groups are all time's buffers
+    /// (stored once): only the group of a player who holds an address claimed before the
+    /// year is stored twice, and once that address changes hands the group is shared again.
+    /// Both bodies stay what the board holds.
+    @Test func equalScoreGroupsOfTwoPeriodsAreStoredOnce() {
+        var board = Scoreboard()
+        let now: Int64 = 1_790_000_000
+        board.advance(to: now)
+        let taken = IPv4Address(0x0A00_0001)
+        // Claims are applied in time order: the one older than the year first.
+        board.apply(address: taken, name: PlayerName(trusted: "old"), at: now - 400 * 86_400, enforceRefreshInterval: false)
+        for i in 0..<20_000 {
+            board.apply(address: IPv4Address(0x0B00_0000 + UInt32(i) * 3), name: PlayerName(trusted: "s\(i)"), at: now - 10, enforceRefreshInterval: false)
+        }
+        func storage(_ buffer: ByteBuffer) -> UnsafeRawPointer? { buffer.withVeryUnsafeBytes { $0.baseAddress } }
+        var kept = BoardViews.Kept()
+        var order = Scoreboard.NameOrder()
+        func parted() -> [Int] {
+            let changes = board.takeChanges()
+            let copy = board.countsOnly()
+            order = copy.nameOrder(extending: order)
+            let views = BoardViews(copy, recent: [], order: order, changes: changes, kept: &kept)
+            for p in [Period.all, .year] {
+                let expected = Dictionary(uniqueKeysWithValues: board.scores(p).map { ($0.name.value, $0.blocks.map { [$0.block, $0.count] }) })
+                #expect(Self.object(views.scores[p]!) == expected, "\(p) /score")
+            }
+            let (all, year) = (views.scores[.all]!, views.scores[.year]!)
+            return (0..<ScoreChunks.groupCount).filter { storage(all.groups[$0]) != storage(year.groups[$0]) }
+        }
+        #expect(parted().count == 1)
+        board.apply(address: taken, name: PlayerName(trusted: "s777"), at: now, enforceRefreshInterval: false)
+        #expect(parted() == [])
+    }
+
     /// Address counts of 1,024 and more are ranked through the counting sort's dictionary
     /// path: ties by name, ranks shared, pages right from any offset.
     @Test func largeCountsRankLikeTheBoardsOwn() {
