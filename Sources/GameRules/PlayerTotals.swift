@@ -13,14 +13,14 @@ struct PlayerTotals: Sendable {
     /// `name * denseSlots + slot`.
     private(set) var dense: [Int32] = []
     /// Slot `denseSlots + i` at `sparse[i]`.
-    private(set) var sparse: [[UInt32: Int32]]
+    private(set) var sparse: [CountMap]
 
     init(slots: Int) {
-        sparse = Array(repeating: [:], count: slots - Self.denseSlots)
+        sparse = Array(repeating: CountMap(), count: slots - Self.denseSlots)
     }
 
     /// Restores totals read from a checkpoint (checked by the reader).
-    init(dense: [Int32], sparse: [[UInt32: Int32]]) {
+    init(dense: [Int32], sparse: [CountMap]) {
         self.dense = dense
         self.sparse = sparse
     }
@@ -45,14 +45,8 @@ struct PlayerTotals: Sendable {
             dense[i] = before &+ delta
             return (before, before &+ delta)
         }
-        func bump(_ value: inout Int32) -> (Int32, Int32) {
-            let before = value
-            value = before &+ delta
-            return (before, value)
-        }
-        let result = bump(&sparse[slot &- Self.denseSlots][name, default: 0])
-        if result.1 == 0 { sparse[slot &- Self.denseSlots].removeValue(forKey: name) }
-        return result
+        let after = sparse[slot &- Self.denseSlots].add(delta, to: name)
+        return (after &- delta, after)
     }
 
     /// Every player's total in `slot`, less its total in `minus` when given, placed at

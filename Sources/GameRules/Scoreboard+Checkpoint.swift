@@ -61,7 +61,7 @@ extension Scoreboard {
         }
     }
 
-    private static func encodePairs(_ map: [UInt32: Int32], _ out: inout CheckpointWriter) {
+    private static func encodePairs(_ map: CountMap, _ out: inout CheckpointWriter) {
         out.count(map.count)
         for (key, value) in map {
             out.u32(key)
@@ -170,14 +170,13 @@ extension Scoreboard {
         }
     }
 
-    private static func decodePairs(_ input: inout CheckpointReader, names: Int) throws -> [UInt32: Int32] {
+    private static func decodePairs(_ input: inout CheckpointReader, names: Int) throws -> CountMap {
         let n = try input.count(elementSize: 8)
-        var map: [UInt32: Int32] = [:]
-        map.reserveCapacity(n)
+        var map = CountMap(minimumCapacity: n)
         for _ in 0..<n {
             let key = try input.u32()
             guard key < names else { throw BoardCheckpoint.Refused(reason: "a count names unknown player \(key)") }
-            map[key] = try input.i32()
+            map.set(try input.i32(), for: key)
         }
         return map
     }

@@ -115,7 +115,7 @@ public struct Scoreboard: Sendable {
 
     /// Addresses per player in each (slot, block), at `slot * 256 + block`: one flat array,
     /// so a count is one hash lookup with no nested copy-on-write checks.
-    var counts: [[UInt32: Int32]] = Array(repeating: [:], count: 2 * Period.allCases.count * 256)
+    var counts = [CountMap](repeating: CountMap(), count: 2 * Period.allCases.count * 256)
     /// Addresses per player and slot (names are interned 0, 1, 2, …): dense where most
     /// players have some, maps elsewhere.
     var totals = PlayerTotals(slots: slots)
@@ -125,13 +125,13 @@ public struct Scoreboard: Sendable {
     var addressesInSlot = [Int](repeating: 0, count: 2 * Period.allCases.count)
 
     private static func countIndex(_ slot: Int, _ block: Int) -> Int { slot &* 256 &+ block }
-    private func blockCounts(_ slot: Int, _ block: Int) -> [UInt32: Int32] { counts[Self.countIndex(slot, block)] }
+    private func blockCounts(_ slot: Int, _ block: Int) -> CountMap { counts[Self.countIndex(slot, block)] }
     private func total(_ slot: Int, _ name: UInt32) -> Int32 { totals[slot, name] }
 
     /// All-time addresses per country / AS / player, by name.
-    var byCountry: [UInt16: [UInt32: Int32]] = [:]
-    var byAS: [UInt32: [UInt32: Int32]] = [:]
-    var dataCenterOfPlayer: [UInt32: Int32] = [:]
+    var byCountry: [UInt16: CountMap] = [:]
+    var byAS: [UInt32: CountMap] = [:]
+    var dataCenterOfPlayer = CountMap()
     var providers: [String] = []
     var providerIDs: [String: UInt16] = [:]
 
@@ -145,7 +145,7 @@ public struct Scoreboard: Sendable {
     /// The last 31 UTC days: per day, per player, the net change of the addresses held (all
     /// time). A player's holdings on an earlier day are its holdings now minus the changes
     /// since: what the player page draws.
-    var heldChanges: [Int32: [UInt32: Int32]] = [:]
+    var heldChanges: [Int32: CountMap] = [:]
     static let historyDays: Int32 = 31
 
     static func day(of time: Int64) -> Int64 { time >= 0 ? time / 86_400 : (time - 86_399) / 86_400 }
@@ -300,23 +300,19 @@ public struct Scoreboard: Sendable {
         }
         if time >= cutoff[Period.month.index] {
             let day = Int32(Self.day(of: time))
-            heldChanges[day, default: [:]][name, default: 0] += delta
-            if heldChanges[day]?[name] == 0 {
-                heldChanges[day]?[name] = nil
-                if heldChanges[day]?.isEmpty == true { heldChanges[day] = nil }
-            }
+            heldChanges[day, default: CountMap()].add(delta, to: name)
+            if heldChanges[day]?.isEmpty == true { heldChanges[day] = nil }
         }
         if owner.country != 0 {
-            Self.add(&byCountry[owner.country, default: [:]], name, delta)
+            Self.add(&byCountry[owner.country, default: CountMap()], name, delta)
             if byCountry[owner.country]?.isEmpty == true { byCountry[owner.country] = nil }
         }
         if owner.asn != 0 {
-            Self.add(&byAS[owner.asn, default: [:]], name, delta)
+            Self.add(&byAS[owner.asn, default: CountMap()], name, delta)
             if byAS[owner.asn]?.isEmpty == true { byAS[owner.asn] = nil }
         }
         if owner.provider != 0 {
-            let n = dataCenterOfPlayer[name, default: 0] + delta
-            dataCenterOfPlayer[name] = n == 0 ? nil : n
+            dataCenterOfPlayer.add(delta, to: name)
         }
     }
 
@@ -334,13 +330,9 @@ public struct Scoreboard: Sendable {
         if before == 0 { playersInSlot[slot] += 1 } else if after == 0 { playersInSlot[slot] -= 1 }
     }
 
-    /// Adds `delta` in place (one hash lookup); a count that reaches zero leaves the map.
-    private static func add<K: Hashable>(_ map: inout [K: Int32], _ key: K, _ delta: Int32) {
-        func bump(_ value: inout Int32) -> Int32 {
-            value += delta
-            return value
-        }
-        if bump(&map[key, default: 0]) <= 0 { map.removeValue(forKey: key) }
+    /// Adds `delta` in place; a count that reaches zero (or less) leaves the map.
+    private static func add(_ map: inout CountMap, _ key: UInt32, _ delta: Int32) {
+        if map.add(delta, to: key) < 0 { map.removeValue(forKey: key) }
     }
 
     private mutating func internProvider(_ provider: String?) -> UInt16 {
@@ -536,7 +528,7 @@ public struct Scoreboard: Sendable {
         copy.originIDs = [:]
         copy.byCountry = [:]
         copy.byAS = [:]
-        copy.dataCenterOfPlayer = [:]
+        copy.dataCenterOfPlayer = CountMap()
         copy.heldChanges = [:]
         copy.changes = Changes()
         return copy
@@ -747,7 +739,7 @@ public struct Scoreboard: Sendable {
         let before: (UInt32, UInt32) -> Bool = order.map { o in { o.rank[Int($0)] < o.rank[Int($1)] } }
             ?? { names[Int($0)] < names[Int($1)] }
         let all = blockCounts(period.index, block)
-        let dataCenter = residential ? blockCounts(Self.dataCenterSlot(period.index), block) : [:]
+        let dataCenter = residential ? blockCounts(Self.dataCenterSlot(period.index), block) : CountMap()
         var top: (UInt32, Int32)?
         var second: (UInt32, Int32)?
         var total = 0
@@ -1242,7 +1234,7 @@ public struct Scoreboard: Sendable {
         Array(summaries(byAS.map { ("AS\($0.key)", $0.key, $0.value) }).prefix(limit))
     }
 
-    private func summaries(_ areas: [(key: String, asn: UInt32?, counts: [UInt32: Int32])]) -> [AreaSummary] {
+    private func summaries(_ areas: [(key: String, asn: UInt32?, counts: CountMap)]) -> [AreaSummary] {
         areas.map { key, asn, map in
             let top = standing(of: map, limit: 2)
             return AreaSummary(key: key, asn: asn, addresses: top.addresses, playerCount: top.playerCount, ruler: top.ruler,
@@ -1251,7 +1243,7 @@ public struct Scoreboard: Sendable {
         .sorted { $0.addresses != $1.addresses ? $0.addresses > $1.addresses : $0.key < $1.key }
     }
 
-    private func standing(of map: [UInt32: Int32], limit: Int) -> AreaStanding {
+    private func standing(of map: CountMap, limit: Int) -> AreaStanding {
         var all = map.map { (name: names[Int($0.key)], count: Int($0.value)) }
         let total = all.reduce(0) { $0 + $1.count }
         all.sort { $0.count != $1.count ? $0.count > $1.count : $0.name < $1.name }
