@@ -145,7 +145,7 @@ import IPAddress
         let taken = IPv4Address(0x0A00_0001)
         // Claims are applied in time order: the one older than the year first.
         board.apply(address: taken, name: PlayerName(trusted: "old"), at: now - 400 * 86_400, enforceRefreshInterval: false)
-        for i in 0..<20_000 {
+        for i in 0..<60_000 {
             board.apply(address: IPv4Address(0x0B00_0000 + UInt32(i) * 3), name: PlayerName(trusted: "s\(i)"), at: now - 10, enforceRefreshInterval: false)
         }
         func storage(_ buffer: ByteBuffer) -> UnsafeRawPointer? { buffer.withVeryUnsafeBytes { $0.baseAddress } }
@@ -161,11 +161,43 @@ import IPAddress
                 #expect(Self.object(views.scores[p]!) == expected, "\(p) /score")
             }
             let (all, year) = (views.scores[.all]!, views.scores[.year]!)
-            return (0..<ScoreChunks.groupCount).filter { storage(all.groups[$0]) != storage(year.groups[$0]) }
+            #expect(all.groups.count == 4)
+            return all.groups.indices.filter { storage(all.groups[$0]) != storage(year.groups[$0]) }
         }
         #expect(parted().count == 1)
         board.apply(address: taken, name: PlayerName(trusted: "s777"), at: now, enforceRefreshInterval: false)
         #expect(parted() == [])
+    }
+
+    /// A body kept through updates is regrouped as it grows past 1 MB a group and shrinks
+    /// under 64 KB a group, and holds what the board holds all along.
+    @Test func scoreGroupsFollowTheBodysSize() {
+        var board = Scoreboard()
+        let now: Int64 = 1_790_000_000
+        board.advance(to: now)
+        func claim(_ i: Int, _ name: String) {
+            board.apply(address: IPv4Address(0x0C00_0000 + UInt32(i)), name: PlayerName(trusted: name), at: now, enforceRefreshInterval: false)
+        }
+        for i in 0..<10 { claim(i, "first\(i)") }
+        var order = board.nameOrder(extending: .init())
+        var chunks = ScoreChunks(board.scoreTable(.all, order: order), names: board.names)
+        func check(_ groups: Int, _ label: String) {
+            let expected = Dictionary(uniqueKeysWithValues: board.scores(.all).map { ($0.name.value, $0.blocks.map { [$0.block, $0.count] }) })
+            #expect(Self.object(chunks) == expected, "\(label) /score")
+            #expect(chunks.groups.count == groups, "\(label) groups")
+        }
+        check(1, "small")
+        // 70,000 players join: about 1.4 MB in one group, so it is cut in four.
+        _ = board.takeChanges()
+        for i in 10..<70_010 { claim(i, "joined\(i)") }
+        order = board.nameOrder(extending: order)
+        chunks.update((10..<70_010).map { UInt32($0) }, period: .all, board: board)
+        check(4, "grown")
+        // All but 1,000 of them lose their address to one player: the groups fall under 64 KB.
+        for i in 1_000..<70_010 { claim(i, "taker") }
+        let taker = UInt32(board.names.count - 1)
+        chunks.update((1_000..<70_010).map { UInt32($0) } + [taker], period: .all, board: board)
+        check(1, "shrunk")
     }
 
     /// Address counts of 1,024 and more are ranked through the counting sort's dictionary

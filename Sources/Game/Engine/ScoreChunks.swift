@@ -9,21 +9,26 @@ import GameRules
 /// players the object is about 19 MB, and re-encoding it whole for each claim of a trickle
 /// cost most of a core (issue 24).
 ///
-/// The chunks are stored in 64 groups of 16 neighbours, one buffer each, and a chunk is a
-/// slice of its group's buffer. A buffer's capacity is rounded up to a power of two (NIO);
-/// 1,024 small buffers left about a third of their bytes unused but resident, where a large
-/// group buffer is mapped by malloc and only its written pages are resident. A body is 64
-/// parts instead of 1,024. A group that holds the same bytes as the same group of a longer
-/// period (the year's and all time's, while the game is younger than a year) shares its
-/// buffer (`share`).
+/// The chunks are stored in groups of neighbours, one buffer each, and a chunk is a slice of
+/// its group's buffer. A buffer's capacity is rounded up to a power of two (NIO); 1,024 small
+/// buffers left about a third of their bytes unused but resident. A group holds 256–512 KB
+/// when made (at most 64 groups, one for a small body), so malloc maps it for itself and only
+/// its written pages are resident (`serve` fixes the mmap threshold at 256 KB); a body whose
+/// groups drift past 1 MB or under 64 KB is regrouped. A body is served as its groups, about
+/// 40 parts at a million players instead of 1,024. A group that holds the same bytes as the
+/// same group of a longer period (the year's and all time's, while the game is younger than
+/// a year) shares its buffer (`share`).
 ///
 /// Entries are in the order of that hash, the same on every instance and after every
 /// restart (JSON objects carry no order; the ipv4.games pages read the object by key).
 struct ScoreChunks {
     static let bits = 10
     static let count = 1 << bits
-    static let chunksPerGroup = 16
-    static let groupCount = count / chunksPerGroup
+    /// Group sizes: made at `groupBytes` to twice it, regrouped outside `regroupBelow..<regroupAbove`.
+    static let groupBytes = 256 * 1_024
+    static let regroupBelow = 64 * 1_024
+    static let regroupAbove = 1_024 * 1_024
+    static let maxGroups = 64
 
     /// Each chunk: its entries in key order, each one preceded by a comma; a slice of its
     /// group's buffer.
@@ -32,6 +37,7 @@ struct ScoreChunks {
     private(set) var hashes: [UInt64]
     /// The buffer of each group of `chunksPerGroup` chunks.
     private(set) var groups: [ByteBuffer]
+    private var chunksPerGroup: Int { Self.count / groups.count }
 
     /// Where a name goes: a key from a hash of its quoted JSON form. The top bits pick the
     /// chunk; entries are in key order, ties broken by the quoted bytes.
@@ -79,27 +85,48 @@ struct ScoreChunks {
             let value = Key.value(names[Int(id)])
             byChunk[Key.chunk(value)].append((value, Int32(row)))
         }
+        var bytes: [[UInt8]] = []
+        bytes.reserveCapacity(Self.count)
+        for chunk in 0..<Self.count {
+            // Equal hash values are rare: only then are the names written out to compare.
+            byChunk[chunk].sort { $0.value != $1.value ? $0.value < $1.value : Key(names[Int(table.players[Int($0.row)])]) < Key(names[Int(table.players[Int($1.row)])]) }
+            var writer = JSONWriter()
+            for (_, row) in byChunk[chunk] {
+                let row = Int(row)
+                Self.appendEntry(names[Int(table.players[row])], table.blocks(of: row).lazy.map { (table.block[$0], table.count[$0]) }, to: &writer)
+            }
+            byChunk[chunk] = []
+            bytes.append(writer.bytes)
+        }
         chunks = Array(repeating: ByteBuffer(), count: Self.count)
         hashes = Array(repeating: 0, count: Self.count)
-        groups = Array(repeating: ByteBuffer(), count: Self.groupCount)
-        for group in 0..<Self.groupCount {
-            var writer = JSONWriter()
-            var ends: [Int] = []
-            for chunk in Self.chunks(of: group) {
-                // Equal hash values are rare: only then are the names written out to compare.
-                byChunk[chunk].sort { $0.value != $1.value ? $0.value < $1.value : Key(names[Int(table.players[Int($0.row)])]) < Key(names[Int(table.players[Int($1.row)])]) }
-                for (_, row) in byChunk[chunk] {
-                    let row = Int(row)
-                    Self.appendEntry(names[Int(table.players[row])], table.blocks(of: row).lazy.map { (table.block[$0], table.count[$0]) }, to: &writer)
-                }
-                byChunk[chunk] = []
-                ends.append(writer.bytes.count)
-            }
-            store(group, writer.bytes, ends: ends)
-        }
+        groups = [ByteBuffer(), ByteBuffer()]
+        group(Self.groupCount(bytes: bytes.reduce(0) { $0 + $1.count })) { bytes[$0] }
     }
 
-    private static func chunks(of group: Int) -> Range<Int> { group * chunksPerGroup..<(group + 1) * chunksPerGroup }
+    /// Groups for a body of `bytes`: a power of two, each group `groupBytes` or more.
+    private static func groupCount(bytes: Int) -> Int {
+        var n = 1
+        while n < maxGroups, bytes / (n * 2) >= groupBytes { n *= 2 }
+        return n
+    }
+
+    private func chunks(of group: Int) -> Range<Int> { group * chunksPerGroup..<(group + 1) * chunksPerGroup }
+
+    /// Stores every chunk (its bytes from `bytes`) in `count` groups.
+    private mutating func group(_ count: Int, _ bytes: (Int) -> some Collection<UInt8>) {
+        groups = Array(repeating: ByteBuffer(), count: count)
+        for g in 0..<count {
+            var out: [UInt8] = []
+            out.reserveCapacity(chunks(of: g).reduce(0) { $0 + bytes($1).count })
+            var ends: [Int] = []
+            for chunk in chunks(of: g) {
+                out.append(contentsOf: bytes(chunk))
+                ends.append(out.count)
+            }
+            store(g, out, ends: ends)
+        }
+    }
 
     /// Makes `bytes` (the group's chunks one after the other, chunk `i` ending at `ends[i]`)
     /// the group's buffer, and its chunks slices of it.
@@ -108,7 +135,7 @@ struct ScoreChunks {
         groups[group] = buffer
         var start = 0
         bytes.withUnsafeBytes { raw in
-            for (i, chunk) in Self.chunks(of: group).enumerated() {
+            for (i, chunk) in chunks(of: group).enumerated() {
                 chunks[chunk] = buffer.getSlice(at: start, length: ends[i] - start)!
                 hashes[chunk] = StripeHash.hash(UnsafeRawBufferPointer(rebasing: raw[start..<ends[i]]))
                 start = ends[i]
@@ -154,16 +181,25 @@ struct ScoreChunks {
         // Each group with a rewritten chunk gets a new buffer: the rewritten chunks and the
         // others' bytes as they were.
         var changed = Set<Int>()
-        for group in Set(rewritten.keys.map { $0 / Self.chunksPerGroup }) {
+        for group in Set(rewritten.keys.map { $0 / chunksPerGroup }) {
             var bytes: [UInt8] = []
             bytes.reserveCapacity(groups[group].readableBytes + 4_096)
             var ends: [Int] = []
-            for chunk in Self.chunks(of: group) {
+            for chunk in chunks(of: group) {
                 if let new = rewritten[chunk] { bytes.append(contentsOf: new) } else { bytes.append(contentsOf: chunks[chunk].readableBytesView) }
                 ends.append(bytes.count)
             }
             store(group, bytes, ends: ends)
             changed.insert(group)
+        }
+        // A body that grew or shrank far from its grouping is grouped again (its bytes copied,
+        // nothing encoded): every group changed.
+        let total = groups.reduce(0) { $0 + $1.readableBytes }
+        let count = Self.groupCount(bytes: total)
+        if count != groups.count, total / groups.count >= Self.regroupAbove || (groups.count > 1 && total / groups.count < Self.regroupBelow) {
+            let old = chunks
+            group(count) { old[$0].readableBytesView }
+            return Set(0..<count)
         }
         return changed
     }
@@ -171,8 +207,9 @@ struct ScoreChunks {
     /// Every group of `changed` (every group when nil) that holds the same bytes as the same
     /// group of `other` takes `other`'s buffer, so equal bodies of two periods are stored once.
     mutating func share(_ other: ScoreChunks, groups changed: Set<Int>?) {
-        for group in changed.map(Array.init) ?? Array(0..<Self.groupCount) {
-            let range = Self.chunks(of: group)
+        guard groups.count == other.groups.count else { return }
+        for group in changed.map(Array.init) ?? Array(groups.indices) {
+            let range = chunks(of: group)
             guard hashes[range] == other.hashes[range], groups[group] == other.groups[group] else { continue }
             groups[group] = other.groups[group]
             for chunk in range { chunks[chunk] = other.chunks[chunk] }
