@@ -34,13 +34,15 @@ extension Scoreboard {
         for n in playersInSlot { out.count(n) }
         for n in addressesInSlot { out.count(n) }
 
-        out.count(byCountry.count)
-        for (country, map) in byCountry {
+        out.raw(byCountry.sole)
+        out.count(byCountry.maps.count)
+        for (country, map) in byCountry.maps {
             out.u16(country)
             Self.encodePairs(map, &out)
         }
-        out.count(byAS.count)
-        for (asn, map) in byAS {
+        out.raw(byAS.sole)
+        out.count(byAS.maps.count)
+        for (asn, map) in byAS.maps {
             out.u32(asn)
             Self.encodePairs(map, &out)
         }
@@ -137,14 +139,28 @@ extension Scoreboard {
         playersInSlot = try (0..<Self.slots).map { _ in Int(try input.u64()) }
         addressesInSlot = try (0..<Self.slots).map { _ in Int(try input.u64()) }
 
+        // Per player its one country and AS (0: none; the maximum: spread over the maps).
+        let soleCountry = try input.raw(nameCount, as: UInt16.self)
+        var countryMaps: [UInt16: CountMap] = [:]
         for _ in 0..<(try input.count(elementSize: 10)) {
             let country = try input.u16()
-            byCountry[country] = try Self.decodePairs(&input, names: nameCount)
+            guard countryMaps.updateValue(try Self.decodePairs(&input, names: nameCount), forKey: country) == nil else { throw refuse("country \(country) appears twice") }
         }
+        let soleAS = try input.raw(nameCount, as: UInt32.self)
+        var systemMaps: [UInt32: CountMap] = [:]
         for _ in 0..<(try input.count(elementSize: 12)) {
             let asn = try input.u32()
-            byAS[asn] = try Self.decodePairs(&input, names: nameCount)
+            guard systemMaps.updateValue(try Self.decodePairs(&input, names: nameCount), forKey: asn) == nil else { throw refuse("AS \(asn) appears twice") }
         }
+        // A player has an area exactly when it holds addresses.
+        for id in 0..<nameCount where (soleCountry[id] == 0) != (totals[0, UInt32(id)] == 0) || (soleAS[id] == 0) != (totals[0, UInt32(id)] == 0) {
+            throw refuse("player \(id) has areas that do not match its addresses")
+        }
+        guard let countries = AreaCounts(sole: soleCountry, maps: countryMaps), let systems = AreaCounts(sole: soleAS, maps: systemMaps) else {
+            throw refuse("area counts name players that are not spread over areas")
+        }
+        byCountry = countries
+        byAS = systems
         for _ in 0..<(try input.count(elementSize: 12)) {
             let name = try input.u32()
             guard name < nameCount else { throw refuse("country counts for unknown player \(name)") }

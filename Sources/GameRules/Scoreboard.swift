@@ -129,8 +129,8 @@ public struct Scoreboard: Sendable {
     private func total(_ slot: Int, _ name: UInt32) -> Int32 { totals[slot, name] }
 
     /// All-time addresses per country / AS / player, by name.
-    var byCountry: [UInt16: CountMap] = [:]
-    var byAS: [UInt32: CountMap] = [:]
+    var byCountry = AreaCounts<UInt16>()
+    var byAS = AreaCounts<UInt32>()
     var dataCenterOfPlayer = CountMap()
     var providers: [String] = []
     var providerIDs: [String: UInt16] = [:]
@@ -303,14 +303,9 @@ public struct Scoreboard: Sendable {
             heldChanges[day, default: CountMap()].add(delta, to: name)
             if heldChanges[day]?.isEmpty == true { heldChanges[day] = nil }
         }
-        if owner.country != 0 {
-            Self.add(&byCountry[owner.country, default: CountMap()], name, delta)
-            if byCountry[owner.country]?.isEmpty == true { byCountry[owner.country] = nil }
-        }
-        if owner.asn != 0 {
-            Self.add(&byAS[owner.asn, default: CountMap()], name, delta)
-            if byAS[owner.asn]?.isEmpty == true { byAS[owner.asn] = nil }
-        }
+        // Every address, of a known area or not: a player's sole area must stand for all of them.
+        byCountry.add(delta, area: owner.country, player: name, total: total(0, name))
+        byAS.add(delta, area: owner.asn, player: name, total: total(0, name))
         if owner.provider != 0 {
             dataCenterOfPlayer.add(delta, to: name)
         }
@@ -359,6 +354,8 @@ public struct Scoreboard: Sendable {
         names.append(name)
         nameIDs.insert(id, names: names)
         totals.appendPlayer()
+        byCountry.appendPlayer()
+        byAS.appendPlayer()
         return id
     }
 
@@ -526,8 +523,8 @@ public struct Scoreboard: Sendable {
         copy.recentRing = []
         copy.nameIDs = NameIndex()
         copy.originIDs = [:]
-        copy.byCountry = [:]
-        copy.byAS = [:]
+        copy.byCountry = AreaCounts()
+        copy.byAS = AreaCounts()
         copy.dataCenterOfPlayer = CountMap()
         copy.heldChanges = [:]
         copy.changes = Changes()
@@ -1106,12 +1103,7 @@ public struct Scoreboard: Sendable {
             for c in here.values where c > fewest { aboveFewest += 1 }
             result.append(PlayerBlock(block: block, count: Int(mine), rank: above + 1, isTied: same > 0, players: here.count, worstRank: aboveFewest + 1))
         }
-        // A player's countries from the per-country counts (a lookup in each of at most a few
-        // hundred maps): a map per player beside them cost about 100 bytes a player.
-        var countries: [(country: String, addresses: Int)] = []
-        for (code, players) in byCountry {
-            if let n = players[id] { countries.append((CountryCode(rawValue: code).description, Int(n))) }
-        }
+        var countries = byCountry.areas(of: id, total: total(0, id)).map { (country: CountryCode(rawValue: $0.area).description, addresses: Int($0.count)) }
         countries.sort { $0.addresses != $1.addresses ? $0.addresses > $1.addresses : $0.country < $1.country }
         return PlayerStanding(
             name: name, addresses: Int(total(p, id)), blocks: result, countries: countries,
@@ -1203,13 +1195,13 @@ public struct Scoreboard: Sendable {
 
     /// "Who rules DE": players by addresses held in the country (upper-case ISO code).
     public func country(_ code: String, limit: Int = 100) -> AreaStanding? {
-        guard let packed = ClaimOrigin.normalizedCountry(code).flatMap({ CountryCode($0)?.rawValue }), let map = byCountry[packed] else { return nil }
+        guard let packed = ClaimOrigin.normalizedCountry(code).flatMap({ CountryCode($0)?.rawValue }), let map = byCountry.players(in: packed, total: { total(0, $0) }) else { return nil }
         return standing(of: map, limit: limit)
     }
 
     /// "Who rules AS3320": players by addresses held in the autonomous system.
     public func autonomousSystem(_ asn: UInt32, limit: Int = 100) -> AreaStanding? {
-        guard let map = byAS[asn] else { return nil }
+        guard asn != 0, let map = byAS.players(in: asn, total: { total(0, $0) }) else { return nil }
         return standing(of: map, limit: limit)
     }
 
@@ -1226,12 +1218,12 @@ public struct Scoreboard: Sendable {
 
     /// Every country with claimed addresses, most addresses first.
     public func countries() -> [AreaSummary] {
-        summaries(byCountry.map { (CountryCode(rawValue: $0.key).description, nil, $0.value) })
+        summaries(byCountry.all(total: { total(0, $0) }).map { (CountryCode(rawValue: $0.key).description, nil, $0.value) })
     }
 
     /// The autonomous systems with the most claimed addresses.
     public func autonomousSystems(limit: Int = 100) -> [AreaSummary] {
-        Array(summaries(byAS.map { ("AS\($0.key)", $0.key, $0.value) }).prefix(limit))
+        Array(summaries(byAS.all(total: { total(0, $0) }).map { ("AS\($0.key)", $0.key, $0.value) }).prefix(limit))
     }
 
     private func summaries(_ areas: [(key: String, asn: UInt32?, counts: CountMap)]) -> [AreaSummary] {
