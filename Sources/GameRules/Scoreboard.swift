@@ -566,42 +566,52 @@ public struct Scoreboard: Sendable {
         return out.reversed()
     }
 
-    /// Per player, per block address counts (the ipv4.games `/score` shape).
-    /// Player ids in name order, and each id's position in it: computed once per refresh (and
-    /// extended, not redone, as names are interned), so the views sort by integers, not names.
+    /// Each player id's position in name order: computed once per refresh (and extended, not
+    /// redone, as names are interned), so the views sort by integers, not names. Only the
+    /// positions are kept (4 bytes a player); the ids in order are made from them where a
+    /// whole view is built.
     package struct NameOrder: Sendable {
-        package var ids: [UInt32] = []
         package var rank: [UInt32] = []
-        package init(ids: [UInt32] = [], rank: [UInt32] = []) {
-            self.ids = ids
-            self.rank = rank
+        package init(rank: [UInt32] = []) { self.rank = rank }
+
+        /// Players ordered.
+        package var count: Int { rank.count }
+
+        /// The player ids in name order (a pass over the positions).
+        package func ids() -> [UInt32] {
+            var ids = [UInt32](repeating: 0, count: rank.count)
+            for (id, position) in rank.enumerated() { ids[Int(position)] = UInt32(id) }
+            return ids
         }
     }
 
     /// `previous` (the order of the first `previous.ids.count` names) extended with the names
     /// interned since: the new ones sorted and merged in, O(players) rather than a full sort.
     package func nameOrder(extending previous: NameOrder) -> NameOrder {
-        guard previous.ids.count < names.count else { return previous }
+        guard previous.count < names.count else { return previous }
         let names = self.names
-        let fresh = (previous.ids.count..<names.count).map(UInt32.init).sorted { names[Int($0)] < names[Int($1)] }
-        var ids: [UInt32] = []
-        ids.reserveCapacity(names.count)
+        let old = previous.ids()
+        let fresh = (previous.count..<names.count).map(UInt32.init).sorted { names[Int($0)] < names[Int($1)] }
+        var rank = [UInt32](repeating: 0, count: names.count)
+        var position: UInt32 = 0
+        func place(_ id: UInt32) {
+            rank[Int(id)] = position
+            position += 1
+        }
         var i = 0
         var j = 0
-        while i < previous.ids.count, j < fresh.count {
-            if names[Int(fresh[j])] < names[Int(previous.ids[i])] {
-                ids.append(fresh[j])
+        while i < old.count, j < fresh.count {
+            if names[Int(fresh[j])] < names[Int(old[i])] {
+                place(fresh[j])
                 j += 1
             } else {
-                ids.append(previous.ids[i])
+                place(old[i])
                 i += 1
             }
         }
-        ids += previous.ids[i...]
-        ids += fresh[j...]
-        var rank = [UInt32](repeating: 0, count: ids.count)
-        for (position, id) in ids.enumerated() { rank[Int(id)] = UInt32(position) }
-        return NameOrder(ids: ids, rank: rank)
+        for id in old[i...] { place(id) }
+        for id in fresh[j...] { place(id) }
+        return NameOrder(rank: rank)
     }
 
     /// `scores(_:)` through a precomputed name order (the views are built from `scoreTable`).
@@ -644,7 +654,7 @@ public struct Scoreboard: Sendable {
         var next: Int32 = 0
         table.players.reserveCapacity(playersInSlot[period.index])
         table.start.reserveCapacity(playersInSlot[period.index] + 1)
-        for id in order.ids where pairs[Int(id)] > 0 {
+        for id in order.ids() where pairs[Int(id)] > 0 {
             at[Int(id)] = next
             next += pairs[Int(id)]
             table.players.append(id)
@@ -881,7 +891,7 @@ public struct Scoreboard: Sendable {
         // Every player's addresses in the view, placed at its name's rank: the totals are
         // read in id order (reading them in name order cost a cache miss each), the holders
         // marked off.
-        let players = order.ids.count
+        let players = order.count
         var amountByRank = [Int32](repeating: 0, count: players)
         order.rank.withUnsafeBufferPointer { rank in
             amountByRank.withUnsafeMutableBufferPointer { amount in
@@ -925,6 +935,7 @@ public struct Scoreboard: Sendable {
             next += small[n]
         }
         var ids = [UInt32](repeating: 0, count: holders.count + others)
+        let orderedIDs = order.ids()
         for (i, h) in holders.enumerated() {
             ids[i] = h.id
             ranking.holderAddresses.append(UInt32(h.addresses))
@@ -938,7 +949,7 @@ public struct Scoreboard: Sendable {
                 i = largeStart[n]!
                 largeStart[n]! += 1
             }
-            ids[i] = order.ids[r]
+            ids[i] = orderedIDs[r]
         }
         ranking.ids = ids
         ranking.total = ids.count

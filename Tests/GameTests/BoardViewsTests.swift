@@ -30,7 +30,7 @@ import IPAddress
             board.advance(to: now + Int64(round) * 3_600)
             // The order is extended from the previous round's, as the engine does.
             order = board.nameOrder(extending: order)
-            #expect(order.ids.count == board.names.count)
+            #expect(order.count == board.names.count)
             let copy = board.countsOnly()
             // Views kept from the last round and moved on by the players who moved (with the
             // window moved on too; the first round has no list and computes all) equal views
