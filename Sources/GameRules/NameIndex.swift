@@ -1,50 +1,61 @@
 /// Player ids by name, for the board: an open-addressing table of ids (4 bytes a slot, at most
-/// half full) that compares against the board's own array of names. A `[String: UInt32]` kept
-/// a second copy of every name with its hash buckets: about 42 bytes a player at a million
-/// players, against 8 to 16 here (`bench/scale.sh` with `NAMES=distinct`).
+/// three quarters full) that compares against the board's own array of names. A
+/// `[String: UInt32]` kept a second copy of every name with its hash buckets: about 42 bytes a
+/// player at a million players. The table may have any size (a name's first slot is a
+/// multiply-shift of its hash onto it), so it takes 5.3 bytes a player when sized for its
+/// names and about 6.4 while growing by half; a power-of-two table at most half full took
+/// 8–16 (`bench/scale.sh` with `NAMES=distinct`).
 struct NameIndex: Sendable {
-    /// `id + 1` of the name hashed there, 0 for an empty slot; the count is a power of two.
+    /// `id + 1` of the name hashed there, 0 for an empty slot.
     private var slots: [UInt32] = []
     private(set) var count = 0
 
     init() {}
 
+    /// Slots for `n` names at a load of at most 0.75.
+    private static func size(for n: Int) -> Int { Swift.max(16, n * 4 / 3 + 1) }
+
+    private static func home(_ name: String, _ size: Int) -> Int {
+        let hash = UInt64(UInt(bitPattern: name.hashValue)) >> 32
+        return Int(truncatingIfNeeded: (hash &* UInt64(size)) >> 32)
+    }
+
     /// Room for `n` names without growing.
     mutating func reserveCapacity(_ n: Int, names: [PlayerName]) {
-        if n * 2 > slots.count { rehash(capacity: n * 2, names: names) }
+        if Self.size(for: n) > slots.count { rehash(size: Self.size(for: n), names: names) }
     }
 
     func find(_ name: String, in names: [PlayerName]) -> UInt32? {
         guard !slots.isEmpty else { return nil }
-        let mask = slots.count - 1
-        var i = name.hashValue & mask
+        var i = Self.home(name, slots.count)
         while true {
             let slot = slots[i]
             if slot == 0 { return nil }
             if names[Int(slot - 1)].value == name { return slot - 1 }
-            i = (i + 1) & mask
+            i += 1
+            if i == slots.count { i = 0 }
         }
     }
 
     /// Records `id` as `names[id]`'s (not already present).
     mutating func insert(_ id: UInt32, names: [PlayerName]) {
-        if (count + 1) * 2 > slots.count { rehash(capacity: max(16, slots.count * 2), names: names) }
-        place(id, hash: names[Int(id)].value.hashValue)
+        if (count + 1) * 4 > slots.count * 3 { rehash(size: Swift.max(Self.size(for: count + 1), slots.count + slots.count / 2), names: names) }
+        place(id, home: Self.home(names[Int(id)].value, slots.count))
         count += 1
     }
 
-    private mutating func place(_ id: UInt32, hash: Int) {
-        let mask = slots.count - 1
-        var i = hash & mask
-        while slots[i] != 0 { i = (i + 1) & mask }
+    private mutating func place(_ id: UInt32, home: Int) {
+        var i = home
+        while slots[i] != 0 {
+            i += 1
+            if i == slots.count { i = 0 }
+        }
         slots[i] = id + 1
     }
 
-    private mutating func rehash(capacity: Int, names: [PlayerName]) {
-        var size = 16
-        while size < capacity { size <<= 1 }
+    private mutating func rehash(size: Int, names: [PlayerName]) {
         let old = slots
         slots = [UInt32](repeating: 0, count: size)
-        for slot in old where slot != 0 { place(slot - 1, hash: names[Int(slot - 1)].value.hashValue) }
+        for slot in old where slot != 0 { place(slot - 1, home: Self.home(names[Int(slot - 1)].value, size)) }
     }
 }
