@@ -72,6 +72,25 @@ timed() {
 rate() { python3 -c "import sys; print(f'{float(sys.argv[1]) / max(float(sys.argv[2]), 1e-9) / 1e6:.2f}')" "$1" "$2"; }
 rss_kb() { awk '/^VmRSS/ {print $2}' "/proc/$1/status"; }
 anon_kb() { awk '/^RssAnon/ {print $2}' "/proc/$1/status"; }
+# Resident memory once a start's transient work (score encoding, freed buffers) is done: the
+# lowest of 10 samples a second apart; sets low_kb and low_anon_kb.
+low_rss() {
+    local r
+    low_kb=$(rss_kb "$1"); low_anon_kb=$(anon_kb "$1")
+    for _ in $(seq 10); do
+        sleep 1; r=$(rss_kb "$1")
+        if [ "$r" -lt "$low_kb" ]; then low_kb=$r; low_anon_kb=$(anon_kb "$1"); fi
+    done
+}
+# Waits until the server logging to LOG has written its board checkpoint.
+wait_checkpoint() {
+    local deadline=$(( $(date +%s) + step_timeout ))
+    until grep -q "board checkpoint written" "$1"; do
+        [ "$(date +%s)" -lt "$deadline" ] || { echo "no checkpoint written" >&2; break; }
+        sleep 0.1
+    done
+}
+players_of() { curl -sf "http://127.0.0.1:$1/healthz" | python3 -c "import sys, json; print(json.load(sys.stdin)['players'])"; }
 # Starts a server on DB; sets srv_pid, srv_port and srv_listen_s (start to "ipquest listening").
 start_server() {
     local db=$1 log=$2; shift 2
@@ -151,11 +170,7 @@ for n in $sizes; do
     echo "  serve: listening after ${srv_listen_s} s, scores complete ${R[complete,$n]}: $(cat "$work/check.out")"
     # Restart: that first start loaded every row and then checkpointed the board (DATABASE.board);
     # a restart resumes from the checkpoint and replays only the journal after it.
-    deadline=$(( $(date +%s) + step_timeout ))
-    until grep -q "board checkpoint written" "$work/serve-$n.log"; do
-        [ "$(date +%s)" -lt "$deadline" ] || { echo "no checkpoint written" >&2; break; }
-        sleep 0.1
-    done
+    wait_checkpoint "$work/serve-$n.log"
     stop_server "$pid"
     start_server "$db" "$work/serve-again-$n.log"
     pid=$srv_pid; port=$srv_port
@@ -163,13 +178,31 @@ for n in $sizes; do
     R[restart_from,$n]=$(sed -n 's/.* from=\([a-z]*\) .*loaded claims.*/\1/p' "$work/serve-again-$n.log" | head -1)
     if python3 bench/scale/check_scores.py "$port" "$n" > "$work/check.out"; then R[restart_complete,$n]="at listening"; else R[restart_complete,$n]="NOT at listening"; fi
     echo "  restart: listening after ${srv_listen_s} s (from ${R[restart_from,$n]}), scores complete ${R[restart_complete,$n]}: $(cat "$work/check.out")"
-    # Resident memory once the start's transient work (score encoding, freed buffers) is done:
-    # the lowest of 10 samples a second apart. The score snapshots sit in RSS as in production.
-    low=$(rss_kb "$pid"); low_anon=$(anon_kb "$pid")
-    for _ in $(seq 10); do sleep 1; r=$(rss_kb "$pid"); [ "$r" -lt "$low" ] && { low=$r; low_anon=$(anon_kb "$pid"); }; done
-    R[rss_mb,$n]=$(( low / 1024 )); R[anon_mb,$n]=$(( low_anon / 1024 ))
-    R[bpa,$n]=$(( low * 1024 / n ))
+    # The score snapshots sit in RSS as in production.
+    low_rss "$pid"
+    R[rss_mb,$n]=$(( low_kb / 1024 )); R[anon_mb,$n]=$(( low_anon_kb / 1024 ))
+    R[bpa,$n]=$(( low_kb * 1024 / n ))
     echo "  resident: ${R[rss_mb,$n]} MB (anonymous ${R[anon_mb,$n]} MB), ${R[bpa,$n]} bytes per claimed address"
+    if [ "$names" = distinct ]; then
+        # Bytes per player: the same claims (same addresses, times and origins) with Zipf names,
+        # restarted from a checkpoint and measured the same way; the difference in resident
+        # memory over the difference in players. A name of these ("u123456") is a 16-byte
+        # String with no storage of its own, so "beyond its name" is that less 16.
+        distinct_kb=$low_kb; distinct_players=$(players_of "$port")
+        "$out/gen_claims" -n "$n" -p "$players" -o "$order" > "$work/other.tsv"
+        rm -f "$work/other.sqlite"*
+        timed "$work/import-other-$n.log" "$bin" claims import --database "$work/other.sqlite" "$work/other.tsv"
+        start_server "$work/other.sqlite" "$work/serve-other-$n.log"
+        wait_checkpoint "$work/serve-other-$n.log"
+        stop_server "$srv_pid"
+        start_server "$work/other.sqlite" "$work/serve-other-again-$n.log"
+        low_rss "$srv_pid"
+        few=$(players_of "$srv_port")
+        stop_server "$srv_pid"
+        rm -f "$work/other.tsv" "$work/other.sqlite"*
+        R[bpp,$n]=$(( (distinct_kb - low_kb) * 1024 / (distinct_players - few) ))
+        echo "  per player: $distinct_players players ${distinct_kb} kB, the same claims by $few players ${low_kb} kB: ${R[bpp,$n]} bytes a player, $(( R[bpp,$n] - 16 )) beyond its name (target 100)"
+    fi
 
     top=$(curl -sf "http://127.0.0.1:$port/api/leaderboard" | python3 -c "import sys, json; print(json.load(sys.stdin)['players'][0]['name'])")
     block=$(curl -sf "http://127.0.0.1:$port/score" | python3 -c "
@@ -219,7 +252,7 @@ cell() {
         export) echo "${R[export_s,$n]} s (${R[export_rate,$n]} M rows/s), peak ${R[export_mb,$n]} MB";;
         start) echo "${R[start_s,$n]} s (scores complete ${R[complete,$n]})";;
         restart) echo "${R[restart_s,$n]} s (from ${R[restart_from,$n]}; scores complete ${R[restart_complete,$n]})";;
-        rss) echo "${R[rss_mb,$n]} MB (${R[bpa,$n]} B/address; anonymous ${R[anon_mb,$n]} MB)";;
+        rss) echo "${R[rss_mb,$n]} MB (${R[bpa,$n]} B/address; anonymous ${R[anon_mb,$n]} MB)${R[bpp,$n]:+; ${R[bpp,$n]} B a player, $(( ${R[bpp,$n]:-16} - 16 )) beyond its name}";;
         trickle) echo "${R[trickle_cpu,$n]} % of a core; slowest p99 ${R[trickle_p99,$n]}";;
         claims) echo "${R[loaded_rate,$n]} vs ${R[empty_rate,$n]} (${R[claim_ratio,$n]}x), p99 ${R[loaded_p99,$n]} vs ${R[empty_p99,$n]} ms";;
         *) echo "${R[${1}_ms,$n]} (${R[${1}_size,$n]} B)";;
