@@ -181,6 +181,10 @@ public struct Scoreboard: Sendable {
     /// The position of the checkpoint this board was resumed from (not written to checkpoints).
     package var checkpointPosition: Int64 = 0
 
+    /// Moves whenever a claim lands in `block` (its all-time counts change): what depends only
+    /// on the block's owners can be kept until it moves.
+    package func ownersVersion(block: Int) -> UInt64 { blockVersions[Self.countIndex(0, block)] }
+
     public var addressCount: Int { addresses.count }
     /// Entries in the time-ordered log (live or superseded), for memory checks.
     public var logCount: Int { log.count }

@@ -102,6 +102,11 @@ extension GameEngine {
         board.withLock { $0.areaHolders(block: block) }
     }
 
+    /// Changes whenever an address of `block` changes owner (or is claimed again).
+    func ownersVersion(block: Int) -> UInt64 {
+        board.withLock { $0.ownersVersion(block: block) }
+    }
+
     var nowSeconds: Int64 { clock.seconds }
 
     /// Addresses per `2^shift`-address area over `blocks` (only `name`'s when given), one

@@ -350,19 +350,21 @@ final class PictureCache<Extra: Sendable>: Sendable {
         var extra: Extra
     }
 
-    let minimumAge: Duration = .seconds(3)
+    let minimumAge: Duration
     let rebuildInterval: Duration?
     let capacity: Int
     private let entries = Mutex<[String: Entry]>([:])
     private let lastRebuild = Mutex<ContinuousClock.Instant?>(nil)
 
-    init(capacity: Int = 256, rebuildInterval: Duration? = nil) {
+    init(capacity: Int = 256, rebuildInterval: Duration? = nil, minimumAge: Duration = .seconds(3)) {
         self.capacity = capacity
         self.rebuildInterval = rebuildInterval
+        self.minimumAge = minimumAge
     }
 
-    func picture(_ key: String, engine: GameEngine, make: () -> (png: [UInt8], extra: Extra)) -> Entry {
-        let boardTag = engine.snapshot[Snapshot.blocksKey(.all)]?.etag ?? ""
+    /// `tag` says what the picture shows has changed (by default: anything on the board did).
+    func picture(_ key: String, engine: GameEngine, tag: String? = nil, make: () -> (png: [UInt8], extra: Extra)) -> Entry {
+        let boardTag = tag ?? engine.snapshot[Snapshot.blocksKey(.all)]?.etag ?? ""
         let now = ContinuousClock.now
         if let hit = entries.withLock({ $0[key] }) {
             if hit.boardTag == boardTag || now - hit.builtAt < minimumAge { return hit }
@@ -393,9 +395,11 @@ struct BlockMapLegend: Sendable {
 
 extension PictureCache where Extra == BlockMapLegend {
     /// The per-/24 map of one block: scans every owner of the block under the board's lock,
-    /// so rebuilds are throttled (see `WebSite.maps`).
+    /// so rebuilds are throttled (see `WebSite.maps`), and made again only when an owner in
+    /// that block changed, not on every claim elsewhere (at 50 M addresses a rebuild takes
+    /// ~10 ms: /blocks/N's p99 under a trickle of claims in another block, issue 24).
     func map(block: Int, engine: GameEngine) -> Entry {
-        picture("block|\(block)", engine: engine) {
+        picture("block|\(block)", engine: engine, tag: "owners \(engine.ownersVersion(block: block))") {
             let (names, holders) = engine.areaHolders(block)
             var areas = [Int](repeating: 0, count: names.count)
             var tied = 0
