@@ -155,8 +155,14 @@ struct TunnelCommand: AsyncParsableCommand {
         }
         var line = "ipquest tunnel listening on \(scheme)://\(listen.host.contains(":") ? "[\(listen.host)]" : listen.host):\(port)"
         if let metricsPort = metricsEndpoint?.localAddress?.port { line += " metrics on port \(metricsPort)" }
-        FileHandle.standardOutput.write(Data((line + "\n").utf8))
-        let service = TunnelService(server: server, drainTimeout: .seconds(max(0, drainSeconds)), logger: logger)
+        // The line is written once the service group runs, its signal handlers in place: a client that
+        // starts on the line (and may fill every descriptor at once) can then always stop the tunnel with
+        // SIGTERM. Written before, a test filling the descriptor table raced the group's start, and the
+        // tunnel ignored the SIGTERM that followed (AcceptBackoffTests hung in CI).
+        let listening = line
+        let service = TunnelService(server: server, drainTimeout: .seconds(max(0, drainSeconds)), logger: logger) {
+            FileHandle.standardOutput.write(Data((listening + "\n").utf8))
+        }
         let group = ServiceGroup(configuration: .init(services: [service], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
         try await group.run()
     }
@@ -176,8 +182,11 @@ struct TunnelService: Service {
     let server: TunnelServer
     let drainTimeout: Duration
     let logger: Logger
+    /// Called when the service starts (the group's signal handling is set up by then).
+    let started: @Sendable () -> Void
 
     func run() async throws {
+        started()
         try? await gracefulShutdown()
         let open = server.activeConnectionCount
         logger.info("tunnel stopping: no new connections", metadata: ["open_tunnels": "\(open)", "drain_seconds": "\(drainTimeout.components.seconds)"])

@@ -51,8 +51,15 @@ struct AcceptBackoffTests {
             return text.split(separator: "\n").filter { $0.contains("accept") }.count
         }
 
+        /// SIGTERM, and the tunnel must exit within its drain time (30 s) and a margin; if it does not, the
+        /// test fails and the child is killed, so a stuck child never holds the test run.
         func stop() {
             if process.isRunning { process.terminate() }
+            let exited = AcceptBackoffTests.wait(seconds: 45) { !process.isRunning }
+            if !exited {
+                Issue.record("the tunnel did not exit within 45 s of SIGTERM: \((try? String(contentsOfFile: stderrPath, encoding: .utf8)) ?? "")")
+                kill(pid, SIGKILL)
+            }
             process.waitUntilExit()
             try? FileManager.default.removeItem(atPath: directory)
         }
