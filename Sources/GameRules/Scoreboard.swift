@@ -308,8 +308,9 @@ public struct Scoreboard: Sendable {
             if heldChanges[day]?.isEmpty == true { heldChanges[day] = nil }
         }
         // Every address, of a known area or not: a player's sole area must stand for all of them.
-        byCountry.add(delta, area: owner.country, player: name, total: total(0, name))
-        byAS.add(delta, area: owner.asn, player: name, total: total(0, name))
+        let held = total(0, name)
+        byCountry.add(delta, area: owner.country, player: name, total: held)
+        byAS.add(delta, area: owner.asn, player: name, total: held)
         if owner.provider != 0 {
             dataCenterOfPlayer.add(delta, to: name)
         }
@@ -373,13 +374,7 @@ public struct Scoreboard: Sendable {
             var i = cursor[p]
             while i < log.count, Int64(log[i].time) < newCutoff {
                 let e = log[i]
-                if let slot = addresses.get(e.ip), slot.time == e.time {
-                    version &+= 1
-                    periodVersions[p] &+= 1
-                    let block = Int(e.ip >> 24)
-                    count(slot: p, block: block, name: slot.name, by: -1)
-                    if origins[Int(slot.origin)].provider != 0 { count(slot: Self.dataCenterSlot(p), block: block, name: slot.name, by: -1) }
-                }
+                if let slot = addresses.get(e.ip), slot.time == e.time { leave(p, slot, block: Int(e.ip >> 24)) }
                 i += 1
             }
             cursor[p] = i
@@ -411,15 +406,19 @@ public struct Scoreboard: Sendable {
             let leaving = from..<to
             for (key, page) in addresses.pages {
                 let block = Int(key >> 16)
-                for slot in page where leaving.contains(Int64(slot.time)) {
-                    version &+= 1
-                    periodVersions[p] &+= 1
-                    count(slot: p, block: block, name: slot.name, by: -1)
-                    if origins[Int(slot.origin)].provider != 0 { count(slot: Self.dataCenterSlot(p), block: block, name: slot.name, by: -1) }
-                }
+                for slot in page where leaving.contains(Int64(slot.time)) { leave(p, slot, block: block) }
             }
         }
         cutoff[p] = newCutoff
+    }
+
+    /// The claim in `slot` (of `block`) leaves timed period `p`: it stops counting there, over
+    /// all addresses and, for a data-center address, over those too.
+    private mutating func leave(_ p: Int, _ slot: AddressPages.Slot, block: Int) {
+        version &+= 1
+        periodVersions[p] &+= 1
+        count(slot: p, block: block, name: slot.name, by: -1)
+        if origins[Int(slot.origin)].provider != 0 { count(slot: Self.dataCenterSlot(p), block: block, name: slot.name, by: -1) }
     }
 
     /// Rebuilds the board from stored claims (any order) as of `now`.
