@@ -204,11 +204,11 @@ struct ScoreChunks {
         return changed
     }
 
-    /// Every group of `changed` (every group when nil) that holds the same bytes as the same
-    /// group of `other` takes `other`'s buffer, so equal bodies of two periods are stored once.
-    mutating func share(_ other: ScoreChunks, groups changed: Set<Int>?) {
+    /// Every group of `changed` that holds the same bytes as the same group of `other` takes
+    /// `other`'s buffer, so equal bodies of two periods are stored once.
+    mutating func share(_ other: ScoreChunks, groups changed: Set<Int>) {
         guard groups.count == other.groups.count else { return }
-        for group in changed.map(Array.init) ?? Array(groups.indices) {
+        for group in changed where groups.indices.contains(group) {
             let range = chunks(of: group)
             guard hashes[range] == other.hashes[range], groups[group] == other.groups[group] else { continue }
             groups[group] = other.groups[group]

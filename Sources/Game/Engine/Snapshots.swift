@@ -61,22 +61,22 @@ struct BoardViews {
             }
             return board.top(p, residential: residential, standings: standings, order: order)
         }
-        // The /score groups each period rewrote (nil: all of them), so each period's can be
-        // compared with the next longer period's (`ScoreChunks.share`).
-        var rewritten: [Period: Set<Int>?] = [:]
+        // The /score groups each period rewrote this refresh, so each period's can be compared
+        // with the next longer period's where either changed (`ScoreChunks.share`).
+        var rewritten: [Period: Set<Int>] = [:]
         for p in periods {
-            if let moved = changes.moved(p), var chunks = kept.scores[p] {
+            var chunks: ScoreChunks
+            if let moved = changes.moved(p), let previous = kept.scores[p] {
+                chunks = previous
                 rewritten[p] = chunks.update(moved.lazy.map(\.id), period: p, board: board)
-                kept.scores[p] = chunks
             } else {
-                kept.scores[p] = ScoreChunks(board.scoreTable(p, order: order), names: board.names)
-                rewritten[p] = .some(nil)
+                chunks = ScoreChunks(board.scoreTable(p, order: order), names: board.names)
+                rewritten[p] = Set(chunks.groups.indices)
             }
             if p.index > 0, let longer = kept.scores[Period.allCases[p.index - 1]] {
-                let theirs = rewritten[Period.allCases[p.index - 1]] ?? []
-                let groups = rewritten[p]!.flatMap { ours in theirs.map { ours.union($0) } }
-                kept.scores[p]!.share(longer, groups: groups)
+                chunks.share(longer, groups: rewritten[p, default: []].union(rewritten[Period.allCases[p.index - 1], default: []]))
             }
+            kept.scores[p] = chunks
             scores[p] = kept.scores[p]
             let all = standings(p, residential: false, kept.all[p])
             let residential = standings(p, residential: true, kept.residential[p])
