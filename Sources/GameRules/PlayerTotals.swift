@@ -54,28 +54,20 @@ struct PlayerTotals: Sendable {
     /// id order, or over the players a sparse slot holds.
     func place(slot: Int, minus: Int?, position: UnsafeBufferPointer<UInt32>, into out: UnsafeMutableBufferPointer<Int32>) {
         let players = min(position.count, self.players)
-        if slot < Self.denseSlots {
-            dense.withUnsafeBufferPointer { dense in
-                var i = slot
-                for id in 0..<players {
-                    out[Int(position[id])] = dense[i]
-                    i &+= Self.denseSlots
+        func each(_ slot: Int, _ body: (Int, Int32) -> Void) {
+            if slot < Self.denseSlots {
+                dense.withUnsafeBufferPointer { dense in
+                    var i = slot
+                    for id in 0..<players {
+                        body(id, dense[i])
+                        i &+= Self.denseSlots
+                    }
                 }
+            } else {
+                for (id, n) in sparse[slot - Self.denseSlots] where Int(id) < players { body(Int(id), n) }
             }
-        } else {
-            for (id, n) in sparse[slot - Self.denseSlots] where Int(id) < players { out[Int(position[Int(id)])] = n }
         }
-        guard let minus else { return }
-        if minus < Self.denseSlots {
-            dense.withUnsafeBufferPointer { dense in
-                var i = minus
-                for id in 0..<players {
-                    out[Int(position[id])] &-= dense[i]
-                    i &+= Self.denseSlots
-                }
-            }
-        } else {
-            for (id, n) in sparse[minus - Self.denseSlots] where Int(id) < players { out[Int(position[Int(id)])] &-= n }
-        }
+        each(slot) { id, n in out[Int(position[id])] = n }
+        if let minus { each(minus) { id, n in out[Int(position[id])] &-= n } }
     }
 }
