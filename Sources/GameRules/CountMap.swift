@@ -30,8 +30,7 @@ package struct CountMap: Sendable, Sequence {
 
     @inline(__always)
     private static func home(_ key: UInt32, _ size: Int) -> Int {
-        let hash = (UInt64(key) &* 0x9E37_79B9_7F4A_7C15) >> 32
-        return Int(truncatingIfNeeded: (hash &* UInt64(truncatingIfNeeded: size)) >> 32)
+        slotIndex(hash32: (UInt64(key) &* 0x9E37_79B9_7F4A_7C15) >> 32, size: size)
     }
 
     @inline(__always) private static func key(_ slot: UInt64) -> UInt32 { UInt32(truncatingIfNeeded: slot >> 32) }
@@ -160,4 +159,11 @@ extension CountMap: Equatable {
     package static func == (a: CountMap, b: CountMap) -> Bool {
         a.count == b.count && a.allSatisfy { b[$0.key] == $0.value }
     }
+}
+
+/// A 32-bit hash (in the low half of `hash32`) mapped onto `0..<size` by a multiply-shift, so
+/// an open-addressing table can have any size, not only a power of two (`CountMap`, `NameIndex`).
+@inline(__always)
+func slotIndex(hash32: UInt64, size: Int) -> Int {
+    Int(truncatingIfNeeded: (hash32 &* UInt64(truncatingIfNeeded: size)) >> 32)
 }

@@ -16,8 +16,7 @@ struct NameIndex: Sendable {
     private static func size(for n: Int) -> Int { Swift.max(16, n * 4 / 3 + 1) }
 
     private static func home(_ name: String, _ size: Int) -> Int {
-        let hash = UInt64(UInt(bitPattern: name.hashValue)) >> 32
-        return Int(truncatingIfNeeded: (hash &* UInt64(size)) >> 32)
+        slotIndex(hash32: UInt64(UInt(bitPattern: name.hashValue)) >> 32, size: size)
     }
 
     /// Room for `n` names without growing.
