@@ -575,16 +575,27 @@ public struct Scoreboard: Sendable {
     /// whole view is built.
     package struct NameOrder: Sendable {
         package var rank: [UInt32] = []
+        /// The ids in name order, made once for a refresh that builds whole views
+        /// (`withIDs`); not kept between refreshes.
+        private var orderedIDs: [UInt32]?
         package init(rank: [UInt32] = []) { self.rank = rank }
 
         /// Players ordered.
         package var count: Int { rank.count }
 
-        /// The player ids in name order (a pass over the positions).
+        /// The player ids in name order (a pass over the positions, unless made already).
         package func ids() -> [UInt32] {
+            if let orderedIDs { return orderedIDs }
             var ids = [UInt32](repeating: 0, count: rank.count)
             for (id, position) in rank.enumerated() { ids[Int(position)] = UInt32(id) }
             return ids
+        }
+
+        /// This order with its ids made, for the several whole views of one refresh.
+        package func withIDs() -> NameOrder {
+            var order = self
+            order.orderedIDs = ids()
+            return order
         }
     }
 

@@ -45,6 +45,10 @@ struct BoardViews {
     /// was made (`Scoreboard.takeChanges`); a period whose list was given up is recomputed.
     init(_ board: Scoreboard, recent: [Claim], order: Scoreboard.NameOrder, periods: [Period] = Period.allCases,
          changes: Scoreboard.Changes, kept: inout Kept) {
+        // A period built whole reads the ids in name order (its score table and rankings):
+        // made once here, not once per view.
+        let rebuilds = periods.contains { changes.moved($0) == nil || kept.scores[$0] == nil }
+        let order = rebuilds ? order.withIDs() : order
         self.periods = periods
         self.recent = recent
         func standings(_ p: Period, residential: Bool, _ previous: [Scoreboard.BlockStanding]?) -> [Scoreboard.BlockStanding] {
